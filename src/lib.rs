@@ -1,0 +1,4 @@
+//! horolog: APScheduler 4's scheduling model as a Kubernetes operator.
+#![forbid(unsafe_code)]
+
+pub mod api;

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    print!("{}", horolog::crd::crds_yaml().unwrap());
+}

@@ -4,3 +4,4 @@
 pub mod api;
 pub mod crd;
 pub mod clock;
+pub mod manifest;

@@ -5,9 +5,11 @@ mod duration;
 mod jobrun;
 mod schedule;
 mod trigger;
+mod validate;
 
 pub use condition::{Condition, find_condition};
 pub use duration::{DURATION_PATTERN, Duration, DurationError};
 pub use jobrun::*;
 pub use schedule::*;
 pub use trigger::*;
+pub use validate::FieldError;

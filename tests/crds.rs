@@ -14,7 +14,11 @@ fn committed_crds_match_the_generated_ones() {
 }
 
 fn schema_of(file: &str) -> serde_json::Value {
-    let (_, yaml) = crd_files().unwrap().into_iter().find(|(f, _)| *f == file).unwrap();
+    let (_, yaml) = crd_files()
+        .unwrap()
+        .into_iter()
+        .find(|(f, _)| *f == file)
+        .unwrap();
     let crd: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
@@ -29,7 +33,7 @@ fn non_structural(schema: &serde_json::Value, path: &str, out: &mut Vec<String>)
     if !obj.contains_key("type")
         && !obj.contains_key("x-kubernetes-int-or-string")
         && !obj.contains_key("x-kubernetes-preserve-unknown-fields")
-        && path != ""
+        && !path.is_empty()
     {
         out.push(format!("{path}: no type"));
     }
@@ -40,7 +44,12 @@ fn non_structural(schema: &serde_json::Value, path: &str, out: &mut Vec<String>)
             }
         }
     }
-    for (name, sub) in obj.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+    for (name, sub) in obj
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .into_iter()
+        .flatten()
+    {
         non_structural(sub, &format!("{path}.{name}"), out);
     }
     if let Some(items) = obj.get("items") {
@@ -61,18 +70,39 @@ fn schemas_are_structural() {
 fn schedule_trigger_carries_the_cel_rules() {
     let schema = schema_of("schedules.horolog.dev.yaml");
     let trigger = &schema["properties"]["spec"]["properties"]["trigger"];
-    let rules: Vec<&str> =
-        trigger["x-kubernetes-validations"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
-    assert!(rules.iter().any(|r| r.contains("has(self.cronFields)") && r.ends_with("== 1")), "{rules:?}");
-    assert!(rules.iter().any(|r| r.contains("timestamp(self.endTime) > timestamp(self.startTime)")), "{rules:?}");
+    let rules: Vec<&str> = trigger["x-kubernetes-validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("has(self.cronFields)") && r.ends_with("== 1")),
+        "{rules:?}"
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("timestamp(self.endTime) > timestamp(self.startTime)")),
+        "{rules:?}"
+    );
     let member = &trigger["properties"]["anyOf"]["items"];
-    assert!(member["x-kubernetes-validations"].is_array(), "anyOf members carry their own rule");
+    assert!(
+        member["x-kubernetes-validations"].is_array(),
+        "anyOf members carry their own rule"
+    );
     assert!(member["properties"].get("anyOf").is_none(), "members cannot nest");
 }
 
 #[test]
 fn names_columns_and_enums_follow_the_api_contract() {
-    let (_, yaml) = crd_files().unwrap().into_iter().find(|(f, _)| *f == "schedules.horolog.dev.yaml").unwrap();
+    let (_, yaml) = crd_files()
+        .unwrap()
+        .into_iter()
+        .find(|(f, _)| *f == "schedules.horolog.dev.yaml")
+        .unwrap();
     let crd: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "hs");
     assert_eq!(crd["spec"]["names"]["categories"][0], "horolog");
@@ -82,10 +112,28 @@ fn names_columns_and_enums_follow_the_api_contract() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Trigger", "Timezone", "Next Fire", "Last Fire", "Active", "Paused", "Ready", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            "Trigger",
+            "Timezone",
+            "Next Fire",
+            "Last Fire",
+            "Active",
+            "Paused",
+            "Ready",
+            "Age"
+        ]
+    );
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-    assert_eq!(spec["coalesce"]["enum"], serde_json::json!(["Earliest", "Latest", "All"]));
-    assert_eq!(spec["concurrencyPolicy"]["enum"], serde_json::json!(["Wait", "Skip", "Replace"]));
+    assert_eq!(
+        spec["coalesce"]["enum"],
+        serde_json::json!(["Earliest", "Latest", "All"])
+    );
+    assert_eq!(
+        spec["concurrencyPolicy"]["enum"],
+        serde_json::json!(["Wait", "Skip", "Replace"])
+    );
     assert_eq!(spec["maxRunningJobs"]["minimum"], 1.0);
     assert!(spec["misfireGraceTime"]["pattern"].is_string());
     assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());

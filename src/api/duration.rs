@@ -16,7 +16,9 @@ pub struct Duration(std::time::Duration);
 
 /// A duration string that does not follow the `1h30m` form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a duration: {why} (write e.g. \"90s\", \"1h30m\", \"2d\", \"500ms\"; units w d h m s ms)")]
+#[error(
+    "{value:?} is not a duration: {why} (write e.g. \"90s\", \"1h30m\", \"2d\", \"500ms\"; units w d h m s ms)"
+)]
 pub struct DurationError {
     /// The offending input.
     pub value: String,
@@ -61,7 +63,10 @@ impl FromStr for Duration {
     type Err = DurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| DurationError { value: s.to_string(), why };
+        let err = |why| DurationError {
+            value: s.to_string(),
+            why,
+        };
         if s.is_empty() {
             return Err(err("it is empty"));
         }
@@ -109,7 +114,13 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
@@ -172,7 +183,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_durations_naming_the_value() {
-        for bad in ["", "5", "h", "1.5h", "1y", "-5s", "5 s", "99999999999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "h",
+            "1.5h",
+            "1y",
+            "-5s",
+            "5 s",
+            "99999999999999999999999999d",
+        ] {
             let err = bad.parse::<Duration>().unwrap_err();
             assert_eq!(err.value, bad);
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");

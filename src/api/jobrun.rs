@@ -24,13 +24,13 @@ pub const JOBRUN_LABEL: &str = "horolog.dev/jobrun";
     category = "horolog",
     selectable = ".spec.scheduleName",
     doc = "One execution of a job: created by a Schedule for a fire time, or by a user for a one-off run, and run as a Pod.",
-    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.scheduleName"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Fire Time", type_ = "string", json_path = ".spec.fireTime", description = "The scheduled fire time"),
-    printcolumn(name = "Started", type_ = "date", json_path = ".status.startTime"),
-    printcolumn(name = "Duration", type_ = "string", json_path = ".status.duration"),
-    printcolumn(name = "Exit", type_ = "integer", json_path = ".status.exitCode"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Schedule", "type": "string", "jsonPath": ".spec.scheduleName"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Fire Time", "type": "string", "description": "The scheduled fire time", "jsonPath": ".spec.fireTime"}"#,
+    printcolumn = r#"{"name": "Started", "type": "date", "jsonPath": ".status.startTime"}"#,
+    printcolumn = r#"{"name": "Duration", "type": "string", "jsonPath": ".status.duration"}"#,
+    printcolumn = r#"{"name": "Exit", "type": "integer", "jsonPath": ".status.exitCode"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct JobRunSpec {

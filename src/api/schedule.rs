@@ -30,14 +30,14 @@ pub const DEFAULT_FAILED_HISTORY: i32 = 1;
     shortname = "hs",
     category = "horolog",
     doc = "A Schedule fires a JobRun at every fire time of its trigger (cron, interval, date, calendar interval, or combinations) with APScheduler 4's policies.",
-    printcolumn(name = "Trigger", type_ = "string", json_path = ".status.trigger", description = "The trigger, in short"),
-    printcolumn(name = "Timezone", type_ = "string", json_path = ".spec.trigger.timezone", description = "IANA time zone of the trigger (default UTC)"),
-    printcolumn(name = "Next Fire", type_ = "string", json_path = ".status.nextFireTime", description = "The next fire time"),
-    printcolumn(name = "Last Fire", type_ = "date", json_path = ".status.lastFireTime", description = "The latest fire time turned into a JobRun"),
-    printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeCount", description = "JobRuns running now"),
-    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Trigger", "type": "string", "description": "The trigger, in short", "jsonPath": ".status.trigger"}"#,
+    printcolumn = r#"{"name": "Timezone", "type": "string", "description": "IANA time zone of the trigger (default UTC)", "jsonPath": ".spec.trigger.timezone"}"#,
+    printcolumn = r#"{"name": "Next Fire", "type": "string", "description": "The next fire time", "jsonPath": ".status.nextFireTime"}"#,
+    printcolumn = r#"{"name": "Last Fire", "type": "date", "description": "The latest fire time turned into a JobRun", "jsonPath": ".status.lastFireTime"}"#,
+    printcolumn = r#"{"name": "Active", "type": "integer", "description": "JobRuns running now", "jsonPath": ".status.activeCount"}"#,
+    printcolumn = r#"{"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
@@ -193,11 +193,15 @@ pub struct ActiveRun {
 impl ScheduleSpec {
     /// `successfulRunsHistoryLimit` with its default applied.
     pub fn successful_history(&self) -> usize {
-        self.successful_runs_history_limit.unwrap_or(DEFAULT_SUCCESSFUL_HISTORY).max(0) as usize
+        self.successful_runs_history_limit
+            .unwrap_or(DEFAULT_SUCCESSFUL_HISTORY)
+            .max(0) as usize
     }
 
     /// `failedRunsHistoryLimit` with its default applied.
     pub fn failed_history(&self) -> usize {
-        self.failed_runs_history_limit.unwrap_or(DEFAULT_FAILED_HISTORY).max(0) as usize
+        self.failed_runs_history_limit
+            .unwrap_or(DEFAULT_FAILED_HISTORY)
+            .max(0) as usize
     }
 }

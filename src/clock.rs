@@ -59,7 +59,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock reading `start_utc` at the current tokio instant.
     pub fn starting_at(start_utc: DateTime<Utc>) -> Self {
-        TokioClock { start_utc, start: tokio::time::Instant::now() }
+        TokioClock {
+            start_utc,
+            start: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -76,7 +79,9 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_told() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let clock = ManualClock::new(start);
         assert_eq!(clock.now(), start);
         clock.advance(TimeDelta::seconds(90));
@@ -85,7 +90,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tokio_clock_follows_paused_tokio_time() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let clock = TokioClock::starting_at(start);
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         assert_eq!(clock.now(), start + TimeDelta::hours(1));

@@ -7,7 +7,10 @@ use crate::api::{JobRun, Schedule};
 /// File name under `crds/` of each CRD, with its YAML.
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![
-        ("schedules.horolog.dev.yaml", serde_yaml::to_string(&Schedule::crd())?),
+        (
+            "schedules.horolog.dev.yaml",
+            serde_yaml::to_string(&Schedule::crd())?,
+        ),
         ("jobruns.horolog.dev.yaml", serde_yaml::to_string(&JobRun::crd())?),
     ])
 }

@@ -2,6 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod crd;
 pub mod clock;
+pub mod crd;
 pub mod manifest;

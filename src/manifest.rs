@@ -50,17 +50,35 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Manife
     let mut out = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let location = format!("{source}: document {}", index + 1);
-        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(document).map_err(|e| {
-            ManifestError { location: location.clone(), path: String::new(), message: e.to_string() }
-        })?;
+        let value =
+            <serde_yaml::Value as serde::Deserialize>::deserialize(document).map_err(|e| ManifestError {
+                location: location.clone(),
+                path: String::new(),
+                message: e.to_string(),
+            })?;
         if value.is_null() {
             continue; // an empty document, e.g. after a trailing `---`
         }
-        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let (api_version, kind, name) = (field("apiVersion"), field("kind"), {
-            value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or("").to_string()
+            value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string()
         });
-        let location = if name.is_empty() { location } else { format!("{location} ({kind} {name})") };
+        let location = if name.is_empty() {
+            location
+        } else {
+            format!("{location} ({kind} {name})")
+        };
         let manifest = match (api_version.split('/').next(), kind.as_str()) {
             (Some("horolog.dev"), "Schedule") => Manifest::Schedule(Box::new(typed(value, &location)?)),
             (Some("horolog.dev"), "JobRun") => Manifest::JobRun(Box::new(typed(value, &location)?)),
@@ -137,7 +155,9 @@ metadata: {name: other}
     fn reads_schedules_and_keeps_other_kinds_apart() {
         let docs = parse_manifests(GOOD, "good.yaml").unwrap();
         assert_eq!(docs.len(), 2);
-        assert!(matches!(&docs[0], Manifest::Schedule(s) if s.spec.trigger.cron.as_deref() == Some("* * * * *")));
+        assert!(
+            matches!(&docs[0], Manifest::Schedule(s) if s.spec.trigger.cron.as_deref() == Some("* * * * *"))
+        );
         assert!(matches!(&docs[1], Manifest::Other { kind, .. } if kind == "ConfigMap"));
     }
 
@@ -147,7 +167,10 @@ metadata: {name: other}
         let err = parse_manifests(&text, "bad.yaml").unwrap_err();
         assert_eq!(err.path, "spec.trigger.interval");
         let shown = err.to_string();
-        assert!(shown.contains("bad.yaml: document 1 (Schedule every-minute)"), "{shown}");
+        assert!(
+            shown.contains("bad.yaml: document 1 (Schedule every-minute)"),
+            "{shown}"
+        );
         assert!(shown.contains("\"5x\""), "{shown}");
     }
 
@@ -168,7 +191,11 @@ metadata: {name: other}
 
     #[test]
     fn broken_yaml_is_an_error_and_never_a_panic() {
-        for text in ["kind: Schedule\n  bad: [indent", "{", "apiVersion: horolog.dev/v1alpha1\nkind: Schedule\nspec: 7"] {
+        for text in [
+            "kind: Schedule\n  bad: [indent",
+            "{",
+            "apiVersion: horolog.dev/v1alpha1\nkind: Schedule\nspec: 7",
+        ] {
             assert!(parse_manifests(text, "x.yaml").is_err(), "{text}");
         }
     }

@@ -48,9 +48,16 @@ pub fn preview(
         .collect()
 }
 
-fn preview_one(schedule: &Schedule, from: DateTime<Utc>, count: usize) -> Result<SchedulePreview, PreviewError> {
+fn preview_one(
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    count: usize,
+) -> Result<SchedulePreview, PreviewError> {
     let name = schedule.metadata.name.clone().unwrap_or_default();
-    let fail = |message: String| PreviewError { name: name.clone(), message };
+    let fail = |message: String| PreviewError {
+        name: name.clone(),
+        message,
+    };
     schedule.spec.validate().map_err(|e| fail(e.to_string()))?;
     let trigger = Trigger::compile(&schedule.spec.trigger, from).map_err(|e| fail(e.to_string()))?;
     let tz = trigger.timezone();
@@ -59,9 +66,17 @@ fn preview_one(schedule: &Schedule, from: DateTime<Utc>, count: usize) -> Result
     let fire_times = trigger
         .fire_times(Some(just_before))
         .take(count)
-        .map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+        .map(|t| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        })
         .collect();
-    Ok(SchedulePreview { name, timezone: tz.name().to_string(), trigger: trigger.describe(), fire_times })
+    Ok(SchedulePreview {
+        name,
+        timezone: tz.name().to_string(),
+        trigger: trigger.describe(),
+        fire_times,
+    })
 }
 
 /// The previews as an aligned table, one row per fire time.
@@ -70,7 +85,12 @@ pub fn render_table(previews: &[SchedulePreview]) -> String {
         .iter()
         .flat_map(|p| {
             let rows: Vec<[String; 4]> = if p.fire_times.is_empty() {
-                vec![[p.name.clone(), p.timezone.clone(), "-".into(), "(no more fire times)".into()]]
+                vec![[
+                    p.name.clone(),
+                    p.timezone.clone(),
+                    "-".into(),
+                    "(no more fire times)".into(),
+                ]]
             } else {
                 p.fire_times
                     .iter()
@@ -81,7 +101,12 @@ pub fn render_table(previews: &[SchedulePreview]) -> String {
             rows
         })
         .collect();
-    let header = ["SCHEDULE".to_string(), "TIMEZONE".into(), "#".into(), "FIRE TIME".into()];
+    let header = [
+        "SCHEDULE".to_string(),
+        "TIMEZONE".into(),
+        "#".into(),
+        "FIRE TIME".into(),
+    ];
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

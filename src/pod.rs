@@ -1,0 +1,397 @@
+//! JobRun -> Pod, and Pod status -> the facts a JobRun's status is made of.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{ContainerState, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::{JOBRUN_LABEL, JobRun, SCHEDULE_LABEL};
+
+/// The longest name that is also a valid label value (and pod hostname).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A JobRun that cannot be turned into a Pod.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// The JobRun has not been stored by the API server yet (no name, namespace or uid), so
+    /// its Pod could not be owned by it.
+    #[error("JobRun {name:?} has no {missing} yet")]
+    NotStored {
+        /// The JobRun's name, if any.
+        name: String,
+        /// The missing metadata field.
+        missing: &'static str,
+    },
+}
+
+/// `name` if it fits in `max` characters, otherwise a prefix of it plus a hash of the whole
+/// name, so different long names stay different and the result is still a DNS label.
+pub fn short_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let keep = max.saturating_sub(hash.len() + 1);
+    // Cut on a char boundary (names are ASCII in practice) and never end the prefix with a
+    // separator, which would make two separators in a row or an invalid label.
+    let mut prefix: String = name.chars().take(keep).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    format!("{prefix}-{hash}")
+}
+
+/// The name of attempt `attempt` (1-based) of a JobRun's Pod.
+pub fn pod_name(jobrun: &str, attempt: i32) -> String {
+    let suffix = format!("-{attempt}");
+    // Shorten the JobRun part, not the whole: the attempt number must stay readable.
+    format!("{}{suffix}", short_name(jobrun, MAX_NAME_LEN - suffix.len()))
+}
+
+/// The Pod for attempt `attempt` (1-based) of `jobrun`: its template, owned by the JobRun
+/// (so deleting the JobRun deletes the Pod), labelled with the JobRun and Schedule names,
+/// `restartPolicy: Never` (retries are attempts) and the run's `activeDeadlineSeconds`.
+pub fn pod_for(jobrun: &JobRun, attempt: i32) -> Result<Pod, PodError> {
+    let name = jobrun.metadata.name.clone().unwrap_or_default();
+    let not_stored = |missing| PodError::NotStored {
+        name: name.clone(),
+        missing,
+    };
+    if name.is_empty() {
+        return Err(not_stored("name"));
+    }
+    let namespace = jobrun.namespace().ok_or_else(|| not_stored("namespace"))?;
+    let owner = jobrun
+        .controller_owner_ref(&())
+        .ok_or_else(|| not_stored("uid"))?;
+
+    let template = &jobrun.spec.run.template;
+    let template_meta = template.metadata.clone().unwrap_or_default();
+    let mut labels = template_meta.labels.unwrap_or_default();
+    labels.insert(JOBRUN_LABEL.to_string(), short_name(&name, MAX_NAME_LEN));
+    if let Some(schedule) = &jobrun.spec.schedule_name {
+        labels.insert(SCHEDULE_LABEL.to_string(), short_name(schedule, MAX_NAME_LEN));
+    }
+
+    let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
+    spec.restart_policy = Some("Never".to_string());
+    if let Some(seconds) = jobrun.spec.run.active_deadline_seconds {
+        spec.active_deadline_seconds = Some(seconds);
+    }
+
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(&name, attempt)),
+            namespace: Some(namespace),
+            labels: Some(labels),
+            annotations: template_meta.annotations,
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+/// Where a Pod is in its life, as far as a JobRun cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodProgress {
+    /// Accepted, not running yet (scheduling, pulling images).
+    Pending,
+    /// Its container runs.
+    Running,
+    /// It exited 0.
+    Succeeded,
+    /// It failed (non-zero exit, deadline exceeded, evicted, ...).
+    Failed,
+}
+
+/// What a Pod's status says about its JobRun.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodReport {
+    /// Where the Pod is.
+    pub progress: PodProgress,
+    /// When its first container started.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When its first container finished.
+    pub completion_time: Option<DateTime<Utc>>,
+    /// The first container's exit code.
+    pub exit_code: Option<i32>,
+    /// Why, as one CamelCase word (`DeadlineExceeded`, `Error`, `ErrImagePull`, ...).
+    pub reason: Option<String>,
+    /// Why, for people.
+    pub message: Option<String>,
+    /// The first container's termination message: the run's return value.
+    pub result: Option<String>,
+}
+
+/// Reads a Pod's status. A Pod without status is Pending.
+pub fn pod_report(pod: &Pod) -> PodReport {
+    let status = pod.status.clone().unwrap_or_default();
+    // The run's container is the first one of the spec; statuses may come in any order.
+    let first_container = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.containers.first())
+        .map(|c| c.name.as_str());
+    let container = status.container_statuses.as_ref().and_then(|statuses| {
+        statuses
+            .iter()
+            .find(|c| Some(c.name.as_str()) == first_container)
+            .or_else(|| statuses.first())
+    });
+    let state: ContainerState = container.and_then(|c| c.state.clone()).unwrap_or_default();
+    let terminated = state.terminated.as_ref();
+
+    let progress = match status.phase.as_deref() {
+        Some("Running") => PodProgress::Running,
+        Some("Succeeded") => PodProgress::Succeeded,
+        Some("Failed") => PodProgress::Failed,
+        _ => PodProgress::Pending,
+    };
+    let start_time = state
+        .running
+        .as_ref()
+        .and_then(|r| r.started_at.as_ref())
+        .or_else(|| terminated.and_then(|t| t.started_at.as_ref()))
+        .and_then(chrono_time)
+        .or_else(|| match progress {
+            PodProgress::Pending => None,
+            _ => status.start_time.as_ref().and_then(chrono_time),
+        });
+    let waiting = state.waiting.as_ref();
+    let reason = status
+        .reason
+        .clone()
+        .or_else(|| terminated.and_then(|t| t.reason.clone()))
+        .or_else(|| waiting.and_then(|w| w.reason.clone()));
+    let message = status
+        .message
+        .clone()
+        .or_else(|| waiting.and_then(|w| w.message.clone()));
+
+    PodReport {
+        progress,
+        start_time,
+        completion_time: terminated
+            .and_then(|t| t.finished_at.as_ref())
+            .and_then(chrono_time),
+        exit_code: terminated.map(|t| t.exit_code),
+        reason,
+        message,
+        result: terminated
+            .and_then(|t| t.message.clone())
+            .filter(|m| !m.is_empty()),
+    }
+}
+
+/// A metav1 `Time` as chrono (kube 5's `Time` wraps `jiff::Timestamp`).
+pub fn chrono_time(time: &Time) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.0.as_second(), time.0.subsec_nanosecond().max(0) as u32)
+}
+
+/// A chrono instant as a metav1 `Time` (whole seconds, as the API server stores it).
+pub fn kube_time(time: DateTime<Utc>) -> Option<Time> {
+    k8s_openapi::jiff::Timestamp::from_second(time.timestamp())
+        .ok()
+        .map(Time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JobRunSpec, JobRunTemplate};
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+        PodStatus, PodTemplateSpec,
+    };
+
+    fn jobrun(name: &str) -> JobRun {
+        let mut run = JobRun::new(
+            name,
+            JobRunSpec {
+                schedule_name: Some("nightly".into()),
+                fire_time: None,
+                jitter: None,
+                start_deadline: None,
+                run: JobRunTemplate {
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some([("team".to_string(), "reports".to_string())].into()),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(PodSpec {
+                            containers: vec![Container {
+                                name: "main".into(),
+                                image: Some("busybox".into()),
+                                ..Container::default()
+                            }],
+                            restart_policy: Some("Always".into()),
+                            ..PodSpec::default()
+                        }),
+                    },
+                    backoff_limit: None,
+                    active_deadline_seconds: Some(600),
+                    result_ttl: None,
+                },
+            },
+        );
+        run.metadata.namespace = Some("reports".into());
+        run.metadata.uid = Some("uid-1".into());
+        run
+    }
+
+    fn time(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
+    }
+
+    fn pod_with(phase: &str, state: ContainerState) -> Pod {
+        let mut pod = pod_for(&jobrun("nightly-1"), 1).unwrap_or_default();
+        pod.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            start_time: Some(time(100)),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "main".into(),
+                state: Some(state),
+                ..ContainerStatus::default()
+            }]),
+            ..PodStatus::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn the_pod_is_owned_by_and_labelled_with_its_jobrun() {
+        let pod = pod_for(&jobrun("nightly-1767254400"), 2).unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("nightly-1767254400-2"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("reports"));
+        let owner = &pod.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("JobRun", "nightly-1767254400", "uid-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels[JOBRUN_LABEL], "nightly-1767254400");
+        assert_eq!(labels[SCHEDULE_LABEL], "nightly");
+        assert_eq!(labels["team"], "reports", "template labels are kept");
+        let spec = pod.spec.unwrap();
+        assert_eq!(
+            spec.restart_policy.as_deref(),
+            Some("Never"),
+            "retries are attempts, not restarts"
+        );
+        assert_eq!(spec.active_deadline_seconds, Some(600));
+    }
+
+    #[test]
+    fn a_jobrun_without_uid_cannot_own_a_pod() {
+        let mut run = jobrun("x");
+        run.metadata.uid = None;
+        assert!(matches!(
+            pod_for(&run, 1),
+            Err(PodError::NotStored { missing: "uid", .. })
+        ));
+    }
+
+    #[test]
+    fn long_names_are_shortened_to_distinct_dns_labels() {
+        let long_a = format!("{}-1767254400", "a".repeat(70));
+        let long_b = format!("{}-1767254460", "a".repeat(70));
+        let (a, b) = (pod_name(&long_a, 1), pod_name(&long_b, 1));
+        assert!(a.len() <= MAX_NAME_LEN && b.len() <= MAX_NAME_LEN, "{a} {b}");
+        assert_ne!(a, b);
+        assert!(a.ends_with("-1"));
+        assert_eq!(short_name("short", 63), "short");
+        let dashed = short_name(&format!("{}-{}", "b".repeat(51), "c".repeat(20)), 63);
+        assert!(!dashed.contains("--"), "{dashed}");
+        assert_eq!(short_name(&long_a, 63), short_name(&long_a, 63), "stable");
+    }
+
+    #[test]
+    fn a_pod_without_status_is_pending() {
+        let report = pod_report(&pod_for(&jobrun("x"), 1).unwrap());
+        assert_eq!(report.progress, PodProgress::Pending);
+        assert_eq!(report.start_time, None);
+    }
+
+    #[test]
+    fn a_pending_pod_reports_why_it_waits() {
+        let report = pod_report(&pod_with(
+            "Pending",
+            ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ErrImagePull".into()),
+                    message: Some("no such image".into()),
+                }),
+                ..ContainerState::default()
+            },
+        ));
+        assert_eq!(report.progress, PodProgress::Pending);
+        assert_eq!(report.reason.as_deref(), Some("ErrImagePull"));
+        assert_eq!(report.message.as_deref(), Some("no such image"));
+    }
+
+    #[test]
+    fn a_running_pod_reports_its_container_start_time() {
+        let report = pod_report(&pod_with(
+            "Running",
+            ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(time(105)),
+                }),
+                ..ContainerState::default()
+            },
+        ));
+        assert_eq!(report.progress, PodProgress::Running);
+        assert_eq!(report.start_time, DateTime::from_timestamp(105, 0));
+    }
+
+    #[test]
+    fn a_finished_pod_reports_exit_code_and_termination_message_as_result() {
+        let terminated = |code, message: &str| ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                message: Some(message.into()),
+                started_at: Some(time(105)),
+                finished_at: Some(time(117)),
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        };
+        let ok = pod_report(&pod_with("Succeeded", terminated(0, "ok\n")));
+        assert_eq!(ok.progress, PodProgress::Succeeded);
+        assert_eq!(ok.exit_code, Some(0));
+        assert_eq!(ok.result.as_deref(), Some("ok\n"));
+        assert_eq!(ok.start_time, DateTime::from_timestamp(105, 0));
+        assert_eq!(ok.completion_time, DateTime::from_timestamp(117, 0));
+
+        let failed = pod_report(&pod_with("Failed", terminated(3, "")));
+        assert_eq!(failed.progress, PodProgress::Failed);
+        assert_eq!(failed.exit_code, Some(3));
+        assert_eq!(failed.reason.as_deref(), Some("Error"));
+        assert_eq!(failed.result, None, "an empty termination message is no result");
+    }
+
+    #[test]
+    fn a_pod_past_its_active_deadline_reports_deadline_exceeded() {
+        let mut pod = pod_with("Failed", ContainerState::default());
+        if let Some(status) = pod.status.as_mut() {
+            status.reason = Some("DeadlineExceeded".into());
+            status.message = Some("Pod was active on the node longer than the specified deadline".into());
+        }
+        let report = pod_report(&pod);
+        assert_eq!(report.progress, PodProgress::Failed);
+        assert_eq!(report.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(report.exit_code, None);
+    }
+
+    #[test]
+    fn times_convert_between_chrono_and_kube() {
+        let at = DateTime::from_timestamp(1_767_254_400, 0).unwrap_or_default();
+        assert_eq!(kube_time(at).as_ref().and_then(chrono_time), Some(at));
+    }
+}

@@ -1,0 +1,88 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "horolog.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of every object the release creates: the release name when it already contains the
+chart name (`helm install horolog ...` gives "horolog", not "horolog-horolog").
+*/}}
+{{- define "horolog.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "horolog.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "horolog.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: horolog
+{{- end }}
+
+{{/* Labels that select the operator's pods; never change them (Deployment selectors are immutable). */}}
+{{- define "horolog.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "horolog.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "horolog.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "horolog.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Lease leader election uses, in the release namespace: one per release. */}}
+{{- define "horolog.leaseName" -}}
+{{- include "horolog.fullname" . }}
+{{- end }}
+
+{{/*
+The namespace-scoped rules of the operator, shared by the ClusterRole (all namespaces) and
+the Roles (watchNamespaces). Least privilege: every verb below is used by a reconciler, no
+wildcards, and no access to Secrets or ConfigMaps (pods reference them; the kubelet, not
+the operator, reads them).
+*/}}
+{{- define "horolog.rules" -}}
+# Schedules and JobRuns: the controllers watch both (reflector caches: list + watch; get
+# for reads outside the cache).
+- apiGroups: ["horolog.dev"]
+  resources: ["schedules", "jobruns"]
+  verbs: ["get", "list", "watch"]
+# JobRuns: created for each fire time (and run-now), deleted by history limits, resultTTL
+# and concurrencyPolicy Replace.
+- apiGroups: ["horolog.dev"]
+  resources: ["jobruns"]
+  verbs: ["create", "delete"]
+# Status is written only through the status subresource: server-side apply / merge patch
+# (patch) and replace (update). The operator never writes spec.
+- apiGroups: ["horolog.dev"]
+  resources: ["schedules/status", "jobruns/status"]
+  verbs: ["patch", "update"]
+# Pods: one per JobRun attempt (create); watched to follow the attempt (get, list, watch);
+# deleted on cancel, Replace, activeDeadlineSeconds and with their JobRun's history.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Events users read with kubectl describe (Fired, Missed, PodCreated, ...): created, and
+# patched when a repeated event is aggregated into a count. events.k8s.io is what
+# kube-runtime's Recorder writes; core events for clients that only write the old API.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,530 @@
+//! Prometheus metrics of the operator, and the small HTTP server that exposes them
+//! together with the liveness (`/healthz`) and readiness (`/readyz`) probes.
+//!
+//! Every metric is named `horolog_*`. The reconcilers hold a [`Metrics`] (cheap to
+//! clone: every handle inside shares its counters) and call its methods; the server
+//! renders the registry in the OpenMetrics text format on each scrape.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Buckets of `horolog_fire_delay_seconds`: a healthy operator creates pods within tens of
+/// milliseconds of the fire time; seconds mean a busy API server, a minute means trouble.
+const FIRE_DELAY_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Buckets of `horolog_reconcile_duration_seconds`: a reconcile is a few API calls.
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The OpenMetrics content type Prometheus negotiates for the text format.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: String,
+    reason: String,
+}
+
+/// The operator's metrics. Clone it freely: clones update the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    fire_delay: Histogram,
+    jobrun_phase: Family<PhaseLabels, Counter>,
+    missed: Counter,
+    coalesced: Counter,
+    skipped: Counter,
+    reconciles: Family<ControllerLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    active_jobruns: Gauge,
+    leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The registry's Debug output is every series; that is noise in a Context dump.
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every horolog metric registered (and at zero).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("horolog");
+
+        let fire_delay = Histogram::new(FIRE_DELAY_BUCKETS);
+        registry.register_with_unit(
+            "fire_delay",
+            "Time from a JobRun's scheduled fire time to the creation of its pod",
+            Unit::Seconds,
+            fire_delay.clone(),
+        );
+        let jobrun_phase = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "jobrun_phase_transitions",
+            "JobRun phase transitions, by the phase entered",
+            jobrun_phase.clone(),
+        );
+        let missed = Counter::default();
+        registry.register(
+            "missed_fire_times",
+            "Fire times recorded as Missed (their start deadline passed before a pod could start)",
+            missed.clone(),
+        );
+        let coalesced = Counter::default();
+        registry.register(
+            "coalesced_fire_times",
+            "Fire times merged away by a Schedule's coalesce policy",
+            coalesced.clone(),
+        );
+        let skipped = Counter::default();
+        registry.register(
+            "skipped_runs",
+            "Runs dropped by concurrencyPolicy Skip",
+            skipped.clone(),
+        );
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles started, by controller",
+            reconciles.clone(),
+        );
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Duration of reconciles, by controller",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that returned an error, by controller and error kind",
+            reconcile_errors.clone(),
+        );
+        let active_jobruns = Gauge::default();
+        registry.register(
+            "active_jobruns",
+            "JobRuns not yet finished (Pending, Waiting or Running)",
+            active_jobruns.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease (or runs without leader election), else 0",
+            leader.clone(),
+        );
+
+        Metrics {
+            registry: Arc::new(registry),
+            fire_delay,
+            jobrun_phase,
+            missed,
+            coalesced,
+            skipped,
+            reconciles,
+            reconcile_duration,
+            reconcile_errors,
+            active_jobruns,
+            leader,
+        }
+    }
+
+    /// Records how late a JobRun's pod was created, in seconds after its scheduled fire time.
+    ///
+    /// Negative values (the pod's clock ahead of the fire time's) are recorded as 0:
+    /// OpenMetrics histograms may not observe negative values.
+    pub fn observe_fire_delay(&self, seconds: f64) {
+        if seconds.is_finite() {
+            self.fire_delay.observe(seconds.max(0.0));
+        }
+    }
+
+    /// Counts a JobRun entering `phase` (`Pending`, `Running`, `Succeeded`, ...).
+    pub fn jobrun_phase(&self, phase: &str) {
+        self.jobrun_phase
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts `n` fire times recorded as Missed.
+    pub fn missed(&self, n: u64) {
+        self.missed.inc_by(n);
+    }
+
+    /// Counts `n` fire times merged away by coalescing.
+    pub fn coalesced(&self, n: u64) {
+        self.coalesced.inc_by(n);
+    }
+
+    /// Counts `n` runs dropped by concurrencyPolicy Skip.
+    pub fn skipped(&self, n: u64) {
+        self.skipped.inc_by(n);
+    }
+
+    /// Counts a reconcile of `controller` and starts timing it; the duration is
+    /// recorded when the timer is finished or dropped, so early returns are measured too.
+    pub fn reconcile_started(&self, controller: &str) -> ReconcileTimer {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        ReconcileTimer {
+            histogram: Some(self.reconcile_duration.get_or_create_owned(&labels)),
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile of `controller`. `reason` must come from a small fixed set
+    /// (an error variant's name, not its message): every distinct value is a new series.
+    pub fn reconcile_error(&self, controller: &str, reason: &str) {
+        let labels = ErrorLabels {
+            controller: controller.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.reconcile_errors.get_or_create(&labels).inc();
+    }
+
+    /// Sets the number of JobRuns not yet finished.
+    pub fn set_active_jobruns(&self, n: i64) {
+        self.active_jobruns.set(n);
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The registry in the OpenMetrics text format, as `/metrics` serves it.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = encode(&mut out, &self.registry) {
+            // Writing to a String cannot fail; an error here is a bug in a metric's encoder,
+            // and a scrape with partial output is better than a crashed operator.
+            tracing::error!(%error, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Times one reconcile; records the duration once, on [`ReconcileTimer::finish`] or on drop.
+#[must_use = "the duration is recorded when the timer is finished or dropped"]
+#[derive(Debug)]
+pub struct ReconcileTimer {
+    histogram: Option<Histogram>,
+    start: Instant,
+}
+
+impl ReconcileTimer {
+    /// Records the time since the reconcile started.
+    pub fn finish(mut self) {
+        self.record();
+    }
+
+    fn record(&mut self) {
+        if let Some(histogram) = self.histogram.take() {
+            histogram.observe(self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+/// Readiness shared between the operator and `/readyz`. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Not ready yet: `/readyz` answers 503 until [`Health::set_ready`]`(true)`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the operator ready (caches synced and leadership known: leader or standby,
+    /// both are ready) or not ready.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Binds `addr` and serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    serve_listener(listener, metrics, health, shutdown).await
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on an already bound listener (tests bind
+/// port 0 and read the port back) until `shutdown` resolves; then stops accepting, lets
+/// requests in flight finish, and returns.
+pub async fn serve_listener(
+    listener: TcpListener,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics and health probes");
+    // Each connection holds a receiver; `closed()` on the sender then waits for all of them.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Per-connection errors (the peer reset, too many open files) must not
+                    // end the probe server: the kubelet would restart a healthy operator.
+                    tracing::warn!(%error, "accepting a metrics connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        let health = health.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&request, &metrics, &health);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                // Err means the sender is gone, which also means stop.
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "metrics connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    // A client that never finishes its request must not hold the process past its
+    // termination grace period.
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("metrics connections still open after shutdown; dropping them");
+    }
+    Ok(())
+}
+
+/// The response to one probe or scrape request.
+fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match request.uri().path() {
+        "/metrics" => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)
+            .body(Full::new(Bytes::from(metrics.encode())))
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")),
+        // Alive means this task answers: a wedged runtime cannot.
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn encode_contains_every_metric_after_observations() {
+        let metrics = Metrics::new();
+        metrics.observe_fire_delay(0.2);
+        metrics.jobrun_phase("Succeeded");
+        metrics.missed(2);
+        metrics.coalesced(3);
+        metrics.skipped(1);
+        metrics.reconcile_started("schedule").finish();
+        metrics.reconcile_error("jobrun", "Kube");
+        metrics.set_active_jobruns(4);
+        metrics.set_leader(true);
+
+        let text = metrics.encode();
+        for line in [
+            "horolog_fire_delay_seconds_count 1",
+            "horolog_fire_delay_seconds_bucket{le=\"0.25\"} 1",
+            "horolog_fire_delay_seconds_bucket{le=\"0.1\"} 0",
+            "horolog_jobrun_phase_transitions_total{phase=\"Succeeded\"} 1",
+            "horolog_missed_fire_times_total 2",
+            "horolog_coalesced_fire_times_total 3",
+            "horolog_skipped_runs_total 1",
+            "horolog_reconciles_total{controller=\"schedule\"} 1",
+            "horolog_reconcile_duration_seconds_count{controller=\"schedule\"} 1",
+            "horolog_reconcile_errors_total{controller=\"jobrun\",reason=\"Kube\"} 1",
+            "horolog_active_jobruns 4",
+            "horolog_leader 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    }
+
+    #[test]
+    fn reconcile_timer_records_once_when_dropped_without_finish() {
+        let metrics = Metrics::new();
+        {
+            let _timer = metrics.reconcile_started("jobrun");
+        }
+        let text = metrics.encode();
+        assert!(
+            text.contains("horolog_reconcile_duration_seconds_count{controller=\"jobrun\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn negative_fire_delay_is_recorded_as_zero() {
+        let metrics = Metrics::new();
+        metrics.observe_fire_delay(-1.5);
+        metrics.observe_fire_delay(f64::NAN);
+        let text = metrics.encode();
+        assert!(text.contains("horolog_fire_delay_seconds_count 1\n"), "{text}");
+        assert!(
+            text.contains("horolog_fire_delay_seconds_bucket{le=\"0.01\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    /// A minimal HTTP/1.1 client: status code and body of `GET path`.
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {response:?}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn http_server_serves_metrics_health_and_readiness_then_shuts_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let metrics = Metrics::new();
+        let health = Health::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_listener(listener, metrics.clone(), health.clone(), async {
+            let _ = stopped.await;
+        }));
+
+        metrics.missed(7);
+        let (status, body) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("horolog_missed_fire_times_total 7"), "{body}");
+
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        assert_eq!(
+            get(addr, "/readyz").await.0,
+            503,
+            "not ready before set_ready(true)"
+        );
+        health.set_ready(true);
+        assert_eq!(get(addr, "/readyz").await.0, 200);
+        assert_eq!(get(addr, "/nope").await.0, 404);
+
+        stop.send(()).expect("server still running");
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .expect("server stops on the shutdown signal")
+            .expect("server task")
+            .expect("server result");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "listener closed after shutdown"
+        );
+    }
+}

@@ -2,6 +2,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apiserver;
 pub mod clock;
+pub mod controller;
 pub mod crd;
+pub mod leader;
+pub mod loadtest;
 pub mod manifest;
+pub mod metrics;
+pub mod plan;
+pub mod pod;
+pub mod preview;
+pub mod telemetry;
+pub mod trigger;

@@ -10,6 +10,7 @@ pub mod leader;
 pub mod loadtest;
 pub mod manifest;
 pub mod metrics;
+pub mod operator;
 pub mod plan;
 pub mod pod;
 pub mod preview;

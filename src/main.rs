@@ -1,10 +1,13 @@
-//! The `horolog` command line: `run`, `crds`, `preview`.
+//! The `horolog` command line: `run`, `crds`, `preview`, `bench`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
 
-/// horolog: APScheduler 4's scheduling model as a Kubernetes operator.
+/// horolog: APScheduler 4's scheduling model as a Kubernetes operator. Schedules fire
+/// JobRuns, JobRuns run Pods; everything lands in status and Events.
 #[derive(Debug, Parser)]
 #[command(name = "horolog", version, about, long_about = None)]
 struct Cli {
@@ -14,9 +17,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator against the in-cluster configuration or the current kubeconfig.
+    /// Needs the CRDs installed (`horolog crds | kubectl apply --server-side -f -`).
+    Run(horolog::operator::RunArgs),
+
     /// Print the CustomResourceDefinitions (Schedule, JobRun) as YAML, ready for
-    /// `kubectl apply --server-side -f -`. The files under crds/ hold exactly this output.
+    /// `kubectl apply --server-side -f -`. crds/horolog.yaml holds exactly this output.
     Crds,
+
+    /// Show the next fire times of every Schedule in a manifest file or directory,
+    /// computed offline by the same code the operator uses. Needs no cluster.
+    Preview {
+        /// A manifest file, or a directory of .yaml/.yml files.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Start instant (RFC 3339), e.g. 2026-03-29T00:00:00+01:00. Default: now.
+        /// Schedules without startTime are previewed as if created at this instant.
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// How many fire times per Schedule.
+        #[arg(short = 'n', long, default_value_t = 5)]
+        count: usize,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: PreviewFormat,
+    },
+
+    /// Load test: create N Schedules in a cluster, watch JobRuns and Pods, and report fire
+    /// delay, missed and duplicate fire times and the operator's cost. Cleans up after itself.
+    Bench(horolog::loadtest::BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PreviewFormat {
+    Table,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -27,10 +62,80 @@ fn main() -> ExitCode {
                 print!("{yaml}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("horolog crds: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => fail("crds", e),
         },
+        Command::Preview {
+            file,
+            from,
+            count,
+            output,
+        } => preview(&file, from.unwrap_or_else(Utc::now), count, output),
+        Command::Run(args) => match runtime() {
+            Ok(rt) => match rt.block_on(horolog::operator::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail("run", e),
+            },
+            Err(e) => fail("run", e),
+        },
+        Command::Bench(args) => match runtime() {
+            Ok(rt) => rt.block_on(bench(args)),
+            Err(e) => fail("bench", e),
+        },
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+fn fail(command: &str, error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("horolog {command}: {error}");
+    ExitCode::FAILURE
+}
+
+fn preview(file: &std::path::Path, from: DateTime<Utc>, count: usize, output: PreviewFormat) -> ExitCode {
+    let manifests = match horolog::manifest::read_manifests(file) {
+        Ok(m) => m,
+        Err(e) => return fail("preview", e),
+    };
+    let (previews, errors): (Vec<_>, Vec<_>) = horolog::preview::preview(&manifests, from, count)
+        .into_iter()
+        .partition(Result::is_ok);
+    let previews: Vec<_> = previews.into_iter().filter_map(Result::ok).collect();
+    match output {
+        PreviewFormat::Table => print!("{}", horolog::preview::render_table(&previews)),
+        PreviewFormat::Json => match serde_json::to_string_pretty(&previews) {
+            Ok(json) => println!("{json}"),
+            Err(e) => return fail("preview", e),
+        },
+    }
+    for error in errors.iter().filter_map(|e| e.as_ref().err()) {
+        eprintln!("horolog preview: {error}");
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn bench(args: horolog::loadtest::BenchArgs) -> ExitCode {
+    if let Err(e) = horolog::telemetry::init("info", horolog::telemetry::LogFormat::Text) {
+        return fail("bench", e);
+    }
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => return fail("bench", e),
+    };
+    let format = args.output;
+    match horolog::loadtest::run(client, args).await {
+        Ok(report) => match report.render(format) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("bench", e),
+        },
+        Err(e) => fail("bench", e),
     }
 }

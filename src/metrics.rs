@@ -266,6 +266,13 @@ impl ReconcileTimer {
         self.record();
     }
 
+    /// Records `elapsed` instead of the time since the timer started (the caller measured).
+    pub fn finish_after(mut self, elapsed: std::time::Duration) {
+        if let Some(histogram) = self.histogram.take() {
+            histogram.observe(elapsed.as_secs_f64());
+        }
+    }
+
     fn record(&mut self) {
         if let Some(histogram) = self.histogram.take() {
             histogram.observe(self.start.elapsed().as_secs_f64());
@@ -405,6 +412,31 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+impl crate::controller::Observer for Metrics {
+    fn reconciled(&self, controller: &'static str, elapsed: std::time::Duration, ok: bool) {
+        self.reconcile_started(controller).finish_after(elapsed);
+        if !ok {
+            self.reconcile_error(controller, "error");
+        }
+    }
+
+    fn finished(&self, _namespace: &str, phase: &'static str) {
+        self.jobrun_phase(phase);
+        if phase == "Skipped" {
+            self.skipped(1);
+        }
+    }
+
+    fn pod_created(&self, delay: chrono::TimeDelta) {
+        self.observe_fire_delay(delay.as_seconds_f64());
+    }
+
+    fn planned(&self, missed: usize, coalesced: usize) {
+        self.missed(missed as u64);
+        self.coalesced(coalesced as u64);
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub trait Observer: Send + Sync {
     fn fired(&self, _namespace: &str, _schedule: &str, _runs: usize) {}
     /// A JobRun reached a final phase.
     fn finished(&self, _namespace: &str, _phase: &'static str) {}
+    /// A JobRun's Pod was created `delay` after the run's fire time plus jitter.
+    fn pod_created(&self, _delay: chrono::TimeDelta) {}
+    /// A Schedule pass recorded `missed` fire times as missed and merged `coalesced` away.
+    fn planned(&self, _missed: usize, _coalesced: usize) {}
 }
 
 /// The state shared by both reconcilers.

@@ -476,6 +476,11 @@ async fn create_attempt(
         }
     }
     info!(fire_time = %fire_time_of(run), pod = %pod_name, attempt, "pod created");
+    if attempt == 1
+        && let Some(observer) = &ctx.config.observer
+    {
+        observer.pod_created(ctx.now() - not_before(run));
+    }
     let (reason, message) = match &previous_failure {
         Some(why) => (
             Some("Retrying".to_string()),

@@ -490,7 +490,13 @@ async fn reconcile_inner(schedule: &Schedule, ctx: &Context) -> Result<Action, E
         }
     }
     let old = schedule.status.clone().unwrap_or_default();
-    ctx.patch_status(schedule, &old, &decision.status).await?;
+    if ctx.patch_status(schedule, &old, &decision.status).await?
+        && let Some(observer) = &ctx.config.observer
+    {
+        let missed = decision.status.missed_fire_times - old.missed_fire_times;
+        let coalesced = decision.status.coalesced_fire_times - old.coalesced_fire_times;
+        observer.planned(missed.max(0) as usize, coalesced.max(0) as usize);
+    }
     for note in decision.events {
         let type_ = if note.warning {
             EventType::Warning

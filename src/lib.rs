@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod loadtest;
+pub mod local;
 pub mod manifest;
 pub mod metrics;
 pub mod operator;

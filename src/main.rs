@@ -70,6 +70,10 @@ fn main() -> ExitCode {
             count,
             output,
         } => preview(&file, from.unwrap_or_else(Utc::now), count, output),
+        Command::Run(args) if args.local.is_some() => match runtime() {
+            Ok(rt) => rt.block_on(local(args)),
+            Err(e) => fail("run --local", e),
+        },
         Command::Run(args) => match runtime() {
             Ok(rt) => match rt.block_on(horolog::operator::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -137,5 +141,22 @@ async fn bench(args: horolog::loadtest::BenchArgs) -> ExitCode {
             Err(e) => fail("bench", e),
         },
         Err(e) => fail("bench", e),
+    }
+}
+
+async fn local(args: horolog::operator::RunArgs) -> ExitCode {
+    if let Err(e) = horolog::telemetry::init(args.log_level.as_deref().unwrap_or("warn"), args.log_format) {
+        return fail("run --local", e);
+    }
+    let Some(dir) = args.local else {
+        return fail("run --local", "no manifest directory given");
+    };
+    let mut options = horolog::local::LocalOptions::new(dir);
+    if let Some(state) = args.state {
+        options = options.with_state(state);
+    }
+    match horolog::local::run_local(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail("run --local", e),
     }
 }

@@ -23,8 +23,9 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Log level or tracing filter directives, e.g. `info` or `info,kube=debug`. RUST_LOG wins.
-    #[arg(long, env = "HOROLOG_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Default: `info`, and `warn` in local mode (where the JobRun table is the output).
+    #[arg(long, env = "HOROLOG_LOG_LEVEL")]
+    pub log_level: Option<String>,
 
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "HOROLOG_LOG_FORMAT", value_enum, default_value = "text")]
@@ -73,6 +74,17 @@ pub struct RunArgs {
     #[arg(long, default_value = "2s")]
     pub retry_period: Duration,
 
+    /// Local mode: run the Schedules and JobRuns of this manifest file or directory on an
+    /// embedded API server, with each pod's first container run as a local process on THIS
+    /// host. No cluster needed. Prints a live table of JobRun transitions.
+    #[arg(long, value_name = "DIR")]
+    pub local: Option<std::path::PathBuf>,
+
+    /// With --local: save the embedded store to FILE on every change and reload it at start,
+    /// so a restart keeps Schedules, JobRuns and lastFireTime.
+    #[arg(long, value_name = "FILE", requires = "local")]
+    pub state: Option<std::path::PathBuf>,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -104,7 +116,7 @@ pub enum OperatorError {
 /// Runs the operator against the in-cluster configuration or the current kubeconfig until
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
-    crate::telemetry::init(&args.log_level, args.log_format)?;
+    crate::telemetry::init(args.log_level.as_deref().unwrap_or("info"), args.log_format)?;
     if !args.kube_qps.is_finite() || args.kube_qps <= 0.0 || args.kube_burst == 0 {
         return Err(OperatorError::Flag(format!(
             "--kube-qps ({}) and --kube-burst ({}) must be positive",
@@ -377,6 +389,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.run.namespaces, ["a", "b"]);
+        assert_eq!(cli.run.log_level.as_deref(), Some("info"));
         assert!(cli.run.leader_election);
         assert_eq!(cli.run.lease_duration.as_std().as_secs(), 15);
         let off = <Cli as clap::Parser>::try_parse_from(["horolog", "--leader-election=false"]).unwrap();

@@ -49,7 +49,9 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), TelemetryError> {
     let filter = filter(level)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true);
+        .with_target(true)
+        // stdout belongs to command output (preview, bench, local mode's table).
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

@@ -1,61 +1,74 @@
-//! End-to-end tests against a real cluster with horolog installed.
+//! End-to-end tests against a real Kubernetes API server.
 //!
-//! They run when `HOROLOG_E2E_KUBECONFIG` names a kubeconfig file, and pass with a printed
-//! reason otherwise. The operator must already run in that cluster (`helm install horolog
-//! charts/horolog`) with the CRDs applied: the tests exercise the release as users get it,
-//! not a build of the test binary. Each test works in its own namespace
-//! (`horolog-e2e-<test>`), created and deleted by the test.
+//! # When they run
+//!
+//! Only when `HOROLOG_E2E_KUBECONFIG` names a kubeconfig file; without it every test prints
+//! why it skips and passes. The cluster needs neither a horolog image nor (for most tests)
+//! a node:
+//!
+//! - **Setup** (every test): the CRDs generated from the Rust types (`horolog::crd::crds_yaml()`,
+//!   the content of `crds/horolog.yaml`) are server-side applied with field manager
+//!   `horolog-e2e` (forced, so the cluster serves this checkout's schema) and waited for until
+//!   Established. Each test then gets a fresh namespace `horolog-e2e-<test>` (a leftover of an
+//!   earlier run is deleted first), deleted again at the end, pass or fail.
+//! - **The operator**: tests that need one start it **in-process** by default:
+//!   `controller::run` in a tokio task of the test, with the e2e client, watching only the
+//!   test's namespace, stopped at the end of the test. With `HOROLOG_E2E_OPERATOR=external`
+//!   no operator is started and one installed in the cluster (`helm install horolog
+//!   charts/horolog`) is expected to act on the test namespaces.
+//! - **API-server-only tests** (always meaningful): the examples apply; the schema and CEL
+//!   rules reject bad input at apply time with their messages; the printer columns.
+//! - **Operator tests** (no node needed): JobRuns, Pods, status and Events of an interval
+//!   Schedule; an invalid cron reported on the Ready condition and as an Event; run-now on a
+//!   paused Schedule. Pods stay Pending on a cluster without nodes, which these tests allow.
+//! - **Pod-completion tests**: run only when some node is Ready, schedulable and untainted;
+//!   otherwise they print `skipping pod-completion checks: no schedulable node` and pass.
+//!   They pull `busybox:1.37`.
+//!
+//! Waits are bounded (500 ms polling, 60–120 s deadlines); a failing test prints what it saw
+//! last and then the namespace's Schedules, JobRuns, Pods and Events.
+//!
+//! # Environment
+//!
+//! - `HOROLOG_E2E_KUBECONFIG`: kubeconfig of the cluster (its current context is used).
+//! - `HOROLOG_E2E_OPERATOR`: `in-process` (default) or `external`.
+//! - `HOROLOG_E2E_KEEP_NAMESPACE`: set to keep the test namespaces for inspection.
+//! - `HOROLOG_E2E_LOG`: log filter of the in-process operator (default `horolog=info`; shown
+//!   with a failing test's output, or always with `--nocapture`).
+//!
+//! The credentials need: CRDs (apply, get), namespaces (get, apply, delete), nodes (list),
+//! and in the test namespaces everything the operator's ClusterRole grants.
 //!
 //! Run: `HOROLOG_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e -- --test-threads=4`
 
+mod harness;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use harness::{Env, Needs, e2e};
 use horolog::api::{JobRun, JobRunPhase, Schedule};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
-use serde_json::json;
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
 
-/// A client for the e2e cluster, or `None` (with the reason printed) when there is none.
-async fn cluster(test: &str) -> Option<(Client, String)> {
-    let Ok(path) = std::env::var("HOROLOG_E2E_KUBECONFIG") else {
-        println!(
-            "skipping {test}: HOROLOG_E2E_KUBECONFIG is not set (point it at a cluster running horolog)"
-        );
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|err| panic!("reading {path}: {err}"));
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|err| panic!("kubeconfig {path}: {err}"));
-    let client = Client::try_from(config).unwrap_or_else(|err| panic!("client: {err}"));
-    let namespace = format!("horolog-e2e-{test}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-    namespaces
-        .patch(&namespace, &PatchParams::apply("horolog-e2e"), &Patch::Apply(&ns))
-        .await
-        .unwrap_or_else(|err| panic!("namespace {namespace}: {err}"));
-    Some((client, namespace))
+const SCHEDULE_LABEL: &str = "horolog.dev/schedule";
+const RUN_NOW: &str = "horolog.dev/run-now";
+const IMAGE: &str = "busybox:1.37";
+
+/// A pod template running busybox with `script`.
+fn pod_template(script: &str) -> Value {
+    json!({"spec": {"containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", script]}]}})
 }
 
-async fn cleanup(client: &Client, namespace: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces.delete(namespace, &DeleteParams::background()).await;
-}
-
-/// An examples-like Schedule: busybox writing `ok` to its termination log.
-fn schedule(name: &str, trigger: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+/// A Schedule like the examples: busybox writing `ok` to its termination log. `extra` is
+/// merged into the spec.
+fn schedule(name: &str, trigger: Value, extra: Value) -> Value {
     let mut spec = json!({
         "trigger": trigger,
         "jobTemplate": {"spec": {
-            "template": {"spec": {"containers": [{
-                "name": "main",
-                "image": "busybox:1.36",
-                "command": ["sh", "-c", "echo ok > /dev/termination-log"],
-            }]}},
+            "template": pod_template("echo ok > /dev/termination-log"),
             "activeDeadlineSeconds": 120,
         }},
     });
@@ -65,168 +78,827 @@ fn schedule(name: &str, trigger: serde_json::Value, extra: serde_json::Value) ->
     json!({"apiVersion": "horolog.dev/v1alpha1", "kind": "Schedule", "metadata": {"name": name}, "spec": spec})
 }
 
-async fn apply(client: &Client, namespace: &str, object: serde_json::Value) {
-    let api: Api<Schedule> = Api::namespaced(client.clone(), namespace);
-    let name = object["metadata"]["name"]
+fn name_of(object: &Value) -> String {
+    object["metadata"]["name"]
         .as_str()
-        .unwrap_or_default()
-        .to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("horolog-e2e").force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("apply schedule {name}: {err}"));
+        .unwrap_or_else(|| panic!("object without metadata.name: {object}"))
+        .to_string()
 }
 
-/// Polls `check` every 2 s until it returns `Some`, for at most `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
+/// Server-side applies a Schedule (strict field validation: unknown fields are errors).
+async fn apply_schedule(env: &Env, object: &Value) -> Schedule {
+    let name = name_of(object);
+    env.schedules()
+        .patch(
+            &name,
+            &PatchParams::apply(harness::MANAGER).force().validation_strict(),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("apply Schedule {name}: {err}"))
+}
+
+/// The JobRuns labelled as runs of `schedule`, by name.
+async fn runs_of(env: &Env, schedule: &str) -> Vec<JobRun> {
+    let params = ListParams::default().labels(&format!("{SCHEDULE_LABEL}={schedule}"));
+    let mut runs = env
+        .jobruns()
+        .list(&params)
+        .await
+        .unwrap_or_else(|err| panic!("listing JobRuns of {schedule}: {err}"))
+        .items;
+    runs.sort_by_key(|r| r.name_any());
+    runs
+}
+
+fn phase(run: &JobRun) -> Option<JobRunPhase> {
+    run.status.as_ref().and_then(|s| s.phase)
+}
+
+fn describe_runs(runs: &[JobRun]) -> String {
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} ({:?})", r.name_any(), phase(r)))
+        .collect();
+    format!("JobRuns {runs:?}")
+}
+
+fn describe_schedule(schedule: &Schedule) -> String {
+    let status = schedule.status.clone().unwrap_or_default();
+    let conditions: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "Schedule {}: conditions {conditions:?}, next {:?}, last {:?}, upcoming {:?}",
+        schedule.name_any(),
+        status.next_fire_time,
+        status.last_fire_time,
+        status.upcoming_fire_times
+    )
+}
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Every YAML document of every file of examples/, with its file name, in file order.
+fn example_documents() -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(examples_dir())
+        .unwrap_or_else(|err| panic!("reading examples/: {err}"))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let mut documents = Vec::new();
+    for path in files {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {file}: {err}"));
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = <Value as serde::Deserialize>::deserialize(doc)
+                .unwrap_or_else(|err| panic!("{file} is not valid YAML: {err}"));
+            if !value.is_null() {
+                documents.push((file.clone(), value));
+            }
         }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {within:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    documents
+}
+
+/// The horolog resource of a manifest's `kind`.
+fn resource_of(kind: &str) -> Option<ApiResource> {
+    match kind {
+        "Schedule" => Some(ApiResource::erase::<Schedule>(&())),
+        "JobRun" => Some(ApiResource::erase::<JobRun>(&())),
+        _ => None,
     }
 }
 
-async fn runs(client: &Client, namespace: &str, schedule: &str) -> Vec<JobRun> {
-    let api: Api<JobRun> = Api::namespaced(client.clone(), namespace);
-    let params = ListParams::default().labels(&format!("horolog.dev/schedule={schedule}"));
-    api.list(&params).await.map(|list| list.items).unwrap_or_default()
+/// Not an e2e test: checks offline that the harness can read what it applies (the generated
+/// CRDs and every example), so a broken harness shows up without a cluster too.
+#[test]
+fn the_harness_reads_the_generated_crds_and_the_examples() {
+    let crds = harness::generated_crds();
+    let names: Vec<String> = crds.iter().map(|c| c.name_any()).collect();
+    assert_eq!(names, ["schedules.horolog.dev", "jobruns.horolog.dev"]);
+    let documents = example_documents();
+    assert!(
+        documents.len() >= 10,
+        "examples/ has only {} documents",
+        documents.len()
+    );
+    for (file, doc) in &documents {
+        assert_eq!(doc["apiVersion"], "horolog.dev/v1alpha1", "{file}");
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        assert!(resource_of(kind).is_some(), "{file}: unexpected kind {kind:?}");
+        assert!(doc["metadata"]["name"].is_string(), "{file}: no metadata.name");
+    }
+    // The objects the tests build are what the Rust types accept.
+    let built = schedule("s", json!({"interval": "2s"}), json!({"paused": true}));
+    let built: Schedule = serde_json::from_value(built).unwrap_or_else(|err| panic!("schedule(): {err}"));
+    assert!(built.spec.paused);
+    let run: JobRun =
+        serde_json::from_value(one_off("r", "exit 3")).unwrap_or_else(|err| panic!("one_off(): {err}"));
+    assert_eq!(run.spec.schedule_name, None);
 }
 
-async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let events = api
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    events
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
-#[tokio::test]
-async fn an_interval_schedule_runs_busybox_pods_to_success_with_their_result() {
-    let Some((client, ns)) = cluster("interval").await else {
-        return;
-    };
-    apply(
-        &client,
-        &ns,
-        schedule(
-            "every-20s",
-            json!({"interval": "20s"}),
-            json!({"successfulRunsHistoryLimit": 5}),
-        ),
-    )
-    .await;
-    let succeeded = eventually(Duration::from_secs(180), "two Succeeded JobRuns", || async {
-        let done: Vec<JobRun> = runs(&client, &ns, "every-20s")
-            .await
-            .into_iter()
-            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(JobRunPhase::Succeeded))
-            .collect();
-        (done.len() >= 2).then_some(done)
+/// (API server) Every document of examples/ is accepted by the real structural schema and CEL
+/// rules, applied server-side with strict field validation (an unknown or misspelt field,
+/// which the schema would otherwise prune silently, is an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_applies() {
+    e2e("examples", Needs::ApiServer, |env| async move {
+        let params = PatchParams::apply(harness::MANAGER).force().validation_strict();
+        let mut failures = Vec::new();
+        let mut applied = 0;
+        for (file, doc) in example_documents() {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            let Some(resource) = resource_of(&kind) else {
+                failures.push(format!("{file}: unexpected kind {kind:?}"));
+                continue;
+            };
+            let name = name_of(&doc);
+            let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.ns, &resource);
+            match api.patch(&name, &params, &Patch::Apply(&doc)).await {
+                Ok(object) => {
+                    applied += 1;
+                    // What was applied is what is stored (nothing pruned, nothing renamed).
+                    for (field, wanted) in doc["spec"].as_object().into_iter().flatten() {
+                        let stored = object.data["spec"].get(field);
+                        if stored.is_none() {
+                            failures.push(format!("{file}: spec.{field} is not stored"));
+                        } else if field == "paused" && stored != Some(wanted) {
+                            failures.push(format!("{file}: spec.paused stored as {stored:?}"));
+                        }
+                    }
+                }
+                Err(err) => failures.push(format!("{file}: {kind} {name} rejected: {err}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} example documents failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        println!("{applied} example documents applied");
     })
     .await;
-    for run in &succeeded {
-        let status = run.status.clone().unwrap_or_default();
+}
+
+/// (API server) The schema and its CEL rules reject bad input at apply time — a 422 whose
+/// message says what is wrong — while the same Schedule without the fault is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_rules_reject_bad_input_at_apply_time() {
+    e2e("cel", Needs::ApiServer, |env| async move {
+        let dry_run = PatchParams {
+            dry_run: true,
+            ..PatchParams::apply(harness::MANAGER).force()
+        };
+        // Untyped, so an accepted bad value reads as "accepted", not as a decoding error.
+        let probes: Api<DynamicObject> =
+            Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::erase::<Schedule>(&()));
+        let base = schedule("probe", json!({"cron": "0 9 * * *"}), json!({}));
+        probes
+            .patch("probe", &dry_run, &Patch::Apply(&base))
+            .await
+            .unwrap_or_else(|err| panic!("the valid base Schedule was rejected: {err}"));
+
+        let cases: Vec<(&str, Value, Value, Vec<&str>)> = vec![
+            (
+                "two trigger kinds at once",
+                json!({"cron": "* * * * *", "interval": "1m"}),
+                json!({}),
+                vec![
+                    "spec.trigger",
+                    "exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf",
+                ],
+            ),
+            (
+                "endTime before startTime",
+                json!({"interval": "1h", "startTime": "2027-01-01T00:00:00Z", "endTime": "2026-01-01T00:00:00Z"}),
+                json!({}),
+                vec!["spec.trigger", "endTime must be after startTime"],
+            ),
+            (
+                "an anyOf member with two kinds",
+                json!({"anyOf": [{"cron": "0 * * * *", "interval": "20m"}, {"interval": "1h"}]}),
+                json!({}),
+                vec![
+                    "spec.trigger.anyOf[0]",
+                    "each anyOf/allOf member sets exactly one of cron, cronFields, interval, date, calendarInterval",
+                ],
+            ),
+            (
+                "maxRunningJobs 0",
+                json!({"interval": "1m"}),
+                json!({"maxRunningJobs": 0}),
+                vec!["spec.maxRunningJobs", "greater than or equal to 1"],
+            ),
+            (
+                "an unknown coalesce value",
+                json!({"interval": "1m"}),
+                json!({"coalesce": "Sometimes"}),
+                vec!["spec.coalesce", "Unsupported value", "\"Sometimes\"", "\"Earliest\""],
+            ),
+            (
+                "a malformed duration",
+                json!({"interval": "5x"}),
+                json!({}),
+                vec!["spec.trigger.interval", "\"5x\"", "should match"],
+            ),
+            (
+                "a calendarInterval with all periods 0",
+                json!({"calendarInterval": {"years": 0, "months": 0, "weeks": 0, "days": 0, "hour": 9}}),
+                json!({}),
+                vec!["calendarInterval needs at least one of years, months, weeks, days greater than 0"],
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (what, trigger, extra, expected) in cases {
+            let bad = schedule("probe", trigger, extra);
+            match probes.patch("probe", &dry_run, &Patch::Apply(&bad)).await {
+                Ok(_) => failures.push(format!("{what}: accepted, expected a 422")),
+                Err(kube::Error::Api(status)) => {
+                    if status.code != 422 {
+                        failures.push(format!(
+                            "{what}: HTTP {} ({}), expected 422: {}",
+                            status.code, status.reason, status.message
+                        ));
+                    }
+                    let missing: Vec<&str> = expected
+                        .iter()
+                        .copied()
+                        .filter(|text| !status.message.contains(text))
+                        .collect();
+                    if !missing.is_empty() {
+                        failures.push(format!(
+                            "{what}: the message lacks {missing:?}: {}",
+                            status.message
+                        ));
+                    }
+                }
+                Err(err) => failures.push(format!("{what}: not an API error: {err}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} bad inputs not rejected as expected:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    })
+    .await;
+}
+
+/// The printer columns of API.md, in order, as the CRDs declare them (`kubectl get` shows
+/// them upper-cased).
+const SCHEDULE_COLUMNS: [&str; 8] = [
+    "Trigger",
+    "Timezone",
+    "Next Fire",
+    "Last Fire",
+    "Active",
+    "Paused",
+    "Ready",
+    "Age",
+];
+const JOBRUN_COLUMNS: [&str; 7] = [
+    "Schedule",
+    "Phase",
+    "Fire Time",
+    "Started",
+    "Duration",
+    "Exit",
+    "Age",
+];
+
+/// (API server) The CRDs the cluster serves declare `kubectl get`'s columns of API.md, and the
+/// server renders them: a Schedule fetched as a Table has those columns and its values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printer_columns_are_served() {
+    e2e("columns", Needs::ApiServer, |env| async move {
+        for (crd, expected) in [
+            ("schedules.horolog.dev", &SCHEDULE_COLUMNS[..]),
+            ("jobruns.horolog.dev", &JOBRUN_COLUMNS[..]),
+        ] {
+            let served = env
+                .crds()
+                .get(crd)
+                .await
+                .unwrap_or_else(|err| panic!("reading CRD {crd}: {err}"));
+            let version = served
+                .spec
+                .versions
+                .iter()
+                .find(|v| v.name == "v1alpha1")
+                .unwrap_or_else(|| panic!("CRD {crd} has no v1alpha1"));
+            let columns: Vec<String> = version
+                .additional_printer_columns
+                .iter()
+                .flatten()
+                .map(|c| c.name.clone())
+                .collect();
+            assert_eq!(columns, expected, "printer columns of {crd}");
+        }
+
+        // The server-side Table `kubectl get` asks for.
+        let paused = schedule(
+            "table",
+            json!({"cron": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}),
+            json!({"paused": true}),
+        );
+        apply_schedule(&env, &paused).await;
+        let request = http::Request::get(format!(
+            "/apis/horolog.dev/v1alpha1/namespaces/{}/schedules/table",
+            env.ns
+        ))
+        .header(
+            http::header::ACCEPT,
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+        )
+        .body(Vec::new())
+        .unwrap_or_else(|err| panic!("building the Table request: {err}"));
+        let table: Value = env
+            .client
+            .request(request)
+            .await
+            .unwrap_or_else(|err| panic!("GET the Schedule as a Table: {err}"));
+        let names: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a Table: {table}"))
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        let mut expected = vec!["Name"];
+        expected.extend(SCHEDULE_COLUMNS);
+        assert_eq!(names, expected, "Table columns");
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(cells[0], "table", "Name cell: {table}");
+        assert_eq!(cells[2], "Europe/Berlin", "Timezone cell: {table}");
+        assert_eq!(cells[6], true, "Paused cell: {table}");
+    })
+    .await;
+}
+
+/// (operator) An `interval: 2s` Schedule gets JobRuns named `<schedule>-<unix seconds>` of
+/// their spec.fireTime, owned by and labelled with the Schedule, each with a Pod it owns
+/// (restartPolicy Never); the Schedule's status has its fire times and Ready=True, and a
+/// Fired Event. Pods may stay Pending (no node needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_schedule_fires_jobruns_with_pods() {
+    e2e("interval", Needs::Operator, |env| async move {
+        let name = "every-2s";
+        let applied = apply_schedule(&env, &schedule(name, json!({"interval": "2s"}), json!({}))).await;
+        let uid = applied
+            .uid()
+            .unwrap_or_else(|| panic!("applied Schedule has no uid"));
+        let created = applied
+            .metadata
+            .creation_timestamp
+            .clone()
+            .map(|t| t.0.as_second())
+            .unwrap_or_else(|| panic!("applied Schedule has no creationTimestamp"));
+
+        let runs = env
+            .eventually(Duration::from_secs(60), "two JobRuns of every-2s", || async {
+                let runs = runs_of(&env, name).await;
+                if runs.len() >= 2 {
+                    Ok(runs)
+                } else {
+                    Err(describe_runs(&runs))
+                }
+            })
+            .await;
+        let mut fire_times = BTreeSet::new();
+        for run in &runs {
+            let run_name = run.name_any();
+            let fire = run
+                .spec
+                .fire_time
+                .unwrap_or_else(|| panic!("{run_name} has no spec.fireTime"));
+            assert_eq!(
+                run_name,
+                format!("{name}-{}", fire.timestamp()),
+                "name of the run for {fire}"
+            );
+            let since_creation = fire.timestamp_millis() - created * 1000;
+            assert!(
+                since_creation >= 0,
+                "{run_name} fires at {fire}, before the Schedule's creation (unix {created})"
+            );
+            assert_eq!(
+                since_creation % 2000,
+                0,
+                "{run_name}: {fire} is not the creation time (unix {created}) + k·2s"
+            );
+            assert!(fire_times.insert(fire), "two runs for {fire}");
+            assert_eq!(
+                run.spec.schedule_name.as_deref(),
+                Some(name),
+                "{run_name} spec.scheduleName"
+            );
+            assert_eq!(
+                run.labels().get(SCHEDULE_LABEL).map(String::as_str),
+                Some(name),
+                "{run_name} label {SCHEDULE_LABEL}"
+            );
+            let owner = run
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "Schedule")
+                .unwrap_or_else(|| panic!("{run_name} has no Schedule owner: {:?}", run.owner_references()));
+            assert_eq!(
+                (owner.name.as_str(), owner.uid.as_str()),
+                (name, uid.as_str()),
+                "{run_name} owner"
+            );
+            assert_eq!(owner.api_version, "horolog.dev/v1alpha1");
+        }
+
+        let status = env
+            .eventually(
+                Duration::from_secs(60),
+                "every-2s to be Ready with fire times",
+                || async {
+                    let schedule = env
+                        .schedules()
+                        .get(name)
+                        .await
+                        .map_err(|err| format!("get: {err}"))?;
+                    let status = schedule.status.clone().unwrap_or_default();
+                    let ready = status
+                        .conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True");
+                    let complete = status.next_fire_time.is_some()
+                        && status.last_fire_time.is_some()
+                        && !status.upcoming_fire_times.is_empty();
+                    if ready && complete {
+                        Ok(status)
+                    } else {
+                        Err(describe_schedule(&schedule))
+                    }
+                },
+            )
+            .await;
+        let (next, last) = (status.next_fire_time, status.last_fire_time);
+        assert!(
+            next > last,
+            "nextFireTime {next:?} is not after lastFireTime {last:?}"
+        );
+        let upcoming = &status.upcoming_fire_times;
+        assert_eq!(upcoming.len(), 5, "upcomingFireTimes {upcoming:?}");
+        assert!(
+            upcoming.windows(2).all(|w| w[0] < w[1]),
+            "upcomingFireTimes not increasing: {upcoming:?}"
+        );
+        assert!(
+            last.is_some_and(|last| upcoming[0] > last),
+            "upcomingFireTimes {upcoming:?} do not start after lastFireTime {last:?}"
+        );
+        assert!(
+            status.trigger.as_deref().is_some_and(|t| !t.is_empty()),
+            "status.trigger"
+        );
+
+        // A Pod per JobRun, owned by it, never restarted in place.
+        for run in &runs {
+            let run_name = run.name_any();
+            let run_uid = run.uid().unwrap_or_default();
+            let pod = env
+                .eventually(
+                    Duration::from_secs(60),
+                    &format!("the Pod of {run_name}"),
+                    || async {
+                        let pods = env
+                            .pods()
+                            .list(&ListParams::default())
+                            .await
+                            .map_err(|err| format!("list pods: {err}"))?
+                            .items;
+                        let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+                        pods.into_iter()
+                            .find(|p| {
+                                p.owner_references()
+                                    .iter()
+                                    .any(|o| o.kind == "JobRun" && o.name == run_name && o.uid == run_uid)
+                            })
+                            .ok_or_else(|| format!("pods {names:?}, none owned by {run_name}"))
+                    },
+                )
+                .await;
+            let restart = pod.spec.as_ref().and_then(|s| s.restart_policy.clone());
+            assert_eq!(
+                restart.as_deref(),
+                Some("Never"),
+                "restartPolicy of {}",
+                pod.name_any()
+            );
+            let pod_name = env
+                .eventually(
+                    Duration::from_secs(60),
+                    &format!("{run_name} status.podName"),
+                    || async {
+                        let run = env
+                            .jobruns()
+                            .get(&run_name)
+                            .await
+                            .map_err(|err| format!("get: {err}"))?;
+                        run.status
+                            .and_then(|s| s.pod_name)
+                            .ok_or_else(|| "no podName".to_string())
+                    },
+                )
+                .await;
+            assert_eq!(pod_name, pod.name_any(), "{run_name} status.podName");
+        }
+
+        let events = env
+            .eventually(Duration::from_secs(60), "a Fired Event on every-2s", || async {
+                let events = env.events_of(name).await;
+                if events.iter().any(|e| e.reason.as_deref() == Some("Fired")) {
+                    Ok(events)
+                } else {
+                    Err(harness::describe_events(&events))
+                }
+            })
+            .await;
+        assert!(
+            events.iter().all(|e| e.type_.as_deref() != Some("Warning")),
+            "Warning Events on a valid Schedule: {}",
+            harness::describe_events(&events)
+        );
+
+        // `kubectl get schedules` shows it Ready, with its trigger.
+        let table = schedule_table(&env, name).await;
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(cells[7], "True", "READY column: {table}");
+        assert!(
+            cells[1].as_str().is_some_and(|t| !t.is_empty()),
+            "TRIGGER column: {table}"
+        );
+    })
+    .await;
+}
+
+/// The Schedule `name` as the Table `kubectl get` asks for.
+async fn schedule_table(env: &Env, name: &str) -> Value {
+    let request = http::Request::get(format!(
+        "/apis/horolog.dev/v1alpha1/namespaces/{}/schedules/{name}",
+        env.ns
+    ))
+    .header(
+        http::header::ACCEPT,
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+    )
+    .body(Vec::new())
+    .unwrap_or_else(|err| panic!("building the Table request: {err}"));
+    env.client
+        .request(request)
+        .await
+        .unwrap_or_else(|err| panic!("GET Schedule {name} as a Table: {err}"))
+}
+
+/// (operator) A cron the schema cannot catch (`61 * * * *`) is accepted by the API server and
+/// reported: Ready=False with reason InvalidTrigger, and a Warning Event quoting the value.
+/// Nothing fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_cron_is_reported_on_ready_and_in_an_event() {
+    e2e("invalid-cron", Needs::Operator, |env| async move {
+        let name = "bad-minute";
+        apply_schedule(&env, &schedule(name, json!({"cron": "61 * * * *"}), json!({}))).await;
+        let ready = env
+            .eventually(Duration::from_secs(60), "Ready=False on bad-minute", || async {
+                let schedule = env
+                    .schedules()
+                    .get(name)
+                    .await
+                    .map_err(|err| format!("get: {err}"))?;
+                schedule
+                    .status
+                    .as_ref()
+                    .and_then(|s| {
+                        s.conditions
+                            .iter()
+                            .find(|c| c.type_ == "Ready" && c.status == "False")
+                            .cloned()
+                    })
+                    .ok_or_else(|| describe_schedule(&schedule))
+            })
+            .await;
+        assert_eq!(ready.reason, "InvalidTrigger", "Ready condition: {ready:?}");
+        assert!(
+            ready.message.contains("61"),
+            "the Ready message does not quote the value: {ready:?}"
+        );
+        let event = env
+            .eventually(Duration::from_secs(60), "an InvalidTrigger Event", || async {
+                let events = env.events_of(name).await;
+                events
+                    .iter()
+                    .find(|e| e.reason.as_deref() == Some("InvalidTrigger"))
+                    .cloned()
+                    .ok_or_else(|| harness::describe_events(&events))
+            })
+            .await;
+        assert_eq!(event.type_.as_deref(), Some("Warning"), "{event:?}");
+        let note = event.note.clone().unwrap_or_default();
+        assert!(
+            note.contains("61 * * * *") || note.contains("\"61\""),
+            "the Event does not quote the value: {note:?}"
+        );
+        let schedule = env
+            .schedules()
+            .get(name)
+            .await
+            .unwrap_or_else(|err| panic!("get {name}: {err}"));
+        let status = schedule.status.clone().unwrap_or_default();
+        assert!(
+            status.next_fire_time.is_none() && status.upcoming_fire_times.is_empty(),
+            "an invalid trigger has no fire times: {}",
+            describe_schedule(&schedule)
+        );
+        assert!(runs_of(&env, name).await.is_empty(), "an invalid Schedule fired");
+    })
+    .await;
+}
+
+/// Waits until `schedule` has `count` JobRuns, then a few seconds more, and returns them: a
+/// count that grows meanwhile fails.
+async fn settled_runs(env: &Env, schedule: &str, count: usize) -> Vec<JobRun> {
+    env.eventually(
+        Duration::from_secs(60),
+        &format!("{count} JobRun(s) of {schedule}"),
+        || async {
+            let runs = runs_of(env, schedule).await;
+            if runs.len() >= count {
+                Ok(())
+            } else {
+                Err(describe_runs(&runs))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runs = runs_of(env, schedule).await;
+    assert_eq!(runs.len(), count, "{schedule}: {}", describe_runs(&runs));
+    runs
+}
+
+/// (operator) `horolog.dev/run-now` fires a paused Schedule exactly once per value: one
+/// JobRun for the first value (also after the Schedule is touched again), a second one for a
+/// new value, and none from the trigger while paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_fires_a_paused_schedule_once_per_value() {
+    e2e("run-now", Needs::Operator, |env| async move {
+        let name = "manual";
+        let mut paused = schedule(name, json!({"interval": "1s"}), json!({"paused": true}));
+        paused["metadata"]["annotations"] = json!({RUN_NOW: "first"});
+        apply_schedule(&env, &paused).await;
+        let runs = settled_runs(&env, name, 1).await;
+        let first = runs[0].name_any();
+        assert!(
+            first.starts_with(&format!("{name}-now-")),
+            "the run-now JobRun is named {first}, expected {name}-now-<hash>"
+        );
+
+        // Another reconcile with the same value (a label change) creates nothing new.
+        paused["metadata"]["labels"] = json!({"touched": "yes"});
+        apply_schedule(&env, &paused).await;
+        let runs = settled_runs(&env, name, 1).await;
+        assert_eq!(runs[0].name_any(), first);
+
+        paused["metadata"]["annotations"] = json!({RUN_NOW: "second"});
+        apply_schedule(&env, &paused).await;
+        let runs = settled_runs(&env, name, 2).await;
+        assert!(
+            runs.iter()
+                .all(|r| r.name_any().starts_with(&format!("{name}-now-"))),
+            "a paused Schedule fired from its trigger: {}",
+            describe_runs(&runs)
+        );
+    })
+    .await;
+}
+
+/// A one-off JobRun running `script` in busybox.
+fn one_off(name: &str, script: &str) -> Value {
+    json!({
+        "apiVersion": "horolog.dev/v1alpha1",
+        "kind": "JobRun",
+        "metadata": {"name": name},
+        "spec": {"template": pod_template(script), "backoffLimit": 0, "activeDeadlineSeconds": 120},
+    })
+}
+
+/// Waits (up to 120 s: the image may need pulling) until JobRun `name` is finished.
+async fn finished_run(env: &Env, name: &str) -> JobRun {
+    env.eventually(Duration::from_secs(120), &format!("{name} to finish"), || async {
+        let run = env
+            .jobruns()
+            .get(name)
+            .await
+            .map_err(|err| format!("get: {err}"))?;
+        match phase(&run) {
+            Some(JobRunPhase::Succeeded | JobRunPhase::Failed) => Ok(run),
+            other => Err(format!("phase {other:?}, status {:?}", run.status)),
+        }
+    })
+    .await
+}
+
+/// (operator + node) Pods run to completion: a busybox run writing `ok` to its termination
+/// log Succeeds with result "ok", exit code 0, start and completion times, and PodCreated and
+/// Succeeded Events; `exit 3` Fails with exit code 3. Skipped (passing) without a schedulable
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobruns_run_pods_to_completion() {
+    e2e("pods", Needs::Operator, |env| async move {
+        match harness::schedulable_node(&env.client).await {
+            Ok(Some(node)) => println!("node {node} is schedulable; running pod-completion checks"),
+            Ok(None) => {
+                println!("skipping pod-completion checks: no schedulable node");
+                return;
+            }
+            Err(err) => {
+                println!("skipping pod-completion checks: cannot list nodes ({err})");
+                return;
+            }
+        }
+        let post = PostParams::default();
+        for (name, script) in [
+            ("succeeds", "echo ok > /dev/termination-log"),
+            ("fails", "exit 3"),
+        ] {
+            let run: JobRun = serde_json::from_value(one_off(name, script))
+                .unwrap_or_else(|err| panic!("JobRun {name}: {err}"));
+            env.jobruns()
+                .create(&post, &run)
+                .await
+                .unwrap_or_else(|err| panic!("create JobRun {name}: {err}"));
+        }
+
+        let ok = finished_run(&env, "succeeds").await;
+        let status = ok.status.clone().unwrap_or_default();
+        assert_eq!(status.phase, Some(JobRunPhase::Succeeded), "succeeds: {status:?}");
         assert_eq!(
             status.result.as_deref().map(str::trim),
             Some("ok"),
-            "{}",
-            run.name_any()
+            "succeeds: {status:?}"
         );
-        assert_eq!(status.exit_code, Some(0));
-        let fire = run.spec.fire_time.map(|t| t.timestamp()).unwrap_or_default();
-        assert_eq!(run.name_any(), format!("every-20s-{fire}"));
-    }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let labelled = pods
-        .list(&ListParams::default().labels("horolog.dev/schedule=every-20s"))
+        assert_eq!(status.exit_code, Some(0), "succeeds: {status:?}");
+        let (start, end) = (status.start_time, status.completion_time);
+        assert!(
+            start.is_some() && end.is_some(),
+            "succeeds: start/completion {start:?} {end:?}"
+        );
+        assert!(
+            start <= end,
+            "succeeds: started {start:?} after completing {end:?}"
+        );
+        let events = env
+            .eventually(
+                Duration::from_secs(60),
+                "PodCreated and Succeeded Events",
+                || async {
+                    let events = env.events_of("succeeds").await;
+                    let has = |reason: &str| events.iter().any(|e| e.reason.as_deref() == Some(reason));
+                    if has("PodCreated") && has("Succeeded") {
+                        Ok(events)
+                    } else {
+                        Err(harness::describe_events(&events))
+                    }
+                },
+            )
+            .await;
+        assert!(
+            events.iter().all(|e| e.type_.as_deref() != Some("Warning")),
+            "Warning Events on a successful run: {}",
+            harness::describe_events(&events)
+        );
+
+        let failed = finished_run(&env, "fails").await;
+        let status = failed.status.clone().unwrap_or_default();
+        assert_eq!(status.phase, Some(JobRunPhase::Failed), "fails: {status:?}");
+        assert_eq!(status.exit_code, Some(3), "fails: {status:?}");
+        assert!(
+            status.completion_time.is_some(),
+            "fails: no completionTime: {status:?}"
+        );
+        env.eventually(Duration::from_secs(60), "a Failed Event", || async {
+            let events = env.events_of("fails").await;
+            if events.iter().any(|e| e.reason.as_deref() == Some("Failed")) {
+                Ok(())
+            } else {
+                Err(harness::describe_events(&events))
+            }
+        })
         .await;
-    assert!(labelled.map(|l| l.items.len()).unwrap_or(0) >= 2);
-    let status = Api::<Schedule>::namespaced(client.clone(), &ns)
-        .get("every-20s")
-        .await
-        .map(|s| s.status.unwrap_or_default())
-        .unwrap_or_default();
-    assert!(status.next_fire_time.is_some() && status.last_successful_time.is_some());
-    assert_eq!(status.conditions.first().map(|c| c.status.as_str()), Some("True"));
-    assert!(
-        event_reasons(&client, &ns, "every-20s")
-            .await
-            .contains(&"Fired".to_string())
-    );
-    assert!(
-        event_reasons(&client, &ns, &succeeded[0].name_any())
-            .await
-            .contains(&"Succeeded".to_string())
-    );
-    cleanup(&client, &ns).await;
-}
-
-#[tokio::test]
-async fn run_now_fires_a_paused_schedule_once_per_value() {
-    let Some((client, ns)) = cluster("run-now").await else {
-        return;
-    };
-    let mut paused = schedule("manual", json!({"cron": "0 0 1 1 *"}), json!({"paused": true}));
-    paused["metadata"]["annotations"] = json!({"horolog.dev/run-now": "first"});
-    apply(&client, &ns, paused).await;
-    let run = eventually(Duration::from_secs(120), "the manual run to succeed", || async {
-        runs(&client, &ns, "manual")
-            .await
-            .into_iter()
-            .find(|r| r.status.as_ref().and_then(|s| s.phase) == Some(JobRunPhase::Succeeded))
     })
     .await;
-    assert_eq!(runs(&client, &ns, "manual").await.len(), 1, "{}", run.name_any());
-    cleanup(&client, &ns).await;
-}
-
-#[tokio::test]
-async fn an_invalid_cron_is_reported_on_the_ready_condition() {
-    let Some((client, ns)) = cluster("invalid").await else {
-        return;
-    };
-    apply(
-        &client,
-        &ns,
-        schedule("typo", json!({"cron": "0 9 * * mon-fry"}), json!({})),
-    )
-    .await;
-    let ready = eventually(Duration::from_secs(60), "Ready=False", || async {
-        let schedule = Api::<Schedule>::namespaced(client.clone(), &ns)
-            .get("typo")
-            .await
-            .ok()?;
-        schedule
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready" && c.status == "False")
-    })
-    .await;
-    assert_eq!(ready.reason, "InvalidTrigger");
-    assert!(ready.message.contains("mon-fry"), "{}", ready.message);
-    assert!(
-        event_reasons(&client, &ns, "typo")
-            .await
-            .contains(&"InvalidTrigger".to_string())
-    );
-    cleanup(&client, &ns).await;
 }

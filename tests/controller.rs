@@ -464,3 +464,40 @@ async fn a_jittered_run_does_not_start_before_its_fire_time_plus_jitter() {
         vec![format!("{}-1", run.metadata.name.unwrap_or_default())]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn reconciling_an_unchanged_schedule_again_sends_no_write() {
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every("steady", "1h")).await;
+    let settled = cluster.writes();
+    assert!(
+        settled
+            .iter()
+            .any(|w| w.starts_with("PATCH") && w.ends_with("/schedules/steady/status")),
+        "the first reconcile wrote status: {settled:?}"
+    );
+    // A restarted operator reconciles every Schedule and JobRun again, from fresh caches.
+    cluster.stop_operator().await;
+    cluster.start_operator();
+    cluster.settle().await;
+    assert_eq!(cluster.writes(), settled, "no status patch, JobRun, Pod or Event");
+    // A metadata-only change reconciles the Schedule; the only write is the change itself.
+    cluster
+        .patch_schedule(
+            "steady",
+            serde_json::json!({"metadata": {"labels": {"team": "a"}}}),
+        )
+        .await;
+    assert_eq!(cluster.writes().len(), settled.len() + 1);
+    // A fire writes the Schedule's status once: the new run is active from the first write, so
+    // the reconcile its watch event triggers has nothing to add.
+    let before = cluster.writes().len();
+    cluster.advance(3600).await;
+    let status_writes = cluster.writes()[before..]
+        .iter()
+        .filter(|w| w.starts_with("PATCH") && w.ends_with("/schedules/steady/status"))
+        .count();
+    assert_eq!(status_writes, 1);
+    let status = cluster.schedule("steady").await.status.unwrap_or_default();
+    assert_eq!(status.active_count, 2);
+}

@@ -2,13 +2,15 @@
 //! configuration and the slots this process has just handed out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,12 +35,19 @@ pub trait Observer: Send + Sync {
     fn planned(&self, _missed: usize, _coalesced: usize) {}
 }
 
+/// How many event recorders Events are spread over. kube's `Recorder::publish` sweeps its whole
+/// cache of the Events of the last 6 minutes on every call, so a single recorder costs O(recent
+/// Events) per Event: at 10,000 minute-level Schedules that is ~70,000 entries swept for each
+/// of ~20,000 Events a minute. An object's Events always go to the same shard, so kube still
+/// aggregates repeats into a series.
+const RECORDER_SHARDS: usize = 256;
+
 /// The state shared by both reconcilers.
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
-    /// Publishes Events on Schedules and JobRuns.
-    pub recorder: Recorder,
+    /// Publish Events on Schedules and JobRuns; sharded by object (see [`RECORDER_SHARDS`]).
+    recorders: Vec<Recorder>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// How the controllers were started.
@@ -49,6 +58,8 @@ pub struct Context {
     pub jobruns: Store<JobRun>,
     /// Every Pod with a `horolog.dev/jobrun` label, as the watch cache sees it.
     pub pods: Store<Pod>,
+    /// The names of each Schedule's JobRuns, so a reconcile reads its own runs, not the store.
+    runs: RwLock<RunIndex>,
     /// Slots of `maxRunningJobs` given out by this process that the JobRun store may not show
     /// yet (the watch event of the write can arrive after the next reconcile of a sibling).
     claims: Mutex<HashMap<(String, String), HashSet<String>>>,
@@ -57,23 +68,28 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context over the given client, clock, config and watch caches.
+    /// A context over the given client, clock, config and watch caches; Events are published
+    /// as `reporter`.
     pub fn new(
         client: Client,
-        recorder: Recorder,
+        reporter: Reporter,
         clock: Arc<dyn Clock>,
         config: ControllerConfig,
         stores: (Store<Schedule>, Store<JobRun>, Store<Pod>),
     ) -> Self {
         let (schedules, jobruns, pods) = stores;
+        let recorders = (0..RECORDER_SHARDS)
+            .map(|_| Recorder::new(client.clone(), reporter.clone()))
+            .collect();
         Context {
             client,
-            recorder,
+            recorders,
             clock,
             config,
             schedules,
             jobruns,
             pods,
+            runs: RwLock::default(),
             claims: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -85,25 +101,78 @@ impl Context {
     }
 
     /// The JobRuns owned by `schedule` (matched by owner uid, so a Schedule deleted and
-    /// re-created under the same name does not adopt the old one's runs).
+    /// re-created under the same name does not adopt the old one's runs). Costs O(its runs),
+    /// not O(all JobRuns): candidates come from the run index, which files a run under its
+    /// `spec.scheduleName` and its Schedule owner references (runs the operator creates have
+    /// both).
     pub fn runs_of(&self, schedule: &Schedule) -> Vec<Arc<JobRun>> {
-        let uid = schedule.uid();
-        let namespace = schedule.namespace();
-        self.jobruns.state_filter(|run| {
-            run.namespace() == namespace
-                && run
-                    .owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == uid.as_ref())
+        let Some(uid) = schedule.uid() else {
+            return Vec::new();
+        };
+        let namespace = schedule.namespace().unwrap_or_default();
+        self.indexed_runs(&namespace, &schedule.name_any(), |run| {
+            run.owner_references().iter().any(|o| o.uid == uid)
         })
     }
 
-    /// The JobRuns of the Schedule named `schedule` in `namespace`.
+    /// The JobRuns of the Schedule named `schedule` in `namespace` (by `spec.scheduleName`).
     pub fn runs_named(&self, namespace: &str, schedule: &str) -> Vec<Arc<JobRun>> {
-        self.jobruns.state_filter(|run| {
-            run.namespace().as_deref() == Some(namespace)
-                && run.spec.schedule_name.as_deref() == Some(schedule)
+        self.indexed_runs(namespace, schedule, |run| {
+            run.spec.schedule_name.as_deref() == Some(schedule)
         })
+    }
+
+    /// The runs filed under `namespace/schedule` that the JobRun store holds and that satisfy
+    /// `belongs`. The check is repeated on the stored object because the index can be a step
+    /// ahead of the store (it sees each watch event first).
+    fn indexed_runs(
+        &self,
+        namespace: &str,
+        schedule: &str,
+        belongs: impl Fn(&JobRun) -> bool,
+    ) -> Vec<Arc<JobRun>> {
+        let index = self.runs.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(names) = index
+            .live
+            .get(namespace)
+            .and_then(|schedules| schedules.get(schedule))
+        else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|name| self.jobruns.get(&ObjectRef::new(name).within(namespace)))
+            .filter(|run| belongs(run))
+            .collect()
+    }
+
+    /// Files one JobRun watch event in the run index. Must be called *before* the reflector
+    /// applies the same event to the JobRun store: the store then still holds the previous
+    /// version of a modified run, whose Schedule may have been different.
+    pub fn index_jobrun_event(&self, event: &watcher::Event<JobRun>) {
+        let mut index = self.runs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match event {
+            watcher::Event::Apply(run) => {
+                if let Some(previous) = self.jobruns.get(&ObjectRef::from_obj(run))
+                    && schedules_of(&previous) != schedules_of(run)
+                {
+                    index.live.remove_run(&previous);
+                }
+                index.live.insert_run(run);
+            }
+            watcher::Event::Delete(run) => {
+                if let Some(previous) = self.jobruns.get(&ObjectRef::from_obj(run)) {
+                    index.live.remove_run(&previous);
+                }
+                index.live.remove_run(run);
+            }
+            // A relist builds a new index beside the old one and swaps it in when complete,
+            // as the reflector does with its store: runs deleted while the watch was down
+            // disappear, and lookups never see a half-filled index.
+            watcher::Event::Init => index.relisted = Some(RunsBySchedule::default()),
+            watcher::Event::InitApply(run) => index.relisted.get_or_insert_default().insert_run(run),
+            watcher::Event::InitDone => index.live = index.relisted.take().unwrap_or_default(),
+        }
     }
 
     /// The Schedule named `name` in `namespace`, from the watch cache.
@@ -149,7 +218,11 @@ impl Context {
             action: reason.to_string(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        let reference = object.object_ref(&());
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&reference.namespace, &reference.name).hash(&mut hasher);
+        let shard = hasher.finish() as usize % self.recorders.len();
+        if let Err(err) = self.recorders[shard].publish(&event, &reference).await {
             warn!(reason, error = %err, "could not publish event");
         }
     }
@@ -210,6 +283,73 @@ impl Context {
     }
 }
 
+/// Run names by namespace, then Schedule name.
+#[derive(Debug, Default)]
+struct RunsBySchedule(HashMap<String, HashMap<String, HashSet<String>>>);
+
+impl RunsBySchedule {
+    fn get(&self, namespace: &str) -> Option<&HashMap<String, HashSet<String>>> {
+        self.0.get(namespace)
+    }
+
+    fn insert_run(&mut self, run: &JobRun) {
+        let namespace = run.namespace().unwrap_or_default();
+        let schedules = self.0.entry(namespace).or_default();
+        for schedule in schedules_of(run) {
+            schedules
+                .entry(schedule.to_string())
+                .or_default()
+                .insert(run.name_any());
+        }
+    }
+
+    fn remove_run(&mut self, run: &JobRun) {
+        let namespace = run.namespace().unwrap_or_default();
+        let Some(schedules) = self.0.get_mut(&namespace) else {
+            return;
+        };
+        let name = run.name_any();
+        for schedule in schedules_of(run) {
+            if let Some(names) = schedules.get_mut(schedule) {
+                names.remove(&name);
+                // Drop empty sets so deleted Schedules do not leave their keys behind.
+                if names.is_empty() {
+                    schedules.remove(schedule);
+                }
+            }
+        }
+        if schedules.is_empty() {
+            self.0.remove(&namespace);
+        }
+    }
+}
+
+/// The index of JobRuns by Schedule, as fed by the JobRun watch (see
+/// [`Context::index_jobrun_event`]). It holds names only; the objects stay in the store.
+#[derive(Debug, Default)]
+struct RunIndex {
+    /// What lookups read.
+    live: RunsBySchedule,
+    /// Being rebuilt by a relist, between `Init` and `InitDone`.
+    relisted: Option<RunsBySchedule>,
+}
+
+/// The Schedules a run is filed under: its `spec.scheduleName` and the names of its Schedule
+/// owners (the same one for runs the operator creates; a hand-made run may differ), sorted
+/// and without duplicates.
+fn schedules_of(run: &JobRun) -> Vec<&str> {
+    let mut names: Vec<&str> = run
+        .owner_references()
+        .iter()
+        .filter(|owner| owner.kind == "Schedule")
+        .map(|owner| owner.name.as_str())
+        .chain(run.spec.schedule_name.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The merge patch that turns status `old` into `new`: changed top-level fields, and `null`
 /// for fields `new` leaves out (a merge patch would keep them otherwise). `None` if equal.
 pub fn status_diff<S: Serialize>(old: &S, new: &S) -> Option<Value> {
@@ -235,6 +375,89 @@ pub fn status_diff<S: Serialize>(old: &S, new: &S) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{JobRunSpec, JobRunTemplate};
+    use crate::apiserver::ApiServer;
+    use crate::clock::ManualClock;
+    use kube::api::ObjectMeta;
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher::Event as Watch;
+
+    fn run(name: &str, schedule: &str) -> JobRun {
+        JobRun {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            spec: JobRunSpec {
+                schedule_name: Some(schedule.into()),
+                fire_time: None,
+                jitter: None,
+                start_deadline: None,
+                run: JobRunTemplate::default(),
+            },
+            status: None,
+        }
+    }
+
+    /// A context whose JobRun store is fed by the returned writer.
+    fn context() -> (Context, Writer<JobRun>) {
+        let clock = Arc::new(ManualClock::new(DateTime::<Utc>::MIN_UTC));
+        let client = ApiServer::new(clock.clone()).client();
+        let (jobruns, writer) = reflector::store();
+        let config = ControllerConfig::new(crate::controller::trigger_compiler());
+        let stores = (reflector::store().0, jobruns, reflector::store().0);
+        (
+            Context::new(client, Reporter::from("test"), clock, config, stores),
+            writer,
+        )
+    }
+
+    /// Delivers `event` as `controller::run` does: index first, then store.
+    fn deliver(ctx: &Context, writer: &mut Writer<JobRun>, event: Watch<JobRun>) {
+        ctx.index_jobrun_event(&event);
+        writer.apply_watcher_event(&event);
+    }
+
+    fn names(runs: Vec<Arc<JobRun>>) -> Vec<String> {
+        let mut names: Vec<String> = runs.iter().map(|r| r.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn the_run_index_follows_applies_deletes_and_a_changed_schedule_name() {
+        let (ctx, mut writer) = context();
+        deliver(&ctx, &mut writer, Watch::Init);
+        deliver(&ctx, &mut writer, Watch::InitApply(run("a-1", "a")));
+        deliver(&ctx, &mut writer, Watch::InitDone);
+        deliver(&ctx, &mut writer, Watch::Apply(run("a-2", "a")));
+        deliver(&ctx, &mut writer, Watch::Apply(run("b-1", "b")));
+        assert_eq!(names(ctx.runs_named("default", "a")), ["a-1", "a-2"]);
+        assert_eq!(names(ctx.runs_named("default", "b")), ["b-1"]);
+        assert!(ctx.runs_named("other", "a").is_empty());
+
+        deliver(&ctx, &mut writer, Watch::Delete(run("a-1", "a")));
+        deliver(&ctx, &mut writer, Watch::Apply(run("b-1", "c")));
+        assert_eq!(names(ctx.runs_named("default", "a")), ["a-2"]);
+        assert!(ctx.runs_named("default", "b").is_empty());
+        assert_eq!(names(ctx.runs_named("default", "c")), ["b-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_relist_forgets_runs_deleted_while_the_watch_was_down() {
+        let (ctx, mut writer) = context();
+        deliver(&ctx, &mut writer, Watch::Init);
+        deliver(&ctx, &mut writer, Watch::InitApply(run("a-1", "a")));
+        deliver(&ctx, &mut writer, Watch::InitApply(run("a-2", "a")));
+        deliver(&ctx, &mut writer, Watch::InitDone);
+        deliver(&ctx, &mut writer, Watch::Init);
+        deliver(&ctx, &mut writer, Watch::InitApply(run("a-2", "a")));
+        // Until the relist is complete, lookups see the old state, as the store does.
+        assert_eq!(names(ctx.runs_named("default", "a")), ["a-1", "a-2"]);
+        deliver(&ctx, &mut writer, Watch::InitDone);
+        assert_eq!(names(ctx.runs_named("default", "a")), ["a-2"]);
+    }
 
     #[test]
     fn the_status_diff_sets_changed_fields_and_nulls_removed_ones() {

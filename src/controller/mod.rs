@@ -14,6 +14,9 @@
 //! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
 //! Schedule reconciler could then read a JobRun store older than the event it reacts to;
 //! the stable [`applier`] with our own queues avoids that.)
+//!
+//! The JobRun watch also feeds an index of runs by Schedule, so a reconcile (and each JobRun
+//! event) reads only its own Schedule's runs: O(own runs), not O(all JobRuns), and no LIST.
 
 mod context;
 pub mod jobrun;
@@ -30,7 +33,7 @@ use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -263,11 +266,10 @@ pub async fn run(
         controller: MANAGER.to_string(),
         instance: config.instance.clone(),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
     let applier_config = ApplierConfig::default().concurrency(config.concurrency);
     let ctx = Arc::new(Context::new(
         client,
-        recorder,
+        reporter,
         clock,
         config,
         (schedule_store.clone(), jobrun_store.clone(), pod_store.clone()),
@@ -277,7 +279,13 @@ pub async fn run(
     let schedule_events = reflector::reflector(schedule_writer, watcher(schedules_api, watch_config.clone()))
         .default_backoff()
         .touched_objects();
-    let jobrun_events = reflector::reflector(jobrun_writer, watcher(jobruns_api, watch_config.clone()))
+    // The run index sees each JobRun event just before the store does (see
+    // `Context::index_jobrun_event`), so a Schedule's runs are found without scanning the store.
+    let jobrun_watch = {
+        let ctx = ctx.clone();
+        watcher(jobruns_api, watch_config.clone()).inspect_ok(move |event| ctx.index_jobrun_event(event))
+    };
+    let jobrun_events = reflector::reflector(jobrun_writer, jobrun_watch)
         .default_backoff()
         .touched_objects();
     let pod_events = reflector::reflector(pod_writer, watcher(pods_api, watch_config.labels(JOBRUN_LABEL)))

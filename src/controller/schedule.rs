@@ -4,6 +4,7 @@
 //! [`reconcile`] is the thin edge (read the caches, call [`decide`], write, requeue);
 //! [`decide`] is pure and holds every decision.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -173,7 +174,7 @@ pub fn decide(
             status.trigger = None;
             status.next_fire_time = None;
             status.upcoming_fire_times = Vec::new();
-            observe_runs(&mut status, runs);
+            observe_runs(&mut status, runs, &create);
             return Decision {
                 create,
                 delete: history_to_delete(schedule, runs),
@@ -219,7 +220,7 @@ pub fn decide(
         status.next_fire_time = plan.next_fire_time;
         status.upcoming_fire_times = plan::upcoming(&trigger, plan.cursor, UPCOMING);
     }
-    observe_runs(&mut status, runs);
+    observe_runs(&mut status, runs, &create);
 
     let (reason, message) = if policy.paused {
         (
@@ -338,11 +339,18 @@ fn notes_for(plan: &Plan, coalesce: crate::api::CoalescePolicy) -> Vec<Note> {
     notes
 }
 
-/// Fills the parts of status that describe existing runs.
-fn observe_runs(status: &mut ScheduleStatus, runs: &[Arc<JobRun>]) {
+/// Fills the parts of status that describe the runs: those in the cache, and those this pass
+/// creates (active from the start). Counting the new runs now means the reconcile that their
+/// watch event triggers finds the status already right, instead of writing it a second time.
+/// A run being created that the cache already holds is taken as the cache shows it.
+fn observe_runs(status: &mut ScheduleStatus, runs: &[Arc<JobRun>], creating: &[JobRun]) {
+    let known: HashSet<String> = runs.iter().map(|run| run.name_any()).collect();
+    let new_runs = creating.iter().filter(|run| !known.contains(&run.name_any()));
     let mut active: Vec<(DateTime<Utc>, String)> = runs
         .iter()
+        .map(Arc::as_ref)
         .filter(|run| !phase_of(run).is_finished())
+        .chain(new_runs)
         .map(|run| (fire_time_of(run), run.name_any()))
         .collect();
     active.sort();

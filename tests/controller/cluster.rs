@@ -2,7 +2,7 @@
 //! on a tokio clock (tests run under `start_paused`, so waiting is instant), and a stand-in
 //! kubelet that moves Pods through their phases.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use horolog::api::{JobRun, JobRunPhase, Schedule};
@@ -24,8 +24,11 @@ pub const NS: &str = "default";
 
 /// The API server, a client, and the operator (which can be stopped and started again).
 pub struct Cluster {
-    /// A client of it.
+    /// A client of it, which logs every write it sends.
     pub client: Client,
+    /// `METHOD path` of every request other than GET sent through `client`, oldest first
+    /// (the server's resourceVersion would miss a write that changes nothing).
+    writes: Arc<Mutex<Vec<String>>>,
     /// The clock of the server and the operator.
     pub clock: TokioClock,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
@@ -44,9 +47,21 @@ impl Cluster {
     pub fn without_operator() -> Cluster {
         let clock = TokioClock::starting_at(t0());
         let server = ApiServer::new(Arc::new(clock.clone()));
-        let client = server.client();
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let log = writes.clone();
+        let logging = tower::ServiceBuilder::new()
+            .map_request(move |request: http::Request<kube::client::Body>| {
+                if request.method() != http::Method::GET {
+                    let write = format!("{} {}", request.method(), request.uri().path());
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(write);
+                }
+                request
+            })
+            .service(server);
+        let client = Client::new(logging, NS);
         Cluster {
             client,
+            writes,
             clock,
             operator: None,
         }
@@ -73,6 +88,11 @@ impl Cluster {
             let _ = stop.send(());
             let _ = handle.await;
         }
+    }
+
+    /// Every write (`METHOD path`) sent so far, by the operator and by the test.
+    pub fn writes(&self) -> Vec<String> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Lets the operator react to everything that happened (a little tokio time passes).

@@ -21,6 +21,7 @@
 mod context;
 pub mod jobrun;
 pub mod schedule;
+pub mod trim;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -276,21 +277,29 @@ pub async fn run(
     ));
 
     let watch_config = watcher::Config::default();
-    let schedule_events = reflector::reflector(schedule_writer, watcher(schedules_api, watch_config.clone()))
-        .default_backoff()
-        .touched_objects();
+    let schedule_events = reflector::reflector(
+        schedule_writer,
+        watcher(schedules_api, watch_config.clone()).modify(trim::trim_schedule),
+    )
+    .default_backoff()
+    .touched_objects();
     // The run index sees each JobRun event just before the store does (see
     // `Context::index_jobrun_event`), so a Schedule's runs are found without scanning the store.
     let jobrun_watch = {
         let ctx = ctx.clone();
-        watcher(jobruns_api, watch_config.clone()).inspect_ok(move |event| ctx.index_jobrun_event(event))
+        watcher(jobruns_api, watch_config.clone())
+            .modify(trim::trim_jobrun)
+            .inspect_ok(move |event| ctx.index_jobrun_event(event))
     };
     let jobrun_events = reflector::reflector(jobrun_writer, jobrun_watch)
         .default_backoff()
         .touched_objects();
-    let pod_events = reflector::reflector(pod_writer, watcher(pods_api, watch_config.labels(JOBRUN_LABEL)))
-        .default_backoff()
-        .touched_objects();
+    let pod_events = reflector::reflector(
+        pod_writer,
+        watcher(pods_api, watch_config.labels(JOBRUN_LABEL)).modify(trim::trim_pod),
+    )
+    .default_backoff()
+    .touched_objects();
 
     let schedules_in = {
         let schedule_tx = schedule_tx.clone();

@@ -73,8 +73,13 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     active_jobruns: Gauge,
+    /// Counts unfinished JobRuns at scrape time (set once the controllers' caches exist);
+    /// one count per scrape instead of bookkeeping on every transition.
+    active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
     leader: Gauge,
 }
+
+type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,6 +174,7 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             active_jobruns,
+            active_source: Arc::default(),
             leader,
         }
     }
@@ -240,8 +246,21 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    /// Makes `/metrics` count the active JobRuns with `count` at every scrape.
+    pub fn count_active_jobruns_with(&self, count: impl Fn() -> i64 + Send + Sync + 'static) {
+        *self.active_source.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(count));
+    }
+
     /// The registry in the OpenMetrics text format, as `/metrics` serves it.
     pub fn encode(&self) -> String {
+        if let Some(count) = self
+            .active_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            self.active_jobruns.set(count());
+        }
         let mut out = String::new();
         if let Err(error) = encode(&mut out, &self.registry) {
             // Writing to a String cannot fail; an error here is a bug in a metric's encoder,
@@ -415,6 +434,19 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 impl crate::controller::Observer for Metrics {
+    fn caches(&self, jobruns: kube::runtime::reflector::Store<crate::api::JobRun>) {
+        self.count_active_jobruns_with(move || {
+            let runs = jobruns.state();
+            let finished = |run: &&std::sync::Arc<crate::api::JobRun>| {
+                run.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|phase| phase.is_finished())
+            };
+            runs.iter().filter(|run| !finished(run)).count() as i64
+        });
+    }
+
     fn reconciled(&self, controller: &'static str, elapsed: std::time::Duration, ok: bool) {
         self.reconcile_started(controller).finish_after(elapsed);
         if !ok {
@@ -442,6 +474,20 @@ impl crate::controller::Observer for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_jobruns_are_counted_at_scrape_time() {
+        let metrics = Metrics::new();
+        let active = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let source = active.clone();
+        metrics.count_active_jobruns_with(move || source.load(std::sync::atomic::Ordering::Relaxed));
+        active.store(7, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            metrics.encode().contains("horolog_active_jobruns 7"),
+            "{}",
+            metrics.encode()
+        );
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]

@@ -33,6 +33,9 @@ pub trait Observer: Send + Sync {
     fn pod_created(&self, _delay: chrono::TimeDelta) {}
     /// A Schedule pass recorded `missed` fire times as missed and merged `coalesced` away.
     fn planned(&self, _missed: usize, _coalesced: usize) {}
+    /// The controllers' JobRun cache exists (called once at start), e.g. for gauges read at
+    /// scrape time.
+    fn caches(&self, _jobruns: kube::runtime::reflector::Store<JobRun>) {}
 }
 
 /// How many event recorders Events are spread over. kube's `Recorder::publish` sweeps its whole

@@ -267,6 +267,9 @@ pub async fn run(
         controller: MANAGER.to_string(),
         instance: config.instance.clone(),
     };
+    if let Some(observer) = &config.observer {
+        observer.caches(jobrun_store.clone());
+    }
     let applier_config = ApplierConfig::default().concurrency(config.concurrency);
     let ctx = Arc::new(Context::new(
         client,

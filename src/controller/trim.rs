@@ -46,10 +46,17 @@ pub fn trim_jobrun(run: &mut JobRun) {
 pub fn trim_pod(pod: &mut Pod) {
     trim_metadata(pod);
     pod.metadata.annotations = None;
-    let first = pod.spec.take().and_then(|spec| spec.containers.into_iter().next()).map(|c| c.name);
+    let first = pod
+        .spec
+        .take()
+        .and_then(|spec| spec.containers.into_iter().next())
+        .map(|c| c.name);
     if let Some(status) = pod.status.take() {
         let run_container = status.container_statuses.and_then(|statuses| {
-            let index = statuses.iter().position(|c| Some(&c.name) == first.as_ref()).unwrap_or(0);
+            let index = statuses
+                .iter()
+                .position(|c| Some(&c.name) == first.as_ref())
+                .unwrap_or(0);
             statuses.into_iter().nth(index)
         });
         pod.status = Some(PodStatus {
@@ -57,8 +64,13 @@ pub fn trim_pod(pod: &mut Pod) {
             start_time: status.start_time,
             reason: status.reason,
             message: status.message,
-            container_statuses: run_container
-                .map(|c| vec![ContainerStatus { name: c.name, state: c.state, ..ContainerStatus::default() }]),
+            container_statuses: run_container.map(|c| {
+                vec![ContainerStatus {
+                    name: c.name,
+                    state: c.state,
+                    ..ContainerStatus::default()
+                }]
+            }),
             ..PodStatus::default()
         });
     }
@@ -119,7 +131,11 @@ mod tests {
         let status = trimmed.status.unwrap_or_default();
         assert!(status.host_ip.is_none() && status.conditions.is_none());
         assert!(trimmed.spec.is_none(), "the spec is not kept");
-        assert_eq!(status.container_statuses.map(|c| c.len()), Some(1), "only the run's container");
+        assert_eq!(
+            status.container_statuses.map(|c| c.len()),
+            Some(1),
+            "only the run's container"
+        );
     }
 
     #[test]

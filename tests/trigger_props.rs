@@ -94,7 +94,7 @@ fn valid_leaf() -> impl Strategy<Value = LeafTrigger> {
             }),
             ..Default::default()
         });
-    let interval = (1u64..200_000).prop_map(|ms| LeafTrigger {
+    let interval = (28u64..200_000).prop_map(|ms| LeafTrigger {
         interval: Some(Duration::from_millis(ms * 37)),
         ..Default::default()
     });

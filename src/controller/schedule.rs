@@ -86,8 +86,16 @@ pub struct Decision {
 
 /// The name of the JobRun for `fire_time`: `<schedule>-<unix seconds>`, shortened with a
 /// hash when too long. The same fire time can never produce two JobRuns.
+/// A fire time off the whole second (an interval of `1500ms`, a `date` with a fraction) gets
+/// its milliseconds appended, so two fire times within one second never share a name.
 pub fn run_name(schedule: &str, fire_time: DateTime<Utc>) -> String {
-    short_name(&format!("{schedule}-{}", fire_time.timestamp()), MAX_NAME_LEN)
+    let millis = fire_time.timestamp_subsec_millis();
+    let name = if millis == 0 {
+        format!("{schedule}-{}", fire_time.timestamp())
+    } else {
+        format!("{schedule}-{}-{millis:03}", fire_time.timestamp())
+    };
+    short_name(&name, MAX_NAME_LEN)
 }
 
 /// The name of the JobRun a `horolog.dev/run-now` value asks for (one per value).
@@ -519,4 +527,36 @@ async fn reconcile_inner(schedule: &Schedule, ctx: &Context) -> Result<Action, E
         Requeue::At(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         Requeue::OnChange => Action::await_change(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_run_is_named_after_its_fire_time_in_unix_seconds() {
+        assert_eq!(
+            run_name("nightly-report", at("2026-01-01T08:00:00Z")),
+            "nightly-report-1767254400"
+        );
+    }
+
+    #[test]
+    fn fire_times_within_one_second_get_distinct_names() {
+        let whole = run_name("s", at("2026-01-01T08:00:01Z"));
+        let half = run_name("s", at("2026-01-01T08:00:01.500Z"));
+        assert_eq!(half, "s-1767254401-500");
+        assert_ne!(whole, half);
+    }
+
+    #[test]
+    fn long_schedule_names_are_shortened_to_a_valid_name() {
+        let name = run_name(&"x".repeat(300), at("2026-01-01T08:00:00Z"));
+        assert!(name.len() <= 253, "{}", name.len());
+        assert_ne!(name, run_name(&"x".repeat(299), at("2026-01-01T08:00:00Z")));
+    }
 }

@@ -331,6 +331,15 @@ fn compile_leaf(path: &str, spec: &LeafTrigger, w: &Window, outer_tz: Tz) -> Res
                 "the interval must be positive",
             ));
         }
+        // JobRun names carry fire times to the millisecond; shorter periods would be a pod
+        // storm anyway. One second is the precision horolog promises.
+        if period_ns < 1_000_000_000 {
+            return Err(TriggerError::invalid(
+                format!("{path}.interval"),
+                period.to_string(),
+                "the interval must be at least 1s",
+            ));
+        }
         (
             Rule::Interval {
                 anchor: start,

@@ -345,6 +345,11 @@ fn errors_name_the_field_and_value() {
             TriggerErrorKind::InvalidTrigger,
         ),
         (
+            json!({"interval": "500ms"}),
+            "trigger.interval: \"500ms\": the interval must be at least 1s",
+            TriggerErrorKind::InvalidTrigger,
+        ),
+        (
             json!({"anyOf": [{"cron": "0 0 * * *", "timezone": "Mars/Base"}]}),
             "trigger.anyOf[0].timezone",
             TriggerErrorKind::InvalidTimezone,
@@ -463,7 +468,7 @@ fn extreme_cursors_do_not_panic() {
     use serde_json::json;
     let kinds = [
         json!({"cron": "* * * * * *"}),
-        json!({"interval": "1ms"}),
+        json!({"interval": "1s"}),
         json!({"date": "2026-01-01T00:00:00Z"}),
         json!({"calendarInterval": {"days": 1}}),
         json!({"anyOf": [{"cron": "0 0 * * *"}, {"interval": "1h"}]}),

@@ -17,8 +17,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the operator against the in-cluster configuration or the current kubeconfig.
-    /// Needs the CRDs installed (`horolog crds | kubectl apply --server-side -f -`).
+    /// Run the operator against the in-cluster configuration or the current kubeconfig
+    /// (needs the CRDs: `horolog crds | kubectl apply --server-side -f -`), or with
+    /// `--local DIR` without any cluster, running the pods' commands on this host.
     Run(horolog::operator::RunArgs),
 
     /// Print the CustomResourceDefinitions (Schedule, JobRun) as YAML, ready for

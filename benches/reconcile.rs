@@ -20,7 +20,7 @@ use horolog::api::{JobRun, Schedule};
 use horolog::apiserver::ApiServer;
 use horolog::clock::ManualClock;
 use horolog::controller::schedule::decide;
-use horolog::controller::trim::{trim_jobrun, trim_pod, trim_schedule};
+use horolog::controller::trim::{forget_finished_pod, trim_jobrun, trim_pod, trim_schedule};
 use horolog::controller::{CompiledTrigger, Context, ControllerConfig, status_diff, trigger_compiler};
 use horolog::plan::CatchUp;
 use horolog::pod::pod_for;
@@ -519,12 +519,25 @@ fn memory() {
             }
         }
     });
-    measure("3 Pods in the store", &mut || {
+    measure("3 finished Pods in the store (not cached)", &mut || {
         for f in &fixtures {
             for pod in &f.pods {
-                caches
-                    .pods
-                    .apply_watcher_event(&Event::Apply(trimmed(pod.clone(), trim_pod)));
+                if let Some(event) = forget_finished_pod(Event::Apply(trimmed(pod.clone(), trim_pod))) {
+                    caches.pods.apply_watcher_event(&event);
+                }
+            }
+        }
+    });
+    // While a run runs, its Pod is cached; at most maxRunningJobs per Schedule, briefly.
+    let (_running_store, mut running_pods) = reflector::store::<Pod>();
+    measure("  1 running Pod, while its run runs", &mut || {
+        for f in &fixtures {
+            if let Some(pod) = f.pods.first() {
+                let mut pod = trimmed(pod.clone(), trim_pod);
+                if let Some(status) = pod.status.as_mut() {
+                    status.phase = Some("Running".into());
+                }
+                running_pods.apply_watcher_event(&Event::Apply(pod));
             }
         }
     });
@@ -575,7 +588,7 @@ fn memory() {
         run_json / n,
         pod_json / n
     );
-    black_box((&caches.ctx, &triggers));
+    black_box((&caches.ctx, &triggers, &running_pods));
 }
 
 fn main() {

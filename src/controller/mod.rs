@@ -299,7 +299,9 @@ pub async fn run(
         .touched_objects();
     let pod_events = reflector::reflector(
         pod_writer,
-        watcher(pods_api, watch_config.labels(JOBRUN_LABEL)).modify(trim::trim_pod),
+        watcher(pods_api, watch_config.labels(JOBRUN_LABEL))
+            .modify(trim::trim_pod)
+            .try_filter_map(|event| future::ready(Ok(trim::forget_finished_pod(event)))),
     )
     .default_backoff()
     .touched_objects();

@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus, PodTemplateSpec};
 use kube::ResourceExt;
+use kube::runtime::watcher::Event;
 
 use crate::api::{JobRun, Schedule};
 
@@ -76,6 +77,25 @@ pub fn trim_pod(pod: &mut Pod) {
     }
 }
 
+/// Finished Pods (Succeeded or Failed) leave the cache: the JobRun reconciler reads a Pod only
+/// while its run is unfinished, and when the cache lacks it, it GETs the Pod from the API server
+/// (see `jobrun::follow`), so the final status is still read exactly once per attempt. An update
+/// that finishes a cached Pod becomes a deletion from the cache (the reconcile it triggers still
+/// runs); finished Pods in the initial list are not cached at all.
+pub fn forget_finished_pod(event: Event<Pod>) -> Option<Event<Pod>> {
+    let finished = |pod: &Pod| {
+        matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    };
+    match event {
+        Event::Apply(pod) if finished(&pod) => Some(Event::Delete(pod)),
+        Event::InitApply(pod) if finished(&pod) => None,
+        other => Some(other),
+    }
+}
+
 /// True when `object` carries fields the trimmers drop (for tests of callers).
 pub fn has_bookkeeping(object: &impl kube::Resource) -> bool {
     object.meta().managed_fields.is_some() || object.annotations().contains_key(LAST_APPLIED)
@@ -136,6 +156,26 @@ mod tests {
             Some(1),
             "only the run's container"
         );
+    }
+
+    #[test]
+    fn finished_pods_leave_the_cache_and_running_ones_stay() {
+        let finished = pod();
+        assert!(matches!(
+            forget_finished_pod(Event::Apply(finished.clone())),
+            Some(Event::Delete(_))
+        ));
+        assert!(forget_finished_pod(Event::InitApply(finished.clone())).is_none());
+        let mut running = finished;
+        running.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(matches!(
+            forget_finished_pod(Event::Apply(running.clone())),
+            Some(Event::Apply(_))
+        ));
+        assert!(matches!(
+            forget_finished_pod(Event::InitApply(running)),
+            Some(Event::InitApply(_))
+        ));
     }
 
     #[test]

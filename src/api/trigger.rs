@@ -272,7 +272,31 @@ pub struct CalendarInterval {
     pub second: i32,
 }
 
+impl LeafTrigger {
+    /// The trigger kinds this member sets, by their YAML names (valid: exactly one).
+    pub fn kinds_set(&self) -> Vec<&'static str> {
+        [
+            ("cron", self.cron.is_some()),
+            ("cronFields", self.cron_fields.is_some()),
+            ("interval", self.interval.is_some()),
+            ("date", self.date.is_some()),
+            ("calendarInterval", self.calendar_interval.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
 impl TriggerSpec {
+    /// The trigger kinds this spec sets, by their YAML names (valid: exactly one).
+    pub fn kinds_set(&self) -> Vec<&'static str> {
+        let mut kinds = self.as_leaf().kinds_set();
+        kinds.extend(self.any_of.as_ref().map(|_| "anyOf"));
+        kinds.extend(self.all_of.as_ref().map(|_| "allOf"));
+        kinds
+    }
+
     /// The leaf part of this trigger (cron, cronFields, interval, date, calendarInterval, window).
     pub fn as_leaf(&self) -> LeafTrigger {
         LeafTrigger {

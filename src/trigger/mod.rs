@@ -131,16 +131,8 @@ impl Trigger {
         let start = spec.start_time.map(|t| t.to_utc());
         let end = spec.end_time.map(|t| t.to_utc());
         check_window("trigger", start, end)?;
-        let kinds = [
-            spec.cron.is_some(),
-            spec.cron_fields.is_some(),
-            spec.interval.is_some(),
-            spec.date.is_some(),
-            spec.calendar_interval.is_some(),
-            spec.any_of.is_some(),
-            spec.all_of.is_some(),
-        ];
-        if kinds.iter().filter(|k| **k).count() != 1 {
+        let kinds = spec.kinds_set();
+        if kinds.len() != 1 {
             return Err(TriggerError::invalid(
                 "trigger",
                 kind_names(&kinds),
@@ -290,14 +282,8 @@ fn compile_members(path: &str, members: &[LeafTrigger], outer: &Window) -> Resul
 }
 
 fn compile_leaf(path: &str, spec: &LeafTrigger, w: &Window, outer_tz: Tz) -> Result<Leaf, TriggerError> {
-    let kinds = [
-        spec.cron.is_some(),
-        spec.cron_fields.is_some(),
-        spec.interval.is_some(),
-        spec.date.is_some(),
-        spec.calendar_interval.is_some(),
-    ];
-    if kinds.iter().filter(|k| **k).count() != 1 {
+    let kinds = spec.kinds_set();
+    if kinds.len() != 1 {
         return Err(TriggerError::invalid(
             path,
             kind_names(&kinds),
@@ -493,26 +479,11 @@ fn cron_error((field, value, message): cron::CronError) -> TriggerError {
     TriggerError::invalid(field, value, message)
 }
 
-fn kind_names(kinds: &[bool]) -> String {
-    const NAMES: [&str; 7] = [
-        "cron",
-        "cronFields",
-        "interval",
-        "date",
-        "calendarInterval",
-        "anyOf",
-        "allOf",
-    ];
-    let set: Vec<&str> = NAMES
-        .iter()
-        .zip(kinds)
-        .filter(|(_, k)| **k)
-        .map(|(n, _)| *n)
-        .collect();
-    if set.is_empty() {
+fn kind_names(kinds: &[&str]) -> String {
+    if kinds.is_empty() {
         "none set".to_string()
     } else {
-        set.join(", ")
+        kinds.join(", ")
     }
 }
 

@@ -121,3 +121,68 @@ pub fn render_table(previews: &[SchedulePreview]) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::parse_manifests;
+
+    const DST: &str = r#"
+apiVersion: horolog.dev/v1alpha1
+kind: Schedule
+metadata: {name: dst-berlin}
+spec:
+  trigger: {cron: "30 2 * * *", timezone: Europe/Berlin}
+  jobTemplate: {spec: {template: {spec: {containers: [{name: main, image: busybox}]}}}}
+"#;
+
+    fn from() -> DateTime<Utc> {
+        "2026-03-28T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn json_has_name_and_fire_times_in_the_trigger_zone() {
+        let manifests = parse_manifests(DST, "dst.yaml").unwrap();
+        let previews: Vec<_> = preview(&manifests, from(), 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let json = serde_json::to_value(&previews).unwrap();
+        assert_eq!(json[0]["name"], "dst-berlin");
+        // 02:30 does not exist on 2026-03-29 in Berlin: the first instant after the gap.
+        assert_eq!(
+            json[0]["fireTimes"],
+            serde_json::json!(["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"])
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_header_and_a_row_per_fire_time() {
+        let manifests = parse_manifests(DST, "dst.yaml").unwrap();
+        let previews: Vec<_> = preview(&manifests, from(), 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let table = render_table(&previews);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(
+            lines[0].starts_with("SCHEDULE") && lines[0].ends_with("FIRE TIME"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("dst-berlin") && lines[1].contains("Europe/Berlin"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_schedule_is_an_error_naming_it_and_the_field() {
+        let bad = DST.replace("30 2 * * *", "61 * * * *");
+        let manifests = parse_manifests(&bad, "bad.yaml").unwrap();
+        let err = preview(&manifests, from(), 2).remove(0).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("Schedule dst-berlin: trigger.cron"), "{shown}");
+        assert!(shown.contains("61"), "{shown}");
+    }
+}

@@ -5,7 +5,6 @@
 //! clone: every handle inside shares its counters) and call its methods; the server
 //! renders the registry in the OpenMetrics text format on each scrape.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,9 +15,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -27,7 +23,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Buckets of `horolog_fire_delay_seconds`: a healthy operator creates pods within tens of
 /// milliseconds of the fire time; seconds mean a busy API server, a minute means trouble.
@@ -43,6 +38,22 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The OpenMetrics content type Prometheus negotiates for the text format.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Buckets of the Kubernetes API request duration (seconds), as client-go's
+/// `rest_client_request_duration_seconds`.
+const API_REQUEST_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerbLabels {
+    verb: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -73,6 +84,8 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     active_jobruns: Gauge,
+    api_requests: Family<RequestLabels, Counter>,
+    api_request_duration: Family<VerbLabels, Histogram>,
     /// Counts unfinished JobRuns at scrape time (set once the controllers' caches exist);
     /// one count per scrape instead of bookkeeping on every transition.
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
@@ -156,6 +169,22 @@ impl Metrics {
             "JobRuns not yet finished (Pending, Waiting or Running)",
             active_jobruns.clone(),
         );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API, by verb (get, list, watch, create, update, patch, \
+             delete), resource (with subresource, e.g. jobruns/status) and HTTP status code",
+            api_requests.clone(),
+        );
+        let api_request_duration =
+            Family::<VerbLabels, Histogram>::new_with_constructor(|| Histogram::new(API_REQUEST_BUCKETS));
+        registry.register_with_unit(
+            "api_request_duration",
+            "Time from sending a Kubernetes API request to its response headers (a watch: to \
+             its start), by verb; excludes waiting for the --kube-qps limit",
+            Unit::Seconds,
+            api_request_duration.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -174,6 +203,8 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             active_jobruns,
+            api_requests,
+            api_request_duration,
             active_source: Arc::default(),
             leader,
         }
@@ -234,6 +265,20 @@ impl Metrics {
             reason: reason.to_owned(),
         };
         self.reconcile_errors.get_or_create(&labels).inc();
+    }
+
+    /// Counts one Kubernetes API request and how long its response took.
+    pub fn observe_api_request(&self, request: &ApiRequest, code: &str, seconds: f64) {
+        let labels = RequestLabels {
+            verb: request.verb.to_owned(),
+            resource: request.resource.clone(),
+            code: code.to_owned(),
+        };
+        self.api_requests.get_or_create(&labels).inc();
+        let verb = VerbLabels {
+            verb: request.verb.to_owned(),
+        };
+        self.api_request_duration.get_or_create(&verb).observe(seconds);
     }
 
     /// Sets the number of JobRuns not yet finished.
@@ -349,59 +394,72 @@ pub async fn serve_listener(
     health: Health,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics and health probes");
-    // Each connection holds a receiver; `closed()` on the sender then waits for all of them.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Per-connection errors (the peer reset, too many open files) must not
-                    // end the probe server: the kubelet would restart a healthy operator.
-                    tracing::warn!(%error, "accepting a metrics connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        let health = health.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&request, &metrics, &health);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                // Err means the sender is gone, which also means stop.
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%error, %peer, "metrics connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    drop(stop_rx);
-    let _ = stop_tx.send(true);
-    // A client that never finishes its request must not hold the process past its
-    // termination grace period.
-    if tokio::time::timeout(DRAIN_TIMEOUT, stop_tx.closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!("metrics connections still open after shutdown; dropping them");
-    }
+    let handler = move |request: Request<Incoming>| {
+        let response = respond(&request, &metrics, &health);
+        async move { response }
+    };
+    crate::serve::serve(
+        listener,
+        "metrics and health probes",
+        handler,
+        DRAIN_TIMEOUT,
+        shutdown,
+    )
+    .await;
     Ok(())
+}
+
+/// What a Kubernetes API request does, read off its method and URL: the metric labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, or
+    /// the lowercase method for anything else.
+    pub verb: &'static str,
+    /// The resource's plural, with `/subresource` when there is one (`jobruns/status`); empty
+    /// for paths that name no resource (discovery, `/version`).
+    pub resource: String,
+}
+
+impl ApiRequest {
+    /// Reads `/api/v1/...` and `/apis/GROUP/VERSION/...` paths, namespaced or not.
+    pub fn of(method: &Method, path: &str, query: Option<&str>) -> Self {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let rest = match segments.as_slice() {
+            ["api", _version, rest @ ..] => rest,
+            ["apis", _group, _version, rest @ ..] => rest,
+            _ => &[][..],
+        };
+        // `namespaces/NS/RESOURCE...` is inside a namespace; `namespaces[/NS]` alone is the
+        // namespaces resource itself.
+        let rest = match rest {
+            ["namespaces", _namespace, inner @ ..] if !inner.is_empty() => inner,
+            other => other,
+        };
+        let (resource, named) = match rest {
+            [] => (String::new(), false),
+            [resource] => ((*resource).to_owned(), false),
+            [resource, _name] => ((*resource).to_owned(), true),
+            [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+        };
+        let watch = query
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1");
+        let verb = match *method {
+            Method::GET if watch => "watch",
+            Method::GET if named || resource.is_empty() => "get",
+            Method::GET => "list",
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE if named => "delete",
+            Method::DELETE => "deletecollection",
+            Method::HEAD => "head",
+            Method::OPTIONS => "options",
+            _ => "other",
+        };
+        ApiRequest { verb, resource }
+    }
 }
 
 /// The response to one probe or scrape request.
@@ -491,6 +549,73 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
+    fn api_requests_are_named_by_verb_and_resource() {
+        let cases = [
+            (Method::GET, "/api/v1/namespaces/ns/pods/p1", None, "get", "pods"),
+            (
+                Method::GET,
+                "/api/v1/pods",
+                Some("labelSelector=a"),
+                "list",
+                "pods",
+            ),
+            (
+                Method::GET,
+                "/api/v1/pods",
+                Some("resourceVersion=5&watch=true"),
+                "watch",
+                "pods",
+            ),
+            (
+                Method::POST,
+                "/apis/horolog.dev/v1alpha1/namespaces/ns/jobruns",
+                None,
+                "create",
+                "jobruns",
+            ),
+            (
+                Method::PATCH,
+                "/apis/horolog.dev/v1alpha1/namespaces/ns/jobruns/r1/status",
+                None,
+                "patch",
+                "jobruns/status",
+            ),
+            (
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/l",
+                None,
+                "update",
+                "leases",
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/ns/pods/p1",
+                None,
+                "delete",
+                "pods",
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/ns/pods",
+                None,
+                "deletecollection",
+                "pods",
+            ),
+            (Method::GET, "/api/v1/namespaces/ns", None, "get", "namespaces"),
+            (Method::GET, "/api/v1/namespaces", None, "list", "namespaces"),
+            (Method::GET, "/version", None, "get", ""),
+        ];
+        for (method, path, query, verb, resource) in cases {
+            let request = ApiRequest::of(&method, path, query);
+            assert_eq!(
+                (request.verb, request.resource.as_str()),
+                (verb, resource),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
     fn encode_contains_every_metric_after_observations() {
         let metrics = Metrics::new();
         metrics.observe_fire_delay(0.2);
@@ -502,6 +627,8 @@ mod tests {
         metrics.reconcile_error("jobrun", "Kube");
         metrics.set_active_jobruns(4);
         metrics.set_leader(true);
+        let patch = ApiRequest::of(&Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None);
+        metrics.observe_api_request(&patch, "200", 0.02);
 
         let text = metrics.encode();
         for line in [
@@ -517,6 +644,9 @@ mod tests {
             "horolog_reconcile_errors_total{controller=\"jobrun\",reason=\"Kube\"} 1",
             "horolog_active_jobruns 4",
             "horolog_leader 1",
+            "horolog_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"} 1",
+            "horolog_api_request_duration_seconds_bucket{le=\"0.025\",verb=\"patch\"} 1",
+            "horolog_api_request_duration_seconds_bucket{le=\"0.01\",verb=\"patch\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

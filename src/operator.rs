@@ -16,7 +16,7 @@ use crate::api::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::controller::{self, ControllerConfig};
 use crate::leader::{LeaderElectionConfig, LeaderElector, default_identity};
-use crate::metrics::{Health, Metrics};
+use crate::metrics::{ApiRequest, Health, Metrics};
 use crate::telemetry::LogFormat;
 
 /// Flags of `horolog run` (the Helm chart passes each of them).
@@ -123,12 +123,14 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
             args.kube_qps, args.kube_burst
         )));
     }
+    let metrics = Metrics::new();
     let config = kube::Config::infer().await?;
+    // The throttle outside the counter, so request durations do not include the wait for a token.
     let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&RequestMetricsLayer(metrics.clone()))
         .with_layer(&ThrottleLayer::new(args.kube_qps, args.kube_burst))
         .build();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let metrics = Metrics::new();
     let health = Health::new();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -336,6 +338,59 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         self.permitted = false;
         self.inner.call(req)
+    }
+}
+
+/// Counts every Kubernetes API request in [`Metrics`], by verb, resource and status code, and
+/// times it.
+#[derive(Clone, Debug)]
+struct RequestMetricsLayer(Metrics);
+
+impl<S> tower::Layer<S> for RequestMetricsLayer {
+    type Service = RequestMetrics<S>;
+
+    fn layer(&self, inner: S) -> RequestMetrics<S> {
+        RequestMetrics {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`RequestMetricsLayer`] makes.
+#[derive(Clone, Debug)]
+struct RequestMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for RequestMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let kind = ApiRequest::of(request.method(), request.uri().path(), request.uri().query());
+        let metrics = self.metrics.clone();
+        let start = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let result = response.await;
+            let code = match &result {
+                Ok(response) => response.status().as_str().to_owned(),
+                Err(_) => "error".to_owned(),
+            };
+            metrics.observe_api_request(&kind, &code, start.elapsed().as_secs_f64());
+            result
+        })
     }
 }
 

@@ -15,5 +15,7 @@ pub mod operator;
 pub mod plan;
 pub mod pod;
 pub mod preview;
+pub mod sandbox;
+pub mod serve;
 pub mod telemetry;
 pub mod trigger;

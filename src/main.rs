@@ -1,4 +1,4 @@
-//! The `horolog` command line: `run`, `crds`, `preview`, `bench`.
+//! The `horolog` command line: `run`, `crds`, `preview`, `bench`, `sandbox`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,11 @@ enum Command {
     /// Load test: create N Schedules in a cluster, watch JobRuns and Pods, and report fire
     /// delay, missed and duplicate fire times and the operator's cost. Cleans up after itself.
     Bench(horolog::loadtest::BenchArgs),
+
+    /// A stand-in cluster on this machine, for `horolog run` and `horolog bench` without
+    /// Kubernetes: horolog's in-memory API server on a loopback port (plain HTTP, no auth;
+    /// not usable by kubectl), a kubeconfig pointing at it, and a simulated kubelet.
+    Sandbox(horolog::sandbox::SandboxArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -85,6 +90,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => match runtime() {
             Ok(rt) => rt.block_on(bench(args)),
             Err(e) => fail("bench", e),
+        },
+        Command::Sandbox(args) => match runtime() {
+            Ok(rt) => rt.block_on(sandbox(args)),
+            Err(e) => fail("sandbox", e),
         },
     }
 }
@@ -160,4 +169,38 @@ async fn local(args: horolog::operator::RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail("run --local", e),
     }
+}
+
+async fn sandbox(args: horolog::sandbox::SandboxArgs) -> ExitCode {
+    if let Err(e) = horolog::telemetry::init("warn", horolog::telemetry::LogFormat::Text) {
+        return fail("sandbox", e);
+    }
+    let sandbox = match horolog::sandbox::Sandbox::bind(&args).await {
+        Ok(sandbox) => sandbox,
+        Err(e) => return fail("sandbox", e),
+    };
+    let kubelet = match args.kubelet {
+        horolog::sandbox::Kubelet::Simulate => format!("simulated, each pod runs {}", args.pod_run_time),
+        horolog::sandbox::Kubelet::Exec => "pods' commands run as processes on this host".to_string(),
+        horolog::sandbox::Kubelet::None => "none, pods stay Pending".to_string(),
+    };
+    println!(
+        "horolog sandbox: in-memory API server on http://{} (plain HTTP, no authentication)\n\
+         kubelet: {kubelet}\n\
+         kubeconfig: {}\n\
+         try: KUBECONFIG={} horolog run   (and horolog bench in another terminal)\n\
+         Ctrl-C stops it; everything it held is gone then.",
+        sandbox.addr(),
+        args.kubeconfig.display(),
+        args.kubeconfig.display(),
+    );
+    sandbox
+        .serve(async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                eprintln!("horolog sandbox: cannot listen for Ctrl-C ({e}); stop it with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        })
+        .await;
+    ExitCode::SUCCESS
 }

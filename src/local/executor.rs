@@ -215,18 +215,36 @@ fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or(-1)
 }
 
+/// How the executor runs a Pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The first container's command as a process on this host (see the module docs), with
+    /// termination files under `workdir`.
+    Processes {
+        /// Where termination files are kept (created when needed; a path without spaces).
+        workdir: PathBuf,
+    },
+    /// No process at all, as KWOK's simulated nodes: the Pod is `Running` at once and
+    /// `Succeeded` (exit code 0, no message) after `run_for`. For load tests, where what the
+    /// pods do does not matter but their lifecycle, and its API writes, do.
+    Simulated {
+        /// How long each Pod runs.
+        run_for: Duration,
+    },
+}
+
 /// The kubelet stand-in. See the module docs.
 #[derive(Clone)]
 pub struct Executor {
     client: Client,
     clock: Arc<dyn Clock>,
-    workdir: PathBuf,
+    mode: Mode,
 }
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
-            .field("workdir", &self.workdir)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -243,19 +261,22 @@ impl Executor {
     /// (created when needed; it should be a path without spaces, since it is written into
     /// shell command lines).
     pub fn new(client: Client, clock: Arc<dyn Clock>, workdir: PathBuf) -> Self {
-        Executor {
-            client,
-            clock,
-            workdir,
-        }
+        Executor::with_mode(client, clock, Mode::Processes { workdir })
+    }
+
+    /// An executor for the Pods `client` sees that runs them as `mode` says.
+    pub fn with_mode(client: Client, clock: Arc<dyn Clock>, mode: Mode) -> Self {
+        Executor { client, clock, mode }
     }
 
     /// Runs Pods until `shutdown` completes, then stops their processes (at most
     /// [`SHUTDOWN_GRACE`] each), records them as `Interrupted` and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        if let Err(err) = tokio::fs::create_dir_all(&self.workdir).await {
+        if let Mode::Processes { workdir } = &self.mode
+            && let Err(err) = tokio::fs::create_dir_all(workdir).await
+        {
             // Pods will then fail one by one with the reason; the executor keeps going.
-            warn!(workdir = %self.workdir.display(), error = %err, "cannot create the work directory");
+            warn!(workdir = %workdir.display(), error = %err, "cannot create the work directory");
         }
         let api: Api<Pod> = Api::all(self.client.clone());
         let events = watcher(api, watcher::Config::default()).default_backoff();
@@ -312,8 +333,10 @@ impl Executor {
                 warn!(error = %err, "a pod task ended abnormally");
             }
         }
-        if let Err(err) = tokio::fs::remove_dir(&self.workdir).await {
-            debug!(workdir = %self.workdir.display(), error = %err, "work directory not removed");
+        if let Mode::Processes { workdir } = &self.mode
+            && let Err(err) = tokio::fs::remove_dir(workdir).await
+        {
+            debug!(workdir = %workdir.display(), error = %err, "work directory not removed");
         }
     }
 
@@ -369,9 +392,13 @@ impl Executor {
 
     /// Runs one Pod's process from start to status.
     async fn run_pod(&self, pod: Pod, deleted: oneshot::Receiver<()>, stop: watch::Receiver<bool>) {
+        let workdir = match &self.mode {
+            Mode::Processes { workdir } => workdir,
+            Mode::Simulated { run_for } => return self.simulate_pod(&pod, *run_for, deleted, stop).await,
+        };
         let name = pod.name_any();
         let file_name = format!("{}.{}.termination-log", pod.namespace().unwrap_or_default(), name);
-        let termination_file = self.workdir.join(file_name);
+        let termination_file = workdir.join(file_name);
         let command = match local_command(&pod, &termination_file) {
             Ok(command) => command,
             Err(not_runnable) => {
@@ -403,6 +430,54 @@ impl Executor {
         if let Some(status) = result {
             self.write_status(&pod, status).await;
         }
+    }
+
+    /// A simulated Pod's life: `Running` now, `Succeeded` after `run_for`; `Interrupted` when
+    /// the executor stops first; nothing more once the Pod is deleted.
+    async fn simulate_pod(
+        &self,
+        pod: &Pod,
+        run_for: Duration,
+        deleted: oneshot::Receiver<()>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let (container, image) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .unwrap_or_default();
+        let started_at = time_text(self.now());
+        let running = json!({
+            "phase": "Running",
+            "startTime": started_at,
+            "containerStatuses": [container_status(&container, &image, true, json!({
+                "running": {"startedAt": started_at},
+            }))],
+        });
+        self.write_status(pod, running).await;
+        tokio::select! {
+            () = tokio::time::sleep(run_for) => {}
+            _ = deleted => return,
+            // The guard `wait_for` returns must be gone before the write below awaits.
+            () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                let status = self.interrupted_status(pod, "horolog stopped while the pod ran");
+                self.write_status(pod, status).await;
+                return;
+            }
+        }
+        let succeeded = json!({
+            "phase": "Succeeded",
+            "containerStatuses": [container_status(&container, &image, false, json!({
+                "terminated": {
+                    "exitCode": 0,
+                    "reason": "Completed",
+                    "startedAt": started_at,
+                    "finishedAt": time_text(self.now()),
+                },
+            }))],
+        });
+        self.write_status(pod, succeeded).await;
     }
 
     /// Spawns and watches the process; the Pod's final status, or `None` when the Pod is gone.
@@ -458,7 +533,7 @@ impl Executor {
             "phase": "Running",
             "startTime": time_text(started_at),
             "message": note,
-            "containerStatuses": [container_status(command, true, json!({
+            "containerStatuses": [container_status(&command.container, &command.image, true, json!({
                 "running": {"startedAt": time_text(started_at)},
             }))],
         });
@@ -535,7 +610,7 @@ impl Executor {
             "phase": if succeeded { "Succeeded" } else { "Failed" },
             "reason": pod_reason,
             "message": pod_message,
-            "containerStatuses": [container_status(command, false, json!({
+            "containerStatuses": [container_status(&command.container, &command.image, false, json!({
                 "terminated": {
                     "exitCode": code,
                     "reason": if code == 0 { "Completed" } else { "Error" },
@@ -554,7 +629,7 @@ impl Executor {
             "phase": "Failed",
             "reason": "StartError",
             "message": message,
-            "containerStatuses": [container_status(command, false, json!({
+            "containerStatuses": [container_status(&command.container, &command.image, false, json!({
                 "terminated": {"exitCode": 128, "reason": "StartError", "startedAt": now, "finishedAt": now},
             }))],
         })
@@ -615,10 +690,10 @@ impl Executor {
 }
 
 /// A container status as the kubelet writes it.
-fn container_status(command: &LocalCommand, running: bool, state: Value) -> Value {
+fn container_status(name: &str, image: &str, running: bool, state: Value) -> Value {
     json!({
-        "name": command.container,
-        "image": command.image,
+        "name": name,
+        "image": image,
         "imageID": "",
         "ready": running,
         "started": running,

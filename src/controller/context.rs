@@ -45,6 +45,10 @@ pub trait Observer: Send + Sync {
 /// aggregates repeats into a series.
 const RECORDER_SHARDS: usize = 256;
 
+/// The most objects [`Context::behind_own_write`] remembers; past it the memory is cleared,
+/// which loses only the shortcut (a reconcile may then repeat work and meet a 409), never a write.
+const WRITTEN_LIMIT: usize = 100_000;
+
 /// The state shared by both reconcilers.
 pub struct Context {
     /// The Kubernetes client.
@@ -68,6 +72,9 @@ pub struct Context {
     claims: Mutex<HashMap<(String, String), HashSet<String>>>,
     /// Consecutive failures per object, for error_policy's backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// For each object whose status this process wrote last: the resourceVersion that write
+    /// replaced. See [`Context::behind_own_write`].
+    written: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -95,7 +102,50 @@ impl Context {
             runs: RwLock::default(),
             claims: Mutex::default(),
             failures: Mutex::default(),
+            written: Mutex::default(),
         }
+    }
+
+    /// True when the cached `object` is the very version our own last status write replaced:
+    /// the cache has not caught up yet. Reconciling it could only repeat that work (a JobRun
+    /// created again, a Pod created again) and end in a 409 Conflict and a retry; and there is
+    /// no need, since the write's watch event is on its way and reconciles the new version.
+    /// Any other version (newer, or rewritten by someone else) is reconciled as usual.
+    pub fn behind_own_write<K: Resource<DynamicType = ()>>(&self, object: &K) -> bool {
+        let key = super::object_key(object);
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match written.get(&key) {
+            Some(replaced) if object.meta().resource_version.as_deref() == Some(replaced.as_str()) => true,
+            Some(_) => {
+                written.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that our write turned `before` into `after` (see [`Context::behind_own_write`]).
+    /// A write that changed nothing keeps the resourceVersion and sends no watch event, so it
+    /// is not remembered.
+    fn wrote<K: Resource<DynamicType = ()>>(&self, before: &K, after: &K) {
+        let (Some(replaced), Some(now)) = (&before.meta().resource_version, &after.meta().resource_version)
+        else {
+            return;
+        };
+        if replaced == now {
+            return;
+        }
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if written.len() >= WRITTEN_LIMIT {
+            written.clear();
+        }
+        written.insert(super::object_key(before), replaced.clone());
     }
 
     /// The current instant.
@@ -251,7 +301,8 @@ impl Context {
             "status": diff,
         });
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+        let written = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
             .map_err(|source| {
                 Error::api(
@@ -262,6 +313,7 @@ impl Context {
                     source,
                 )
             })?;
+        self.wrote(object, &written);
         Ok(true)
     }
 
@@ -460,6 +512,44 @@ mod tests {
         assert_eq!(names(ctx.runs_named("default", "a")), ["a-1", "a-2"]);
         deliver(&ctx, &mut writer, Watch::InitDone);
         assert_eq!(names(ctx.runs_named("default", "a")), ["a-2"]);
+    }
+
+    fn at_version(mut run: JobRun, version: &str) -> JobRun {
+        run.metadata.resource_version = Some(version.into());
+        run
+    }
+
+    #[tokio::test]
+    async fn a_cached_object_is_behind_only_while_it_is_the_version_our_write_replaced() {
+        let (ctx, _writer) = context();
+        let v1 = at_version(run("a-1", "a"), "1");
+        assert!(!ctx.behind_own_write(&v1), "nothing written yet");
+
+        ctx.wrote(&v1, &at_version(run("a-1", "a"), "2"));
+        assert!(
+            ctx.behind_own_write(&v1),
+            "the cache still shows what we replaced"
+        );
+        assert!(ctx.behind_own_write(&v1), "and stays behind until it moves");
+        assert!(
+            !ctx.behind_own_write(&at_version(run("b-1", "b"), "1")),
+            "other objects are not"
+        );
+
+        assert!(
+            !ctx.behind_own_write(&at_version(run("a-1", "a"), "2")),
+            "caught up"
+        );
+        assert!(!ctx.behind_own_write(&v1), "forgotten once caught up");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_changed_nothing_is_not_waited_for() {
+        let (ctx, _writer) = context();
+        let v1 = at_version(run("a-1", "a"), "1");
+        // The server kept the version: no watch event will come, so nothing may wait for one.
+        ctx.wrote(&v1, &v1.clone());
+        assert!(!ctx.behind_own_write(&v1));
     }
 
     #[test]

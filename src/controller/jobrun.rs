@@ -233,6 +233,9 @@ async fn reconcile_inner(run: &JobRun, ctx: &Context) -> Result<Action, Error> {
     if run.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if ctx.behind_own_write(run) {
+        return Ok(Action::requeue(super::BEHIND_OWN_WRITE_RECHECK));
+    }
     if phase_of(run).is_finished() {
         release_claim(run, ctx);
         return expire(run, ctx).await;

@@ -197,14 +197,21 @@ pub(crate) fn is_already_exists(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
 }
 
-/// Requeue delay after the `failures`-th failure in a row: 409s come back quickly (a fresh
-/// read usually fixes them), everything else backs off exponentially from 1s to 5 minutes.
+/// Requeue delay after the `failures`-th failure in a row: a 409 means the cache was behind
+/// and the next watch event usually fixes it, so conflicts retry after 200 ms, doubling to at
+/// most 5 s (a fire is never seconds late because of a few conflicts in a row); everything
+/// else backs off exponentially from 1 s to 256 s.
 pub fn backoff(err: &Error, failures: u32) -> Duration {
-    if err.is_conflict() && failures <= 3 {
-        return Duration::from_millis(200);
+    let doublings = failures.saturating_sub(1).min(8);
+    if err.is_conflict() {
+        return (Duration::from_millis(200) * (1u32 << doublings)).min(Duration::from_secs(5));
     }
-    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300))
+    Duration::from_secs(1u64 << doublings).min(Duration::from_secs(300))
 }
+
+/// How soon a reconcile skipped because the cache is behind our own write
+/// ([`Context::behind_own_write`]) looks again, should the write's watch event not come.
+pub(crate) const BEHIND_OWN_WRITE_RECHECK: Duration = Duration::from_secs(5);
 
 fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = object_key(object.as_ref());
@@ -214,7 +221,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx:
     Action::requeue(delay)
 }
 
-fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+pub(crate) fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     format!(
         "{}/{}/{}",
         K::kind(&()),
@@ -415,5 +422,38 @@ fn log_applier_result<K, E1: std::fmt::Display, E2: std::fmt::Display>(
         Ok(_) => {}
         Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
         Err(err) => tracing::debug!(error = %err, "reconcile did not succeed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> Error {
+        let status = kube::core::Status::failure("test", reason).with_code(code);
+        Error::api(
+            "patch status of",
+            "JobRun".to_string(),
+            "default",
+            "r",
+            kube::Error::Api(status.boxed()),
+        )
+    }
+
+    #[test]
+    fn conflicts_retry_fast_and_never_wait_more_than_five_seconds() {
+        let conflict = api_error(409, "Conflict");
+        let delays: Vec<u128> = (1..=8).map(|n| backoff(&conflict, n).as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn other_errors_back_off_from_one_second_to_five_minutes() {
+        let unavailable = api_error(503, "ServiceUnavailable");
+        let delays: Vec<u64> = [1, 2, 3, 9, 20]
+            .iter()
+            .map(|&n| backoff(&unavailable, n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 256, 256]);
     }
 }

@@ -459,6 +459,9 @@ async fn reconcile_inner(schedule: &Schedule, ctx: &Context) -> Result<Action, E
         // Garbage collection removes the runs with their owner.
         return Ok(Action::await_change());
     }
+    if ctx.behind_own_write(schedule) {
+        return Ok(Action::requeue(super::BEHIND_OWN_WRITE_RECHECK));
+    }
     let namespace = schedule.namespace().unwrap_or_default();
     let name = schedule.name_any();
     let now = ctx.now();

@@ -39,11 +39,20 @@ pub struct RunArgs {
     #[arg(long, env = "HOROLOG_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
 
-    /// Sustained rate of requests to the Kubernetes API server, per second.
-    #[arg(long, env = "HOROLOG_KUBE_QPS", default_value_t = 50.0)]
+    /// Client-side limit on requests to the Kubernetes API server, per second. 0 (the default)
+    /// or a negative value sets no client-side limit and leaves protecting the API server to
+    /// its API Priority and Fairness, as SIG API Machinery advises and controller-runtime does
+    /// by default. A firing costs about 13 requests (creates, status writes, Events), so a
+    /// limit caps the fire rate at about QPS / 13.
+    #[arg(
+        long,
+        env = "HOROLOG_KUBE_QPS",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub kube_qps: f64,
 
-    /// Requests that may be sent at once above `--kube-qps` after a quiet spell.
+    /// With a positive `--kube-qps`: requests that may be sent at once after a quiet spell.
     #[arg(long, env = "HOROLOG_KUBE_BURST", default_value_t = 100)]
     pub kube_burst: u32,
 
@@ -117,10 +126,16 @@ pub enum OperatorError {
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(args.log_level.as_deref().unwrap_or("info"), args.log_format)?;
-    if !args.kube_qps.is_finite() || args.kube_qps <= 0.0 || args.kube_burst == 0 {
+    if !args.kube_qps.is_finite() {
         return Err(OperatorError::Flag(format!(
-            "--kube-qps ({}) and --kube-burst ({}) must be positive",
-            args.kube_qps, args.kube_burst
+            "--kube-qps ({}) must be a number: requests per second, or 0 for no client-side limit",
+            args.kube_qps
+        )));
+    }
+    if args.kube_qps > 0.0 && args.kube_burst == 0 {
+        return Err(OperatorError::Flag(format!(
+            "--kube-burst (0) must be at least 1 when --kube-qps ({}) sets a limit",
+            args.kube_qps
         )));
     }
     let metrics = Metrics::new();
@@ -130,6 +145,13 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
         .with_layer(&RequestMetricsLayer(metrics.clone()))
         .with_layer(&ThrottleLayer::new(args.kube_qps, args.kube_burst))
         .build();
+    if args.kube_qps > 0.0 {
+        info!(
+            qps = args.kube_qps,
+            burst = args.kube_burst,
+            "client-side API rate limit"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let health = Health::new();
 
@@ -284,11 +306,12 @@ impl TokenBucket {
 
 /// Limits the requests the kube client sends (client-go's `--kube-api-qps`/`--kube-api-burst`).
 #[derive(Clone, Debug)]
-struct ThrottleLayer(Arc<TokenBucket>);
+/// No bucket: no limit (`--kube-qps` 0 or negative).
+struct ThrottleLayer(Option<Arc<TokenBucket>>);
 
 impl ThrottleLayer {
     fn new(qps: f64, burst: u32) -> Self {
-        ThrottleLayer(Arc::new(TokenBucket::new(qps, burst)))
+        ThrottleLayer((qps > 0.0).then(|| Arc::new(TokenBucket::new(qps, burst))))
     }
 }
 
@@ -305,10 +328,10 @@ impl<S> tower::Layer<S> for ThrottleLayer {
     }
 }
 
-/// The service [`ThrottleLayer`] makes: not ready until the bucket gives a token.
+/// The service [`ThrottleLayer`] makes: not ready until the bucket (if any) gives a token.
 struct Throttle<S> {
     inner: S,
-    bucket: Arc<TokenBucket>,
+    bucket: Option<Arc<TokenBucket>>,
     wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     permitted: bool,
 }
@@ -322,12 +345,15 @@ where
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        let Some(bucket) = self.bucket.clone() else {
+            return self.inner.poll_ready(cx);
+        };
         while !self.permitted {
             if let Some(wait) = self.wait.as_mut() {
                 std::task::ready!(wait.as_mut().poll(cx));
                 self.wait = None;
             }
-            match self.bucket.try_take(Instant::now()) {
+            match bucket.try_take(Instant::now()) {
                 Ok(()) => self.permitted = true,
                 Err(delay) => self.wait = Some(Box::pin(tokio::time::sleep(delay))),
             }
@@ -420,6 +446,13 @@ mod tests {
     }
 
     #[test]
+    fn no_positive_qps_means_no_bucket() {
+        assert!(ThrottleLayer::new(0.0, 100).0.is_none());
+        assert!(ThrottleLayer::new(-1.0, 100).0.is_none());
+        assert!(ThrottleLayer::new(20.0, 40).0.is_some());
+    }
+
+    #[test]
     fn run_flags_parse_as_the_chart_writes_them() {
         #[derive(clap::Parser)]
         struct Cli {
@@ -447,9 +480,16 @@ mod tests {
         assert_eq!(cli.run.log_level.as_deref(), Some("info"));
         assert!(cli.run.leader_election);
         assert_eq!(cli.run.lease_duration.as_std().as_secs(), 15);
+        assert_eq!(cli.run.kube_qps, 50.0);
         let off = <Cli as clap::Parser>::try_parse_from(["horolog", "--leader-election=false"]).unwrap();
         assert!(!off.run.leader_election);
         assert!(off.run.namespaces.is_empty());
+        assert_eq!(off.run.kube_qps, 0.0, "no client-side limit unless asked");
+        let negative = <Cli as clap::Parser>::try_parse_from(["horolog", "--kube-qps=-1"]).unwrap();
+        assert_eq!(
+            negative.run.kube_qps, -1.0,
+            "client-go's spelling of no limit parses too"
+        );
         let bad = <Cli as clap::Parser>::try_parse_from(["horolog", "--lease-duration=15 seconds"]);
         assert!(bad.is_err());
     }

@@ -45,8 +45,9 @@ pub trait Observer: Send + Sync {
 /// aggregates repeats into a series.
 const RECORDER_SHARDS: usize = 256;
 
-/// The most objects [`Context::behind_own_write`] remembers; past it the memory is cleared,
-/// which loses only the shortcut (a reconcile may then repeat work and meet a 409), never a write.
+/// The most objects [`Context::behind_own_write`] remembers, and the most finished Pods
+/// [`Context::finished_pod_seen`] keeps; past it the memory is cleared, which loses only a
+/// shortcut (a reconcile may then repeat work and meet a 409, or GET a Pod), never a write.
 const WRITTEN_LIMIT: usize = 100_000;
 
 /// The state shared by both reconcilers.
@@ -75,6 +76,9 @@ pub struct Context {
     /// For each object whose status this process wrote last: the resourceVersion that write
     /// replaced. See [`Context::behind_own_write`].
     written: Mutex<HashMap<String, String>>,
+    /// Finished Pods, which the Pod cache drops (see `trim::forget_finished_pod`), kept until
+    /// their JobRun's reconcile takes them; see [`Context::finished_pod_seen`].
+    finished_pods: Mutex<HashMap<(String, String), Arc<Pod>>>,
 }
 
 impl Context {
@@ -103,7 +107,45 @@ impl Context {
             claims: Mutex::default(),
             failures: Mutex::default(),
             written: Mutex::default(),
+            finished_pods: Mutex::default(),
         }
+    }
+
+    /// Keeps a Pod that just finished until its JobRun's reconcile takes it
+    /// ([`Context::take_finished_pod`]), so the final status comes from the watch event that
+    /// reported it rather than from one more GET. Only a handful wait at any time: one per run
+    /// finishing right now.
+    pub fn finished_pod_seen(&self, pod: Pod) {
+        let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let mut pods = self
+            .finished_pods
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if pods.len() >= WRITTEN_LIMIT {
+            // Runs that finished and were never reconciled again (deleted meanwhile): drop them
+            // all; a reconcile that needs one GETs it.
+            pods.clear();
+        }
+        pods.insert(key, Arc::new(pod));
+    }
+
+    /// Forgets a kept finished Pod that was deleted.
+    pub fn finished_pod_gone(&self, pod: &Pod) {
+        let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let mut pods = self
+            .finished_pods
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pods.remove(&key);
+    }
+
+    /// Takes the finished Pod `namespace/name` kept by [`Context::finished_pod_seen`], if any.
+    pub fn take_finished_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        let mut pods = self
+            .finished_pods
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pods.remove(&(namespace.to_string(), name.to_string()))
     }
 
     /// True when the cached `object` is the very version our own last status write replaced:
@@ -550,6 +592,32 @@ mod tests {
         // The server kept the version: no watch event will come, so nothing may wait for one.
         ctx.wrote(&v1, &v1.clone());
         assert!(!ctx.behind_own_write(&v1));
+    }
+
+    fn pod(name: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_finished_pod_is_taken_once_or_forgotten_when_deleted() {
+        let (ctx, _writer) = context();
+        ctx.finished_pod_seen(pod("a-1"));
+        ctx.finished_pod_seen(pod("b-1"));
+        assert!(ctx.take_finished_pod("other", "a-1").is_none());
+        assert!(ctx.take_finished_pod("default", "a-1").is_some());
+        assert!(ctx.take_finished_pod("default", "a-1").is_none(), "taken once");
+        ctx.finished_pod_gone(&pod("b-1"));
+        assert!(
+            ctx.take_finished_pod("default", "b-1").is_none(),
+            "deleted before it was taken"
+        );
     }
 
     #[test]

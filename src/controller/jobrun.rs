@@ -521,7 +521,10 @@ async fn follow(run: &JobRun, ctx: &Context) -> Result<Action, Error> {
     let old = run.status.clone().unwrap_or_default();
     let namespace = run.namespace().unwrap_or_default();
     let pod_name = old.pod_name.clone().unwrap_or_default();
-    let pod = match ctx.pod(&namespace, &pod_name) {
+    let cached = ctx
+        .pod(&namespace, &pod_name)
+        .or_else(|| ctx.take_finished_pod(&namespace, &pod_name));
+    let pod = match cached {
         Some(pod) => Some(pod),
         // The cache may not have seen a pod we just created: ask before calling it deleted.
         None => match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)

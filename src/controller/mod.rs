@@ -304,14 +304,24 @@ pub async fn run(
     let jobrun_events = reflector::reflector(jobrun_writer, jobrun_watch)
         .default_backoff()
         .touched_objects();
-    let pod_events = reflector::reflector(
-        pod_writer,
+    let pod_watch = {
+        let ctx = ctx.clone();
         watcher(pods_api, watch_config.labels(JOBRUN_LABEL))
             .modify(trim::trim_pod)
-            .try_filter_map(|event| future::ready(Ok(trim::forget_finished_pod(event)))),
-    )
-    .default_backoff()
-    .touched_objects();
+            .try_filter_map(move |event| {
+                match &event {
+                    watcher::Event::Apply(pod) if trim::is_finished(pod) => {
+                        ctx.finished_pod_seen(pod.clone())
+                    }
+                    watcher::Event::Delete(pod) => ctx.finished_pod_gone(pod),
+                    _ => {}
+                }
+                future::ready(Ok(trim::forget_finished_pod(event)))
+            })
+    };
+    let pod_events = reflector::reflector(pod_writer, pod_watch)
+        .default_backoff()
+        .touched_objects();
 
     let schedules_in = {
         let schedule_tx = schedule_tx.clone();

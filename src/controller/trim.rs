@@ -77,21 +77,24 @@ pub fn trim_pod(pod: &mut Pod) {
     }
 }
 
+/// True for a Pod that is Succeeded or Failed.
+pub fn is_finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
 /// Finished Pods (Succeeded or Failed) leave the cache: the JobRun reconciler reads a Pod only
-/// while its run is unfinished, and when the cache lacks it, it GETs the Pod from the API server
-/// (see `jobrun::follow`), so the final status is still read exactly once per attempt. An update
-/// that finishes a cached Pod becomes a deletion from the cache (the reconcile it triggers still
-/// runs); finished Pods in the initial list are not cached at all.
+/// while its run is unfinished. The update that finishes a cached Pod becomes a deletion from
+/// the cache (the reconcile it triggers still runs, and finds the finished Pod in
+/// `Context::take_finished_pod`); finished Pods in the initial list are not cached at all (a
+/// run that still needs one GETs it, see `jobrun::follow`), so the final status is read once
+/// per attempt.
 pub fn forget_finished_pod(event: Event<Pod>) -> Option<Event<Pod>> {
-    let finished = |pod: &Pod| {
-        matches!(
-            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        )
-    };
     match event {
-        Event::Apply(pod) if finished(&pod) => Some(Event::Delete(pod)),
-        Event::InitApply(pod) if finished(&pod) => None,
+        Event::Apply(pod) if is_finished(&pod) => Some(Event::Delete(pod)),
+        Event::InitApply(pod) if is_finished(&pod) => None,
         other => Some(other),
     }
 }

@@ -2,13 +2,12 @@
 //! configuration and the slots this process has just handed out.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -17,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
+use super::events::EventPublisher;
 use super::{ControllerConfig, Error};
 use crate::api::{JobRun, Schedule};
 use crate::clock::Clock;
@@ -38,13 +38,6 @@ pub trait Observer: Send + Sync {
     fn caches(&self, _jobruns: kube::runtime::reflector::Store<JobRun>) {}
 }
 
-/// How many event recorders Events are spread over. kube's `Recorder::publish` sweeps its whole
-/// cache of the Events of the last 6 minutes on every call, so a single recorder costs O(recent
-/// Events) per Event: at 10,000 minute-level Schedules that is ~70,000 entries swept for each
-/// of ~20,000 Events a minute. An object's Events always go to the same shard, so kube still
-/// aggregates repeats into a series.
-const RECORDER_SHARDS: usize = 256;
-
 /// The most objects [`Context::behind_own_write`] remembers, and the most finished Pods
 /// [`Context::finished_pod_seen`] keeps; past it the memory is cleared, which loses only a
 /// shortcut (a reconcile may then repeat work and meet a 409, or GET a Pod), never a write.
@@ -54,8 +47,8 @@ const WRITTEN_LIMIT: usize = 100_000;
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
-    /// Publish Events on Schedules and JobRuns; sharded by object (see [`RECORDER_SHARDS`]).
-    recorders: Vec<Recorder>,
+    /// Publishes Events on Schedules and JobRuns.
+    events: EventPublisher,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// How the controllers were started.
@@ -92,12 +85,10 @@ impl Context {
         stores: (Store<Schedule>, Store<JobRun>, Store<Pod>),
     ) -> Self {
         let (schedules, jobruns, pods) = stores;
-        let recorders = (0..RECORDER_SHARDS)
-            .map(|_| Recorder::new(client.clone(), reporter.clone()))
-            .collect();
+        let events = EventPublisher::new(client.clone(), reporter);
         Context {
             client,
-            recorders,
+            events,
             clock,
             config,
             schedules,
@@ -306,18 +297,12 @@ impl Context {
     where
         K: Resource<DynamicType = ()>,
     {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
         let reference = object.object_ref(&());
-        let mut hasher = std::hash::DefaultHasher::new();
-        (&reference.namespace, &reference.name).hash(&mut hasher);
-        let shard = hasher.finish() as usize % self.recorders.len();
-        if let Err(err) = self.recorders[shard].publish(&event, &reference).await {
+        if let Err(err) = self
+            .events
+            .publish(reference, type_, reason, &note, self.now())
+            .await
+        {
             warn!(reason, error = %err, "could not publish event");
         }
     }

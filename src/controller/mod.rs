@@ -19,6 +19,7 @@
 //! event) reads only its own Schedule's runs: O(own runs), not O(all JobRuns), and no LIST.
 
 mod context;
+pub mod events;
 pub mod jobrun;
 pub mod schedule;
 pub mod trim;

@@ -22,6 +22,7 @@
 //! - delete: objects with finalizers get a deletionTimestamp and go when the last finalizer is
 //!   removed; then owner-reference garbage collection deletes dependents whose owners are all
 //!   gone (background propagation, done at once), or orphans them with `propagationPolicy=Orphan`;
+//!   deleting a Namespace deletes every object in it at once (no `Terminating` phase);
 //! - metadata-only responses (`Accept: ...;as=PartialObjectMetadata...`), which
 //!   `Controller::owns` asks for.
 //!
@@ -97,9 +98,19 @@ pub struct Change {
     /// The resource type of the object.
     pub resource: Arc<ResourceType>,
     /// The object after the write (for a delete: as it was, with the delete's resourceVersion).
-    pub object: Value,
+    /// Shared with the store, the history and every watcher.
+    pub object: Arc<Value>,
     /// The object before a modification.
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
+    /// `object` as JSON, encoded once by the first watcher (or response) that needs it and
+    /// reused by the others, outside the store's lock.
+    encoded: Arc<std::sync::OnceLock<Bytes>>,
+}
+
+/// A value as compact JSON, as `Value::to_string` writes it.
+pub(crate) fn encode(value: &impl serde::Serialize) -> Bytes {
+    // Serializing a `Value` (or a struct of them) cannot fail: every map key is a string.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
 /// A saved state that cannot be loaded.

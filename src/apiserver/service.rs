@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +14,13 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::time::Instant;
+use tokio::time::Sleep;
 
 use super::apply::apply;
 use super::patch::{json_patch, merge_patch};
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{DeleteOptions, Filter, Store, Target, meta_str};
-use super::{ApiError, ApiServer, Change, ChangeKind, ResourceType, ResponseBody};
+use super::store::{DeleteOptions, Filter, Object, Store, Target, meta_str};
+use super::{ApiError, ApiServer, Change, ChangeKind, ResourceType, ResponseBody, encode};
 
 /// How often an idle watch with `allowWatchBookmarks` reports the resource version it is at.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
@@ -151,10 +152,43 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
     })
 }
 
-/// A response: an object (or list, or Status) with a code, or a watch stream.
+/// A response: an object, a list or a Status with a code, or a watch stream. Encoding to JSON
+/// waits until the store's lock is released.
 enum Reply {
     Json(StatusCode, Value),
+    Object(StatusCode, Object),
+    List(List),
     Watch(Box<WatchStream>),
+}
+
+impl Reply {
+    /// A stored object, or its metadata alone.
+    fn object(code: StatusCode, object: Object, metadata_only: bool) -> Self {
+        if metadata_only {
+            Reply::Json(code, partial_metadata(&object.value))
+        } else {
+            Reply::Object(code, object)
+        }
+    }
+}
+
+/// A list response body: the items are shared with the store, not copied.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List {
+    // In the order `serde_json::Value` writes an object's keys.
+    api_version: String,
+    items: Items,
+    kind: String,
+    metadata: Value,
+}
+
+struct Items(Vec<Arc<Value>>);
+
+impl serde::Serialize for Items {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|item| &**item))
+    }
 }
 
 pub(crate) async fn handle<B>(server: ApiServer, request: http::Request<B>) -> Response<ResponseBody>
@@ -171,17 +205,19 @@ where
         ))),
     };
     match reply {
-        Ok(Reply::Json(code, value)) => json_response(code, &value),
+        Ok(Reply::Json(code, value)) => json_response(code, encode(&value)),
+        Ok(Reply::Object(code, object)) => json_response(code, object.encoded()),
+        Ok(Reply::List(list)) => json_response(StatusCode::OK, encode(&list)),
         Ok(Reply::Watch(stream)) => watch_response(*stream),
         Err(error) => {
             let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_response(code, &error.to_status())
+            json_response(code, encode(&error.to_status()))
         }
     }
 }
 
-fn json_response(code: StatusCode, value: &Value) -> Response<ResponseBody> {
-    let body = Full::new(Bytes::from(value.to_string())).boxed_unsync();
+fn json_response(code: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let body = Full::new(body).boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = code;
     response
@@ -195,22 +231,41 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
+/// The body of a create, replace or patch as a value (an apply configuration may be YAML).
+/// Errors are kept for the request to report after routing, as it did before decoding moved
+/// out of the store's lock.
+fn decode_body(method: &Method, content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+    match *method {
+        Method::POST | Method::PUT => parse_json(body),
+        Method::PATCH if media_type(content_type) == "application/apply-patch+yaml" => {
+            serde_json::from_slice(body)
+                .or_else(|_| serde_yaml::from_slice(body))
+                .map_err(|e| ApiError::bad_request(format!("the apply configuration is not valid YAML: {e}")))
+        }
+        Method::PATCH => parse_json(body),
+        _ => Ok(Value::Null),
+    }
+}
+
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
 fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
-    let mut store = server.lock();
-    let route = route(&store, parts.uri.path())?;
     let query = Query::parse(parts.uri.query());
     let metadata_only = parts
         .headers
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains(PARTIAL_METADATA));
-    let view = |object: Value| {
-        if metadata_only {
-            partial_metadata(&object)
-        } else {
-            object
-        }
-    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default();
+    let decoded = decode_body(&parts.method, content_type, &body);
+    let mut store = server.lock();
+    let route = route(&store, parts.uri.path())?;
     let Route {
         rt,
         namespace,
@@ -220,7 +275,10 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
     let ns = namespace.clone().unwrap_or_default();
     let dry_run = query.dry_run();
     match (&parts.method, name) {
-        (&Method::GET, Some(name)) => Ok(Reply::Json(StatusCode::OK, view(store.get(&rt, &ns, &name)?))),
+        (&Method::GET, Some(name)) => {
+            let object = Object::new(store.get(&rt, &ns, &name)?);
+            Ok(Reply::object(StatusCode::OK, object, metadata_only))
+        }
         (&Method::GET, None) if query.flag("watch") => {
             let filter = query.filter(namespace)?;
             let after =
@@ -245,8 +303,8 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 metadata_only,
                 bookmarks: query.flag("allowWatchBookmarks"),
                 last_version: start.resource_version,
-                next_bookmark: Instant::now() + BOOKMARK_INTERVAL,
-                deadline: Instant::now() + timeout,
+                next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
+                deadline: Box::pin(tokio::time::sleep(timeout)),
                 finished: false,
             };
             if start.expired {
@@ -261,7 +319,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 stream.finished = true;
             }
             for object in start.initial {
-                let line = event_line("ADDED", &stream.view(object));
+                let line = stream.event_line("ADDED", &Object::new(object));
                 stream.pending.push_back(line);
             }
             for change in start.replay {
@@ -278,25 +336,17 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
         (&Method::GET, None) => {
             let filter = query.filter(namespace)?;
             let (items, version) = store.list(&rt, &filter);
-            Ok(Reply::Json(
-                StatusCode::OK,
-                paginate(&rt, items, version, &query, metadata_only)?,
-            ))
+            Ok(Reply::List(paginate(&rt, items, version, &query, metadata_only)?))
         }
         (&Method::POST, None) if target == Target::Main && (namespace.is_some() || !rt.namespaced) => {
-            let created = store.create(&rt, &ns, parse_json(&body)?, dry_run)?;
-            Ok(Reply::Json(StatusCode::CREATED, created))
+            let created = store.create(&rt, &ns, decoded?, dry_run)?;
+            Ok(Reply::Object(StatusCode::CREATED, created))
         }
         (&Method::PUT, Some(name)) => {
-            let replaced = store.replace(&rt, &ns, &name, target, parse_json(&body)?, dry_run)?;
-            Ok(Reply::Json(StatusCode::OK, replaced))
+            let replaced = store.replace(&rt, &ns, &name, target, decoded?, dry_run)?;
+            Ok(Reply::Object(StatusCode::OK, replaced))
         }
         (&Method::PATCH, Some(name)) => {
-            let content_type = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|c| c.to_str().ok())
-                .unwrap_or_default();
             let (patched, created) = patch(
                 &mut store,
                 &rt,
@@ -305,7 +355,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 target,
                 content_type,
                 query.get("fieldManager"),
-                &body,
+                decoded,
                 dry_run,
             )?;
             let code = if created {
@@ -313,12 +363,12 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             } else {
                 StatusCode::OK
             };
-            Ok(Reply::Json(code, view(patched)))
+            Ok(Reply::object(code, patched, metadata_only))
         }
         (&Method::DELETE, Some(name)) => {
             let options = delete_options(&query, &body)?;
             let dry_run = dry_run || options.1;
-            Ok(Reply::Json(
+            Ok(Reply::Object(
                 StatusCode::OK,
                 store.delete(&rt, &ns, &name, &options.0, dry_run)?,
             ))
@@ -327,10 +377,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             let (options, _) = delete_options(&query, &body)?;
             let deleted = store.delete_collection(&rt, &query.filter(namespace)?, options.orphan);
             let version = store.resource_version();
-            Ok(Reply::Json(
-                StatusCode::OK,
-                list_body(&rt, deleted, version, None, false),
-            ))
+            Ok(Reply::List(list_body(&rt, deleted, version, None, false)))
         }
         (method, _) => Err(ApiError::method_not_allowed(format!(
             "{method} is not supported on {}",
@@ -348,14 +395,13 @@ fn patch(
     target: Target,
     content_type: &str,
     field_manager: Option<&str>,
-    body: &Bytes,
+    body: Result<Value, ApiError>,
     dry_run: bool,
-) -> Result<(Value, bool), ApiError> {
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    match media_type {
+) -> Result<(Object, bool), ApiError> {
+    match media_type(content_type) {
         // Strategic merge is treated as a JSON merge patch: lists are replaced, not merged by key.
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            let patch = parse_json(body)?;
+            let patch = body?;
             let merge = |current: &Value| {
                 let mut patched = current.clone();
                 merge_patch(&mut patched, &patch);
@@ -364,7 +410,7 @@ fn patch(
             store.patch(rt, ns, name, target, merge, false, dry_run)
         }
         "application/json-patch+json" => {
-            let operations = parse_json(body)?;
+            let operations = body?;
             let apply = |current: &Value| {
                 json_patch(current, &operations).map_err(|e| ApiError::invalid(rt, name, e))
             };
@@ -372,11 +418,7 @@ fn patch(
         }
         // Server-side apply, approximated (see `apply.rs`); creates the object if absent.
         "application/apply-patch+yaml" => {
-            let config: Value = serde_json::from_slice(body)
-                .or_else(|_| serde_yaml::from_slice(body))
-                .map_err(|e| {
-                    ApiError::bad_request(format!("the apply configuration is not valid YAML: {e}"))
-                })?;
+            let config = body?;
             if !config.is_object() {
                 return Err(ApiError::bad_request("the apply configuration must be an object"));
             }
@@ -429,11 +471,11 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<(DeleteOptions, bool), 
 /// of the first page, so a paged relist followed by a watch replays what changed meanwhile.
 fn paginate(
     rt: &ResourceType,
-    items: Vec<Value>,
+    items: Vec<Arc<Value>>,
     version: u64,
     query: &Query,
     metadata_only: bool,
-) -> Result<Value, ApiError> {
+) -> Result<List, ApiError> {
     let bad_token = || ApiError::bad_request("invalid continue token");
     let (version, after) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
@@ -448,14 +490,17 @@ fn paginate(
         }
         None => (version, None),
     };
-    let key = |object: &Value| {
+    fn key(object: &Value) -> (&str, &str) {
         (
-            meta_str(object, "namespace").unwrap_or_default().to_string(),
-            meta_str(object, "name").unwrap_or_default().to_string(),
+            meta_str(object, "namespace").unwrap_or_default(),
+            meta_str(object, "name").unwrap_or_default(),
         )
-    };
-    let mut items: Vec<Value> = match &after {
-        Some(after) => items.into_iter().filter(|o| key(o) > *after).collect(),
+    }
+    let mut items: Vec<Arc<Value>> = match &after {
+        Some((ns, name)) => items
+            .into_iter()
+            .filter(|o| key(o) > (ns.as_str(), name.as_str()))
+            .collect(),
         None => items,
     };
     let limit = query
@@ -475,20 +520,34 @@ fn paginate(
 
 fn list_body(
     rt: &ResourceType,
-    items: Vec<Value>,
+    items: Vec<Arc<Value>>,
     version: u64,
     token: Option<String>,
     metadata_only: bool,
-) -> Value {
+) -> List {
     let mut metadata = json!({"resourceVersion": version.to_string()});
     if let Some(token) = token {
         metadata["continue"] = json!(token);
     }
     if metadata_only {
-        let items: Vec<Value> = items.iter().map(partial_metadata).collect();
-        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": metadata, "items": items})
+        List {
+            api_version: "meta.k8s.io/v1".into(),
+            items: Items(
+                items
+                    .iter()
+                    .map(|item| Arc::new(partial_metadata(item)))
+                    .collect(),
+            ),
+            kind: "PartialObjectMetadataList".into(),
+            metadata,
+        }
     } else {
-        json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": metadata, "items": items})
+        List {
+            api_version: rt.api_version(),
+            items: Items(items),
+            kind: format!("{}List", rt.kind),
+            metadata,
+        }
     }
 }
 
@@ -501,8 +560,21 @@ fn partial_metadata(object: &Value) -> Value {
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = json!({"type": kind, "object": object}).to_string().into_bytes();
-    line.push(b'\n');
+    event_line_of_json(kind, &encode(object))
+}
+
+/// A watch event line around an object already encoded, written as
+/// `json!({"type": kind, "object": object})` would be (keys in order).
+fn event_line_of_json(kind: &str, object: &[u8]) -> Bytes {
+    const HEAD: &[u8] = br#"{"object":"#;
+    const TYPE: &[u8] = br#","type":""#;
+    const TAIL: &[u8] = b"\"}\n";
+    let mut line = Vec::with_capacity(HEAD.len() + object.len() + TYPE.len() + kind.len() + TAIL.len());
+    line.extend_from_slice(HEAD);
+    line.extend_from_slice(object);
+    line.extend_from_slice(TYPE);
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(TAIL);
     Bytes::from(line)
 }
 
@@ -517,17 +589,20 @@ struct WatchStream {
     /// The newest change this watch has seen (of any resource): all of its own changes up to
     /// here have been sent, so a bookmark may name it.
     last_version: u64,
-    next_bookmark: Instant,
-    deadline: Instant,
+    /// The timers live as long as the watch: making them anew on every wait would register
+    /// two timers per watch per change.
+    next_bookmark: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
     finished: bool,
 }
 
 impl WatchStream {
-    fn view(&self, object: Value) -> Value {
+    /// The event line for `object` as this watch shows it (whole, or its metadata alone).
+    fn event_line(&self, kind: &str, object: &Object) -> Bytes {
         if self.metadata_only {
-            partial_metadata(&object)
+            event_line(kind, &partial_metadata(&object.value))
         } else {
-            object
+            event_line_of_json(kind, &object.encoded())
         }
     }
 
@@ -553,7 +628,7 @@ impl WatchStream {
                 (false, false) => None,
             },
         }?;
-        Some(event_line(kind, &self.view(change.object.clone())))
+        Some(self.event_line(kind, &Object::of(change)))
     }
 
     fn bookmark(&self, initial_events_end: bool) -> Bytes {
@@ -580,7 +655,6 @@ impl WatchStream {
             if self.finished {
                 return None;
             }
-            let (deadline, next_bookmark) = (self.deadline, self.next_bookmark);
             tokio::select! {
                 biased;
                 received = self.receiver.recv() => match received {
@@ -598,9 +672,10 @@ impl WatchStream {
                     }
                     Err(RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep_until(deadline) => return None,
-                _ = tokio::time::sleep_until(next_bookmark), if self.bookmarks => {
-                    self.next_bookmark += BOOKMARK_INTERVAL;
+                _ = self.deadline.as_mut() => return None,
+                _ = self.next_bookmark.as_mut(), if self.bookmarks => {
+                    let next = self.next_bookmark.deadline() + BOOKMARK_INTERVAL;
+                    self.next_bookmark.as_mut().reset(next);
                     return Some(self.bookmark(false));
                 }
             }

@@ -2,15 +2,17 @@
 //! a bounded history of changes for watches, and what create, update, delete and garbage
 //! collection do to metadata. No HTTP here; `service.rs` translates requests into these calls.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::selector::{FieldSelector, LabelSelector};
-use super::{ApiError, Change, ChangeKind, ResourceType};
+use super::{ApiError, Change, ChangeKind, ResourceType, encode};
 use crate::clock::Clock;
 
 /// Where an object lives: its resource type, namespace (`""` for cluster-scoped) and name.
@@ -38,8 +40,45 @@ impl ObjectKey {
         }
     }
 
+    /// The first key of a resource type: every object of the type sorts at or after it.
+    fn first_of(rt: &ResourceType) -> Self {
+        ObjectKey::new(rt, "", "")
+    }
+
     fn is_of(&self, rt: &ResourceType) -> bool {
         self.group == rt.group && self.version == rt.version && self.plural == rt.plural
+    }
+}
+
+/// An object as a response sends it: the value, and its JSON encoded at most once. A write's
+/// result shares the encoding with the watch event the write made, so the response and every
+/// watcher send the same bytes.
+#[derive(Clone, Debug)]
+pub(crate) struct Object {
+    pub value: Arc<Value>,
+    encoded: Arc<OnceLock<Bytes>>,
+}
+
+impl Object {
+    /// An object not (yet) encoded.
+    pub fn new(value: Arc<Value>) -> Self {
+        Object {
+            value,
+            encoded: Arc::default(),
+        }
+    }
+
+    /// The object a change wrote, sharing the change's encoding.
+    pub fn of(change: &Change) -> Self {
+        Object {
+            value: change.object.clone(),
+            encoded: change.encoded.clone(),
+        }
+    }
+
+    /// The value as JSON.
+    pub fn encoded(&self) -> Bytes {
+        self.encoded.get_or_init(|| encode(&*self.value)).clone()
     }
 }
 
@@ -75,7 +114,7 @@ impl Filter {
 /// The start of a watch, taken atomically with the subscription so no change falls between.
 pub(crate) struct WatchStart {
     /// Objects to send as synthetic ADDED events first.
-    pub initial: Vec<Value>,
+    pub initial: Vec<Arc<Value>>,
     /// Recorded changes after the requested resource version.
     pub replay: Vec<Arc<Change>>,
     /// Every later change.
@@ -97,8 +136,11 @@ pub(crate) struct DeleteOptions {
 pub(crate) struct Store {
     clock: Arc<dyn Clock>,
     resources: Vec<Arc<ResourceType>>,
-    objects: BTreeMap<ObjectKey, Value>,
-    uids: HashMap<String, ObjectKey>,
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    /// The uids of the stored objects, for telling live owners from dead ones.
+    uids: HashSet<String>,
+    /// The objects that name each uid in their ownerReferences, for garbage collection.
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
     resource_version: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -116,7 +158,8 @@ impl Store {
             clock,
             resources: ResourceType::defaults().into_iter().map(Arc::new).collect(),
             objects: BTreeMap::new(),
-            uids: HashMap::new(),
+            uids: HashSet::new(),
+            dependents: HashMap::new(),
             resource_version: 0,
             history: VecDeque::new(),
             history_limit: history_limit.max(1),
@@ -162,19 +205,28 @@ impl Store {
         self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
-    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.objects
             .get(&ObjectKey::new(rt, namespace, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(rt, name))
     }
 
+    /// The objects of one resource type, ordered by namespace and name.
+    fn objects_of<'a>(
+        &'a self,
+        rt: &'a ResourceType,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> {
+        self.objects
+            .range(ObjectKey::first_of(rt)..)
+            .take_while(|(key, _)| key.is_of(rt))
+    }
+
     /// The matching objects, ordered by namespace and name, and the resource version they are at.
-    pub fn list(&self, rt: &ResourceType, filter: &Filter) -> (Vec<Value>, u64) {
+    pub fn list(&self, rt: &ResourceType, filter: &Filter) -> (Vec<Arc<Value>>, u64) {
         let items = self
-            .objects
-            .iter()
-            .filter(|(key, object)| key.is_of(rt) && filter.matches(object))
+            .objects_of(rt)
+            .filter(|(_, object)| filter.matches(object))
             .map(|(_, object)| object.clone())
             .collect();
         (items, self.resource_version)
@@ -186,7 +238,7 @@ impl Store {
         namespace: &str,
         mut object: Value,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Object, ApiError> {
         stamp_type(rt, &mut object)?;
         let meta = metadata_mut(&mut object);
         if rt.namespaced {
@@ -249,13 +301,13 @@ impl Store {
                 fields.insert("status".into(), json!({"phase": "Pending"}));
             }
         }
+        let object = Arc::new(object);
         if dry_run {
-            return Ok(object);
+            return Ok(Object::new(object));
         }
         self.resource_version = resource_version;
         self.insert(key, object.clone());
-        self.emit(ChangeKind::Added, rt.clone(), object.clone(), None);
-        Ok(object)
+        Ok(self.emit(ChangeKind::Added, rt.clone(), object, None))
     }
 
     /// `generateName` plus five characters from Kubernetes' alphabet, derived from the resource
@@ -288,7 +340,7 @@ impl Store {
         target: Target,
         object: Value,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Object, ApiError> {
         let current = self.get(rt, namespace, name)?;
         self.update(rt, namespace, name, target, current, object, dry_run)
     }
@@ -306,7 +358,7 @@ impl Store {
         apply: impl FnOnce(&Value) -> Result<Value, ApiError>,
         create_if_missing: bool,
         dry_run: bool,
-    ) -> Result<(Value, bool), ApiError> {
+    ) -> Result<(Object, bool), ApiError> {
         let current = match self.get(rt, namespace, name) {
             Ok(current) => current,
             Err(_) if create_if_missing && target == Target::Main => {
@@ -340,10 +392,10 @@ impl Store {
         namespace: &str,
         name: &str,
         target: Target,
-        current: Value,
+        current: Arc<Value>,
         mut object: Value,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Object, ApiError> {
         stamp_type(rt, &mut object)?;
         let sent_version = meta_str(&object, "resourceVersion").filter(|v| !v.is_empty());
         if sent_version.is_some_and(|v| Some(v) != meta_str(&current, "resourceVersion")) {
@@ -362,13 +414,18 @@ impl Store {
         }
         let mut updated = match target {
             Target::Status => {
-                let mut updated = current.clone();
-                set_or_remove(&mut updated, "status", object.get("status").cloned());
                 // Server-side apply to status records its fields in metadata.managedFields.
-                if let Some(managed) = object.pointer("/metadata/managedFields").cloned() {
-                    metadata_mut(&mut updated).insert("managedFields".into(), managed);
+                let managed = object
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                    .and_then(|meta| meta.remove("managedFields"));
+                // The current object with the written status: built from the written object, so
+                // the parts a status write leaves as they are (usually all) are not copied.
+                restore_all_but_status(&mut object, &current);
+                if let Some(managed) = managed {
+                    metadata_mut(&mut object).insert("managedFields".into(), managed);
                 }
-                updated
+                object
             }
             Target::Main if rt.status_subresource => {
                 set_or_remove(&mut object, "status", current.get("status").cloned());
@@ -376,11 +433,11 @@ impl Store {
             }
             Target::Main => object,
         };
+        let empty = Map::new();
         let old_meta = current
             .get("metadata")
             .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&empty);
         let meta = metadata_mut(&mut updated);
         // Fields only the server writes.
         for field in [
@@ -405,27 +462,35 @@ impl Store {
         }
         // Like the real server, a write that changes nothing is not a change: no new
         // resourceVersion, no watch event (so reconcilers that re-apply the same status settle).
-        if updated == current {
-            return Ok(current);
+        if updated == *current {
+            return Ok(Object::new(current));
         }
         if dry_run {
-            return Ok(updated);
+            return Ok(Object::new(Arc::new(updated)));
         }
         let key = ObjectKey::new(rt, namespace, name);
         let deleting = updated.pointer("/metadata/deletionTimestamp").is_some();
         if deleting && finalizers(&updated).is_empty() {
-            return Ok(self.remove(&key, false).unwrap_or(updated));
+            return Ok(self
+                .remove(&key, false)
+                .unwrap_or_else(|| Object::new(Arc::new(updated))));
         }
         Ok(self.commit(rt.clone(), key, updated, current))
     }
 
     /// Stores a modified object under a new resource version and tells the watchers.
-    fn commit(&mut self, rt: Arc<ResourceType>, key: ObjectKey, mut object: Value, previous: Value) -> Value {
+    fn commit(
+        &mut self,
+        rt: Arc<ResourceType>,
+        key: ObjectKey,
+        mut object: Value,
+        previous: Arc<Value>,
+    ) -> Object {
         self.resource_version += 1;
         metadata_mut(&mut object).insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        let object = Arc::new(object);
         self.insert(key, object.clone());
-        self.emit(ChangeKind::Modified, rt, object.clone(), Some(previous));
-        object
+        self.emit(ChangeKind::Modified, rt, object, Some(previous))
     }
 
     /// DELETE: marks an object with finalizers as deleting, removes any other (then collects
@@ -437,7 +502,7 @@ impl Store {
         name: &str,
         options: &DeleteOptions,
         dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Object, ApiError> {
         let current = self.get(rt, namespace, name)?;
         if options
             .precondition_uid
@@ -455,34 +520,41 @@ impl Store {
             return Err(ApiError::stale(rt, name));
         }
         if dry_run {
-            return Ok(current);
+            return Ok(Object::new(current));
         }
         let key = ObjectKey::new(rt, namespace, name);
-        Ok(self.delete_key(&key, options.orphan).unwrap_or(current))
+        Ok(self
+            .delete_key(&key, options.orphan)
+            .unwrap_or_else(|| Object::new(current)))
     }
 
     /// Deletes every object `filter` selects (DELETE on a collection).
-    pub fn delete_collection(&mut self, rt: &Arc<ResourceType>, filter: &Filter, orphan: bool) -> Vec<Value> {
+    pub fn delete_collection(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        filter: &Filter,
+        orphan: bool,
+    ) -> Vec<Arc<Value>> {
         let keys: Vec<ObjectKey> = self
-            .objects
-            .iter()
-            .filter(|(key, object)| key.is_of(rt) && filter.matches(object))
+            .objects_of(rt)
+            .filter(|(_, object)| filter.matches(object))
             .map(|(key, _)| key.clone())
             .collect();
         keys.iter()
             .filter_map(|key| self.delete_key(key, orphan))
+            .map(|object| object.value)
             .collect()
     }
 
-    fn delete_key(&mut self, key: &ObjectKey, orphan: bool) -> Option<Value> {
+    fn delete_key(&mut self, key: &ObjectKey, orphan: bool) -> Option<Object> {
         let current = self.objects.get(key)?.clone();
         if finalizers(&current).is_empty() {
             return self.remove(key, orphan);
         }
         if current.pointer("/metadata/deletionTimestamp").is_some() {
-            return Some(current);
+            return Some(Object::new(current));
         }
-        let mut deleting = current.clone();
+        let mut deleting = Value::clone(&current);
         let meta = metadata_mut(&mut deleting);
         meta.insert("deletionTimestamp".into(), json!(self.now()));
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
@@ -492,36 +564,48 @@ impl Store {
 
     /// Removes an object for good and collects the garbage it leaves: dependents whose every
     /// owner is gone are deleted (background propagation), or orphaned when `orphan`.
-    fn remove(&mut self, key: &ObjectKey, orphan: bool) -> Option<Value> {
-        let mut object = self.objects.remove(key)?;
+    fn remove(&mut self, key: &ObjectKey, orphan: bool) -> Option<Object> {
+        let object = self.take(key)?;
         let uid = meta_str(&object, "uid").unwrap_or_default().to_string();
-        self.uids.remove(&uid);
-        self.resource_version += 1;
-        metadata_mut(&mut object).insert("resourceVersion".into(), json!(self.resource_version.to_string()));
-        let rt = self.resource_of(key)?;
-        self.emit(ChangeKind::Deleted, rt, object.clone(), None);
+        let gone = self.emit_deleted(key, object)?;
         self.collect_garbage(uid, orphan);
-        Some(object)
+        if key.group.is_empty() && key.plural == "namespaces" {
+            self.delete_contents_of(&key.name);
+        }
+        Some(gone)
+    }
+
+    /// What the namespace controller does when a Namespace goes, done at once: every object in
+    /// it is deleted (objects with finalizers are marked deleting and go when those are removed).
+    fn delete_contents_of(&mut self, namespace: &str) {
+        let keys: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|key| key.namespace == namespace)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.delete_key(&key, false);
+        }
     }
 
     fn collect_garbage(&mut self, first_dead: String, orphan: bool) {
         let mut dead = vec![first_dead];
         while let Some(uid) = dead.pop() {
             let dependents: Vec<ObjectKey> = self
-                .objects
-                .iter()
-                .filter(|(_, object)| owner_uids(object).any(|owner| owner == uid))
-                .map(|(key, _)| key.clone())
-                .collect();
+                .dependents
+                .get(&uid)
+                .map(|keys| keys.iter().cloned().collect())
+                .unwrap_or_default();
             for key in dependents {
                 let (Some(object), Some(rt)) = (self.objects.get(&key).cloned(), self.resource_of(&key))
                 else {
                     continue;
                 };
                 let has_live_owner =
-                    owner_uids(&object).any(|owner| owner != uid && self.uids.contains_key(owner));
+                    owner_uids(&object).any(|owner| owner != uid && self.uids.contains(owner));
                 if orphan || has_live_owner {
-                    let mut released = object.clone();
+                    let mut released = Value::clone(&object);
                     if let Some(Value::Array(owners)) = released.pointer_mut("/metadata/ownerReferences") {
                         owners.retain(|owner| owner.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                     }
@@ -529,13 +613,9 @@ impl Store {
                 } else if finalizers(&object).is_empty() {
                     let dependent_uid = meta_str(&object, "uid").unwrap_or_default().to_string();
                     // Removing directly (not through `remove`) keeps this loop iterative.
-                    self.objects.remove(&key);
-                    self.uids.remove(&dependent_uid);
-                    self.resource_version += 1;
-                    let mut gone = object;
-                    metadata_mut(&mut gone)
-                        .insert("resourceVersion".into(), json!(self.resource_version.to_string()));
-                    self.emit(ChangeKind::Deleted, rt, gone, None);
+                    if let Some(object) = self.take(&key) {
+                        self.emit_deleted(&key, object);
+                    }
                     dead.push(dependent_uid);
                 } else {
                     self.delete_key(&key, false);
@@ -544,26 +624,71 @@ impl Store {
         }
     }
 
-    fn insert(&mut self, key: ObjectKey, object: Value) {
-        if let Some(uid) = meta_str(&object, "uid") {
-            self.uids.insert(uid.to_string(), key.clone());
+    /// Tells the watchers an object taken out of the store is gone, under a new resource version.
+    fn emit_deleted(&mut self, key: &ObjectKey, object: Arc<Value>) -> Option<Object> {
+        self.resource_version += 1;
+        let mut gone = Arc::unwrap_or_clone(object);
+        metadata_mut(&mut gone).insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        let rt = self.resource_of(key)?;
+        Some(self.emit(ChangeKind::Deleted, rt, Arc::new(gone), None))
+    }
+
+    fn insert(&mut self, key: ObjectKey, object: Arc<Value>) {
+        let previous = match self.objects.get_mut(&key) {
+            Some(stored) => Some(std::mem::replace(stored, object.clone())),
+            None => self.objects.insert(key.clone(), object.clone()),
+        };
+        let uid = meta_str(&object, "uid");
+        let uid_before = previous.as_deref().and_then(|p| meta_str(p, "uid"));
+        if uid != uid_before {
+            if let Some(uid) = uid_before {
+                self.uids.remove(uid);
+            }
+            if let Some(uid) = uid {
+                self.uids.insert(uid.to_string());
+            }
         }
-        self.objects.insert(key, object);
+        let owners_before: Vec<&str> = previous
+            .as_deref()
+            .map(|p| owner_uids(p).collect())
+            .unwrap_or_default();
+        let owners_now: Vec<&str> = owner_uids(&object).collect();
+        if owners_before != owners_now {
+            unindex_owners(&mut self.dependents, &key, &owners_before);
+            for owner in owners_now {
+                self.dependents
+                    .entry(owner.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+    }
+
+    /// Takes an object out of the store (and out of the uid and owner indexes).
+    fn take(&mut self, key: &ObjectKey) -> Option<Arc<Value>> {
+        let object = self.objects.remove(key)?;
+        if let Some(uid) = meta_str(&object, "uid") {
+            self.uids.remove(uid);
+        }
+        let owners: Vec<&str> = owner_uids(&object).collect();
+        unindex_owners(&mut self.dependents, key, &owners);
+        Some(object)
     }
 
     fn emit(
         &mut self,
         kind: ChangeKind,
         resource: Arc<ResourceType>,
-        object: Value,
-        previous: Option<Value>,
-    ) {
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) -> Object {
         let change = Arc::new(Change {
             resource_version: self.resource_version,
             kind,
             resource,
             object,
             previous,
+            encoded: Arc::default(),
         });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {
@@ -571,8 +696,10 @@ impl Store {
                 self.compacted_through = dropped.resource_version;
             }
         }
+        let written = Object::of(&change);
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(change);
+        written
     }
 
     /// Begins a watch: from the current state (`after == None`, i.e. resourceVersion "" or "0",
@@ -621,7 +748,7 @@ impl Store {
 
     /// Every object, ordered by resource type, namespace and name.
     pub fn snapshot(&self) -> Vec<Value> {
-        self.objects.values().cloned().collect()
+        self.objects.values().map(|object| Value::clone(object)).collect()
     }
 
     /// Loads objects saved by `snapshot` as they are (uid, resourceVersion and timestamps kept).
@@ -645,7 +772,7 @@ impl Store {
             if meta_str(&object, "uid").is_none() {
                 metadata_mut(&mut object).insert("uid".into(), json!(format!("imported-{name}-{version}")));
             }
-            self.insert(ObjectKey::new(&rt, namespace, name), object);
+            self.insert(ObjectKey::new(&rt, namespace, name), Arc::new(object));
         }
         self.resource_version = self.resource_version.max(max_version);
         self.compacted_through = self.resource_version;
@@ -710,6 +837,26 @@ pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object.get("metadata")?.get(field)?.as_str()
 }
 
+/// Makes every top-level field of `object` but `status` equal to `current`'s, copying only the
+/// fields that differ.
+fn restore_all_but_status(object: &mut Value, current: &Value) {
+    let empty = Map::new();
+    let current = current.as_object().unwrap_or(&empty);
+    let Some(fields) = object.as_object_mut() else {
+        return;
+    };
+    fields.retain(|field, _| field == "status" || current.contains_key(field));
+    for (field, value) in current.iter().filter(|(field, _)| *field != "status") {
+        match fields.get_mut(field) {
+            Some(written) if written == value => {}
+            Some(written) => *written = value.clone(),
+            None => {
+                fields.insert(field.clone(), value.clone());
+            }
+        }
+    }
+}
+
 fn set_or_remove(object: &mut Value, field: &str, value: Option<Value>) {
     if let Some(fields) = object.as_object_mut() {
         match value {
@@ -727,6 +874,18 @@ fn finalizers(object: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// Drops `key` from the dependents of each of `owners`.
+fn unindex_owners(dependents: &mut HashMap<String, BTreeSet<ObjectKey>>, key: &ObjectKey, owners: &[&str]) {
+    for owner in owners {
+        if let Some(keys) = dependents.get_mut(*owner) {
+            keys.remove(key);
+            if keys.is_empty() {
+                dependents.remove(*owner);
+            }
+        }
+    }
+}
+
 fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
     object
         .pointer("/metadata/ownerReferences")
@@ -739,13 +898,11 @@ fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
 /// True when anything other than metadata (and status, where status is a subresource) differs:
 /// the rule for bumping `metadata.generation`.
 fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
-    let content = |object: &Value| -> Map<String, Value> {
-        let mut fields = object.as_object().cloned().unwrap_or_default();
-        fields.remove("metadata");
-        if rt.status_subresource {
-            fields.remove("status");
-        }
-        fields
-    };
-    content(old) != content(new)
+    fn content<'a>(rt: &ResourceType, object: &'a Value) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        let is_content =
+            move |field: &str| field != "metadata" && !(rt.status_subresource && field == "status");
+        let fields = object.as_object().into_iter().flatten();
+        fields.filter(move |(field, _)| is_content(field))
+    }
+    !content(rt, old).eq(content(rt, new))
 }

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use horolog::api::{JobRun, Schedule};
 use horolog::apiserver::{ApiServer, ChangeKind};
 use horolog::clock::ManualClock;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -516,6 +516,47 @@ async fn orphan_propagation_keeps_dependents() {
     pods.create(&PostParams::default(), &child).await.unwrap();
     maps.delete("owner", &DeleteParams::orphan()).await.unwrap();
     assert!(pods.get("child").await.unwrap().owner_references().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_namespace_deletes_what_is_in_it_and_nothing_else() {
+    let (_, _, client) = server();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in ["doomed", "kept"] {
+        let namespace = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+        maps.create(&PostParams::default(), &config_map("a", &[]))
+            .await
+            .unwrap();
+        let runs: Api<JobRun> = Api::namespaced(client.clone(), name);
+        runs.create(&PostParams::default(), &jobrun("r", None))
+            .await
+            .unwrap();
+    }
+    namespaces
+        .delete("doomed", &DeleteParams::background())
+        .await
+        .unwrap();
+
+    let doomed_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    let doomed_runs: Api<JobRun> = Api::namespaced(client.clone(), "doomed");
+    assert!(doomed_maps.get_opt("a").await.unwrap().is_none());
+    assert!(doomed_runs.get_opt("r").await.unwrap().is_none());
+    assert!(namespaces.get_opt("doomed").await.unwrap().is_none());
+    let kept_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kept");
+    let kept_runs: Api<JobRun> = Api::namespaced(client.clone(), "kept");
+    assert!(kept_maps.get_opt("a").await.unwrap().is_some());
+    assert!(kept_runs.get_opt("r").await.unwrap().is_some());
 }
 
 #[tokio::test(start_paused = true)]

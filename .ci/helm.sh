@@ -119,7 +119,7 @@ if deploy:
     want = {
         "default": ["--leader-election=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--lease-name=horolog",
                     "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
-                    "--log-format=text", "--concurrency=8", "--kube-qps=50", "--kube-burst=100",
+                    "--log-format=text", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
                     "--metrics-addr=0.0.0.0:8080"],
         "all-on": ["--leader-election=false", "--namespaces=team-a,team-b", "--log-format=json",
                    "--metrics-addr=0.0.0.0:9090"],

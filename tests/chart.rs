@@ -249,8 +249,8 @@ fn operator_role_grants_exactly_the_documented_permissions_without_wildcards_or_
             "/pods".to_owned(),
             verbs(&["get", "list", "watch", "create", "delete"]),
         ),
-        ("events.k8s.io/events".to_owned(), verbs(&["create", "patch"])),
-        ("/events".to_owned(), verbs(&["create", "patch"])),
+        ("events.k8s.io/events".to_owned(), verbs(&["create"])),
+        ("/events".to_owned(), verbs(&["create"])),
     ]);
     assert_eq!(
         permissions(&rules),

@@ -76,13 +76,13 @@ the operator, reads them).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# Events users read with kubectl describe (Fired, Missed, PodCreated, ...): created, and
-# patched when a repeated event is aggregated into a count. events.k8s.io is what
-# kube-runtime's Recorder writes; core events for clients that only write the old API.
+# Events users read with kubectl describe (Fired, Missed, PodCreated, ...): each one is
+# created once and never changed (horolog's EventPublisher writes events.k8s.io/v1). The
+# core group is for clusters that mirror events to it.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}

@@ -126,18 +126,7 @@ pub enum OperatorError {
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(args.log_level.as_deref().unwrap_or("info"), args.log_format)?;
-    if !args.kube_qps.is_finite() {
-        return Err(OperatorError::Flag(format!(
-            "--kube-qps ({}) must be a number: requests per second, or 0 for no client-side limit",
-            args.kube_qps
-        )));
-    }
-    if args.kube_qps > 0.0 && args.kube_burst == 0 {
-        return Err(OperatorError::Flag(format!(
-            "--kube-burst (0) must be at least 1 when --kube-qps ({}) sets a limit",
-            args.kube_qps
-        )));
-    }
+    check_rate_limit(args.kube_qps, args.kube_burst)?;
     let metrics = Metrics::new();
     let config = kube::Config::infer().await?;
     // The throttle outside the counter, so request durations do not include the wait for a token.
@@ -247,6 +236,21 @@ async fn run_controllers(
         .into_iter()
         .map(|config| controller::run(client.clone(), config, clock.clone(), stop.clone()));
     futures::future::try_join_all(runs).await?;
+    Ok(())
+}
+
+/// Rejects `--kube-qps`/`--kube-burst` values that set no usable limit by mistake.
+fn check_rate_limit(qps: f64, burst: u32) -> Result<(), OperatorError> {
+    if !qps.is_finite() {
+        return Err(OperatorError::Flag(format!(
+            "--kube-qps ({qps}) must be a number: requests per second, or 0 for no client-side limit"
+        )));
+    }
+    if qps > 0.0 && burst == 0 {
+        return Err(OperatorError::Flag(format!(
+            "--kube-burst (0) must be at least 1 when --kube-qps ({qps}) sets a limit"
+        )));
+    }
     Ok(())
 }
 
@@ -442,6 +446,23 @@ mod tests {
             bucket
                 .try_take(start + std::time::Duration::from_millis(100))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn rate_limit_flags_that_set_no_usable_limit_are_refused_by_name() {
+        assert!(
+            check_rate_limit(0.0, 0).is_ok(),
+            "no limit: burst does not matter"
+        );
+        assert!(check_rate_limit(-1.0, 100).is_ok());
+        assert!(check_rate_limit(20.0, 40).is_ok());
+        let nan = check_rate_limit(f64::NAN, 100).unwrap_err().to_string();
+        assert!(nan.contains("--kube-qps (NaN) must be a number"), "{nan}");
+        let burst = check_rate_limit(20.0, 0).unwrap_err().to_string();
+        assert!(
+            burst.contains("--kube-burst (0) must be at least 1 when --kube-qps (20)"),
+            "{burst}"
         );
     }
 

@@ -1,30 +1,54 @@
 # syntax=docker/dockerfile:1
 # The horolog operator image: `docker build -t horolog .`
 #
-# Stage 1 builds a release binary; dependencies are compiled in a layer of their own that
-# is reused until Cargo.toml or Cargo.lock change. Stage 2 is distroless: glibc, CA
-# certificates, no shell, no package manager, running as an unprivileged user.
+# Stage 1 builds the operator binary alone: `-p horolog --no-default-features` leaves out
+# local mode (the embedded API server and the host-process executor), and the developer tools
+# (crates/horolog-dev: sandbox, load tool) are a separate package that is never built here.
+# Dependencies are compiled in a layer of their own that is reused until a Cargo.toml or
+# Cargo.lock changes. Stage 2 is distroless: glibc, CA certificates, no shell, no package
+# manager, running as an unprivileged user.
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 
 # Dependency layer: the real manifests with stub sources. Cargo refuses a manifest whose
-# targets are missing, hence the stub lib, main and the real benches/ (small, rarely
-# changed; Cargo.toml names benches/triggers.rs).
+# targets are missing, hence a stub for every target the manifests name.
 COPY Cargo.toml Cargo.lock ./
-COPY benches ./benches
-RUN mkdir src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && cargo build --release --locked --bin horolog \
-    && rm -rf src
+COPY crates/horolog-core/Cargo.toml crates/horolog-core/
+COPY crates/horolog/Cargo.toml crates/horolog/
+COPY crates/horolog-memserver/Cargo.toml crates/horolog-memserver/
+COPY crates/horolog-dev/Cargo.toml crates/horolog-dev/
+RUN set -e; \
+    for crate in horolog-core horolog horolog-memserver horolog-dev; do \
+      mkdir -p crates/$crate/src crates/$crate/benches crates/$crate/tests; \
+      touch crates/$crate/src/lib.rs; \
+      echo 'fn main() {}' > crates/$crate/src/main.rs; \
+    done; \
+    mkdir -p crates/horolog/src/bin tests/e2e; \
+    echo 'fn main() {}' > crates/horolog/src/bin/kubectl-horolog.rs; \
+    echo 'fn main() {}' > tests/e2e/main.rs; \
+    for bench in horolog-core/benches/triggers horolog-core/benches/plan \
+                 horolog/benches/reconcile horolog-memserver/benches/apiserver; do \
+      echo 'fn main() {}' > crates/$bench.rs; \
+    done; \
+    cargo build --release --locked -p horolog --no-default-features --bin horolog; \
+    rm -rf crates tests
 
-# The real sources. COPY keeps the build context's mtimes, which can be older than the stub
-# build above; touching the crate roots makes cargo rebuild horolog itself for sure.
-COPY src ./src
-RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin horolog \
-    && cp target/release/horolog /horolog
+# The real sources of the two crates the operator is made of.
+COPY crates/horolog-core ./crates/horolog-core
+COPY crates/horolog ./crates/horolog
+COPY crates/horolog-memserver/Cargo.toml crates/horolog-memserver/
+COPY crates/horolog-dev/Cargo.toml crates/horolog-dev/
+RUN set -e; \
+    for crate in horolog-memserver horolog-dev; do \
+      mkdir -p crates/$crate/src crates/$crate/benches; \
+      touch crates/$crate/src/lib.rs; echo 'fn main() {}' > crates/$crate/src/main.rs; \
+    done; \
+    echo 'fn main() {}' > crates/horolog-memserver/benches/apiserver.rs; \
+    mkdir -p tests/e2e && echo 'fn main() {}' > tests/e2e/main.rs; \
+    touch crates/horolog-core/src/lib.rs crates/horolog/src/lib.rs crates/horolog/src/main.rs; \
+    cargo build --release --locked -p horolog --no-default-features --bin horolog; \
+    cp target/release/horolog /horolog
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="horolog" \
@@ -35,4 +59,6 @@ COPY --from=builder /horolog /horolog
 USER 65532:65532
 # Metrics, /healthz and /readyz (--metrics-addr).
 EXPOSE 8080
-ENTRYPOINT ["/horolog", "run"]
+# The chart passes `run` and its flags; `docker run IMAGE crds` prints the CRDs.
+ENTRYPOINT ["/horolog"]
+CMD ["run"]

@@ -140,7 +140,7 @@ fn describe_schedule(schedule: &Schedule) -> String {
 }
 
 fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 /// Every YAML document of every file of examples/, with its file name, in file order.

@@ -1,0 +1,18 @@
+//! horolog's pure core: when a Schedule fires and what its due fire times turn into.
+//!
+//! - [`spec`]: the value types users write (trigger, durations, policies);
+//! - [`trigger`]: compiles a trigger spec and answers "when does it fire next?";
+//! - [`plan`]: which fire times are due at an instant, coalesced and checked against the
+//!   misfire grace time, with jitter;
+//! - [`clock`]: time as a parameter (the trait; the wall clock lives with the operator).
+//!
+//! Nothing here talks to Kubernetes, runs async code or reads the wall clock: every function
+//! takes the current instant as an argument, so every rule is testable without a cluster and
+//! without sleeping. Cargo enforces it: this crate depends on neither kube nor tokio, and on
+//! chrono without its `clock` feature.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod plan;
+pub mod spec;
+pub mod trigger;

@@ -1,0 +1,11 @@
+//! The value types users write in a Schedule that the core needs: the trigger, durations and
+//! the policies. They derive serde and JSON Schema, so the operator embeds them in its CRDs
+//! unchanged.
+
+mod duration;
+mod policy;
+mod trigger;
+
+pub use duration::{DURATION_PATTERN, Duration, DurationError};
+pub use policy::{CoalescePolicy, ConcurrencyPolicy};
+pub use trigger::*;

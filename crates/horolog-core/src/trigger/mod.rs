@@ -1,0 +1,548 @@
+//! The trigger engine: compiles a Schedule's `spec.trigger` and answers "when does it fire
+//! next?". Pure: no clock, no I/O; every answer is a function of the spec and the instant asked
+//! about, so `next_after(status.lastFireTime)` works as a stateless cursor.
+//!
+//! Semantics follow APScheduler 4's triggers; the deliberate differences are listed in
+//! TRIGGERS.md.
+
+mod calendar;
+mod combining;
+mod cron;
+mod fields;
+mod zone;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use crate::spec::{CalendarInterval, CronFields, LeafTrigger, TriggerSpec};
+use calendar::CalendarRule;
+use combining::{AllOf, Step};
+use cron::CronSchedule;
+
+/// A compiled, immutable trigger.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    kind: Kind,
+    tz: Tz,
+    /// Outer window, applied to the combined output of anyOf/allOf (leaves carry their own).
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    description: String,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Leaf(Leaf),
+    AnyOf(Vec<Leaf>),
+    AllOf(AllOf),
+}
+
+/// One leaf trigger with its own zone and window.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf {
+    rule: Rule,
+    tz: Tz,
+    /// No fire before this instant (inclusive).
+    start: Option<DateTime<Utc>>,
+    /// No fire after this instant (inclusive).
+    end: Option<DateTime<Utc>>,
+    description: String,
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Cron(Box<CronSchedule>),
+    /// start + k·period, in real elapsed time.
+    Interval {
+        anchor: DateTime<Utc>,
+        period_ns: i128,
+    },
+    Date(DateTime<Utc>),
+    Calendar(CalendarRule),
+}
+
+/// Why a trigger spec was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerErrorKind {
+    /// The trigger expression or its fields are invalid or can never fire.
+    InvalidTrigger,
+    /// The timezone is not an IANA time zone name.
+    InvalidTimezone,
+}
+
+impl TriggerErrorKind {
+    /// The condition reason for this kind of error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TriggerErrorKind::InvalidTrigger => "InvalidTrigger",
+            TriggerErrorKind::InvalidTimezone => "InvalidTimezone",
+        }
+    }
+}
+
+/// A rejected trigger spec: which field (as written in YAML), the offending value, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct TriggerError {
+    /// YAML path of the field, e.g. `trigger.cronFields.dayOfWeek` or `trigger.anyOf[1].interval`.
+    pub field: String,
+    /// The offending value as the user wrote it.
+    pub value: String,
+    /// What is wrong with it.
+    pub message: String,
+    /// The condition reason class.
+    pub kind: TriggerErrorKind,
+}
+
+impl fmt::Display for TriggerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}: {}", self.field, self.value, self.message)
+    }
+}
+
+impl TriggerError {
+    fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        message: impl Into<String>,
+    ) -> TriggerError {
+        TriggerError {
+            field: field.into(),
+            value: value.into(),
+            message: message.into(),
+            kind: TriggerErrorKind::InvalidTrigger,
+        }
+    }
+}
+
+/// The default allOf threshold, as APScheduler's AndTrigger.
+const DEFAULT_THRESHOLD: TimeDelta = TimeDelta::seconds(1);
+
+impl Trigger {
+    /// Validates and compiles. `default_start` = the Schedule's creation time, used when
+    /// spec.start_time is None.
+    pub fn compile(spec: &TriggerSpec, default_start: DateTime<Utc>) -> Result<Trigger, TriggerError> {
+        let tz = parse_tz("trigger.timezone", spec.timezone.as_deref())?;
+        let start = spec.start_time.map(|t| t.to_utc());
+        let end = spec.end_time.map(|t| t.to_utc());
+        check_window("trigger", start, end)?;
+        let kinds = spec.kinds_set();
+        if kinds.len() != 1 {
+            return Err(TriggerError::invalid(
+                "trigger",
+                kind_names(&kinds),
+                "exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf must be set",
+            ));
+        }
+        if spec.all_of_threshold.is_some() && spec.all_of.is_none() {
+            return Err(TriggerError::invalid(
+                "trigger.allOfThreshold",
+                spec.all_of_threshold.map(|d| d.to_string()).unwrap_or_default(),
+                "allOfThreshold only applies to allOf",
+            ));
+        }
+        let inherited = Window {
+            tz,
+            start,
+            end,
+            default_start,
+        };
+        let (kind, description) = if let Some(members) = &spec.any_of {
+            let leaves = compile_members("trigger.anyOf", members, &inherited)?;
+            let description = format!("anyOf({})", join_descriptions(&leaves));
+            (Kind::AnyOf(leaves), description)
+        } else if let Some(members) = &spec.all_of {
+            let leaves = compile_members("trigger.allOf", members, &inherited)?;
+            let threshold = spec.all_of_threshold.map_or(DEFAULT_THRESHOLD, |d| d.as_chrono());
+            let description = format!("allOf({})", join_descriptions(&leaves));
+            let all = AllOf::new(leaves, threshold);
+            if all.first() == Step::LimitReached {
+                return Err(TriggerError::invalid(
+                    "trigger.allOf",
+                    description,
+                    format!(
+                        "the members' fire times do not come within {} of each other in {} steps",
+                        spec.all_of_threshold
+                            .unwrap_or(crate::spec::Duration::from_secs(1)),
+                        combining::MAX_ITERATIONS
+                    ),
+                ));
+            }
+            (Kind::AllOf(all), description)
+        } else {
+            let leaf = compile_leaf(
+                "trigger",
+                &spec.as_leaf(),
+                &Window {
+                    tz,
+                    start,
+                    end,
+                    default_start,
+                },
+                tz,
+            )?;
+            let description = leaf.description.clone();
+            (Kind::Leaf(leaf), description)
+        };
+        Ok(Trigger {
+            kind,
+            tz,
+            start,
+            end,
+            description,
+        })
+    }
+
+    /// The first fire time strictly after `after`; with None, the very first fire time
+    /// (startTime inclusive). None = exhausted.
+    pub fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let t = match &self.kind {
+            Kind::Leaf(leaf) => return leaf.next_after(after),
+            Kind::AnyOf(leaves) => {
+                let after = clamp_to_start(after, self.start);
+                leaves.iter().filter_map(|l| l.next_after(after)).min()?
+            }
+            Kind::AllOf(all) => {
+                let mut t = all.next_after(after)?;
+                // Members may set an earlier startTime of their own; the outer one still bounds.
+                while self.start.is_some_and(|s| t < s) {
+                    t = all.next_after(Some(t))?;
+                }
+                t
+            }
+        };
+        self.end.is_none_or(|e| t <= e).then_some(t)
+    }
+
+    /// Iterator of successive fire times strictly after `after` (None: from the first).
+    pub fn fire_times(&self, after: Option<DateTime<Utc>>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut cursor = after;
+        std::iter::from_fn(move || {
+            let next = self.next_after(cursor);
+            // Guard against a zero-progress answer ever looping forever.
+            let next = next.filter(|n| cursor.is_none_or(|c| *n > c))?;
+            cursor = Some(next);
+            Some(next)
+        })
+    }
+
+    /// The zone the trigger's wall-clock fields are read in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Short human-readable summary for a kubectl printer column.
+    pub fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+/// Timezone and window a leaf inherits from its enclosing spec.
+struct Window {
+    tz: Tz,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    default_start: DateTime<Utc>,
+}
+
+fn compile_members(path: &str, members: &[LeafTrigger], outer: &Window) -> Result<Vec<Leaf>, TriggerError> {
+    if members.is_empty() {
+        return Err(TriggerError::invalid(path, "[]", "needs at least one member"));
+    }
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let path = format!("{path}[{i}]");
+            let tz = match &member.timezone {
+                Some(name) => parse_tz(&format!("{path}.timezone"), Some(name))?,
+                None => outer.tz,
+            };
+            let start = member.start_time.map(|t| t.to_utc()).or(outer.start);
+            let end = member.end_time.map(|t| t.to_utc()).or(outer.end);
+            check_window(&path, start, end)?;
+            compile_leaf(
+                &path,
+                member,
+                &Window {
+                    tz,
+                    start,
+                    end,
+                    default_start: outer.default_start,
+                },
+                outer.tz,
+            )
+        })
+        .collect()
+}
+
+fn compile_leaf(path: &str, spec: &LeafTrigger, w: &Window, outer_tz: Tz) -> Result<Leaf, TriggerError> {
+    let kinds = spec.kinds_set();
+    if kinds.len() != 1 {
+        return Err(TriggerError::invalid(
+            path,
+            kind_names(&kinds),
+            "exactly one of cron, cronFields, interval, date, calendarInterval must be set",
+        ));
+    }
+    // An explicit startTime bounds every kind; the creation-time default anchors intervals and
+    // starts cron/calendar searches, but does not suppress a one-off date in the past, which
+    // APScheduler fires once, late, as well.
+    let start = w.start.unwrap_or(w.default_start);
+    let (rule, description, start) = if let Some(expr) = &spec.cron {
+        let cron = CronSchedule::from_crontab(&format!("{path}.cron"), expr).map_err(cron_error)?;
+        (
+            Rule::Cron(Box::new(cron)),
+            format!("cron {}", expr.trim()),
+            Some(start),
+        )
+    } else if let Some(fields) = &spec.cron_fields {
+        let cron = CronSchedule::from_fields(&format!("{path}.cronFields"), fields).map_err(cron_error)?;
+        (
+            Rule::Cron(Box::new(cron)),
+            format!("cronFields {}", describe_fields(fields)),
+            Some(start),
+        )
+    } else if let Some(period) = spec.interval {
+        let period_ns = period.as_std().as_nanos() as i128;
+        if period_ns == 0 {
+            return Err(TriggerError::invalid(
+                format!("{path}.interval"),
+                period.to_string(),
+                "the interval must be positive",
+            ));
+        }
+        // JobRun names carry fire times to the millisecond; shorter periods would be a pod
+        // storm anyway. One second is the precision horolog promises.
+        if period_ns < 1_000_000_000 {
+            return Err(TriggerError::invalid(
+                format!("{path}.interval"),
+                period.to_string(),
+                "the interval must be at least 1s",
+            ));
+        }
+        (
+            Rule::Interval {
+                anchor: start,
+                period_ns,
+            },
+            format!("every {period}"),
+            Some(start),
+        )
+    } else if let Some(date) = spec.date {
+        (
+            Rule::Date(date.to_utc()),
+            format!("once {}", rfc3339(date.to_utc())),
+            w.start,
+        )
+    } else if let Some(ci) = &spec.calendar_interval {
+        let rule = compile_calendar(&format!("{path}.calendarInterval"), ci, w.tz, start)?;
+        (Rule::Calendar(rule), describe_calendar(ci), Some(start))
+    } else {
+        return Err(TriggerError::invalid(path, "", "no trigger kind set"));
+    };
+    // The zone has its own printer column; only a member in another zone names it.
+    let description = if w.tz == outer_tz || matches!(rule, Rule::Interval { .. } | Rule::Date(_)) {
+        description
+    } else {
+        format!("{description} ({})", w.tz.name())
+    };
+    Ok(Leaf {
+        rule,
+        tz: w.tz,
+        start,
+        end: w.end,
+        description,
+    })
+}
+
+fn compile_calendar(
+    path: &str,
+    ci: &CalendarInterval,
+    tz: Tz,
+    start: DateTime<Utc>,
+) -> Result<CalendarRule, TriggerError> {
+    let fields = [
+        ("years", ci.years, 1000),
+        ("months", ci.months, 12000),
+        ("weeks", ci.weeks, 52000),
+        ("days", ci.days, 365000),
+        ("hour", ci.hour, 23),
+        ("minute", ci.minute, 59),
+        ("second", ci.second, 59),
+    ];
+    for (name, value, max) in fields {
+        if !(0..=max).contains(&value) {
+            return Err(TriggerError::invalid(
+                format!("{path}.{name}"),
+                value.to_string(),
+                format!("must be 0-{max}"),
+            ));
+        }
+    }
+    if ci.years + ci.months + ci.weeks + ci.days == 0 {
+        return Err(TriggerError::invalid(
+            path,
+            "years=0 months=0 weeks=0 days=0",
+            "the interval must be at least 1 day long: set one of years, months, weeks, days",
+        ));
+    }
+    let time = NaiveTime::from_hms_opt(ci.hour as u32, ci.minute as u32, ci.second as u32)
+        .ok_or_else(|| TriggerError::invalid(path, describe_calendar(ci), "invalid time of day"))?;
+    Ok(CalendarRule::new(
+        (ci.years * 12 + ci.months) as u32,
+        (ci.weeks * 7 + ci.days) as u32,
+        time,
+        tz,
+        start,
+    ))
+}
+
+impl Leaf {
+    /// The first fire time ≥ the window start and strictly after `after`, within the window.
+    pub(crate) fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        // Instants have nanosecond resolution, so "strictly after" is "at or after +1ns".
+        let from = match (after, self.start) {
+            (Some(a), Some(s)) => a.checked_add_signed(TimeDelta::nanoseconds(1))?.max(s),
+            (Some(a), None) => a.checked_add_signed(TimeDelta::nanoseconds(1))?,
+            (None, Some(s)) => s,
+            (None, None) => DateTime::<Utc>::MIN_UTC,
+        };
+        let t = self.at_or_after(from)?;
+        self.end.is_none_or(|e| t <= e).then_some(t)
+    }
+
+    fn at_or_after(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.rule {
+            Rule::Cron(cron) => cron.at_or_after(self.tz, cron::ceil_second(from)),
+            Rule::Interval { anchor, period_ns } => {
+                let elapsed = nanos(from) - nanos(*anchor);
+                let k = if elapsed <= 0 {
+                    0
+                } else {
+                    (elapsed + period_ns - 1) / period_ns
+                };
+                let offset = i64::try_from(k.checked_mul(*period_ns)?).ok()?;
+                anchor.checked_add_signed(TimeDelta::nanoseconds(offset))
+            }
+            Rule::Date(at) => (*at >= from).then_some(*at),
+            Rule::Calendar(rule) => rule.at_or_after(self.tz, from),
+        }
+    }
+}
+
+fn nanos(t: DateTime<Utc>) -> i128 {
+    t.timestamp() as i128 * 1_000_000_000 + t.timestamp_subsec_nanos() as i128
+}
+
+fn clamp_to_start(after: Option<DateTime<Utc>>, start: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (after, start) {
+        (Some(a), Some(s)) => Some(a.max(s.checked_sub_signed(TimeDelta::nanoseconds(1)).unwrap_or(s))),
+        (None, Some(s)) => s.checked_sub_signed(TimeDelta::nanoseconds(1)),
+        (a, None) => a,
+    }
+}
+
+fn parse_tz(path: &str, name: Option<&str>) -> Result<Tz, TriggerError> {
+    let Some(name) = name else { return Ok(Tz::UTC) };
+    Tz::from_str(name.trim()).map_err(|_| TriggerError {
+        field: path.to_string(),
+        value: name.to_string(),
+        message: "unknown time zone; use an IANA name such as Europe/Berlin or UTC".to_string(),
+        kind: TriggerErrorKind::InvalidTimezone,
+    })
+}
+
+fn check_window(
+    path: &str,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Result<(), TriggerError> {
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        return Err(TriggerError::invalid(
+            format!("{path}.endTime"),
+            rfc3339(e),
+            format!("endTime is before startTime {}", rfc3339(s)),
+        ));
+    }
+    Ok(())
+}
+
+fn cron_error((field, value, message): cron::CronError) -> TriggerError {
+    TriggerError::invalid(field, value, message)
+}
+
+fn kind_names(kinds: &[&str]) -> String {
+    if kinds.is_empty() {
+        "none set".to_string()
+    } else {
+        kinds.join(", ")
+    }
+}
+
+fn join_descriptions(leaves: &[Leaf]) -> String {
+    leaves
+        .iter()
+        .map(|l| l.description.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_fields(f: &CronFields) -> String {
+    let fields = [
+        ("year", &f.year),
+        ("month", &f.month),
+        ("day", &f.day),
+        ("week", &f.week),
+        ("dayOfWeek", &f.day_of_week),
+        ("hour", &f.hour),
+        ("minute", &f.minute),
+        ("second", &f.second),
+    ];
+    let set: Vec<String> = fields
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={}", v.as_str().trim())))
+        .collect();
+    if set.is_empty() {
+        "(Jan 1 yearly)".to_string()
+    } else {
+        set.join(" ")
+    }
+}
+
+fn describe_calendar(ci: &CalendarInterval) -> String {
+    let parts: Vec<String> = [
+        ("year", ci.years),
+        ("month", ci.months),
+        ("week", ci.weeks),
+        ("day", ci.days),
+    ]
+    .iter()
+    .filter(|(_, n)| *n != 0)
+    .map(|(unit, n)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+    .collect();
+    format!(
+        "calendar every {} at {:02}:{:02}:{:02}",
+        parts.join(" "),
+        ci.hour,
+        ci.minute,
+        ci.second
+    )
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[cfg(test)]
+mod tests;
+
+impl crate::plan::FireTimes for Trigger {
+    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        Trigger::next_after(self, after)
+    }
+}

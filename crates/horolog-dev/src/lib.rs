@@ -1,0 +1,6 @@
+//! horolog's developer tools, kept out of the operator and its image: a stand-in cluster
+//! ([`sandbox`]) and the load tool ([`load`]). The binary is `horolog-dev`.
+#![forbid(unsafe_code)]
+
+pub mod load;
+pub mod sandbox;

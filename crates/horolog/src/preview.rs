@@ -1,0 +1,188 @@
+//! `horolog preview`: the next fire times of every Schedule in a file, computed offline by
+//! the same trigger engine the operator uses.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::api::Schedule;
+use crate::manifest::Manifest;
+use horolog_core::trigger::Trigger;
+
+/// The fire times of one Schedule, as `horolog preview -o json` prints them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulePreview {
+    /// The Schedule's metadata.name.
+    pub name: String,
+    /// The trigger's IANA time zone.
+    pub timezone: String,
+    /// The trigger in short.
+    pub trigger: String,
+    /// The next fire times, RFC 3339 in the trigger's time zone with its offset.
+    pub fire_times: Vec<String>,
+}
+
+/// A Schedule that cannot be previewed, with the reason naming the field and the value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("Schedule {name}: {message}")]
+pub struct PreviewError {
+    /// The Schedule's metadata.name.
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The next `count` fire times at or after `from` of every Schedule among `manifests`
+/// (other kinds are skipped). A Schedule without startTime is treated as created at `from`.
+pub fn preview(
+    manifests: &[Manifest],
+    from: DateTime<Utc>,
+    count: usize,
+) -> Vec<Result<SchedulePreview, PreviewError>> {
+    manifests
+        .iter()
+        .filter_map(|m| match m {
+            Manifest::Schedule(s) => Some(preview_one(s, from, count)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn preview_one(
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    count: usize,
+) -> Result<SchedulePreview, PreviewError> {
+    let name = schedule.metadata.name.clone().unwrap_or_default();
+    let fail = |message: String| PreviewError {
+        name: name.clone(),
+        message,
+    };
+    schedule.spec.validate().map_err(|e| fail(e.to_string()))?;
+    let trigger = Trigger::compile(&schedule.spec.trigger, from).map_err(|e| fail(e.to_string()))?;
+    let tz = trigger.timezone();
+    // Fire times at or after `from`: strictly after the instant just before it.
+    let just_before = from - TimeDelta::nanoseconds(1);
+    let fire_times = trigger
+        .fire_times(Some(just_before))
+        .take(count)
+        .map(|t| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        })
+        .collect();
+    Ok(SchedulePreview {
+        name,
+        timezone: tz.name().to_string(),
+        trigger: trigger.describe(),
+        fire_times,
+    })
+}
+
+/// The previews as an aligned table, one row per fire time.
+pub fn render_table(previews: &[SchedulePreview]) -> String {
+    let rows: Vec<[String; 4]> = previews
+        .iter()
+        .flat_map(|p| {
+            let rows: Vec<[String; 4]> = if p.fire_times.is_empty() {
+                vec![[
+                    p.name.clone(),
+                    p.timezone.clone(),
+                    "-".into(),
+                    "(no more fire times)".into(),
+                ]]
+            } else {
+                p.fire_times
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| [p.name.clone(), p.timezone.clone(), (i + 1).to_string(), t.clone()])
+                    .collect()
+            };
+            rows
+        })
+        .collect();
+    let header = [
+        "SCHEDULE".to_string(),
+        "TIMEZONE".into(),
+        "#".into(),
+        "FIRE TIME".into(),
+    ];
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    std::iter::once(&header)
+        .chain(rows.iter())
+        .map(|row| {
+            let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            line.join("  ").trim_end().to_string() + "\n"
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::parse_manifests;
+
+    const DST: &str = r#"
+apiVersion: horolog.dev/v1alpha1
+kind: Schedule
+metadata: {name: dst-berlin}
+spec:
+  trigger: {cron: "30 2 * * *", timezone: Europe/Berlin}
+  jobTemplate: {spec: {template: {spec: {containers: [{name: main, image: busybox}]}}}}
+"#;
+
+    fn from() -> DateTime<Utc> {
+        "2026-03-28T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn json_has_name_and_fire_times_in_the_trigger_zone() {
+        let manifests = parse_manifests(DST, "dst.yaml").unwrap();
+        let previews: Vec<_> = preview(&manifests, from(), 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let json = serde_json::to_value(&previews).unwrap();
+        assert_eq!(json[0]["name"], "dst-berlin");
+        // 02:30 does not exist on 2026-03-29 in Berlin: the first instant after the gap.
+        assert_eq!(
+            json[0]["fireTimes"],
+            serde_json::json!(["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"])
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_header_and_a_row_per_fire_time() {
+        let manifests = parse_manifests(DST, "dst.yaml").unwrap();
+        let previews: Vec<_> = preview(&manifests, from(), 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let table = render_table(&previews);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(
+            lines[0].starts_with("SCHEDULE") && lines[0].ends_with("FIRE TIME"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("dst-berlin") && lines[1].contains("Europe/Berlin"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_schedule_is_an_error_naming_it_and_the_field() {
+        let bad = DST.replace("30 2 * * *", "61 * * * *");
+        let manifests = parse_manifests(&bad, "bad.yaml").unwrap();
+        let err = preview(&manifests, from(), 2).remove(0).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("Schedule dst-berlin: trigger.cron"), "{shown}");
+        assert!(shown.contains("61"), "{shown}");
+    }
+}

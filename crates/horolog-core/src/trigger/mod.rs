@@ -17,6 +17,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+use crate::plan::{Due, FireTimes, scan_due};
 use crate::spec::{CalendarInterval, CronFields, LeafTrigger, TriggerSpec};
 use calendar::CalendarRule;
 use combining::{AllOf, Step};
@@ -433,6 +434,64 @@ impl Leaf {
     }
 }
 
+impl Leaf {
+    /// The fire times in `(after, until]` without visiting them, for the rules that allow it
+    /// (interval, calendarInterval); `None` for the others, which are scanned.
+    pub(crate) fn due_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        keep: usize,
+    ) -> Option<Due> {
+        if !matches!(self.rule, Rule::Interval { .. } | Rule::Calendar(_)) {
+            return None;
+        }
+        let Some(first) = self.next_after(after) else {
+            return Some(Due::none(None));
+        };
+        if first > until {
+            return Some(Due::none(Some(first)));
+        }
+        let hi = self.end.map_or(until, |end| end.min(until));
+        let (count, last) = match &self.rule {
+            Rule::Interval { anchor, period_ns } => interval_due(*anchor, *period_ns, first, hi, keep)?,
+            Rule::Calendar(rule) => rule.due(self.tz, first, hi, keep)?,
+            Rule::Cron(_) | Rule::Date(_) => return None,
+        };
+        Some(Due {
+            count,
+            exact: true,
+            first: Some(first),
+            last,
+            next: self.next_after(Some(until)),
+        })
+    }
+}
+
+/// An interval's fire times from `first` (one of them) to `hi`: `anchor + k·period`, counted.
+fn interval_due(
+    anchor: DateTime<Utc>,
+    period_ns: i128,
+    first: DateTime<Utc>,
+    hi: DateTime<Utc>,
+    keep: usize,
+) -> Option<(u64, Vec<DateTime<Utc>>)> {
+    let fire =
+        |k: i128| anchor.checked_add_signed(TimeDelta::nanoseconds(i64::try_from(k * period_ns).ok()?));
+    let k_first = (nanos(first) - nanos(anchor)) / period_ns;
+    // `at_or_after` ends the sequence where the offset no longer fits; so does the count.
+    let k_last = (nanos(hi) - nanos(anchor))
+        .div_euclid(period_ns)
+        .min(i64::MAX as i128 / period_ns);
+    if k_last < k_first {
+        return None;
+    }
+    let count = u64::try_from(k_last - k_first + 1).ok()?;
+    let from = (k_last + 1 - keep as i128).max(k_first);
+    let last = (from..=k_last).map(fire).collect::<Option<Vec<_>>>()?;
+    Some((count, last))
+}
+
 fn nanos(t: DateTime<Utc>) -> i128 {
     t.timestamp() as i128 * 1_000_000_000 + t.timestamp_subsec_nanos() as i128
 }
@@ -541,8 +600,25 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests;
 
-impl crate::plan::FireTimes for Trigger {
+impl FireTimes for Trigger {
     fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         Trigger::next_after(self, after)
+    }
+
+    /// A leaf `interval` or `calendarInterval` counts its due fire times arithmetically (exact
+    /// at any backlog); cron, cronFields, date, anyOf and allOf scan ([`scan_due`]).
+    fn due_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        keep: usize,
+        scan_limit: usize,
+    ) -> Due {
+        if let Kind::Leaf(leaf) = &self.kind
+            && let Some(due) = leaf.due_between(after, until, keep)
+        {
+            return due;
+        }
+        scan_due(self, after, until, keep, scan_limit)
     }
 }

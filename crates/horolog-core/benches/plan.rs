@@ -1,11 +1,15 @@
-//! Benchmarks of the planner: an on-time pass, and a bounded catch-up after downtime.
+//! Benchmarks of the planner: an on-time pass, and one-pass catch-ups after downtime: a day of
+//! a scanned source, ten years of an every-second interval (counted arithmetically), ten years
+//! of a daily calendarInterval, and three days of an every-second cron (scanned up to the
+//! bound, then searched backwards).
 
 use std::hint::black_box;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use horolog_core::plan::{FireTimes, Policy, plan};
-use horolog_core::spec::CoalescePolicy;
+use horolog_core::spec::{CoalescePolicy, TriggerSpec};
+use horolog_core::trigger::Trigger;
 
 /// Every `period` seconds from `start`.
 struct Every {
@@ -61,5 +65,45 @@ fn planner(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, planner);
+fn trigger(json: serde_json::Value, created: DateTime<Utc>) -> Trigger {
+    let spec: TriggerSpec = serde_json::from_value(json).expect("benchmark spec");
+    Trigger::compile(&spec, created).expect("benchmark trigger")
+}
+
+fn backlogs(c: &mut Criterion) {
+    use serde_json::json;
+    let now = DateTime::from_timestamp(1_767_225_600, 500_000_000).unwrap_or_default();
+    let no_jitter = |_: DateTime<Utc>, _: TimeDelta| TimeDelta::zero();
+    let ten_years_ago = (now - TimeDelta::days(3653)).to_rfc3339();
+    let three_days_ago = (now - TimeDelta::days(3)).to_rfc3339();
+    let cases = [
+        (
+            "ten years of a 1s interval",
+            json!({"interval": "1s", "startTime": ten_years_ago}),
+        ),
+        (
+            "ten years of a daily calendarInterval (Europe/Berlin)",
+            json!({"calendarInterval": {"days": 1, "hour": 2, "minute": 30},
+                   "timezone": "Europe/Berlin", "startTime": ten_years_ago}),
+        ),
+        (
+            "three days of an every-second cron",
+            json!({"cron": "* * * * * *", "startTime": three_days_ago}),
+        ),
+    ];
+    for (name, json) in cases {
+        let source = trigger(json, now);
+        for coalesce in [CoalescePolicy::Latest, CoalescePolicy::All] {
+            let policy = Policy {
+                coalesce,
+                ..Policy::default()
+            };
+            c.bench_function(&format!("plan: {name} ({coalesce:?})"), |b| {
+                b.iter(|| plan(&source, None, black_box(now), &policy, no_jitter))
+            });
+        }
+    }
+}
+
+criterion_group!(benches, planner, backlogs);
 criterion_main!(benches);

@@ -16,7 +16,7 @@
 //! due one, or the first one after `now` for the last due one), so a jittered run never reaches
 //! the following fire time. APScheduler carries the cap over from one fire time to the next
 //! within a pass, so it can only shrink (with fire times 0 s, 10 s, 100 s and `maxJitter: 50s`
-//! it caps the run at 10 s by 10 s − 1µs instead of 50 s); horolog does not copy that.
+//! it gives the run at 10 s a cap just under 10 s instead of 50 s); horolog does not copy that.
 //! [`seeded_jitter`] picks the delay deterministically, so a repeated reconcile repeats it.
 //!
 //! Two decisions of our own, both documented in the API:

@@ -133,7 +133,7 @@ pub struct Due {
 
 impl Due {
     /// Nothing due; `next` is the first fire time after the window.
-    pub fn none(next: Option<DateTime<Utc>>) -> Due {
+    pub(crate) fn none(next: Option<DateTime<Utc>>) -> Due {
         Due {
             count: 0,
             exact: true,

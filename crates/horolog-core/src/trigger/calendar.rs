@@ -246,7 +246,7 @@ impl CalendarRule {
         let mut recent: VecDeque<Pos> = VecDeque::with_capacity(keep.min(1024) + 4);
         let mut p = start;
         loop {
-            if recent.len() == keep + 4 {
+            if recent.len() == keep.saturating_add(4) {
                 recent.pop_front();
             }
             recent.push_back(p);

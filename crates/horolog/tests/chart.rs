@@ -1309,8 +1309,9 @@ fn schema_and_templates_refuse_typos_bad_durations_and_unsafe_values() {
         ),
         (
             "a duration without a unit",
-            vec!["--set", "scheduleStatusDelay=60"],
+            vec!["--set-string", "scheduleStatusDelay=60"],
         ),
+        ("a number for a duration", vec!["--set", "scheduleStatusDelay=60"]),
         (
             "a spelt-out duration",
             vec!["--set", "defaults.misfireGraceTime=10 minutes"],

@@ -58,25 +58,29 @@ PY
   echo "$dir/helm"
 }
 
-# The rendered manifests are checked with PyYAML; install it next to helm if missing.
-ensure_pyyaml() {
-  if "$python" -c 'import yaml' 2>/dev/null; then
+# The rendered manifests are checked with PyYAML, and the alerts' expressions parsed with
+# promql-parser (Python bindings of the Rust PromQL parser); both are installed next to helm
+# if missing.
+promql_parser_version=0.11.0
+ensure_python_modules() {
+  local dir=$cache/python-modules
+  export PYTHONPATH=$dir${PYTHONPATH:+:$PYTHONPATH}
+  if "$python" -c 'import yaml' 2>/dev/null && "$python" -c 'import promql_parser' 2>/dev/null; then
     return
   fi
-  local dir=$cache/pyyaml
-  if ! PYTHONPATH=$dir "$python" -c 'import yaml' 2>/dev/null; then
-    step "installing PyYAML into $dir"
-    "$python" -m pip install --quiet --target "$dir" PyYAML
-  fi
-  export PYTHONPATH=$dir${PYTHONPATH:+:$PYTHONPATH}
+  step "installing PyYAML and promql-parser==$promql_parser_version into $dir"
+  "$python" -m pip install --quiet --target "$dir" PyYAML "promql-parser==$promql_parser_version"
 }
 
 # check_render FILE EXPECTATION: the rendered stream parses, every object has apiVersion,
 # kind and a name, the kinds are exactly the expected ones, RBAC has no wildcards and no
-# Secrets, and the Deployment carries the flags the values asked for.
+# Secrets, every CRD carries the keep annotation, the Deployment carries the flags the values
+# asked for, and every alert expression is valid PromQL. (tests/chart.rs checks much more of
+# the same renders; this is the quick look that needs no Rust build.)
 check_render() {
   "$python" - "$@" <<'PY'
 import collections, sys, yaml
+import promql_parser
 
 path, expectation = sys.argv[1], sys.argv[2]
 with open(path) as f:
@@ -88,12 +92,17 @@ for d in docs:
 kinds = collections.Counter(d.get("kind") for d in docs)
 
 expected = {
-    # Defaults: cluster-wide RBAC, leader election Role, CRDs (--include-crds).
-    "default": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+    # Defaults: cluster-wide RBAC (the operator's ClusterRole and the aggregated view, edit and
+    # admin ones), leader election Role, CRDs.
+    "default": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
-    # watchNamespaces [team-a, team-b]: a Role per namespace; no leader election; monitor and PDB.
-    "all-on": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "Role": 2, "RoleBinding": 2,
-               "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PodDisruptionBudget": 1},
+    # crds.install=false: the same without CRDs.
+    "no-crds": {"ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
+                "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
+    # watchNamespaces [team-a, team-b]: a Role per namespace plus the leader election Role;
+    # aggregated ClusterRoles; monitor, alerts and PDB.
+    "all-on": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
+               "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "PodDisruptionBudget": 1},
 }[expectation]
 if dict(kinds) != expected:
     errors.append(f"kinds {dict(sorted(kinds.items()))}, expected {dict(sorted(expected.items()))}")
@@ -106,31 +115,50 @@ for d in docs:
                     errors.append(f"{d['kind']} {d['metadata']['name']}: wildcard in {field}")
             if "secrets" in (rule.get("resources") or []):
                 errors.append(f"{d['kind']} {d['metadata']['name']}: access to secrets")
+            if "batch" in (rule.get("apiGroups") or []) and expectation != "all-on":
+                errors.append(f"{d['kind']} {d['metadata']['name']}: batch access without jobExecutor.enabled")
+    if d.get("kind") == "CustomResourceDefinition":
+        if (d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") != "keep":
+            errors.append(f"CRD {d['metadata']['name']} lacks helm.sh/resource-policy: keep")
+    if d.get("kind") == "PrometheusRule":
+        for group in d["spec"]["groups"]:
+            for rule in group["rules"]:
+                try:
+                    promql_parser.parse(rule["expr"])
+                except Exception as e:
+                    errors.append(f"alert {rule.get('alert')}: invalid PromQL ({e}): {rule['expr']}")
 
 (deploy,) = [d for d in docs if d.get("kind") == "Deployment"] or [None]
 if deploy:
     pod = deploy["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = container.get("args", [])
+    if args[:1] != ["run"]:
+        errors.append(f"Deployment args {args} do not start with run (the image's ENTRYPOINT is /horolog)")
     sc = container.get("securityContext", {})
     if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
             and sc.get("capabilities", {}).get("drop") == ["ALL"] and pod["securityContext"].get("runAsNonRoot")):
         errors.append(f"Deployment is not locked down: {sc}")
+    defaults = ["--leader-election=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--lease-name=horolog",
+                "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
+                "--log-format=text", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
+                "--metrics-addr=0.0.0.0:8080", "--events=warnings", "--schedule-metrics=true",
+                "--schedule-status-delay=60s", "--default-executor=Pod"]
     want = {
-        "default": ["--leader-election=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--lease-name=horolog",
-                    "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
-                    "--log-format=text", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
-                    "--metrics-addr=0.0.0.0:8080"],
-        "all-on": ["--leader-election=false", "--namespaces=team-a,team-b", "--log-format=json",
-                   "--metrics-addr=0.0.0.0:9090"],
+        "default": defaults,
+        "no-crds": defaults,
+        "all-on": ["--leader-election=true", "--namespaces=team-a,team-b", "--log-format=json",
+                   "--metrics-addr=0.0.0.0:9090", "--events=all", "--schedule-status-delay=30s",
+                   "--default-misfire-grace-time=10m", "--default-max-running-jobs=5",
+                   "--default-executor=Job", "--job-executor=true", "--example-extra-flag=1"],
     }[expectation]
     for arg in want:
         if arg not in args:
             errors.append(f"Deployment args {args} lack {arg}")
-    if expectation == "default" and any(a.startswith("--namespaces") for a in args):
-        errors.append("--namespaces passed although watchNamespaces is empty")
-    if expectation == "all-on" and any(a.startswith("--lease-") for a in args):
-        errors.append("lease flags passed although leader election is off")
+    if expectation != "all-on":
+        for flag in ("--namespaces", "--default-misfire-grace-time", "--default-max-running-jobs", "--job-executor"):
+            if any(a.startswith(flag) for a in args):
+                errors.append(f"{flag} passed although its value is unset")
     env = {e["name"] for e in container.get("env", [])}
     if not {"POD_NAME", "POD_NAMESPACE"} <= env:
         errors.append(f"Deployment env {env} lacks POD_NAME/POD_NAMESPACE")
@@ -160,37 +188,46 @@ else
   helm=$(install_helm)
 fi
 "$helm" version --short
-ensure_pyyaml
+ensure_python_modules
 
 step "helm lint"
 "$helm" lint "$chart"
 "$helm" lint "$chart" --values "$all_on"
+"$helm" lint "$chart" --set crds.install=false
 
 step "helm lint --strict"
 "$helm" lint --strict "$chart"
 "$helm" lint --strict "$chart" --values "$all_on"
+"$helm" lint --strict "$chart" --set crds.install=false
 
+# The CRDs are templates (templates/crds.yaml), so plain `helm template` renders them.
 step "helm template, default values"
-"$helm" template horolog "$chart" --namespace horolog-system --include-crds >"$work/default.yaml"
+"$helm" template horolog "$chart" --namespace horolog-system >"$work/default.yaml"
 check_render "$work/default.yaml" default
 
 step "helm template, every option on ($all_on)"
-"$helm" template horolog "$chart" --namespace horolog-system --include-crds --values "$all_on" >"$work/all-on.yaml"
+"$helm" template horolog "$chart" --namespace horolog-system --values "$all_on" >"$work/all-on.yaml"
 check_render "$work/all-on.yaml" all-on
+
+step "helm template, crds.install=false"
+"$helm" template horolog "$chart" --namespace horolog-system --set crds.install=false >"$work/no-crds.yaml"
+check_render "$work/no-crds.yaml" no-crds
 
 step "helm template refuses unsafe or invalid values"
 expect_failure "two replicas without leader election" --set replicaCount=2 --set leaderElection.enabled=false
 expect_failure "an unknown log format" --set logFormat=xml
 expect_failure "a misspelt key" --set leaderElection.leaseDurations=15s
+expect_failure "a misspelt nested key" --set metrics.prometheusRule.enable=true
+expect_failure "a duration without a unit" --set-string scheduleStatusDelay=60
+expect_failure "a spelt-out duration" --set "defaults.misfireGraceTime=10 minutes"
+expect_failure "an unknown events mode" --set events=some
+expect_failure "the Job executor as default without Job RBAC" --set defaults.executor=Job
 expect_failure "a PDB that blocks every drain" --set podDisruptionBudget.enabled=true --set podDisruptionBudget.minAvailable=1
 
-step "chart CRDs match crds/ (horolog crds output)"
-for f in crds/*.yaml; do
-  cmp "$f" "$chart/crds/$(basename "$f")" || die "$chart/crds/$(basename "$f") differs from $f: cp crds/*.yaml $chart/crds/"
-done
-for f in "$chart"/crds/*.yaml; do
-  [ -f "crds/$(basename "$f")" ] || die "$f has no counterpart in crds/"
-done
+step "the chart's CRD copy matches crds/horolog.yaml (horolog crds output)"
+cmp crds/horolog.yaml "$chart/files/crds.yaml" ||
+  die "$chart/files/crds.yaml differs from crds/horolog.yaml: cp crds/horolog.yaml $chart/files/crds.yaml"
+[ ! -e "$chart/crds" ] || die "$chart/crds/ must not exist: Helm would install the CRDs twice and never upgrade them"
 echo "  ok"
 
 printf '\nhelm.sh: chart OK\n'

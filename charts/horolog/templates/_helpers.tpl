@@ -44,6 +44,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The operator image: repository@digest when image.digest is set, else repository:tag. */}}
+{{- define "horolog.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The job label of the operator's series in Prometheus (a ServiceMonitor makes it the Service's name). */}}
+{{- define "horolog.metricsJob" -}}
+{{- .Values.metrics.prometheusRule.job | default (printf "%s-metrics" (include "horolog.fullname" .)) }}
+{{- end }}
+
 {{/* The Lease leader election uses, in the release namespace: one per release. */}}
 {{- define "horolog.leaseName" -}}
 {{- include "horolog.fullname" . }}
@@ -56,20 +70,25 @@ wildcards, and no access to Secrets or ConfigMaps (pods reference them; the kube
 the operator, reads them).
 */}}
 {{- define "horolog.rules" -}}
-# Schedules and JobRuns: the controllers watch both (reflector caches: list + watch; get
-# for reads outside the cache).
+# Schedules, JobRuns, Tasks and Backfills: the controllers watch all four (reflector caches:
+# list + watch; get for reads outside the cache).
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules", "jobruns"]
+  resources: ["schedules", "jobruns", "tasks", "backfills"]
   verbs: ["get", "list", "watch"]
-# JobRuns: created for each fire time (and run-now), deleted by history limits, resultTTL
-# and concurrencyPolicy Replace.
+# JobRuns: created for each fire time (and run-now, and Backfills), deleted by history
+# limits, resultTTL and concurrencyPolicy Replace.
 - apiGroups: ["horolog.dev"]
   resources: ["jobruns"]
   verbs: ["create", "delete"]
+# Schedules: deleted ttlSecondsAfterFinished after they finished (maxRuns reached, trigger
+# exhausted). The operator never creates or edits them.
+- apiGroups: ["horolog.dev"]
+  resources: ["schedules"]
+  verbs: ["delete"]
 # Status is written only through the status subresource: server-side apply / merge patch
 # (patch) and replace (update). The operator never writes spec.
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules/status", "jobruns/status"]
+  resources: ["schedules/status", "jobruns/status", "tasks/status", "backfills/status"]
   verbs: ["patch", "update"]
 # Pods: one per JobRun attempt (create); watched to follow the attempt (get, list, watch);
 # deleted on cancel, Replace, activeDeadlineSeconds and with their JobRun's history.
@@ -85,4 +104,39 @@ the operator, reads them).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- end }}
+
+{{/* Added to the operator's rules only with jobExecutor.enabled. */}}
+{{- define "horolog.jobExecutorRules" -}}
+# Jobs (jobExecutor.enabled): runs with `executor: Job` run each attempt as a batch/v1 Job
+# owned by the JobRun (create), followed through its status (get, list, watch) and deleted
+# on cancel, Replace and with their JobRun.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete"]
+{{- end }}
+
+{{/* Every rule the operator's ClusterRole (or each watchNamespaces Role) holds. */}}
+{{- define "horolog.operatorRules" -}}
+{{ include "horolog.rules" . }}
+{{- if .Values.jobExecutor.enabled }}
+{{ include "horolog.jobExecutorRules" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+What namespace users get through the built-in view role: read access to every horolog kind,
+never their status subresources (status is the operator's).
+*/}}
+{{- define "horolog.viewRules" -}}
+- apiGroups: ["horolog.dev"]
+  resources: ["schedules", "jobruns", "tasks", "backfills"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/* What the built-in edit and admin roles get: view plus writes, again never status. */}}
+{{- define "horolog.editRules" -}}
+- apiGroups: ["horolog.dev"]
+  resources: ["schedules", "jobruns", "tasks", "backfills"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 {{- end }}

@@ -4,6 +4,7 @@
 //! - [`trigger`]: compiles a trigger spec and answers "when does it fire next?";
 //! - [`plan`]: which fire times are due at an instant, coalesced and checked against the
 //!   misfire grace time, with jitter;
+//! - [`admission`]: which runs of a pool of slots start, wait, are skipped or replaced;
 //! - [`clock`]: time as a parameter (the trait; the wall clock lives with the operator).
 //!
 //! Nothing here talks to Kubernetes, runs async code or reads the wall clock: every function
@@ -12,6 +13,7 @@
 //! chrono without its `clock` feature.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod clock;
 pub mod plan;
 pub mod spec;

@@ -1,0 +1,276 @@
+//! Slot admission, in one place: which pools a run belongs to, what each pool's limit and
+//! policy are, and what the pure rule (`horolog_core::admission::admit`) says of the run.
+//!
+//! A run belongs to one or two pools:
+//!
+//! - its Schedule's (`maxRunningJobs`, `concurrencyPolicy`), or, for a backfilled run, its
+//!   Backfill's (the Schedule's limit, the Backfill's policy), so a backfill never holds up
+//!   the live fire times;
+//! - its Task's (`maxRunningJobs` shared by every run of the Task), when it has one. A run
+//!   competes there only once its own pool lets it start, so a run held by its Schedule never
+//!   blocks another Schedule's run in the Task's FIFO.
+//!
+//! Reservations bridge the gap between creating a Pod and seeing it in the Pod index: a run
+//! admitted to start is reserved in its pools under the same lock that computed the verdict,
+//! so two reconciles (the Schedule's fast path and a JobRun's own) can never both take the
+//! last slot. A reservation ends when the Pod index shows the run's Pod, the run finishes or
+//! disappears, or the start fails ([`Slots::release`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use horolog_core::admission::{Member, Pool, State, Verdict, admit, verdict_of};
+use kube::ResourceExt;
+
+use super::Context;
+use crate::api::{BACKFILL_LABEL, Backfill, ConcurrencyPolicy, JobRun, Schedule, Task};
+
+/// Which pool of slots.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKey {
+    /// A Schedule's own runs.
+    Schedule(String, String),
+    /// The runs of one Backfill.
+    Backfill(String, String),
+    /// Every run of a Task.
+    Task(String, String),
+}
+
+/// The runs this process admitted whose Pod the index does not show yet, by pool.
+#[derive(Debug, Default)]
+pub struct Slots {
+    reserved: Mutex<HashMap<PoolKey, HashSet<String>>>,
+}
+
+impl Slots {
+    /// Ends the reservations of `run` (its start failed, or it finished).
+    pub fn release(&self, run: &JobRun) {
+        let name = run.name_any();
+        let mut reserved = self.reserved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for runs in reserved.values_mut() {
+            runs.remove(&name);
+        }
+        reserved.retain(|_, runs| !runs.is_empty());
+    }
+}
+
+/// A pool's members and its rule.
+struct PoolState {
+    key: PoolKey,
+    pool: Pool,
+    runs: Vec<Arc<JobRun>>,
+}
+
+/// What admission says of `run` at `now`. `extra` are runs the caller knows exist but the
+/// JobRun cache may not show yet (a Schedule's fast path passes the runs it just created).
+/// With `reserve`, a run told to start holds its slots until its Pod shows in the index.
+pub fn verdict(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>], now: DateTime<Utc>, reserve: bool) -> Verdict<String> {
+    let namespace = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let own = own_pool(ctx, run, extra);
+    let task = run
+        .task_name()
+        .map(|task| task_pool(ctx, &namespace, task, extra));
+
+    let mut reserved = ctx
+        .slots
+        .reserved
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut pools: Vec<&PoolState> = Vec::new();
+    pools.extend(own.as_ref());
+    pools.extend(task.as_ref().and_then(Option::as_ref));
+    for pool in &pools {
+        forget_settled(ctx, &mut reserved, pool);
+    }
+
+    let mut verdict = match &own {
+        Some(pool) => verdict_in(ctx, &reserved, pool, &name, now),
+        None => Verdict::Start,
+    };
+    if verdict == Verdict::Start
+        && let Some(task) = &task
+    {
+        verdict = match task {
+            // The Task is gone: nothing can start until it is back (the JobRun reports it).
+            None => Verdict::Wait,
+            Some(task) => {
+                // Only runs their own pool lets start compete for the Task's slots.
+                let startable: Vec<Arc<JobRun>> = task
+                    .runs
+                    .iter()
+                    .filter(|other| {
+                        other.name_any() == name
+                            || is_holding(ctx, &reserved, &task.key, other)
+                            || own_pool(ctx, other, extra)
+                                .is_none_or(|pool| verdict_in(ctx, &reserved, &pool, &other.name_any(), now) == Verdict::Start)
+                    })
+                    .cloned()
+                    .collect();
+                let narrowed = PoolState {
+                    key: task.key.clone(),
+                    pool: task.pool,
+                    runs: startable,
+                };
+                verdict_in(ctx, &reserved, &narrowed, &name, now)
+            }
+        };
+    }
+    if reserve && verdict == Verdict::Start {
+        for pool in pools {
+            reserved.entry(pool.key.clone()).or_default().insert(name.clone());
+        }
+    }
+    verdict
+}
+
+/// The verdict of `name` among the members of `pool`.
+fn verdict_in(
+    ctx: &Context,
+    reserved: &HashMap<PoolKey, HashSet<String>>,
+    pool: &PoolState,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Verdict<String> {
+    let members: Vec<Member<String>> = pool
+        .runs
+        .iter()
+        .filter(|run| !run.is_finished())
+        .map(|run| Member {
+            key: run.name_any(),
+            fire_time: run.fire_time(),
+            not_before: run.not_before(),
+            deadline: run.spec.start_deadline,
+            state: if is_holding(ctx, reserved, &pool.key, run) {
+                State::Holding
+            } else {
+                State::Queued
+            },
+        })
+        .collect();
+    let verdicts = admit(pool.pool, &members, now);
+    verdict_of(&verdicts, &name.to_string())
+        .cloned()
+        .unwrap_or(Verdict::Start)
+}
+
+/// True when `run` has started: its Pod is in the index, or it is reserved in `pool`, or its
+/// status names a Pod.
+fn is_holding(ctx: &Context, reserved: &HashMap<PoolKey, HashSet<String>>, pool: &PoolKey, run: &JobRun) -> bool {
+    let name = run.name_any();
+    reserved.get(pool).is_some_and(|runs| runs.contains(&name))
+        || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
+        || ctx
+            .pods
+            .latest(&run.namespace().unwrap_or_default(), &name)
+            .is_some()
+}
+
+/// Drops the reservations of `pool` that the caches have caught up with.
+fn forget_settled(ctx: &Context, reserved: &mut HashMap<PoolKey, HashSet<String>>, pool: &PoolState) {
+    let Some(runs) = reserved.get_mut(&pool.key) else {
+        return;
+    };
+    runs.retain(|name| {
+        pool.runs.iter().any(|run| {
+            &run.name_any() == name
+                && !run.is_finished()
+                && ctx
+                    .pods
+                    .latest(&run.namespace().unwrap_or_default(), name)
+                    .is_none()
+        })
+    });
+    if runs.is_empty() {
+        reserved.remove(&pool.key);
+    }
+}
+
+/// The Schedule's (or Backfill's) pool of `run`; `None` for a run of neither.
+fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolState> {
+    let namespace = run.namespace().unwrap_or_default();
+    let schedule = ctx.schedule_of(run)?;
+    let task = schedule.task_name().and_then(|task| ctx.task(&namespace, task));
+    let limit = limit_of(ctx, &schedule);
+    let policy = policy_of(&schedule, task.as_deref());
+    if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
+        let policy = ctx
+            .backfill(&namespace, backfill)
+            .and_then(|b: Arc<Backfill>| b.spec.concurrency_policy)
+            .unwrap_or(policy);
+        let runs = with_extra(
+            ctx.runs_of(&schedule)
+                .into_iter()
+                .filter(|r| r.labels().get(BACKFILL_LABEL) == Some(backfill))
+                .collect(),
+            extra,
+            |r| r.labels().get(BACKFILL_LABEL) == Some(backfill),
+        );
+        return Some(PoolState {
+            key: PoolKey::Backfill(namespace, backfill.clone()),
+            // A backfill without a limit still goes one run at a time: it must never start
+            // a month of runs at once.
+            pool: Pool {
+                limit: Some(limit.unwrap_or(1)),
+                policy,
+            },
+            runs,
+        });
+    }
+    let runs = with_extra(
+        ctx.runs_of(&schedule)
+            .into_iter()
+            .filter(|r| !r.is_backfill())
+            .collect(),
+        extra,
+        |r| !r.is_backfill(),
+    );
+    Some(PoolState {
+        key: PoolKey::Schedule(namespace, schedule.name_any()),
+        pool: Pool { limit, policy },
+        runs,
+    })
+}
+
+/// The Task's pool; `Some(None)` when the Task does not exist.
+fn task_pool(ctx: &Context, namespace: &str, task: &str, extra: &[Arc<JobRun>]) -> Option<PoolState> {
+    let spec = ctx.task(namespace, task)?;
+    let runs = with_extra(ctx.runs_of_task(namespace, task), extra, |r| r.task_name() == Some(task));
+    Some(PoolState {
+        key: PoolKey::Task(namespace.to_string(), task.to_string()),
+        pool: Pool {
+            limit: spec.spec.max_running_jobs.map(|m| m.max(1) as usize),
+            policy: spec.spec.concurrency_policy.unwrap_or_default(),
+        },
+        runs,
+    })
+}
+
+/// `runs` plus the runs of `extra` that `belongs` accepts and `runs` lacks.
+fn with_extra(mut runs: Vec<Arc<JobRun>>, extra: &[Arc<JobRun>], belongs: impl Fn(&JobRun) -> bool) -> Vec<Arc<JobRun>> {
+    for run in extra {
+        if belongs(run) && !runs.iter().any(|r| r.name_any() == run.name_any()) {
+            runs.push(run.clone());
+        }
+    }
+    runs
+}
+
+/// A Schedule's `maxRunningJobs`, else the operator's default; `None` = no limit.
+pub fn limit_of(ctx: &Context, schedule: &Schedule) -> Option<usize> {
+    schedule
+        .spec
+        .max_running_jobs
+        .or(ctx.config.defaults.max_running_jobs)
+        .map(|m| m.max(1) as usize)
+}
+
+/// A Schedule's `concurrencyPolicy`, else its Task's, else Wait.
+pub fn policy_of(schedule: &Schedule, task: Option<&Task>) -> ConcurrencyPolicy {
+    schedule
+        .spec
+        .concurrency_policy
+        .or_else(|| task.and_then(|t| t.spec.concurrency_policy))
+        .unwrap_or_default()
+}

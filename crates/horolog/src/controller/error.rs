@@ -1,0 +1,185 @@
+//! What can go wrong in a reconcile, how it is told apart, and how soon it is retried.
+//!
+//! A user's mistake is not an error: it becomes a condition and an Event, and the reconcile
+//! succeeds. What remains are the API server's answers, sorted into [`ErrorKind`]s:
+//! `reconcile_errors_total{reason}` counts by kind, and [`retry_delay`] picks the backoff.
+
+use std::time::Duration;
+
+/// What can go wrong in a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed (retried with backoff).
+    #[error("could not {action} {kind} {namespace}/{name}: {source}")]
+    Api {
+        /// What was attempted, e.g. `create`.
+        action: &'static str,
+        /// The kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The horolog CRDs are not installed in the cluster (or not readable by the operator).
+    #[error("the horolog CRDs are not installed or not readable (kubectl apply --server-side -f crds/): {0}")]
+    CrdsMissing(#[source] kube::Error),
+    /// A JobRun's Pod or Job could not be built.
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
+}
+
+/// The kinds of failure, as `horolog_reconcile_errors_total{reason}` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// 409: another writer was first, or the cache was behind; retried at once with a
+    /// fresh read.
+    Conflict,
+    /// The API server could not be reached, timed out, or answered 429 or 5xx: it is
+    /// (temporarily) unavailable. Retried soon, and at once when it answers again.
+    Unavailable,
+    /// 401/403: the operator's ServiceAccount lacks a permission (see the chart's RBAC).
+    Forbidden,
+    /// Any other answer (400, 404, 422, ...), or a request the operator could not build.
+    Rejected,
+}
+
+impl ErrorKind {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Rejected => "rejected",
+        }
+    }
+}
+
+impl Error {
+    /// An API error while doing `action` to `kind` `namespace/name`.
+    pub fn api(
+        action: &'static str,
+        kind: impl Into<String>,
+        namespace: &str,
+        name: &str,
+        source: kube::Error,
+    ) -> Self {
+        Error::Api {
+            action,
+            kind: kind.into(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Api { source, .. } => kind_of(source),
+            Error::CrdsMissing(source) => kind_of(source),
+            Error::Pod(_) => ErrorKind::Rejected,
+        }
+    }
+}
+
+/// Sorts a client error into its [`ErrorKind`].
+pub fn kind_of(err: &kube::Error) -> ErrorKind {
+    match err {
+        kube::Error::Api(status) => match status.code {
+            409 => ErrorKind::Conflict,
+            401 | 403 => ErrorKind::Forbidden,
+            408 | 429 | 500..=599 => ErrorKind::Unavailable,
+            _ => ErrorKind::Rejected,
+        },
+        // Transport trouble: connection refused or reset, a timeout, a broken TLS session.
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => ErrorKind::Unavailable,
+        _ => ErrorKind::Rejected,
+    }
+}
+
+/// True when `err` says the object does not exist.
+pub(crate) fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.is_not_found())
+}
+
+/// True when `err` says the object already exists.
+pub(crate) fn is_already_exists(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
+}
+
+/// How soon a reconcile that failed for the `failures`-th time in a row is retried.
+///
+/// - A conflict means the cache was behind and the next watch event usually fixes it:
+///   200 ms, doubling to at most 5 s.
+/// - An unavailable API server: 500 ms, doubling to at most 30 s. That bounds the load a long
+///   outage puts on a server that is starting up again; the recovery watch
+///   (`recovery.rs`) retries every parked object at once when the server answers again, so
+///   firing resumes within a second of the outage's end, whatever this delay is.
+/// - Anything else (a permission, a rejected request): 1 s, doubling to at most 5 min.
+pub fn retry_delay(kind: ErrorKind, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(10);
+    let (first, cap) = match kind {
+        ErrorKind::Conflict => (Duration::from_millis(200), Duration::from_secs(5)),
+        ErrorKind::Unavailable => (Duration::from_millis(500), Duration::from_secs(30)),
+        ErrorKind::Forbidden | ErrorKind::Rejected => (Duration::from_secs(1), Duration::from_secs(300)),
+    };
+    (first * (1u32 << doublings)).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> Error {
+        let status = kube::core::Status::failure("test", reason).with_code(code);
+        Error::api(
+            "patch status of",
+            "JobRun".to_string(),
+            "default",
+            "r",
+            kube::Error::Api(status.boxed()),
+        )
+    }
+
+    #[test]
+    fn answers_are_sorted_into_kinds() {
+        assert_eq!(api_error(409, "Conflict").kind(), ErrorKind::Conflict);
+        assert_eq!(api_error(503, "ServiceUnavailable").kind(), ErrorKind::Unavailable);
+        assert_eq!(api_error(429, "TooManyRequests").kind(), ErrorKind::Unavailable);
+        assert_eq!(api_error(403, "Forbidden").kind(), ErrorKind::Forbidden);
+        assert_eq!(api_error(422, "Invalid").kind(), ErrorKind::Rejected);
+        let refused = kube::Error::Service(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        assert_eq!(kind_of(&refused), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn conflicts_retry_fast_and_never_wait_more_than_five_seconds() {
+        let delays: Vec<u128> = (1..=8)
+            .map(|n| retry_delay(ErrorKind::Conflict, n).as_millis())
+            .collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn an_unavailable_server_is_retried_within_thirty_seconds() {
+        let delays: Vec<u128> = [1, 2, 3, 6, 7, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Unavailable, n).as_millis())
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 16000, 30000, 30000]);
+    }
+
+    #[test]
+    fn other_errors_back_off_from_one_second_to_five_minutes() {
+        let delays: Vec<u64> = [1, 2, 3, 9, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Rejected, n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 256, 300]);
+    }
+}

@@ -1,0 +1,507 @@
+//! Indexes the watches feed, so a reconcile reads only what concerns it:
+//!
+//! - [`RunIndex`]: JobRun names by Schedule and by Task (the objects stay in the JobRun
+//!   store), so a Schedule's or a Task's runs cost O(its runs), not O(all JobRuns);
+//! - [`PodIndex`]: what each JobRun's Pods report, by attempt, kept small (a [`PodView`] per
+//!   Pod, not the Pod), including finished Pods until they are deleted.
+//!
+//! Both are fed one watch event at a time, *before* the reflector store applies the same
+//! event (see `controller::run`), and rebuilt beside the old state on a relist, swapped in
+//! when the relist is complete, as the reflector does with its store.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+use crate::api::{JOBRUN_LABEL, JobRun, TASK_LABEL};
+use crate::pod::{ATTEMPT_LABEL, MAX_NAME_LEN, PodReport, pod_report, short_name};
+
+/// JobRun names by namespace, then by owner name (a Schedule's or a Task's).
+#[derive(Debug, Default)]
+struct Names(HashMap<String, HashMap<String, HashSet<String>>>);
+
+impl Names {
+    fn get(&self, namespace: &str, owner: &str) -> Option<&HashSet<String>> {
+        self.0.get(namespace).and_then(|owners| owners.get(owner))
+    }
+
+    fn insert(&mut self, namespace: &str, owners: &[&str], name: &str) {
+        let by_owner = self.0.entry(namespace.to_string()).or_default();
+        for owner in owners {
+            by_owner
+                .entry((*owner).to_string())
+                .or_default()
+                .insert(name.to_string());
+        }
+    }
+
+    fn remove(&mut self, namespace: &str, owners: &[&str], name: &str) {
+        let Some(by_owner) = self.0.get_mut(namespace) else {
+            return;
+        };
+        for owner in owners {
+            if let Some(names) = by_owner.get_mut(*owner) {
+                names.remove(name);
+                // Drop empty sets so deleted Schedules do not leave their keys behind.
+                if names.is_empty() {
+                    by_owner.remove(*owner);
+                }
+            }
+        }
+        if by_owner.is_empty() {
+            self.0.remove(namespace);
+        }
+    }
+}
+
+/// Runs by Schedule and by Task, in one namespace-keyed map each.
+#[derive(Debug, Default)]
+struct RunMaps {
+    by_schedule: Names,
+    by_task: Names,
+}
+
+impl RunMaps {
+    fn insert(&mut self, run: &JobRun) {
+        let namespace = run.namespace().unwrap_or_default();
+        let name = run.name_any();
+        self.by_schedule.insert(&namespace, &schedules_of(run), &name);
+        self.by_task.insert(&namespace, &tasks_of(run), &name);
+    }
+
+    fn remove(&mut self, run: &JobRun) {
+        let namespace = run.namespace().unwrap_or_default();
+        let name = run.name_any();
+        self.by_schedule.remove(&namespace, &schedules_of(run), &name);
+        self.by_task.remove(&namespace, &tasks_of(run), &name);
+    }
+}
+
+/// The index of JobRuns by Schedule and by Task, fed by the JobRun watch, and a memory of
+/// the runs it saw deleted lately.
+#[derive(Debug, Default)]
+pub struct RunIndex {
+    live: RwLock<(RunMaps, Option<RunMaps>)>,
+    deleted: Mutex<Tombstones>,
+}
+
+/// The most deletions [`RunIndex::was_deleted`] remembers (the oldest are forgotten first).
+const TOMBSTONES: usize = 10_000;
+
+/// Recently deleted runs, oldest first.
+#[derive(Debug, Default)]
+struct Tombstones {
+    order: VecDeque<(String, String)>,
+    set: HashSet<(String, String)>,
+}
+
+impl RunIndex {
+    /// Files one JobRun watch event. Must be called *before* the reflector applies the same
+    /// event to `store`: the store then still holds the previous version of a modified run,
+    /// whose Schedule or Task may have been different.
+    pub fn apply(&self, event: &watcher::Event<JobRun>, store: &Store<JobRun>) {
+        let mut guard = self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (live, relisted) = &mut *guard;
+        match event {
+            watcher::Event::Apply(run) => {
+                if let Some(previous) = store.get(&ObjectRef::from_obj(run)) {
+                    live.remove(&previous);
+                }
+                live.insert(run);
+            }
+            watcher::Event::Delete(run) => {
+                if let Some(previous) = store.get(&ObjectRef::from_obj(run)) {
+                    live.remove(&previous);
+                }
+                live.remove(run);
+                self.remember_deleted(run);
+            }
+            watcher::Event::Init => *relisted = Some(RunMaps::default()),
+            watcher::Event::InitApply(run) => relisted.get_or_insert_default().insert(run),
+            watcher::Event::InitDone => *live = relisted.take().unwrap_or_default(),
+        }
+    }
+
+    fn remember_deleted(&self, run: &JobRun) {
+        let key = (run.namespace().unwrap_or_default(), run.name_any());
+        let mut deleted = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if deleted.set.insert(key.clone()) {
+            deleted.order.push_back(key);
+        }
+        while deleted.order.len() > TOMBSTONES {
+            if let Some(oldest) = deleted.order.pop_front() {
+                deleted.set.remove(&oldest);
+            }
+        }
+    }
+
+    /// True when the watch reported run `name` deleted lately.
+    pub fn was_deleted(&self, namespace: &str, name: &str) -> bool {
+        let deleted = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        deleted.set.contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The names of the runs filed under Schedule `schedule` in `namespace` (by
+    /// `spec.scheduleName` and by Schedule owner references).
+    pub fn of_schedule(&self, namespace: &str, schedule: &str) -> Vec<String> {
+        let guard = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .0
+            .by_schedule
+            .get(namespace, schedule)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The names of the runs of Task `task` in `namespace` (label `horolog.dev/task` or
+    /// `spec.taskRef`).
+    pub fn of_task(&self, namespace: &str, task: &str) -> Vec<String> {
+        let guard = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .0
+            .by_task
+            .get(namespace, task)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The Schedules a run is filed under: its `spec.scheduleName` and the names of its Schedule
+/// owners (the same one for runs the operator creates; a hand-made run may differ).
+fn schedules_of(run: &JobRun) -> Vec<&str> {
+    let mut names: Vec<&str> = run
+        .owner_references()
+        .iter()
+        .filter(|owner| owner.kind == "Schedule")
+        .map(|owner| owner.name.as_str())
+        .chain(run.spec.schedule_name.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The Tasks a run is filed under: its `spec.taskRef` and its `horolog.dev/task` label.
+fn tasks_of(run: &JobRun) -> Vec<&str> {
+    let mut names: Vec<&str> = run
+        .task_name()
+        .into_iter()
+        .chain(run.labels().get(TASK_LABEL).map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// What the operator knows of one Pod of a JobRun.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodView {
+    /// The Pod's name.
+    pub name: String,
+    /// Which attempt of its run it is (1-based).
+    pub attempt: i32,
+    /// What its status says.
+    pub report: PodReport,
+    /// It is being deleted (graceful termination).
+    pub deleting: bool,
+}
+
+impl PodView {
+    /// The view of `pod`, or `None` when it is not a JobRun's Pod.
+    pub fn of(pod: &Pod) -> Option<(String, PodView)> {
+        let run = pod.labels().get(JOBRUN_LABEL)?.clone();
+        let name = pod.name_any();
+        let attempt = pod
+            .labels()
+            .get(ATTEMPT_LABEL)
+            .and_then(|a| a.parse().ok())
+            .or_else(|| name.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
+            .unwrap_or(1);
+        let view = PodView {
+            name,
+            attempt,
+            report: pod_report(pod),
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+        };
+        Some((run, view))
+    }
+}
+
+type PodKey = (String, String);
+type PodsByRun = HashMap<PodKey, BTreeMap<i32, PodView>>;
+
+/// The Pods of every JobRun, by namespace and run, then by attempt; fed by the Pod watch.
+/// It also remembers, for a while, which attempts' Pods were deleted, so a run whose Pod was
+/// deleted before its status named it is not mistaken for one that never started.
+#[derive(Debug)]
+pub struct PodIndex {
+    pods: RwLock<(PodsByRun, Option<PodsByRun>)>,
+    deleted: Mutex<(VecDeque<PodKey>, HashMap<PodKey, i32>)>,
+    ready: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+impl Default for PodIndex {
+    fn default() -> Self {
+        PodIndex {
+            pods: RwLock::default(),
+            deleted: Mutex::default(),
+            ready: watch::channel(false),
+        }
+    }
+}
+
+impl PodIndex {
+    /// Files one Pod watch event.
+    pub fn apply(&self, event: &watcher::Event<Pod>) {
+        let mut guard = self.pods.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (live, relisted) = &mut *guard;
+        match event {
+            watcher::Event::Apply(pod) => {
+                if let Some((run, view)) = PodView::of(pod) {
+                    let key = (pod.namespace().unwrap_or_default(), run);
+                    live.entry(key).or_default().insert(view.attempt, view);
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let Some((run, view)) = PodView::of(pod) {
+                    let key = (pod.namespace().unwrap_or_default(), run);
+                    if let Some(attempts) = live.get_mut(&key) {
+                        attempts.remove(&view.attempt);
+                        if attempts.is_empty() {
+                            live.remove(&key);
+                        }
+                    }
+                    self.remember_deleted(key, view.attempt);
+                }
+            }
+            watcher::Event::Init => *relisted = Some(HashMap::new()),
+            watcher::Event::InitApply(pod) => {
+                if let Some((run, view)) = PodView::of(pod) {
+                    let key = (pod.namespace().unwrap_or_default(), run);
+                    relisted
+                        .get_or_insert_default()
+                        .entry(key)
+                        .or_default()
+                        .insert(view.attempt, view);
+                }
+            }
+            watcher::Event::InitDone => {
+                *live = relisted.take().unwrap_or_default();
+                self.ready.0.send_replace(true);
+            }
+        }
+    }
+
+    fn remember_deleted(&self, key: PodKey, attempt: i32) {
+        let mut guard = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (order, attempts) = &mut *guard;
+        let latest = attempts.entry(key.clone()).or_insert(attempt);
+        *latest = (*latest).max(attempt);
+        order.push_back(key);
+        while order.len() > TOMBSTONES {
+            if let Some(oldest) = order.pop_front() {
+                attempts.remove(&oldest);
+            }
+        }
+    }
+
+    /// The latest attempt of run `run` whose Pod the watch reported deleted lately.
+    pub fn deleted_attempt(&self, namespace: &str, run: &str) -> Option<i32> {
+        let guard = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .1
+            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .copied()
+    }
+
+    /// Records a Pod this process has just created, before its watch event arrives, so the
+    /// next reconcile of its run (or of a sibling) sees the attempt as started.
+    pub fn created(&self, namespace: &str, run: &str, view: PodView) {
+        let mut guard = self.pods.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (namespace.to_string(), short_name(run, MAX_NAME_LEN));
+        guard
+            .0
+            .entry(key)
+            .or_default()
+            .entry(view.attempt)
+            .or_insert(view);
+    }
+
+    /// Every Pod of run `run`, by attempt.
+    pub fn of_run(&self, namespace: &str, run: &str) -> BTreeMap<i32, PodView> {
+        let guard = self.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .0
+            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The Pod of the latest attempt of run `run`, if any.
+    pub fn latest(&self, namespace: &str, run: &str) -> Option<PodView> {
+        let guard = self.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .0
+            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .and_then(|attempts| attempts.values().next_back().cloned())
+    }
+
+    /// How many Pods the index holds (for tests and benches).
+    pub fn len(&self) -> usize {
+        let guard = self.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.0.values().map(BTreeMap::len).sum()
+    }
+
+    /// True when it holds no Pod.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until the first list of Pods has been filed.
+    pub async fn wait_until_ready(&self) {
+        let mut ready = self.ready.1.clone();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+}
+
+/// A shared [`PodIndex`].
+pub type Pods = Arc<PodIndex>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JobRunSpec, JobRunTemplate};
+    use kube::api::ObjectMeta;
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher::Event as Watch;
+
+    fn run(name: &str, schedule: &str) -> JobRun {
+        JobRun {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            spec: JobRunSpec {
+                schedule_name: Some(schedule.into()),
+                fire_time: None,
+                jitter: None,
+                start_deadline: None,
+                task_ref: None,
+                env: Vec::new(),
+                args: None,
+                run: JobRunTemplate::default(),
+            },
+            status: None,
+        }
+    }
+
+    fn deliver(index: &RunIndex, writer: &mut Writer<JobRun>, store: &Store<JobRun>, event: Watch<JobRun>) {
+        index.apply(&event, store);
+        writer.apply_watcher_event(&event);
+    }
+
+    fn sorted(mut names: Vec<String>) -> Vec<String> {
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_run_index_follows_applies_deletes_and_a_changed_schedule_name() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        deliver(&index, &mut writer, &store, Watch::Init);
+        deliver(&index, &mut writer, &store, Watch::InitApply(run("a-1", "a")));
+        deliver(&index, &mut writer, &store, Watch::InitDone);
+        deliver(&index, &mut writer, &store, Watch::Apply(run("a-2", "a")));
+        deliver(&index, &mut writer, &store, Watch::Apply(run("b-1", "b")));
+        assert_eq!(sorted(index.of_schedule("default", "a")), ["a-1", "a-2"]);
+        assert_eq!(index.of_schedule("default", "b"), ["b-1"]);
+        assert!(index.of_schedule("other", "a").is_empty());
+
+        deliver(&index, &mut writer, &store, Watch::Delete(run("a-1", "a")));
+        deliver(&index, &mut writer, &store, Watch::Apply(run("b-1", "c")));
+        assert_eq!(index.of_schedule("default", "a"), ["a-2"]);
+        assert!(index.of_schedule("default", "b").is_empty());
+        assert_eq!(index.of_schedule("default", "c"), ["b-1"]);
+    }
+
+    #[test]
+    fn a_relist_forgets_runs_deleted_while_the_watch_was_down() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        deliver(&index, &mut writer, &store, Watch::Init);
+        deliver(&index, &mut writer, &store, Watch::InitApply(run("a-1", "a")));
+        deliver(&index, &mut writer, &store, Watch::InitApply(run("a-2", "a")));
+        deliver(&index, &mut writer, &store, Watch::InitDone);
+        deliver(&index, &mut writer, &store, Watch::Init);
+        deliver(&index, &mut writer, &store, Watch::InitApply(run("a-2", "a")));
+        // Until the relist is complete, lookups see the old state, as the store does.
+        assert_eq!(sorted(index.of_schedule("default", "a")), ["a-1", "a-2"]);
+        deliver(&index, &mut writer, &store, Watch::InitDone);
+        assert_eq!(index.of_schedule("default", "a"), ["a-2"]);
+    }
+
+    #[test]
+    fn runs_are_filed_under_their_task_too() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        let mut tasked = run("a-1", "a");
+        tasked.spec.task_ref = Some(crate::api::TaskRef { name: "t".into() });
+        deliver(&index, &mut writer, &store, Watch::Apply(tasked));
+        assert_eq!(index.of_task("default", "t"), ["a-1"]);
+        assert_eq!(index.of_schedule("default", "a"), ["a-1"]);
+    }
+
+    fn pod(name: &str, run: &str, attempt: i32, phase: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "labels": {JOBRUN_LABEL: run, ATTEMPT_LABEL: attempt.to_string()},
+            },
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pod_index_keeps_each_attempt_until_its_pod_is_deleted() {
+        let pods = PodIndex::default();
+        pods.apply(&Watch::Init);
+        pods.apply(&Watch::InitApply(pod("r-1", "r", 1, "Failed")));
+        pods.apply(&Watch::InitDone);
+        pods.apply(&Watch::Apply(pod("r-2", "r", 2, "Running")));
+        let attempts: Vec<i32> = pods.of_run("default", "r").keys().copied().collect();
+        assert_eq!(attempts, [1, 2]);
+        assert_eq!(pods.latest("default", "r").map(|p| p.name), Some("r-2".into()));
+        pods.apply(&Watch::Delete(pod("r-2", "r", 2, "Running")));
+        assert_eq!(pods.latest("default", "r").map(|p| p.attempt), Some(1));
+        pods.apply(&Watch::Delete(pod("r-1", "r", 1, "Failed")));
+        assert!(pods.is_empty());
+    }
+
+    #[test]
+    fn a_pod_created_here_counts_before_its_watch_event() {
+        let pods = PodIndex::default();
+        let view = PodView {
+            name: "r-1".into(),
+            attempt: 1,
+            report: PodReport::default(),
+            deleting: false,
+        };
+        pods.created("default", "r", view.clone());
+        assert_eq!(pods.latest("default", "r"), Some(view));
+        pods.apply(&Watch::Apply(pod("r-1", "r", 1, "Running")));
+        assert_eq!(
+            pods.latest("default", "r").map(|p| p.report.progress),
+            Some(crate::pod::PodProgress::Running),
+            "the watch event replaces what was recorded at creation"
+        );
+    }
+}

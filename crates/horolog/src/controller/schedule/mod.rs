@@ -1,0 +1,338 @@
+//! The Schedule reconciler: plan the due fire times, create their JobRuns (and at once the
+//! Pods of those that may start), settle finished runs, keep the history short, and write
+//! what happened to status and Events.
+//!
+//! [`reconcile`] is the thin edge (read the caches, call [`decide`](decide::decide), write,
+//! requeue); `decide.rs` holds every decision, `settle.rs` the counting of finished runs.
+
+pub mod decide;
+pub mod settle;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use horolog_core::admission::Verdict;
+use horolog_core::trigger::Trigger;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+use tracing::{info, instrument, warn};
+
+use super::attempt::{self, Started};
+use super::events::Note;
+use super::{Context, Error, MANAGER, admission, is_already_exists, is_not_found};
+use crate::api::{
+    JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef, TriggerSpec,
+};
+use crate::pod::{MAX_NAME_LEN, short_name};
+use decide::{Decision, Input, Settings, TaskLookup, Write};
+
+pub use decide::{READY, UPCOMING};
+
+/// The name of the JobRun for `fire_time`: `<schedule>-<unix seconds>`, shortened with a
+/// hash when too long. The same fire time can never produce two JobRuns. A fire time off the
+/// whole second gets its milliseconds appended, so two fire times within one second never
+/// share a name.
+pub fn run_name(schedule: &str, fire_time: DateTime<Utc>) -> String {
+    let millis = fire_time.timestamp_subsec_millis();
+    let name = if millis == 0 {
+        format!("{schedule}-{}", fire_time.timestamp())
+    } else {
+        format!("{schedule}-{}-{millis:03}", fire_time.timestamp())
+    };
+    short_name(&name, MAX_NAME_LEN)
+}
+
+/// The name of the JobRun a `horolog.dev/run-now` value asks for (one per value).
+pub fn run_now_name(schedule: &str, value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    short_name(&format!("{schedule}-now-{hash}"), MAX_NAME_LEN)
+}
+
+/// A short hash of a trigger, kept in status beside the cursor: when it changes, the trigger
+/// was edited and firing carries on from the moment of the edit. An absent timezone hashes
+/// as `UTC`, its default, so the API server filling in the default is not an edit.
+pub fn trigger_hash(trigger: &TriggerSpec) -> String {
+    let mut normalized = trigger.clone();
+    normalized.timezone.get_or_insert_with(|| "UTC".to_string());
+    let json = serde_json::to_vec(&normalized).unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The JobRun a Schedule creates for one fire time (or a run-now value).
+pub(crate) fn jobrun_for(
+    schedule: &Schedule,
+    task: &TaskLookup<'_>,
+    name: String,
+    fire_time: DateTime<Utc>,
+    jitter: TimeDelta,
+    start_deadline: Option<DateTime<Utc>>,
+) -> JobRun {
+    let (template_meta, run) = match (&schedule.spec.job_template, task) {
+        (Some(template), _) => (template.metadata.clone().unwrap_or_default(), template.spec.clone()),
+        // A Task's run keeps its limits and executor; its pod template is read when it starts.
+        (None, TaskLookup::Found(task)) => (
+            task.spec.job_template.metadata.clone().unwrap_or_default(),
+            JobRunTemplate {
+                template: None,
+                ..task.spec.job_template.spec.clone()
+            },
+        ),
+        (None, _) => Default::default(),
+    };
+    let mut labels = template_meta.labels;
+    labels.insert(SCHEDULE_LABEL.to_string(), short_name(&schedule.name_any(), MAX_NAME_LEN));
+    if let Some(task) = schedule.task_name() {
+        labels.insert(TASK_LABEL.to_string(), short_name(task, MAX_NAME_LEN));
+    }
+    let mut annotations = template_meta.annotations;
+    if let Some(value) = schedule.annotation(RUN_NOW_ANNOTATION)
+        && name == run_now_name(&schedule.name_any(), value)
+    {
+        annotations.insert(RUN_NOW_ANNOTATION.to_string(), value.to_string());
+    }
+    let jitter = jitter
+        .to_std()
+        .ok()
+        .filter(|j| !j.is_zero())
+        .map(crate::api::Duration::from);
+    JobRun {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: schedule.namespace(),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: schedule.controller_owner_ref(&()).map(|owner| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: JobRunSpec {
+            schedule_name: Some(schedule.name_any()),
+            fire_time: Some(fire_time),
+            jitter,
+            start_deadline,
+            task_ref: schedule.task_name().map(|name| TaskRef { name: name.to_string() }),
+            env: schedule.spec.env.clone(),
+            args: schedule.spec.args.clone(),
+            run,
+        },
+        status: None,
+    }
+}
+
+/// Reconciles one Schedule: read the caches, decide, create runs (and the Pods of those that
+/// may start), write status when it changed, delete history, publish Events, requeue.
+#[instrument(skip(schedule, ctx), fields(schedule = %schedule.name_any(), namespace = %schedule.namespace().unwrap_or_default()))]
+pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if schedule.meta().deletion_timestamp.is_some() {
+        // Garbage collection removes the runs with their owner.
+        ctx.forget(&schedule.namespace().unwrap_or_default(), &schedule.name_any());
+        return Ok(Action::await_change());
+    }
+    if ctx.status.behind_own_write(schedule.as_ref()) {
+        return Ok(Action::requeue(super::BEHIND_OWN_WRITE_RECHECK));
+    }
+    let namespace = schedule.namespace().unwrap_or_default();
+    let now = ctx.now();
+    let created = schedule
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .and_then(crate::pod::chrono_time)
+        .unwrap_or(now);
+    let trigger = Trigger::compile(&schedule.spec.trigger, created);
+    let runs = ctx.runs_of(&schedule);
+    let task = schedule.task_name().map(|name| (name, ctx.task(&namespace, name)));
+    let task_lookup = match &task {
+        None => TaskLookup::NotUsed,
+        Some((name, None)) => TaskLookup::Missing(name),
+        Some((_, Some(task))) => TaskLookup::Found(task),
+    };
+    let first_pass = ctx.first_pass(&schedule);
+    let active = schedule.status.as_ref().map(|s| s.active.clone()).unwrap_or_default();
+    let gone: HashSet<String> = active
+        .iter()
+        .filter(|a| !runs.iter().any(|r| r.name_any() == a.name))
+        .filter(|a| first_pass || ctx.runs.was_deleted(&namespace, &a.name))
+        .map(|a| a.name.clone())
+        .collect();
+    let settings = Settings {
+        catch_up: ctx.config.catch_up,
+        default_grace: ctx.config.defaults.misfire_grace_time.map(|d| d.as_chrono()),
+        status_delay: TimeDelta::from_std(ctx.config.status_delay).unwrap_or_default(),
+    };
+    let decision = decide::decide(Input {
+        schedule: &schedule,
+        trigger: trigger.as_ref(),
+        runs: &runs,
+        gone: &gone,
+        task: task_lookup,
+        now,
+        interrupted: first_pass || ctx.retries.recovering(&super::status::key_of(schedule.as_ref())),
+        settings: &settings,
+    });
+    apply(&schedule, decision, &ctx).await
+}
+
+/// Carries out a decision.
+async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result<Action, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let api: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    };
+    let mut created: Vec<Arc<JobRun>> = Vec::new();
+    for run in &decision.create {
+        match api.create(&params, run).await {
+            Ok(stored) => created.push(Arc::new(stored)),
+            // The name is derived from the fire time: it exists, so this fire time was handled.
+            Err(err) if is_already_exists(&err) => {}
+            Err(err) => return Err(Error::api("create", "JobRun", &namespace, &run.name_any(), err)),
+        }
+    }
+    start_created(ctx, &created).await;
+
+    let old = schedule.status.clone().unwrap_or_default();
+    let written = match decision.write {
+        Write::Now => ctx.status.patch(&ctx.client, schedule, &old, &decision.status).await?,
+        Write::Nothing | Write::At(_) => false,
+    };
+    if written || decision.write == Write::Nothing {
+        for run_name in &decision.delete {
+            info!(run = %run_name, "deleting JobRun beyond the history limit");
+            match api.delete(run_name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(Error::api("delete", "JobRun", &namespace, run_name, err)),
+            }
+        }
+    }
+    if !created.is_empty() {
+        let names: Vec<String> = created.iter().map(|r| r.name_any()).collect();
+        let message = match names.as_slice() {
+            [one] => format!("created JobRun {one}"),
+            [first, .., last] => format!("created {} JobRuns, {first} to {last}", names.len()),
+            [] => String::new(),
+        };
+        ctx.publish(schedule, Note::normal("Fired", message)).await;
+    }
+    observe(ctx, schedule, &decision, created.len());
+    if written {
+        for note in decision.events {
+            ctx.publish(schedule, note).await;
+        }
+    }
+    if decision.delete_schedule {
+        info!("ttlSecondsAfterFinished passed: deleting the Schedule and, by owner, its JobRuns");
+        let schedules: Api<Schedule> = Api::namespaced(ctx.client.clone(), &namespace);
+        match schedules.delete(&schedule.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(Error::api("delete", "Schedule", &namespace, &schedule.name_any(), err)),
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(match decision.requeue {
+        Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
+        None => Action::await_change(),
+    })
+}
+
+/// Starts the runs just created that may start now, so a run's Pod is the first write after
+/// its JobRun. A run that may not start yet (jitter, no slot) is left to its own reconcile.
+async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
+    let now = ctx.now();
+    for run in created {
+        if run.not_before() > now || admission::verdict(ctx, run, created, now, true) != Verdict::Start {
+            continue;
+        }
+        match attempt::start(ctx, run, 1).await {
+            Ok(Started::Created(pod)) => {
+                ctx.publish(run.as_ref(), Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")))
+                    .await;
+            }
+            Ok(Started::Existed(_)) => {}
+            // The JobRun reconciler reports what stopped it.
+            Ok(Started::Refused { .. } | Started::TaskMissing(_)) => ctx.slots.release(run),
+            Err(err) => {
+                ctx.slots.release(run);
+                warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
+            }
+        }
+    }
+}
+
+/// Tells the metrics what this pass did.
+fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize) {
+    let Some(observer) = ctx.observer() else {
+        return;
+    };
+    let namespace = schedule.namespace().unwrap_or_default();
+    if fired > 0 {
+        observer.fired(&namespace, &schedule.name_any(), fired);
+    }
+    if decision.missed > 0 || decision.coalesced > 0 {
+        observer.planned(decision.missed as usize, decision.coalesced as usize);
+    }
+    let upcoming = &decision.status.upcoming_fire_times;
+    observer.schedule_state(&super::context::ScheduleState {
+        namespace,
+        name: schedule.name_any(),
+        next_fire_time: decision.status.next_fire_time,
+        interval_seconds: match upcoming.as_slice() {
+            [first, second, ..] => Some((*second - *first).as_seconds_f64()),
+            _ => None,
+        },
+        last_success: decision.status.last_successful_time,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_run_is_named_after_its_fire_time_in_unix_seconds() {
+        assert_eq!(
+            run_name("nightly-report", at("2026-01-01T08:00:00Z")),
+            "nightly-report-1767254400"
+        );
+    }
+
+    #[test]
+    fn fire_times_within_one_second_get_distinct_names() {
+        let whole = run_name("s", at("2026-01-01T08:00:01Z"));
+        let half = run_name("s", at("2026-01-01T08:00:01.500Z"));
+        assert_eq!(half, "s-1767254401-500");
+        assert_ne!(whole, half);
+    }
+
+    #[test]
+    fn long_schedule_names_are_shortened_to_a_valid_name() {
+        let name = run_name(&"x".repeat(300), at("2026-01-01T08:00:00Z"));
+        assert!(name.len() <= 253, "{}", name.len());
+        assert_ne!(name, run_name(&"x".repeat(299), at("2026-01-01T08:00:00Z")));
+    }
+
+    #[test]
+    fn the_trigger_hash_ignores_the_defaulted_timezone_but_not_an_edit() {
+        let spec: TriggerSpec = serde_json::from_value(serde_json::json!({"cron": "0 9 * * *"})).unwrap();
+        let mut utc = spec.clone();
+        utc.timezone = Some("UTC".into());
+        assert_eq!(trigger_hash(&spec), trigger_hash(&utc));
+        let mut edited = spec.clone();
+        edited.cron = Some("0 10 * * *".into());
+        assert_ne!(trigger_hash(&spec), trigger_hash(&edited));
+    }
+}

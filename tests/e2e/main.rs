@@ -184,7 +184,15 @@ fn resource_of(kind: &str) -> Option<ApiResource> {
 fn the_harness_reads_the_generated_crds_and_the_examples() {
     let crds = harness::generated_crds();
     let names: Vec<String> = crds.iter().map(|c| c.name_any()).collect();
-    assert_eq!(names, ["schedules.horolog.dev", "jobruns.horolog.dev"]);
+    assert_eq!(
+        names,
+        [
+            "schedules.horolog.dev",
+            "jobruns.horolog.dev",
+            "tasks.horolog.dev",
+            "backfills.horolog.dev"
+        ]
+    );
     let documents = example_documents();
     assert!(
         documents.len() >= 10,

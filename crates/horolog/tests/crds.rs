@@ -122,6 +122,8 @@ fn names_columns_and_enums_follow_the_api_contract() {
             "Active",
             "Paused",
             "Ready",
+            "Reason",
+            "Last Run",
             "Age"
         ]
     );
@@ -132,7 +134,7 @@ fn names_columns_and_enums_follow_the_api_contract() {
     );
     assert_eq!(
         spec["concurrencyPolicy"]["enum"],
-        serde_json::json!(["Wait", "Skip", "Replace"])
+        serde_json::json!(["Allow", "Wait", "Skip", "BufferOne", "Replace", "Terminate"])
     );
     assert_eq!(spec["maxRunningJobs"]["minimum"], 1.0);
     assert!(spec["misfireGraceTime"]["pattern"].is_string());

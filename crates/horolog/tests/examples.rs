@@ -104,7 +104,7 @@ fn examples_cover_every_trigger_kind_and_policy() {
         assert!(
             specs
                 .iter()
-                .any(|s| s.max_running_jobs.is_some() && s.concurrency_policy == policy),
+                .any(|s| s.max_running_jobs.is_some() && s.concurrency_policy == Some(policy)),
             "maxRunningJobs with {policy:?}"
         );
     }

@@ -7,5 +7,5 @@ mod policy;
 mod trigger;
 
 pub use duration::{DURATION_PATTERN, Duration, DurationError};
-pub use policy::{CoalescePolicy, ConcurrencyPolicy};
+pub use policy::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy};
 pub use trigger::*;

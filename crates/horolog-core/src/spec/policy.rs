@@ -15,14 +15,52 @@ pub enum CoalescePolicy {
     All,
 }
 
-/// What a new run does when `maxRunningJobs` runs are already running.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// What a due run does when `maxRunningJobs` runs are already running (Temporal's overlap
+/// policies, all six).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum ConcurrencyPolicy {
-    /// Wait for a free slot until the run's start deadline (phase Waiting).
+    /// No limit: every run starts (`maxRunningJobs` must be absent). Temporal AllowAll,
+    /// CronJob Allow.
+    Allow,
+    /// Wait for a free slot until the run's start deadline (phase Waiting), oldest first.
+    /// Temporal BufferAll.
     #[default]
     Wait,
-    /// Drop the new run (phase Skipped).
+    /// Drop the new run (phase Skipped). Temporal Skip, CronJob Forbid.
     Skip,
-    /// Cancel the oldest running run and start the new one.
+    /// At most one run waits; a newer due run replaces the waiting one, which ends Skipped.
+    /// Temporal BufferOne.
+    BufferOne,
+    /// Cancel the oldest running run (its Pod is deleted with its termination grace period)
+    /// and start the new one. Temporal CancelOther, CronJob Replace.
     Replace,
+    /// Like Replace, but the running Pod is deleted at once (grace period 0). Temporal
+    /// TerminateOther.
+    Terminate,
+}
+
+impl ConcurrencyPolicy {
+    /// The policy as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConcurrencyPolicy::Allow => "Allow",
+            ConcurrencyPolicy::Wait => "Wait",
+            ConcurrencyPolicy::Skip => "Skip",
+            ConcurrencyPolicy::BufferOne => "BufferOne",
+            ConcurrencyPolicy::Replace => "Replace",
+            ConcurrencyPolicy::Terminate => "Terminate",
+        }
+    }
+}
+
+/// Whether fire times that passed during an interruption still run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CatchUpPolicy {
+    /// They go through `coalesce` and `misfireGraceTime`, as APScheduler's unpause does.
+    #[default]
+    Enabled,
+    /// Carry on from the moment the interruption ends (a resume, the operator's start, the
+    /// API server's return): the fire times that passed meanwhile are recorded as missed.
+    /// APScheduler's `unpause_schedule(resume_from=now)`, Temporal's catchupWindow 0.
+    Disabled,
 }

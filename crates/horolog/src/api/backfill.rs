@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, ConcurrencyPolicy};
+use super::{ConcurrencyPolicy, Condition};
 
 /// How many fire times a dry run lists in `status.preview`.
 pub const BACKFILL_PREVIEW: usize = 100;

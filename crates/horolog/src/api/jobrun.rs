@@ -1,19 +1,26 @@
 //! The `JobRun` custom resource: one execution, one Pod at a time.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Duration};
+use super::{Condition, Duration, TaskRef};
 
-/// Label on every Pod a JobRun creates, with the JobRun's name.
+/// Label on every Pod (and batch/v1 Job) a JobRun creates, with the JobRun's name.
 pub const JOBRUN_LABEL: &str = "horolog.dev/jobrun";
+/// Label on every JobRun of a Task, with the Task's name: the Task's maxRunningJobs counts
+/// the runs that carry it.
+pub const TASK_LABEL: &str = "horolog.dev/task";
+/// Label on every JobRun a Backfill creates, with the Backfill's name.
+pub const BACKFILL_LABEL: &str = "horolog.dev/backfill";
+/// Annotation on a JobRun that asks to cancel it (any value).
+pub const CANCEL_ANNOTATION: &str = "horolog.dev/cancel";
 
 /// One execution of a job: created by a Schedule for a fire time, or by a user for a
 /// one-off run. The operator runs it as a Pod and records the outcome in status.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "horolog.dev",
     version = "v1alpha1",
@@ -23,16 +30,22 @@ pub const JOBRUN_LABEL: &str = "horolog.dev/jobrun";
     shortname = "jr",
     category = "horolog",
     selectable = ".spec.scheduleName",
-    doc = "One execution of a job: created by a Schedule for a fire time, or by a user for a one-off run, and run as a Pod.",
+    doc = "One execution of a job: created by a Schedule for a fire time, or by a user for a one-off run, and run as a Pod (or a batch/v1 Job).",
     printcolumn = r#"{"name": "Schedule", "type": "string", "jsonPath": ".spec.scheduleName"}"#,
     printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
     printcolumn = r#"{"name": "Fire Time", "type": "string", "description": "The scheduled fire time", "jsonPath": ".spec.fireTime"}"#,
     printcolumn = r#"{"name": "Started", "type": "date", "jsonPath": ".status.startTime"}"#,
     printcolumn = r#"{"name": "Duration", "type": "string", "jsonPath": ".status.duration"}"#,
     printcolumn = r#"{"name": "Exit", "type": "integer", "jsonPath": ".status.exitCode"}"#,
+    printcolumn = r#"{"name": "Pod", "type": "string", "priority": 1, "description": "The current (or last) pod", "jsonPath": ".status.podName"}"#,
+    printcolumn = r#"{"name": "Attempts", "type": "integer", "priority": 1, "jsonPath": ".status.attempts"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "priority": 1, "jsonPath": ".status.reason"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": TEMPLATE_XOR_TASK_RULE, "message": TEMPLATE_XOR_TASK_MESSAGE},
+]))]
 pub struct JobRunSpec {
     /// The Schedule that created this run; absent for one-off runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,9 +65,41 @@ pub struct JobRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_deadline: Option<DateTime<Utc>>,
 
+    /// Run this Task's job template (looked up when the run starts, so an edit of the Task
+    /// reaches runs that have not started). Exactly one of template and taskRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ref: Option<TaskRef>,
+
+    /// With taskRef: environment variables added to every container of the Task's pod
+    /// template, replacing same-named ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::api::env_schema")]
+    pub env: Vec<EnvVar>,
+
+    /// With taskRef: replaces the args of the Task's first container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+
     /// What to run and how.
     #[serde(flatten)]
     pub run: JobRunTemplate,
+}
+
+/// Exactly one of template and taskRef.
+pub const TEMPLATE_XOR_TASK_RULE: &str = "has(self.template) != has(self.taskRef)";
+/// The message users see when [`TEMPLATE_XOR_TASK_RULE`] fails.
+pub const TEMPLATE_XOR_TASK_MESSAGE: &str = "exactly one of template and taskRef must be set";
+
+/// What runs each attempt of a JobRun.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+pub enum Executor {
+    /// A bare Pod owned by the JobRun (the default).
+    #[default]
+    Pod,
+    /// A batch/v1 Job owned by the JobRun, with the pod template, backoffLimit 0 and
+    /// activeDeadlineSeconds copied in, so Job features (podFailurePolicy, queueing by Kueue
+    /// through the Job's labels and suspend) apply.
+    Job,
 }
 
 /// The part of a JobRun spec a Schedule's `jobTemplate.spec` gives.
@@ -63,9 +108,16 @@ pub struct JobRunSpec {
 pub struct JobRunTemplate {
     /// The Pod to run (a core/v1 PodTemplateSpec). `restartPolicy` is forced to `Never`:
     /// retries are JobRun attempts (backoffLimit). The first container's termination
-    /// message becomes the run's `result`.
+    /// message becomes the run's `result`. Required, except on a JobRun with taskRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "pod_template_schema")]
-    pub template: PodTemplateSpec,
+    pub template: Option<PodTemplateSpec>,
+
+    /// What runs each attempt: `Pod` (default) or `Job` (a batch/v1 Job; the operator must
+    /// run with `--job-executor`). Absent: the Task's, else the operator's default
+    /// (`--default-executor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Executor>,
 
     /// Retries after a failed pod. Default 0 (APScheduler never retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +220,8 @@ pub struct JobRunStatus {
     /// The first container's termination message: the run's return value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
-    /// Conditions of the run.
+    /// `Complete` (True once Succeeded) and `Failed` (True once Failed, Missed, Skipped or
+    /// Cancelled), as batch/v1 Job writes them: `kubectl wait --for=condition=Complete`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -210,4 +263,60 @@ fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             },
         },
     })
+}
+
+impl JobRun {
+    /// The phase of the run; a run without status is Pending.
+    pub fn phase(&self) -> JobRunPhase {
+        self.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
+    }
+
+    /// True once the run can change no more.
+    pub fn is_finished(&self) -> bool {
+        self.phase().is_finished()
+    }
+
+    /// The scheduled fire time; a one-off run fires at its creation time.
+    pub fn fire_time(&self) -> DateTime<Utc> {
+        self.spec
+            .fire_time
+            .or_else(|| {
+                self.metadata.creation_timestamp.as_ref().and_then(|t| {
+                    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+                })
+            })
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The earliest instant the run may start: its fire time plus its jitter.
+    pub fn not_before(&self) -> DateTime<Utc> {
+        self.fire_time() + self.spec.jitter.map(|j| j.as_chrono()).unwrap_or_default()
+    }
+
+    /// When the run finished, if it has.
+    pub fn completion_time(&self) -> Option<DateTime<Utc>> {
+        self.status.as_ref().and_then(|s| s.completion_time)
+    }
+
+    /// The Task whose template and shared limit this run uses, if any.
+    pub fn task_name(&self) -> Option<&str> {
+        self.spec.task_ref.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// True when a user asked to cancel the run (annotation `horolog.dev/cancel`).
+    pub fn cancel_requested(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CANCEL_ANNOTATION))
+            .map(String::as_str)
+    }
+
+    /// True for a run a Backfill created.
+    pub fn is_backfill(&self) -> bool {
+        self.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|labels| labels.contains_key(BACKFILL_LABEL))
+    }
 }

@@ -7,10 +7,16 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{CoalescePolicy, ConcurrencyPolicy, Condition, Duration, JobRunTemplate, TriggerSpec};
+use k8s_openapi::api::core::v1::EnvVar;
+
+use super::{
+    CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, Condition, Duration, JobRunTemplate, TriggerSpec,
+};
 
 /// Annotation whose every new value asks for one immediate run.
 pub const RUN_NOW_ANNOTATION: &str = "horolog.dev/run-now";
+/// Annotation whose every new value lifts a pause after too many failures.
+pub const RESUME_ANNOTATION: &str = "horolog.dev/resume";
 /// Label on every JobRun a Schedule creates, with the Schedule's name.
 pub const SCHEDULE_LABEL: &str = "horolog.dev/schedule";
 /// Default of `successfulRunsHistoryLimit`.
@@ -20,7 +26,7 @@ pub const DEFAULT_FAILED_HISTORY: i32 = 1;
 
 /// A Schedule fires a JobRun at every fire time of its trigger, with APScheduler 4's
 /// policies: coalescing, misfire grace time, jitter and max running jobs.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "horolog.dev",
     version = "v1alpha1",
@@ -33,29 +39,49 @@ pub const DEFAULT_FAILED_HISTORY: i32 = 1;
     printcolumn = r#"{"name": "Trigger", "type": "string", "description": "The trigger, in short", "jsonPath": ".status.trigger"}"#,
     printcolumn = r#"{"name": "Timezone", "type": "string", "description": "IANA time zone of the trigger (default UTC)", "jsonPath": ".spec.trigger.timezone"}"#,
     printcolumn = r#"{"name": "Next Fire", "type": "string", "description": "The next fire time", "jsonPath": ".status.nextFireTime"}"#,
-    printcolumn = r#"{"name": "Last Fire", "type": "date", "description": "The latest fire time turned into a JobRun", "jsonPath": ".status.lastFireTime"}"#,
-    printcolumn = r#"{"name": "Active", "type": "integer", "description": "JobRuns running now", "jsonPath": ".status.activeCount"}"#,
+    printcolumn = r#"{"name": "Last Fire", "type": "date", "description": "The latest fire time turned into a JobRun or recorded as missed", "jsonPath": ".status.lastFireTime"}"#,
+    printcolumn = r#"{"name": "Active", "type": "integer", "description": "JobRuns not yet finished and counted", "jsonPath": ".status.activeCount"}"#,
     printcolumn = r#"{"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "priority": 1, "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name": "Last Run", "type": "string", "priority": 1, "description": "Whether the last finished run succeeded", "jsonPath": ".status.conditions[?(@.type==\"LastRunSucceeded\")].reason"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": JOB_TEMPLATE_XOR_TASK_RULE, "message": JOB_TEMPLATE_XOR_TASK_MESSAGE},
+    {"rule": ENV_ARGS_NEED_TASK_RULE, "message": ENV_ARGS_NEED_TASK_MESSAGE},
+    {"rule": ALLOW_HAS_NO_LIMIT_RULE, "message": ALLOW_HAS_NO_LIMIT_MESSAGE},
+]))]
 pub struct ScheduleSpec {
     /// When the Schedule fires. Exactly one trigger kind, plus timezone, startTime and endTime.
+    /// An edit applies from the moment the operator sees it: fire times of the new trigger
+    /// that lie before the edit are neither run nor counted.
     pub trigger: TriggerSpec,
 
     /// While true nothing fires. Setting it back to false treats the fire times that passed
-    /// meanwhile like any missed fire times (coalesce, then misfireGraceTime). Default false.
+    /// meanwhile like any missed fire times (catchUp, coalesce, then misfireGraceTime).
+    /// Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub paused: bool,
 
     /// What to do with several fire times that are due at once (after downtime or a pause):
-    /// `Earliest` runs the oldest, `Latest` the newest, `All` runs each. Default `Latest`.
+    /// `Earliest` runs the oldest, `Latest` the newest, `All` runs each (at most 100 per
+    /// catch-up; older ones are recorded as missed). Default `Latest`.
     #[serde(default)]
     pub coalesce: CoalescePolicy,
 
+    /// Whether fire times that passed during an interruption (a pause, the operator being
+    /// down, the API server being down) still run: `Enabled` (default) puts them through
+    /// coalesce and misfireGraceTime; `Disabled` carries on from the end of the interruption
+    /// and records them as missed (APScheduler's unpause with resume_from=now).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub catch_up: CatchUpPolicy,
+
     /// A run that cannot start within this long after its fire time is recorded as Missed.
-    /// Absent: no deadline. Example: `5m`.
+    /// Absent: the Task's, else the operator's default (`--default-misfire-grace-time`), else
+    /// no deadline. Example: `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misfire_grace_time: Option<Duration>,
 
@@ -65,16 +91,42 @@ pub struct ScheduleSpec {
     pub max_jitter: Option<Duration>,
 
     /// At most this many of this Schedule's JobRuns run at once; what happens to the rest is
-    /// `concurrencyPolicy`. Absent: unlimited. Minimum 1.
+    /// `concurrencyPolicy`. Absent: the operator's default (`--default-max-running-jobs`),
+    /// else unlimited. Minimum 1. A Task's maxRunningJobs limits all its Schedules together
+    /// on top of this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_running_jobs: Option<i32>,
 
     /// At `maxRunningJobs`: `Wait` holds the new run (phase Waiting) until a slot frees or its
-    /// start deadline passes; `Skip` drops it (phase Skipped); `Replace` cancels the oldest
-    /// running run and starts the new one. Default `Wait`.
-    #[serde(default)]
-    pub concurrency_policy: ConcurrencyPolicy,
+    /// start deadline passes; `Skip` drops it (phase Skipped); `BufferOne` keeps at most one
+    /// waiting (a newer one replaces it, the replaced one ends Skipped); `Replace` cancels
+    /// the oldest running run (graceful pod deletion) and starts the new one; `Terminate`
+    /// does the same with grace period 0; `Allow` sets no limit (leave maxRunningJobs out).
+    /// Absent: the Task's, else `Wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+
+    /// After this many consecutive Failed runs the Schedule stops firing (Ready=False, reason
+    /// TooManyFailures, a Warning Event). Lifted by a run that succeeds (e.g. run-now), by a
+    /// new value of the annotation `horolog.dev/resume`, or by any spec change; the operator
+    /// never edits spec. Absent: never. Minimum 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub pause_after_failures: Option<i32>,
+
+    /// Fire at most this many times in total (`status.firedCount`), then finish
+    /// (Ready=False, reason Finished). Run-now runs do not count. Absent: no limit. Minimum 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_runs: Option<i64>,
+
+    /// Delete the Schedule (and, by owner, its JobRuns) this many seconds after it finished:
+    /// its trigger has no more fire times (endTime passed, a date fired, maxRuns reached) and
+    /// every run finished. Absent: kept. Example: `3600`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i64>,
 
     /// How many Succeeded JobRuns to keep; older ones are deleted. Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,8 +139,53 @@ pub struct ScheduleSpec {
     #[schemars(range(min = 0))]
     pub failed_runs_history_limit: Option<i32>,
 
-    /// The JobRun each fire time creates.
-    pub job_template: JobTemplate,
+    /// The JobRun each fire time creates. Exactly one of jobTemplate and taskRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<JobTemplate>,
+
+    /// Run a Task (a reusable job template with a shared maxRunningJobs) instead of an inline
+    /// jobTemplate. Exactly one of jobTemplate and taskRef. Example: `{name: send-report}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ref: Option<TaskRef>,
+
+    /// With taskRef: environment variables added to every container of the Task's pod
+    /// template, replacing same-named ones (APScheduler's kwargs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::api::env_schema")]
+    pub env: Vec<EnvVar>,
+
+    /// With taskRef: replaces the args of the Task's first container (APScheduler's args).
+    /// Example: `["--batch-size", "1000"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+}
+
+/// A reference to a Task in the same namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskRef {
+    /// The Task's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Exactly one of jobTemplate and taskRef.
+pub const JOB_TEMPLATE_XOR_TASK_RULE: &str = "has(self.jobTemplate) != has(self.taskRef)";
+/// The message users see when [`JOB_TEMPLATE_XOR_TASK_RULE`] fails.
+pub const JOB_TEMPLATE_XOR_TASK_MESSAGE: &str = "exactly one of jobTemplate and taskRef must be set";
+/// env and args only with taskRef.
+pub const ENV_ARGS_NEED_TASK_RULE: &str = "has(self.taskRef) || (!has(self.env) && !has(self.args))";
+/// The message users see when [`ENV_ARGS_NEED_TASK_RULE`] fails.
+pub const ENV_ARGS_NEED_TASK_MESSAGE: &str =
+    "env and args apply only with taskRef; with jobTemplate, set them in the pod template";
+/// Allow means no limit.
+pub const ALLOW_HAS_NO_LIMIT_RULE: &str =
+    "!has(self.maxRunningJobs) || !has(self.concurrencyPolicy) || self.concurrencyPolicy != 'Allow'";
+/// The message users see when [`ALLOW_HAS_NO_LIMIT_RULE`] fails.
+pub const ALLOW_HAS_NO_LIMIT_MESSAGE: &str =
+    "concurrencyPolicy Allow means no limit: leave maxRunningJobs out";
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The template of the JobRuns a Schedule creates.
@@ -120,46 +217,71 @@ pub struct ScheduleStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`: True when the trigger is valid and the Schedule is being served.
+    /// `Ready`: True while the Schedule fires (reasons Scheduled; False with Paused,
+    /// TooManyFailures, Finished, InvalidTrigger, InvalidTimezone, TaskNotFound).
+    /// `LastRunSucceeded`: True when the last finished run succeeded; its reason is that
+    /// run's phase and its message names it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The trigger in short, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
-    /// The next fire time; absent when the trigger is exhausted or the Schedule is paused.
+    /// The next fire time; absent when the trigger is exhausted or the Schedule does not fire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_fire_time: Option<DateTime<Utc>>,
     /// The next 5 fire times.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upcoming_fire_times: Vec<DateTime<Utc>>,
-    /// The latest fire time that has been turned into a JobRun (or recorded as missed or
-    /// coalesced): the cursor the next fire time is computed from.
+    /// The last fire time handled (run, recorded as missed, or merged away by coalesce): the
+    /// next fire time is computed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<DateTime<Utc>>,
+    /// A hash of the trigger the cursor was computed with; when the trigger changes, firing
+    /// carries on from the moment of the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_hash: Option<String>,
+    /// The latest fire time that has been turned into a JobRun or recorded as missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fire_time: Option<DateTime<Utc>>,
     /// Fire time of the latest JobRun that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<DateTime<Utc>>,
-    /// The JobRuns of this Schedule that are Pending, Waiting or Running.
+    /// The JobRuns of this Schedule not yet finished and counted: a finished run leaves this
+    /// list (and is counted once: lastSuccessfulTime, LastRunSucceeded, consecutiveFailures,
+    /// skippedRuns, missedFireTimes) at the Schedule's next status write.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<ActiveRun>,
-    /// How many JobRuns of this Schedule are running now.
+    /// How many runs `active` lists.
     #[serde(default)]
     pub active_count: i32,
-    /// Fire times recorded as Missed since creation.
+    /// Fire times recorded as missed since creation: past misfireGraceTime when planned, runs
+    /// that ended Missed, and fire times passed over by catchUp Disabled or a catch-up cap.
     #[serde(default)]
     pub missed_fire_times: i64,
     /// Fire times merged away by coalesce since creation.
     #[serde(default)]
     pub coalesced_fire_times: i64,
-    /// Runs dropped by concurrencyPolicy Skip since creation.
+    /// Runs dropped by concurrencyPolicy Skip or BufferOne since creation.
     #[serde(default)]
     pub skipped_runs: i64,
+    /// Runs the trigger created since creation (run-now runs excluded); maxRuns caps it.
+    #[serde(default)]
+    pub fired_count: i64,
+    /// Failed runs in a row; a Succeeded run, a resume or a spec change sets it back to 0.
+    #[serde(default)]
+    pub consecutive_failures: i64,
+    /// When the Schedule finished: no more fire times and every run counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// The last `horolog.dev/run-now` annotation value that was turned into a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,
+    /// The last `horolog.dev/resume` annotation value that was served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_resume: Option<String>,
 }
 
-/// A reference to a JobRun that has not finished.
+/// A reference to a JobRun not yet finished and counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ActiveRun {
     /// The JobRun's name.
@@ -179,5 +301,28 @@ impl ScheduleSpec {
         self.failed_runs_history_limit
             .unwrap_or(DEFAULT_FAILED_HISTORY)
             .max(0) as usize
+    }
+}
+
+impl Schedule {
+    /// The condition of `type_` in status, if any.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()
+            .and_then(|s| super::find_condition(&s.conditions, type_))
+    }
+
+    /// The Task this Schedule runs, if it uses one.
+    pub fn task_name(&self) -> Option<&str> {
+        self.spec.task_ref.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// The value of annotation `name`, if set.
+    pub fn annotation(&self, name: &str) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(name))
+            .map(String::as_str)
     }
 }

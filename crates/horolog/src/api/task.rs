@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, ConcurrencyPolicy, Duration, JobTemplate};
+use super::{ConcurrencyPolicy, Condition, Duration, JobTemplate};
 
 /// A Task is a job template with a concurrency limit shared by every Schedule and JobRun that
 /// references it (`taskRef`), APScheduler 4's task.

@@ -2,7 +2,7 @@
 //! that do not pass through an API server (`horolog preview`, local mode) and as a second
 //! line of defence. Trigger expressions are checked by `horolog_core::trigger::Trigger::compile`.
 
-use super::{JobRunTemplate, ScheduleSpec};
+use super::{BackfillSpec, ConcurrencyPolicy, JobRunSpec, JobRunTemplate, ScheduleSpec, TaskSpec};
 
 /// A spec field with a value the schema would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,41 +27,138 @@ impl FieldError {
 }
 
 impl ScheduleSpec {
-    /// Checks everything but the trigger's expressions; see the module docs.
-    pub fn validate(&self) -> Result<(), FieldError> {
+    /// Every problem the CRD schema and its CEL rules would report, plus the pod template
+    /// checks; the trigger's expressions are checked by `Trigger::compile`. Empty: valid.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
         if let Some(max) = self.max_running_jobs.filter(|&m| m < 1) {
-            return Err(FieldError::new(
+            problems.push(FieldError::new(
                 "spec.maxRunningJobs",
                 max,
                 "must be at least 1 (absent = unlimited)",
             ));
         }
-        for (field, limit) in [
+        if self.max_running_jobs.is_some() && self.concurrency_policy == Some(ConcurrencyPolicy::Allow) {
+            problems.push(FieldError::new(
+                "spec.concurrencyPolicy",
+                "Allow",
+                super::ALLOW_HAS_NO_LIMIT_MESSAGE,
+            ));
+        }
+        for (field, value, min) in [
             (
                 "spec.successfulRunsHistoryLimit",
-                self.successful_runs_history_limit,
+                self.successful_runs_history_limit.map(i64::from),
+                0,
             ),
-            ("spec.failedRunsHistoryLimit", self.failed_runs_history_limit),
+            (
+                "spec.failedRunsHistoryLimit",
+                self.failed_runs_history_limit.map(i64::from),
+                0,
+            ),
+            (
+                "spec.pauseAfterFailures",
+                self.pause_after_failures.map(i64::from),
+                1,
+            ),
+            ("spec.maxRuns", self.max_runs, 1),
+            ("spec.ttlSecondsAfterFinished", self.ttl_seconds_after_finished, 0),
         ] {
-            if let Some(limit) = limit.filter(|&l| l < 0) {
-                return Err(FieldError::new(field, limit, "must be 0 or more"));
+            if let Some(value) = value.filter(|&v| v < min) {
+                let message = if min == 0 {
+                    "must be 0 or more"
+                } else {
+                    "must be at least 1"
+                };
+                problems.push(FieldError::new(field, value, message));
             }
         }
-        self.job_template.spec.validate("spec.jobTemplate.spec")
+        match (&self.job_template, &self.task_ref) {
+            (Some(template), None) => match &template.spec.template {
+                Some(_) => problems.extend(template.spec.problems("spec.jobTemplate.spec")),
+                None => problems.push(FieldError::new(
+                    "spec.jobTemplate.spec.template",
+                    "<absent>",
+                    "is required",
+                )),
+            },
+            (None, Some(task)) if task.name.is_empty() => {
+                problems.push(FieldError::new("spec.taskRef.name", "\"\"", "is required"));
+            }
+            (None, Some(_)) => {}
+            (Some(_), Some(_)) | (None, None) => problems.push(FieldError::new(
+                "spec",
+                "jobTemplate/taskRef",
+                super::JOB_TEMPLATE_XOR_TASK_MESSAGE,
+            )),
+        }
+        if self.task_ref.is_none() && (!self.env.is_empty() || self.args.is_some()) {
+            let field = if self.env.is_empty() {
+                "spec.args"
+            } else {
+                "spec.env"
+            };
+            problems.push(FieldError::new(field, "<set>", super::ENV_ARGS_NEED_TASK_MESSAGE));
+        }
+        for (i, var) in self.env.iter().enumerate() {
+            if var.name.is_empty() {
+                problems.push(FieldError::new(
+                    &format!("spec.env[{i}].name"),
+                    "\"\"",
+                    "is required",
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The first of [`ScheduleSpec::problems`], if any.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+}
+
+impl JobRunSpec {
+    /// Every problem the CRD schema and its CEL rules would report for a JobRun's spec, plus
+    /// the pod template checks. Empty: valid.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = match (&self.run.template, &self.task_ref) {
+            (Some(_), None) => self.run.problems("spec"),
+            (None, Some(_)) => Vec::new(),
+            _ => vec![FieldError::new(
+                "spec",
+                "template/taskRef",
+                super::TEMPLATE_XOR_TASK_MESSAGE,
+            )],
+        };
+        if self.task_ref.is_none() && (!self.env.is_empty() || self.args.is_some()) {
+            problems.push(FieldError::new(
+                "spec.env",
+                "<set>",
+                "env and args apply only with taskRef; with template, set them in the pod template",
+            ));
+        }
+        problems
+    }
+
+    /// The first of [`JobRunSpec::problems`], if any.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
     }
 }
 
 impl JobRunTemplate {
-    /// Checks the pod template and run limits; `at` is the path of this template.
-    pub fn validate(&self, at: &str) -> Result<(), FieldError> {
+    /// Every problem with the pod template and run limits; `at` is the path of this template.
+    pub fn problems(&self, at: &str) -> Vec<FieldError> {
+        let mut problems = Vec::new();
         let containers = self
             .template
-            .spec
             .as_ref()
+            .and_then(|t| t.spec.as_ref())
             .map(|s| s.containers.as_slice())
             .unwrap_or_default();
-        if containers.is_empty() {
-            return Err(FieldError::new(
+        if self.template.is_some() && containers.is_empty() {
+            problems.push(FieldError::new(
                 &format!("{at}.template.spec.containers"),
                 "[]",
                 "needs at least one container",
@@ -69,14 +166,14 @@ impl JobRunTemplate {
         }
         for (i, container) in containers.iter().enumerate() {
             if container.name.is_empty() {
-                return Err(FieldError::new(
+                problems.push(FieldError::new(
                     &format!("{at}.template.spec.containers[{i}].name"),
                     "\"\"",
                     "is required",
                 ));
             }
             if container.image.as_deref().unwrap_or_default().is_empty() {
-                return Err(FieldError::new(
+                problems.push(FieldError::new(
                     &format!("{at}.template.spec.containers[{i}].image"),
                     "\"\"",
                     "is required",
@@ -84,20 +181,73 @@ impl JobRunTemplate {
             }
         }
         if let Some(limit) = self.backoff_limit.filter(|l| !(0..=100).contains(l)) {
-            return Err(FieldError::new(
+            problems.push(FieldError::new(
                 &format!("{at}.backoffLimit"),
                 limit,
                 "must be between 0 and 100",
             ));
         }
         if let Some(secs) = self.active_deadline_seconds.filter(|&s| s < 1) {
-            return Err(FieldError::new(
+            problems.push(FieldError::new(
                 &format!("{at}.activeDeadlineSeconds"),
                 secs,
                 "must be at least 1",
             ));
         }
-        Ok(())
+        problems
+    }
+
+    /// The first of [`JobRunTemplate::problems`], if any.
+    pub fn validate(&self, at: &str) -> Result<(), FieldError> {
+        self.problems(at).into_iter().next().map_or(Ok(()), Err)
+    }
+}
+
+impl TaskSpec {
+    /// Every problem the CRD schema would report for a Task's spec. Empty: valid.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        match &self.job_template.spec.template {
+            Some(_) => problems.extend(self.job_template.spec.problems("spec.jobTemplate.spec")),
+            None => problems.push(FieldError::new(
+                "spec.jobTemplate.spec.template",
+                "<absent>",
+                "is required",
+            )),
+        }
+        if let Some(max) = self.max_running_jobs.filter(|&m| m < 1) {
+            problems.push(FieldError::new(
+                "spec.maxRunningJobs",
+                max,
+                "must be at least 1 (absent = no shared limit)",
+            ));
+        }
+        if self.max_running_jobs.is_some() && self.concurrency_policy == Some(ConcurrencyPolicy::Allow) {
+            problems.push(FieldError::new(
+                "spec.concurrencyPolicy",
+                "Allow",
+                super::ALLOW_HAS_NO_LIMIT_MESSAGE,
+            ));
+        }
+        problems
+    }
+}
+
+impl BackfillSpec {
+    /// Every problem the CRD schema would report for a Backfill's spec. Empty: valid.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if self.schedule_name.is_empty() {
+            problems.push(FieldError::new("spec.scheduleName", "\"\"", "is required"));
+        }
+        if self.to <= self.from {
+            problems.push(FieldError::new(
+                "spec.to",
+                self.to.to_rfc3339(),
+                super::BACKFILL_RANGE_MESSAGE,
+            ));
+        }
+        problems
     }
 }
 
@@ -142,6 +292,46 @@ mod tests {
                 .validate()
                 .unwrap_err();
         assert_eq!(err.field, "spec.jobTemplate.spec.template.spec.containers");
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let problems = spec(&format!(
+            "{BASE}maxRunningJobs: 0\npauseAfterFailures: 0\nmaxRuns: 0\nenv: [{{name: A, value: b}}]\n"
+        ))
+        .problems();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.maxRunningJobs",
+                "spec.pauseAfterFailures",
+                "spec.maxRuns",
+                "spec.env"
+            ]
+        );
+    }
+
+    #[test]
+    fn job_template_and_task_ref_are_exclusive() {
+        let both = spec(&format!("{BASE}taskRef: {{name: t}}\n"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(both.message, crate::api::JOB_TEMPLATE_XOR_TASK_MESSAGE);
+        let neither = spec("trigger: {interval: 1m}\n").validate().unwrap_err();
+        assert_eq!(neither.message, crate::api::JOB_TEMPLATE_XOR_TASK_MESSAGE);
+        assert_eq!(
+            spec("trigger: {interval: 1m}\ntaskRef: {name: t}\nargs: [a]\n").validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn allow_with_a_limit_is_refused() {
+        let err = spec(&format!("{BASE}maxRunningJobs: 2\nconcurrencyPolicy: Allow\n"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "spec.concurrencyPolicy");
     }
 
     #[test]

@@ -356,7 +356,7 @@ struct Operator {
 impl Operator {
     fn start(env: &Env) -> Operator {
         let (shutdown, stop) = oneshot::channel::<()>();
-        let config = ControllerConfig::new(controller::trigger_compiler()).in_namespace(env.ns.clone());
+        let config = ControllerConfig::default().in_namespace(env.ns.clone());
         let run = controller::run(env.client.clone(), config, Arc::new(SystemClock), async {
             let _ = stop.await;
         });

@@ -119,7 +119,7 @@ async fn the_operator_fires_a_schedule_through_the_sandbox() {
     let (stop_controllers, controllers_stopped) = oneshot::channel::<()>();
     let controllers = tokio::spawn(controller::run(
         client.clone(),
-        ControllerConfig::new(controller::trigger_compiler()),
+        ControllerConfig::default(),
         Arc::new(SystemClock),
         async move {
             let _ = controllers_stopped.await;

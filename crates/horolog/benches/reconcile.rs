@@ -18,11 +18,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use horolog::api::{JobRun, Schedule};
 use horolog::clock::ManualClock;
-use horolog::controller::schedule::decide;
-use horolog::controller::trim::{forget_finished_pod, trim_jobrun, trim_pod, trim_schedule};
-use horolog::controller::{CompiledTrigger, Context, ControllerConfig, status_diff, trigger_compiler};
-use horolog::pod::pod_for;
+use horolog::controller::schedule::decide::{self, Decision, Input, Settings, TaskLookup};
+use horolog::controller::trim::{trim_jobrun, trim_schedule};
+use horolog::controller::{Context, ControllerConfig, empty_stores, status_diff};
+use horolog::pod::{pod_for, template_of};
 use horolog_core::plan::CatchUp;
+use horolog_core::trigger::Trigger;
 use horolog_memserver::ApiServer;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::ResourceExt;
@@ -182,13 +183,33 @@ fn schedule_json(i: usize) -> Value {
     })
 }
 
-fn compile(schedule: &Schedule) -> Box<dyn CompiledTrigger> {
-    trigger_compiler()(&schedule.spec.trigger, created())
-        .unwrap_or_else(|fault| panic!("benchmark trigger does not compile: {}", fault.message))
+fn compile(schedule: &Schedule) -> Trigger {
+    Trigger::compile(&schedule.spec.trigger, created())
+        .unwrap_or_else(|fault| panic!("benchmark trigger does not compile: {fault}"))
+}
+
+/// The decision of one reconcile of `schedule` with its runs at `now`, with the operator's
+/// default settings.
+fn decide_at(schedule: &Schedule, trigger: &Trigger, runs: &[Arc<JobRun>], now: DateTime<Utc>) -> Decision {
+    let settings = Settings {
+        catch_up: CatchUp::default(),
+        default_grace: None,
+        status_delay: TimeDelta::seconds(60),
+    };
+    decide::decide(Input {
+        schedule,
+        trigger: Ok(trigger),
+        runs,
+        gone: &std::collections::HashSet::new(),
+        task: TaskLookup::NotUsed,
+        now,
+        interrupted: false,
+        settings: &settings,
+    })
 }
 
 /// The `k`-th fire time after `from`.
-fn fire_after(trigger: &dyn CompiledTrigger, from: DateTime<Utc>, k: usize) -> DateTime<Utc> {
+fn fire_after(trigger: &Trigger, from: DateTime<Utc>, k: usize) -> DateTime<Utc> {
     let mut fire = Some(from);
     for _ in 0..k {
         fire = trigger.next_after(fire);
@@ -222,7 +243,8 @@ fn finished(run: &JobRun, uid: usize) -> JobRun {
 /// The Pod of `run` as a real API server returns it after it succeeded: the operator's Pod
 /// plus the fields the server defaults and the kubelet reports (managedFields left out).
 fn finished_pod(run: &JobRun, uid: usize) -> Pod {
-    let pod = pod_for(run, 1).unwrap_or_else(|err| panic!("pod for benchmark run: {err}"));
+    let template = template_of(run, None).unwrap_or_default();
+    let pod = pod_for(run, &template, 1).unwrap_or_else(|err| panic!("pod for benchmark run: {err}"));
     let mut value = serde_json::to_value(&pod).unwrap_or_else(|err| panic!("pod to json: {err}"));
     let fire = run.spec.fire_time.unwrap_or_default();
     let at = |secs: i64| (fire + TimeDelta::seconds(secs)).to_rfc3339();
@@ -306,17 +328,17 @@ fn fixture(i: usize) -> Fixture {
     let mut schedule: Schedule = serde_json::from_value(schedule_json(i))
         .unwrap_or_else(|err| panic!("benchmark schedule from json: {err}"));
     let trigger = compile(&schedule);
-    let first = fire_after(trigger.as_ref(), pass_base(), 1);
+    let first = fire_after(&trigger, pass_base(), 1);
     let mut runs = Vec::new();
     let mut fire = first;
     // Three earlier passes, each with one fire time due, leave the status the operator
     // would have written and the JobRuns it would have created.
     for k in 0..RUNS_PER_SCHEDULE {
-        let next = fire_after(trigger.as_ref(), fire, 1);
+        let next = fire_after(&trigger, fire, 1);
         let now = next + TimeDelta::milliseconds(100);
         let status = schedule.status.get_or_insert_default();
-        status.last_fire_time = Some(fire);
-        let decision = decide(&schedule, Ok(trigger.as_ref()), &runs, now, CatchUp::default());
+        status.cursor = Some(fire);
+        let decision = decide_at(&schedule, &trigger, &runs, now);
         for run in &decision.create {
             runs.push(Arc::new(finished(run, i * RUNS_PER_SCHEDULE + k)));
         }
@@ -328,7 +350,7 @@ fn fixture(i: usize) -> Fixture {
         .enumerate()
         .map(|(k, run)| finished_pod(run, i * RUNS_PER_SCHEDULE + k))
         .collect();
-    let now = fire_after(trigger.as_ref(), fire, 1) + TimeDelta::milliseconds(100);
+    let now = fire_after(&trigger, fire, 1) + TimeDelta::milliseconds(100);
     Fixture {
         schedule,
         runs,
@@ -340,13 +362,7 @@ fn fixture(i: usize) -> Fixture {
 /// One reconcile's pure work: compile, decide, and the diff that decides whether to write.
 fn reconcile_pure(f: &Fixture) -> usize {
     let trigger = compile(&f.schedule);
-    let decision = decide(
-        &f.schedule,
-        Ok(trigger.as_ref()),
-        &f.runs,
-        f.now,
-        CatchUp::default(),
-    );
+    let decision = decide_at(&f.schedule, &trigger, &f.runs, f.now);
     let old = f.schedule.status.clone().unwrap_or_default();
     let diff = status_diff(&old, &decision.status);
     assert_eq!(decision.create.len(), 1, "exactly one fire time is due");
@@ -359,7 +375,7 @@ fn pass(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     for n in [10_000, 100_000] {
         let fixtures: Vec<Fixture> = (0..n).map(fixture).collect();
-        let triggers: Vec<Box<dyn CompiledTrigger>> = fixtures.iter().map(|f| compile(&f.schedule)).collect();
+        let triggers: Vec<Trigger> = fixtures.iter().map(|f| compile(&f.schedule)).collect();
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(
             BenchmarkId::new("compile + decide + diff", n),
@@ -371,11 +387,7 @@ fn pass(c: &mut Criterion) {
                 fixtures
                     .iter()
                     .zip(&triggers)
-                    .map(|(f, t)| {
-                        decide(&f.schedule, Ok(t.as_ref()), &f.runs, f.now, CatchUp::default())
-                            .create
-                            .len()
-                    })
+                    .map(|(f, t)| decide_at(&f.schedule, t, &f.runs, f.now).create.len())
                     .sum::<usize>()
             })
         });
@@ -390,13 +402,12 @@ fn pass(c: &mut Criterion) {
     group.finish();
 }
 
-/// The operator's three watch caches and its run index, filled the way `controller::run` fills
+/// The operator's watch caches and their indexes, filled the way `controller::run` fills
 /// them (index first, then store, per event).
 struct Caches {
     ctx: Context,
     schedules: Writer<Schedule>,
     jobruns: Writer<JobRun>,
-    pods: Writer<Pod>,
 }
 
 fn caches() -> Caches {
@@ -404,36 +415,40 @@ fn caches() -> Caches {
     let client = ApiServer::with_crds(clock.clone(), &horolog::crd::crds()).client();
     let (schedule_store, schedules) = reflector::store();
     let (jobrun_store, jobruns) = reflector::store();
-    let (pod_store, pods) = reflector::store();
-    let stores = (schedule_store, jobrun_store, pod_store);
+    let stores = horolog::controller::Stores {
+        schedules: schedule_store,
+        jobruns: jobrun_store,
+        ..empty_stores()
+    };
     let ctx = Context::new(
         client,
         Reporter::from("bench"),
         clock,
-        ControllerConfig::new(trigger_compiler()),
+        ControllerConfig::default(),
         stores,
     );
     let mut caches = Caches {
         ctx,
         schedules,
         jobruns,
-        pods,
     };
     // As after the first LIST of an empty cluster: the stores are ready and empty.
-    caches.ctx.index_jobrun_event(&Event::Init);
-    caches.ctx.index_jobrun_event(&Event::InitDone);
+    let store = caches.ctx.stores.jobruns.clone();
+    caches.ctx.runs.apply(&Event::Init, &store);
+    caches.ctx.runs.apply(&Event::InitDone, &store);
     caches.jobruns.apply_watcher_event(&Event::Init);
     caches.jobruns.apply_watcher_event(&Event::InitDone);
     caches.schedules.apply_watcher_event(&Event::Init);
     caches.schedules.apply_watcher_event(&Event::InitDone);
-    caches.pods.apply_watcher_event(&Event::Init);
-    caches.pods.apply_watcher_event(&Event::InitDone);
+    caches.ctx.pods.apply(&Event::Init);
+    caches.ctx.pods.apply(&Event::InitDone);
     caches
 }
 
 fn add_jobrun(caches: &mut Caches, run: JobRun) {
     let event = Event::Apply(run);
-    caches.ctx.index_jobrun_event(&event);
+    let store = caches.ctx.stores.jobruns.clone();
+    caches.ctx.runs.apply(&event, &store);
     caches.jobruns.apply_watcher_event(&event);
 }
 
@@ -458,7 +473,7 @@ fn lookup(c: &mut Criterion) {
         }
     }
     let Some(probe) = probe else { return };
-    let store: Store<JobRun> = caches.ctx.jobruns.clone();
+    let store: Store<JobRun> = caches.ctx.stores.jobruns.clone();
     let mut group = c.benchmark_group("runs of one schedule among 30,000 JobRuns");
     group.bench_function("run index (Context::runs_of)", |b| {
         b.iter(|| caches.ctx.runs_of(black_box(&probe)).len())
@@ -492,7 +507,7 @@ fn memory() {
     let n = 10_000;
     let fixtures: Vec<Fixture> = (0..n).map(fixture).collect();
     let mut caches = caches();
-    let mut triggers: Vec<Box<dyn CompiledTrigger>> = Vec::with_capacity(n);
+    let mut triggers: Vec<Trigger> = Vec::with_capacity(n);
     let mut rows = Vec::new();
     let mut measure = |part: &str, fill: &mut dyn FnMut()| {
         let (bytes, allocations) = live();
@@ -519,25 +534,13 @@ fn memory() {
             }
         }
     });
-    measure("3 finished Pods in the store (not cached)", &mut || {
+    measure("3 finished Pods in the Pod index", &mut || {
         for f in &fixtures {
             for pod in &f.pods {
-                if let Some(event) = forget_finished_pod(Event::Apply(trimmed(pod.clone(), trim_pod))) {
-                    caches.pods.apply_watcher_event(&event);
-                }
-            }
-        }
-    });
-    // While a run runs, its Pod is cached; at most maxRunningJobs per Schedule, briefly.
-    let (_running_store, mut running_pods) = reflector::store::<Pod>();
-    measure("  1 running Pod, while its run runs", &mut || {
-        for f in &fixtures {
-            if let Some(pod) = f.pods.first() {
-                let mut pod = trimmed(pod.clone(), trim_pod);
-                if let Some(status) = pod.status.as_mut() {
-                    status.phase = Some("Running".into());
-                }
-                running_pods.apply_watcher_event(&Event::Apply(pod));
+                caches
+                    .ctx
+                    .pods
+                    .apply(&Event::Apply(pod.clone()));
             }
         }
     });
@@ -588,7 +591,7 @@ fn memory() {
         run_json / n,
         pod_json / n
     );
-    black_box((&caches.ctx, &triggers, &running_pods));
+    black_box((&caches.ctx, &triggers));
 }
 
 fn main() {

@@ -20,7 +20,7 @@ enum Command {
     /// Run the operator against the in-cluster configuration or the current kubeconfig
     /// (needs the CRDs: `horolog crds | kubectl apply --server-side -f -`), or with
     /// `--local DIR` without any cluster, running the pods' commands on this host.
-    Run(horolog::operator::RunArgs),
+    Run(Box<horolog::operator::RunArgs>),
 
     /// Print the CustomResourceDefinitions (Schedule, JobRun) as YAML, ready for
     /// `kubectl apply --server-side -f -`. crds/horolog.yaml holds exactly this output.
@@ -69,11 +69,11 @@ fn main() -> ExitCode {
         } => preview(&file, from.unwrap_or_else(Utc::now), count, output),
         #[cfg(feature = "local")]
         Command::Run(args) if args.local.is_some() => match runtime() {
-            Ok(rt) => rt.block_on(local(args)),
+            Ok(rt) => rt.block_on(local(*args)),
             Err(e) => fail("run --local", e),
         },
         Command::Run(args) => match runtime() {
-            Ok(rt) => match rt.block_on(horolog::operator::run(args)) {
+            Ok(rt) => match rt.block_on(horolog::operator::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail("run", e),
             },

@@ -71,6 +71,39 @@ struct ErrorLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleLabels {
+    namespace: String,
+    schedule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    schedule: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// The per-Schedule series (`--schedule-metrics`): about 8 series per Schedule (three gauges,
+/// the last run's duration, and a counter per outcome that occurred).
+#[derive(Clone, Default)]
+struct PerSchedule {
+    enabled: Arc<AtomicBool>,
+    next_fire: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_success: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    interval: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_duration: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    runs: Family<OutcomeLabels, Counter>,
+}
+
+/// The outcomes `horolog_schedule_runs_total` counts, so a Schedule's series can be removed.
+const OUTCOMES: [&str; 5] = ["Succeeded", "Failed", "Missed", "Skipped", "Cancelled"];
+
 /// The operator's metrics. Clone it freely: clones update the same series.
 #[derive(Clone)]
 pub struct Metrics {
@@ -90,6 +123,7 @@ pub struct Metrics {
     /// one count per scrape instead of bookkeeping on every transition.
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
     leader: Gauge,
+    schedules: PerSchedule,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -191,6 +225,47 @@ impl Metrics {
             "1 while this replica holds the leader lease (or runs without leader election), else 0",
             leader.clone(),
         );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The operator's version, as a label; always 1",
+            build_info,
+        );
+
+        let schedules = PerSchedule {
+            enabled: Arc::new(AtomicBool::new(true)),
+            ..PerSchedule::default()
+        };
+        registry.register(
+            "schedule_next_fire_timestamp_seconds",
+            "A Schedule's next fire time (Unix seconds); absent while it does not fire",
+            schedules.next_fire.clone(),
+        );
+        registry.register(
+            "schedule_last_success_timestamp_seconds",
+            "The fire time of a Schedule's latest successful run (Unix seconds)",
+            schedules.last_success.clone(),
+        );
+        registry.register(
+            "schedule_interval_seconds",
+            "The time between a Schedule's next two fire times",
+            schedules.interval.clone(),
+        );
+        registry.register(
+            "schedule_last_run_duration_seconds",
+            "How long a Schedule's latest finished run ran",
+            schedules.last_duration.clone(),
+        );
+        registry.register(
+            "schedule_runs",
+            "A Schedule's runs that finished, by outcome (the JobRun's final phase)",
+            schedules.runs.clone(),
+        );
 
         Metrics {
             registry: Arc::new(registry),
@@ -207,7 +282,13 @@ impl Metrics {
             api_request_duration,
             active_source: Arc::default(),
             leader,
+            schedules,
         }
+    }
+
+    /// Turns the per-Schedule series on or off (`--schedule-metrics`).
+    pub fn per_schedule(&self, enabled: bool) {
+        self.schedules.enabled.store(enabled, Ordering::Relaxed);
     }
 
     /// Records how late a JobRun's pod was created, in seconds after its scheduled fire time.
@@ -279,11 +360,6 @@ impl Metrics {
             verb: request.verb.to_owned(),
         };
         self.api_request_duration.get_or_create(&verb).observe(seconds);
-    }
-
-    /// Sets the number of JobRuns not yet finished.
-    pub fn set_active_jobruns(&self, n: i64) {
-        self.active_jobruns.set(n);
     }
 
     /// Records whether this replica leads.
@@ -505,15 +581,46 @@ impl crate::controller::Observer for Metrics {
         });
     }
 
-    fn reconciled(&self, controller: &'static str, elapsed: std::time::Duration, ok: bool) {
+    fn reconciled(
+        &self,
+        controller: &'static str,
+        elapsed: std::time::Duration,
+        error: Option<&'static str>,
+    ) {
         self.reconcile_started(controller).finish_after(elapsed);
-        if !ok {
-            self.reconcile_error(controller, "error");
+        if let Some(kind) = error {
+            self.reconcile_error(controller, kind);
         }
     }
 
-    fn finished(&self, _namespace: &str, phase: &'static str) {
+    fn finished(
+        &self,
+        namespace: &str,
+        schedule: Option<&str>,
+        phase: &'static str,
+        duration: Option<chrono::TimeDelta>,
+    ) {
         self.jobrun_phase(phase);
+        if let Some(schedule) = schedule.filter(|_| self.schedules.enabled.load(Ordering::Relaxed)) {
+            let labels = ScheduleLabels {
+                namespace: namespace.to_string(),
+                schedule: schedule.to_string(),
+            };
+            self.schedules
+                .runs
+                .get_or_create(&OutcomeLabels {
+                    namespace: namespace.to_string(),
+                    schedule: schedule.to_string(),
+                    outcome: phase.to_string(),
+                })
+                .inc();
+            if let Some(duration) = duration {
+                self.schedules
+                    .last_duration
+                    .get_or_create(&labels)
+                    .set(duration.as_seconds_f64());
+            }
+        }
         if phase == "Skipped" {
             self.skipped(1);
         }
@@ -526,6 +633,51 @@ impl crate::controller::Observer for Metrics {
     fn planned(&self, missed: usize, coalesced: usize) {
         self.missed(missed as u64);
         self.coalesced(coalesced as u64);
+    }
+
+    fn schedule_state(&self, state: &crate::controller::ScheduleState) {
+        if !self.schedules.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let labels = ScheduleLabels {
+            namespace: state.namespace.clone(),
+            schedule: state.name.clone(),
+        };
+        let set = |family: &Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+                   value: Option<f64>| match value {
+            Some(value) => {
+                family.get_or_create(&labels).set(value);
+            }
+            None => {
+                family.remove(&labels);
+            }
+        };
+        let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+        set(&self.schedules.next_fire, state.next_fire_time.map(seconds));
+        set(&self.schedules.interval, state.interval_seconds);
+        set(&self.schedules.last_success, state.last_success.map(seconds));
+    }
+
+    fn schedule_gone(&self, namespace: &str, schedule: &str) {
+        let labels = ScheduleLabels {
+            namespace: namespace.to_string(),
+            schedule: schedule.to_string(),
+        };
+        for family in [
+            &self.schedules.next_fire,
+            &self.schedules.last_success,
+            &self.schedules.interval,
+            &self.schedules.last_duration,
+        ] {
+            family.remove(&labels);
+        }
+        for outcome in OUTCOMES {
+            self.schedules.runs.remove(&OutcomeLabels {
+                namespace: namespace.to_string(),
+                schedule: schedule.to_string(),
+                outcome: outcome.to_string(),
+            });
+        }
     }
 }
 
@@ -624,8 +776,8 @@ mod tests {
         metrics.coalesced(3);
         metrics.skipped(1);
         metrics.reconcile_started("schedule").finish();
-        metrics.reconcile_error("jobrun", "Kube");
-        metrics.set_active_jobruns(4);
+        metrics.reconcile_error("jobrun", "conflict");
+        metrics.count_active_jobruns_with(|| 4);
         metrics.set_leader(true);
         let patch = ApiRequest::of(&Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None);
         metrics.observe_api_request(&patch, "200", 0.02);
@@ -641,7 +793,8 @@ mod tests {
             "horolog_skipped_runs_total 1",
             "horolog_reconciles_total{controller=\"schedule\"} 1",
             "horolog_reconcile_duration_seconds_count{controller=\"schedule\"} 1",
-            "horolog_reconcile_errors_total{controller=\"jobrun\",reason=\"Kube\"} 1",
+            "horolog_reconcile_errors_total{controller=\"jobrun\",reason=\"conflict\"} 1",
+            "horolog_build_info{version=\"0.1.0\"} 1",
             "horolog_active_jobruns 4",
             "horolog_leader 1",
             "horolog_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"} 1",
@@ -651,6 +804,42 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    }
+
+    #[test]
+    fn per_schedule_series_follow_a_schedule_and_go_with_it() {
+        use crate::controller::{Observer, ScheduleState};
+        let metrics = Metrics::new();
+        let at = |secs| chrono::DateTime::from_timestamp(secs, 0);
+        metrics.schedule_state(&ScheduleState {
+            namespace: "ns".into(),
+            name: "nightly".into(),
+            next_fire_time: at(1_767_254_400),
+            interval_seconds: Some(86_400.0),
+            last_success: at(1_767_168_000),
+        });
+        metrics.finished(
+            "ns",
+            Some("nightly"),
+            "Failed",
+            Some(chrono::TimeDelta::seconds(12)),
+        );
+        let text = metrics.encode();
+        for line in [
+            "horolog_schedule_next_fire_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
+            "horolog_schedule_last_success_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767168000.0",
+            "horolog_schedule_interval_seconds{namespace=\"ns\",schedule=\"nightly\"} 86400.0",
+            "horolog_schedule_last_run_duration_seconds{namespace=\"ns\",schedule=\"nightly\"} 12.0",
+            "horolog_schedule_runs_total{namespace=\"ns\",schedule=\"nightly\",outcome=\"Failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        metrics.schedule_gone("ns", "nightly");
+        assert!(!metrics.encode().contains("nightly"), "{}", metrics.encode());
+
+        metrics.per_schedule(false);
+        metrics.finished("ns", Some("other"), "Succeeded", None);
+        assert!(!metrics.encode().contains("other"), "off: no per-Schedule series");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::api::Duration;
+use crate::api::Executor;
 use crate::clock::{Clock, SystemClock};
-use crate::controller::{self, ControllerConfig};
+use crate::controller::{self, ControllerConfig, Defaults, EventPolicy};
 use crate::leader::{LeaderElectionConfig, LeaderElector, default_identity};
 use crate::metrics::{ApiRequest, Health, Metrics};
 use crate::telemetry::LogFormat;
@@ -99,6 +100,68 @@ pub struct RunArgs {
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+
+    /// Which Events to publish: `warnings` (the default: Warnings, and the Normal Events that
+    /// status alone does not tell, such as Skipped, Cancelled, Coalesced, Paused, Resumed,
+    /// Finished) or `all` (also Fired, PodCreated, Started and Succeeded, one each per run,
+    /// which repeat status fields and cost an API write each).
+    #[arg(long, env = "HOROLOG_EVENTS", value_enum, default_value = "warnings")]
+    pub events: EventPolicy,
+
+    /// Per-Schedule metrics series (labels namespace and schedule): about 8 series per
+    /// Schedule. Turn off for very large installs.
+    #[arg(long, env = "HOROLOG_SCHEDULE_METRICS", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub schedule_metrics: bool,
+
+    /// How long a Schedule's status may wait to record runs that succeeded, so that the write
+    /// at its next fire time carries them (one status write per fire instead of two). Failed
+    /// and missed runs are recorded at once. `0s` records every run at once.
+    #[arg(long, env = "HOROLOG_SCHEDULE_STATUS_DELAY", default_value = "60s")]
+    pub schedule_status_delay: Duration,
+
+    /// misfireGraceTime for Schedules and Tasks that leave it unset. Absent: no deadline.
+    #[arg(long, env = "HOROLOG_DEFAULT_MISFIRE_GRACE_TIME")]
+    pub default_misfire_grace_time: Option<Duration>,
+
+    /// maxRunningJobs for Schedules that leave it unset. Absent: unlimited.
+    #[arg(long, env = "HOROLOG_DEFAULT_MAX_RUNNING_JOBS", value_parser = clap::value_parser!(i32).range(1..))]
+    pub default_max_running_jobs: Option<i32>,
+
+    /// The executor of JobRuns whose template (and Task) leave it unset: `Pod` or `Job`.
+    #[arg(
+        long,
+        env = "HOROLOG_DEFAULT_EXECUTOR",
+        value_enum,
+        ignore_case = true,
+        default_value = "Pod"
+    )]
+    pub default_executor: Executor,
+
+    /// Run JobRuns with `executor: Job` as batch/v1 Jobs (needs RBAC on batch jobs; the chart
+    /// grants it with jobExecutor.enabled).
+    #[arg(long, env = "HOROLOG_JOB_EXECUTOR", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub job_executor: bool,
+}
+
+impl RunArgs {
+    /// The controllers' configuration these flags ask for.
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            concurrency: self.concurrency,
+            defaults: Defaults {
+                misfire_grace_time: self.default_misfire_grace_time,
+                max_running_jobs: self.default_max_running_jobs,
+                executor: self.default_executor,
+            },
+            events: self.events,
+            status_delay: self.schedule_status_delay.as_std(),
+            job_executor: self.job_executor,
+            instance: Some(default_identity()),
+            ..ControllerConfig::default()
+        }
+    }
 }
 
 /// Why the operator could not start or stopped with an error.
@@ -163,9 +226,13 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
         stopped(stop_rx.clone()),
     ));
 
-    let mut config = ControllerConfig::new(controller::trigger_compiler());
-    config.concurrency = args.concurrency;
-    config.instance = Some(default_identity());
+    if args.default_executor == Executor::Job && !args.job_executor {
+        return Err(OperatorError::Flag(
+            "--default-executor Job needs --job-executor (and RBAC on batch jobs)".to_string(),
+        ));
+    }
+    metrics.per_schedule(args.schedule_metrics);
+    let mut config = args.controller_config();
     config.observer = Some(Arc::new(metrics.clone()));
 
     let result = if args.leader_election {

@@ -1,15 +1,17 @@
 //! JobRun -> Pod, and Pod status -> the facts a JobRun's status is made of.
 
-use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::{ContainerState, Pod, PodSpec};
+use chrono::{DateTime, SecondsFormat, Utc};
+use k8s_openapi::api::core::v1::{Container, ContainerState, EnvVar, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::{JOBRUN_LABEL, JobRun, SCHEDULE_LABEL};
+use crate::api::{JOBRUN_LABEL, JobRun, SCHEDULE_LABEL, TASK_LABEL, TaskSpec};
 
 /// The longest name that is also a valid label value (and pod hostname).
 pub const MAX_NAME_LEN: usize = 63;
+/// Label on every Pod (and Job) of a JobRun with its attempt number (1-based).
+pub const ATTEMPT_LABEL: &str = "horolog.dev/attempt";
 
 /// A JobRun that cannot be turned into a Pod.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,63 @@ pub enum PodError {
         /// The missing metadata field.
         missing: &'static str,
     },
+    /// The JobRun has neither a pod template nor a Task that provides one.
+    #[error("JobRun {name:?} has no pod template: set spec.template, or spec.taskRef to a Task that has one")]
+    NoTemplate {
+        /// The JobRun's name.
+        name: String,
+    },
+}
+
+/// What a JobRun runs: its own pod template, or its Task's with the run's `env` added to
+/// every container (replacing same-named variables) and its `args` replacing the first
+/// container's (APScheduler's kwargs and args). `None` when there is neither.
+pub fn template_of(run: &JobRun, task: Option<&TaskSpec>) -> Option<PodTemplateSpec> {
+    if let Some(template) = &run.spec.run.template {
+        return Some(template.clone());
+    }
+    let mut template = task?.job_template.spec.template.clone()?;
+    if let Some(spec) = template.spec.as_mut() {
+        for container in &mut spec.containers {
+            set_env(container, &run.spec.env);
+        }
+        if let (Some(args), Some(first)) = (&run.spec.args, spec.containers.first_mut()) {
+            first.args = Some(args.clone());
+        }
+    }
+    Some(template)
+}
+
+/// Adds `vars` to `container`'s environment, replacing variables of the same name.
+fn set_env(container: &mut Container, vars: &[EnvVar]) {
+    if vars.is_empty() {
+        return;
+    }
+    let env = container.env.get_or_insert_default();
+    env.retain(|existing| !vars.iter().any(|v| v.name == existing.name));
+    env.extend(vars.iter().cloned());
+}
+
+/// The run's context as environment variables, as APScheduler hands a job its context:
+/// `HOROLOG_SCHEDULE` (absent for one-off runs), `HOROLOG_JOBRUN`, `HOROLOG_FIRE_TIME`
+/// (RFC 3339, UTC) and `HOROLOG_ATTEMPT` (1-based).
+pub fn context_env(run: &JobRun, attempt: i32) -> Vec<EnvVar> {
+    let var = |name: &str, value: String| EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    };
+    let mut vars = Vec::with_capacity(4);
+    if let Some(schedule) = &run.spec.schedule_name {
+        vars.push(var("HOROLOG_SCHEDULE", schedule.clone()));
+    }
+    vars.push(var("HOROLOG_JOBRUN", run.name_any()));
+    vars.push(var(
+        "HOROLOG_FIRE_TIME",
+        run.fire_time().to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    ));
+    vars.push(var("HOROLOG_ATTEMPT", attempt.to_string()));
+    vars
 }
 
 /// `name` if it fits in `max` characters, otherwise a prefix of it plus a hash of the whole
@@ -50,35 +109,29 @@ pub fn pod_name(jobrun: &str, attempt: i32) -> String {
     format!("{}{suffix}", short_name(jobrun, MAX_NAME_LEN - suffix.len()))
 }
 
-/// The Pod for attempt `attempt` (1-based) of `jobrun`: its template, owned by the JobRun
-/// (so deleting the JobRun deletes the Pod), labelled with the JobRun and Schedule names,
-/// `restartPolicy: Never` (retries are attempts) and the run's `activeDeadlineSeconds`.
-pub fn pod_for(jobrun: &JobRun, attempt: i32) -> Result<Pod, PodError> {
-    let name = jobrun.metadata.name.clone().unwrap_or_default();
-    let not_stored = |missing| PodError::NotStored {
-        name: name.clone(),
-        missing,
-    };
-    if name.is_empty() {
-        return Err(not_stored("name"));
-    }
-    let namespace = jobrun.namespace().ok_or_else(|| not_stored("namespace"))?;
-    let owner = jobrun
-        .controller_owner_ref(&())
-        .ok_or_else(|| not_stored("uid"))?;
-
-    let template = &jobrun.spec.run.template;
+/// The Pod for attempt `attempt` (1-based) of `jobrun`, running `template` (see
+/// [`template_of`]): owned by the JobRun (so deleting the JobRun deletes the Pod), labelled
+/// with the JobRun, attempt, Schedule and Task, `restartPolicy: Never` (retries are attempts),
+/// the run's `activeDeadlineSeconds`, and the run's context in every container's environment
+/// ([`context_env`]).
+pub fn pod_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Result<Pod, PodError> {
+    let (name, namespace, owner) = stored(jobrun)?;
     let template_meta = template.metadata.clone().unwrap_or_default();
     let mut labels = template_meta.labels.unwrap_or_default();
-    labels.insert(JOBRUN_LABEL.to_string(), short_name(&name, MAX_NAME_LEN));
-    if let Some(schedule) = &jobrun.spec.schedule_name {
-        labels.insert(SCHEDULE_LABEL.to_string(), short_name(schedule, MAX_NAME_LEN));
-    }
+    labels.extend(run_labels(jobrun, attempt));
 
     let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
     spec.restart_policy = Some("Never".to_string());
     if let Some(seconds) = jobrun.spec.run.active_deadline_seconds {
         spec.active_deadline_seconds = Some(seconds);
+    }
+    let context = context_env(jobrun, attempt);
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        set_env(container, &context);
     }
 
     Ok(Pod {
@@ -95,10 +148,55 @@ pub fn pod_for(jobrun: &JobRun, attempt: i32) -> Result<Pod, PodError> {
     })
 }
 
+/// The name, namespace and owner reference of a stored JobRun.
+pub(crate) fn stored(
+    jobrun: &JobRun,
+) -> Result<
+    (
+        String,
+        String,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ),
+    PodError,
+> {
+    let name = jobrun.metadata.name.clone().unwrap_or_default();
+    let not_stored = |missing| PodError::NotStored {
+        name: name.clone(),
+        missing,
+    };
+    if name.is_empty() {
+        return Err(not_stored("name"));
+    }
+    let namespace = jobrun.namespace().ok_or_else(|| not_stored("namespace"))?;
+    let owner = jobrun
+        .controller_owner_ref(&())
+        .ok_or_else(|| not_stored("uid"))?;
+    Ok((name, namespace, owner))
+}
+
+/// The labels every Pod and Job of a run carries: its JobRun, attempt, Schedule and Task.
+pub(crate) fn run_labels(jobrun: &JobRun, attempt: i32) -> Vec<(String, String)> {
+    let mut labels = vec![
+        (
+            JOBRUN_LABEL.to_string(),
+            short_name(&jobrun.name_any(), MAX_NAME_LEN),
+        ),
+        (ATTEMPT_LABEL.to_string(), attempt.to_string()),
+    ];
+    if let Some(schedule) = &jobrun.spec.schedule_name {
+        labels.push((SCHEDULE_LABEL.to_string(), short_name(schedule, MAX_NAME_LEN)));
+    }
+    if let Some(task) = jobrun.task_name() {
+        labels.push((TASK_LABEL.to_string(), short_name(task, MAX_NAME_LEN)));
+    }
+    labels
+}
+
 /// Where a Pod is in its life, as far as a JobRun cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PodProgress {
     /// Accepted, not running yet (scheduling, pulling images).
+    #[default]
     Pending,
     /// Its container runs.
     Running,
@@ -108,8 +206,15 @@ pub enum PodProgress {
     Failed,
 }
 
+impl PodProgress {
+    /// True once the Pod has succeeded or failed.
+    pub fn is_finished(self) -> bool {
+        matches!(self, PodProgress::Succeeded | PodProgress::Failed)
+    }
+}
+
 /// What a Pod's status says about its JobRun.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodReport {
     /// Where the Pod is.
     pub progress: PodProgress,
@@ -192,13 +297,6 @@ pub fn chrono_time(time: &Time) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(time.0.as_second(), time.0.subsec_nanosecond().max(0) as u32)
 }
 
-/// A chrono instant as a metav1 `Time` (whole seconds, as the API server stores it).
-pub fn kube_time(time: DateTime<Utc>) -> Option<Time> {
-    k8s_openapi::jiff::Timestamp::from_second(time.timestamp())
-        .ok()
-        .map(Time)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,8 +314,11 @@ mod tests {
                 fire_time: None,
                 jitter: None,
                 start_deadline: None,
+                task_ref: None,
+                env: Vec::new(),
+                args: None,
                 run: JobRunTemplate {
-                    template: PodTemplateSpec {
+                    template: Some(PodTemplateSpec {
                         metadata: Some(ObjectMeta {
                             labels: Some([("team".to_string(), "reports".to_string())].into()),
                             ..ObjectMeta::default()
@@ -231,7 +332,8 @@ mod tests {
                             restart_policy: Some("Always".into()),
                             ..PodSpec::default()
                         }),
-                    },
+                    }),
+                    executor: None,
                     backoff_limit: None,
                     active_deadline_seconds: Some(600),
                     result_ttl: None,
@@ -243,12 +345,17 @@ mod tests {
         run
     }
 
+    fn pod_of(run: &JobRun, attempt: i32) -> Result<Pod, PodError> {
+        let template = template_of(run, None).unwrap_or_default();
+        pod_for(run, &template, attempt)
+    }
+
     fn time(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
     }
 
     fn pod_with(phase: &str, state: ContainerState) -> Pod {
-        let mut pod = pod_for(&jobrun("nightly-1"), 1).unwrap_or_default();
+        let mut pod = pod_of(&jobrun("nightly-1"), 1).unwrap_or_default();
         pod.status = Some(PodStatus {
             phase: Some(phase.into()),
             start_time: Some(time(100)),
@@ -264,7 +371,7 @@ mod tests {
 
     #[test]
     fn the_pod_is_owned_by_and_labelled_with_its_jobrun() {
-        let pod = pod_for(&jobrun("nightly-1767254400"), 2).unwrap();
+        let pod = pod_of(&jobrun("nightly-1767254400"), 2).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), Some("nightly-1767254400-2"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("reports"));
         let owner = &pod.metadata.owner_references.unwrap()[0];
@@ -276,6 +383,7 @@ mod tests {
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels[JOBRUN_LABEL], "nightly-1767254400");
         assert_eq!(labels[SCHEDULE_LABEL], "nightly");
+        assert_eq!(labels[ATTEMPT_LABEL], "2");
         assert_eq!(labels["team"], "reports", "template labels are kept");
         let spec = pod.spec.unwrap();
         assert_eq!(
@@ -291,7 +399,7 @@ mod tests {
         let mut run = jobrun("x");
         run.metadata.uid = None;
         assert!(matches!(
-            pod_for(&run, 1),
+            pod_of(&run, 1),
             Err(PodError::NotStored { missing: "uid", .. })
         ));
     }
@@ -312,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_pod_without_status_is_pending() {
-        let report = pod_report(&pod_for(&jobrun("x"), 1).unwrap());
+        let report = pod_report(&pod_of(&jobrun("x"), 1).unwrap());
         assert_eq!(report.progress, PodProgress::Pending);
         assert_eq!(report.start_time, None);
     }
@@ -390,8 +498,78 @@ mod tests {
     }
 
     #[test]
-    fn times_convert_between_chrono_and_kube() {
-        let at = DateTime::from_timestamp(1_767_254_400, 0).unwrap_or_default();
-        assert_eq!(kube_time(at).as_ref().and_then(chrono_time), Some(at));
+    fn every_container_gets_the_run_context_as_environment() {
+        let mut run = jobrun("nightly-1767254400");
+        run.spec.fire_time = DateTime::from_timestamp(1_767_254_400, 0);
+        let pod = pod_of(&run, 3).unwrap();
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap_or_default();
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .map(|v| (v.name, v.value.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                ("HOROLOG_SCHEDULE".to_string(), "nightly".to_string()),
+                ("HOROLOG_JOBRUN".to_string(), "nightly-1767254400".to_string()),
+                (
+                    "HOROLOG_FIRE_TIME".to_string(),
+                    "2026-01-01T08:00:00Z".to_string()
+                ),
+                ("HOROLOG_ATTEMPT".to_string(), "3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_run_takes_the_tasks_template_with_its_own_env_and_args() {
+        let task: TaskSpec = serde_json::from_value(serde_json::json!({
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "report", "args": ["--all"], "env": [{"name": "SOURCE", "value": "s3://old"}, {"name": "KEEP", "value": "1"}]},
+                {"name": "sidecar", "image": "proxy"},
+            ]}}}},
+        }))
+        .unwrap();
+        let mut run = jobrun("r");
+        run.spec.run.template = None;
+        run.spec.task_ref = Some(crate::api::TaskRef {
+            name: "send-report".into(),
+        });
+        run.spec.env = vec![EnvVar {
+            name: "SOURCE".into(),
+            value: Some("s3://incoming".into()),
+            value_from: None,
+        }];
+        run.spec.args = Some(vec!["--batch-size".into(), "1000".into()]);
+        let template = template_of(&run, Some(&task)).unwrap();
+        let containers = template.spec.unwrap().containers;
+        let env_of = |c: &Container| -> Vec<(String, String)> {
+            c.env
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| (v.name, v.value.unwrap_or_default()))
+                .collect()
+        };
+        assert_eq!(
+            env_of(&containers[0]),
+            [
+                ("KEEP".to_string(), "1".to_string()),
+                ("SOURCE".to_string(), "s3://incoming".to_string())
+            ]
+        );
+        assert_eq!(
+            env_of(&containers[1]),
+            [("SOURCE".to_string(), "s3://incoming".to_string())]
+        );
+        assert_eq!(
+            containers[0].args,
+            Some(vec!["--batch-size".into(), "1000".into()])
+        );
+        assert_eq!(
+            containers[1].args, None,
+            "args replace the first container's only"
+        );
+        assert!(template_of(&run, None).is_none(), "no template without the Task");
     }
 }

@@ -832,8 +832,8 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn crd_template_renders_every_document_of_the_file_however_many() {
     let Some(helm) = helm() else { return };
-    // Tasks and Backfills are coming: a file with four CRDs must give four, each annotated.
-    let copy = ChartCopy::new("four-crds");
+    // However many CRDs the file holds, each is rendered and annotated: add two more kinds.
+    let copy = ChartCopy::new("more-crds");
     let crds_file = copy.path().join("files/crds.yaml");
     let generated = read(&crds_file);
     let schedule = generated
@@ -842,8 +842,8 @@ fn crd_template_renders_every_document_of_the_file_however_many() {
         .unwrap()
         .trim_start_matches("---\n")
         .to_owned();
-    let mut four = generated.clone();
-    for (plural, kind) in [("tasks", "Task"), ("backfills", "Backfill")] {
+    let mut more = generated.clone();
+    for (plural, kind) in [("widgets", "Widget"), ("gadgets", "Gadget")] {
         let crd = schedule
             .replace("schedules.horolog.dev", &format!("{plural}.horolog.dev"))
             .replace("plural: schedules", &format!("plural: {plural}"))
@@ -852,9 +852,9 @@ fn crd_template_renders_every_document_of_the_file_however_many() {
                 "singular: schedule",
                 &format!("singular: {}", kind.to_lowercase()),
             );
-        four.push_str(&format!("---\n{crd}\n"));
+        more.push_str(&format!("---\n{crd}\n"));
     }
-    fs::write(&crds_file, four).unwrap();
+    fs::write(&crds_file, more).unwrap();
     let docs = try_render_chart(helm, &copy.path(), &[]).expect("helm template");
     let crds = of_kind(&docs, "CustomResourceDefinition");
     let names: Vec<_> = crds
@@ -867,7 +867,9 @@ fn crd_template_renders_every_document_of_the_file_however_many() {
             "schedules.horolog.dev",
             "jobruns.horolog.dev",
             "tasks.horolog.dev",
-            "backfills.horolog.dev"
+            "backfills.horolog.dev",
+            "widgets.horolog.dev",
+            "gadgets.horolog.dev"
         ]
     );
     for crd in crds {
@@ -1111,7 +1113,10 @@ fn all_on_values_render_every_knob() {
         9090,
         "metrics.port"
     );
-    assert_eq!(of_kind(&docs, "CustomResourceDefinition").len(), 2);
+    assert_eq!(
+        of_kind(&docs, "CustomResourceDefinition").len(),
+        horolog::crd::crds().len()
+    );
 }
 
 #[test]

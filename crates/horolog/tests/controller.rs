@@ -38,15 +38,22 @@ async fn a_schedule_fires_one_jobrun_per_fire_time_named_after_it() {
 }
 
 use horolog::api::{CoalescePolicy, ConcurrencyPolicy};
+use horolog::controller::EventPolicy;
 
 #[tokio::test(start_paused = true)]
 async fn a_jobrun_follows_its_pod_to_succeeded_with_exit_code_and_result() {
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_with(|config| config.events = EventPolicy::All).await;
     cluster.apply(every("report", "1h")).await;
     let pod = "report-1767225600-1";
     cluster.pod_running(pod).await;
+    assert_eq!(
+        cluster.phases("report").await,
+        vec![JobRunPhase::Pending],
+        "a pod that has just started may end at once: Running is reported after 2 s"
+    );
+    cluster.advance(2).await;
     assert_eq!(cluster.phases("report").await, vec![JobRunPhase::Running]);
-    cluster.advance(12).await;
+    cluster.advance(10).await;
     cluster.pod_exits(pod, 0, "ok\n").await;
     let run = cluster
         .run("report-1767225600")
@@ -59,8 +66,16 @@ async fn a_jobrun_follows_its_pod_to_succeeded_with_exit_code_and_result() {
     assert_eq!(run.duration.as_deref(), Some("12s"));
     assert_eq!(
         cluster.reasons_of("report-1767225600").await,
-        vec!["PodCreated", "Started", "Succeeded"]
+        vec!["PodCreated", "Started", "Succeeded"],
+        "with --events all"
     );
+    let status = cluster.schedule("report").await.status.unwrap_or_default();
+    assert_eq!(
+        (status.last_successful_time, status.active_count),
+        (None, 1),
+        "a success waits for the Schedule's next status write, at most --schedule-status-delay"
+    );
+    cluster.advance(60).await;
     let status = cluster.schedule("report").await.status.unwrap_or_default();
     assert_eq!(status.last_successful_time, Some(at(0)));
     assert_eq!(status.active_count, 0);

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use super::mix::PlannedSchedule;
 use super::runs::{PodSeen, RunSeen};
 use horolog::api::{
-    CoalescePolicy, ConcurrencyPolicy, JOBRUN_LABEL, JobRun, JobRunTemplate, JobTemplate, SCHEDULE_LABEL,
-    Schedule, ScheduleSpec, TemplateMeta,
+    CoalescePolicy, JOBRUN_LABEL, JobRun, JobRunTemplate, JobTemplate, SCHEDULE_LABEL, Schedule,
+    ScheduleSpec, TemplateMeta,
 };
 
 /// Label on everything the bench creates (and, through templates, on every JobRun, Job and Pod
@@ -67,27 +67,23 @@ pub fn schedule_for(planned: &PlannedSchedule, namespace: &str, run_id: &str, po
         &planned.name,
         ScheduleSpec {
             trigger: planned.trigger(),
-            paused: false,
             coalesce: CoalescePolicy::Latest,
-            misfire_grace_time: None,
-            max_jitter: None,
-            max_running_jobs: None,
-            concurrency_policy: ConcurrencyPolicy::Wait,
-            // Keep as few finished runs as possible: the bench measures firing, not storage.
+            // Keep as few finished runs as possible: the load test measures firing, not storage.
             successful_runs_history_limit: Some(1),
             failed_runs_history_limit: Some(1),
-            job_template: JobTemplate {
+            job_template: Some(JobTemplate {
                 metadata: Some(TemplateMeta {
                     labels: bench_labels(run_id),
                     annotations: BTreeMap::new(),
                 }),
                 spec: JobRunTemplate {
-                    template: pod_template(pod, run_id),
+                    template: Some(pod_template(pod, run_id)),
                     backoff_limit: Some(0),
                     active_deadline_seconds: Some(pod.active_deadline_seconds),
-                    result_ttl: None,
+                    ..JobRunTemplate::default()
                 },
-            },
+            }),
+            ..ScheduleSpec::default()
         },
     );
     schedule.metadata.namespace = Some(namespace.to_string());
@@ -289,18 +285,19 @@ mod tests {
         let s = schedule_for(&planned, "bench", "x1", &pod());
         let label = |m: Option<&BTreeMap<String, String>>| m.and_then(|l| l.get(BENCH_LABEL)).cloned();
         assert_eq!(label(s.metadata.labels.as_ref()), Some("x1".into()));
+        let job_template = s.spec.job_template.clone().unwrap_or_default();
         assert_eq!(
-            label(s.spec.job_template.metadata.as_ref().map(|m| &m.labels)),
+            label(job_template.metadata.as_ref().map(|m| &m.labels)),
             Some("x1".into())
         );
-        let template = &s.spec.job_template.spec.template;
+        let template = job_template.spec.template.clone().unwrap_or_default();
         assert_eq!(
             label(template.metadata.as_ref().and_then(|m| m.labels.as_ref())),
             Some("x1".into())
         );
         assert_eq!(s.metadata.namespace.as_deref(), Some("bench"));
         assert_eq!(s.spec.trigger.cron.as_deref(), Some("3 * * * * *"));
-        assert_eq!(s.spec.job_template.spec.active_deadline_seconds, Some(60));
+        assert_eq!(job_template.spec.active_deadline_seconds, Some(60));
     }
 
     #[test]
@@ -379,9 +376,7 @@ mod tests {
             JobRunSpec {
                 schedule_name: Some("bx-c3".into()),
                 fire_time: fire_time.map(at),
-                jitter: None,
-                start_deadline: None,
-                run: JobRunTemplate::default(),
+                ..JobRunSpec::default()
             },
         );
         run.metadata.uid = uid.map(str::to_string);

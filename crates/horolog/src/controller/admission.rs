@@ -47,7 +47,10 @@ impl Slots {
     /// Ends the reservations of `run` (its start failed, or it finished).
     pub fn release(&self, run: &JobRun) {
         let name = run.name_any();
-        let mut reserved = self.reserved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut reserved = self
+            .reserved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for runs in reserved.values_mut() {
             runs.remove(&name);
         }
@@ -65,7 +68,13 @@ struct PoolState {
 /// What admission says of `run` at `now`. `extra` are runs the caller knows exist but the
 /// JobRun cache may not show yet (a Schedule's fast path passes the runs it just created).
 /// With `reserve`, a run told to start holds its slots until its Pod shows in the index.
-pub fn verdict(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>], now: DateTime<Utc>, reserve: bool) -> Verdict<String> {
+pub fn verdict(
+    ctx: &Context,
+    run: &JobRun,
+    extra: &[Arc<JobRun>],
+    now: DateTime<Utc>,
+    reserve: bool,
+) -> Verdict<String> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
     let own = own_pool(ctx, run, extra);
@@ -103,8 +112,9 @@ pub fn verdict(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>], now: DateTime
                     .filter(|other| {
                         other.name_any() == name
                             || is_holding(ctx, &reserved, &task.key, other)
-                            || own_pool(ctx, other, extra)
-                                .is_none_or(|pool| verdict_in(ctx, &reserved, &pool, &other.name_any(), now) == Verdict::Start)
+                            || own_pool(ctx, other, extra).is_none_or(|pool| {
+                                verdict_in(ctx, &reserved, &pool, &other.name_any(), now) == Verdict::Start
+                            })
                     })
                     .cloned()
                     .collect();
@@ -157,7 +167,12 @@ fn verdict_in(
 
 /// True when `run` has started: its Pod is in the index, or it is reserved in `pool`, or its
 /// status names a Pod.
-fn is_holding(ctx: &Context, reserved: &HashMap<PoolKey, HashSet<String>>, pool: &PoolKey, run: &JobRun) -> bool {
+fn is_holding(
+    ctx: &Context,
+    reserved: &HashMap<PoolKey, HashSet<String>>,
+    pool: &PoolKey,
+    run: &JobRun,
+) -> bool {
     let name = run.name_any();
     reserved.get(pool).is_some_and(|runs| runs.contains(&name))
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
@@ -236,7 +251,9 @@ fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolSt
 /// The Task's pool; `Some(None)` when the Task does not exist.
 fn task_pool(ctx: &Context, namespace: &str, task: &str, extra: &[Arc<JobRun>]) -> Option<PoolState> {
     let spec = ctx.task(namespace, task)?;
-    let runs = with_extra(ctx.runs_of_task(namespace, task), extra, |r| r.task_name() == Some(task));
+    let runs = with_extra(ctx.runs_of_task(namespace, task), extra, |r| {
+        r.task_name() == Some(task)
+    });
     Some(PoolState {
         key: PoolKey::Task(namespace.to_string(), task.to_string()),
         pool: Pool {
@@ -248,7 +265,11 @@ fn task_pool(ctx: &Context, namespace: &str, task: &str, extra: &[Arc<JobRun>]) 
 }
 
 /// `runs` plus the runs of `extra` that `belongs` accepts and `runs` lacks.
-fn with_extra(mut runs: Vec<Arc<JobRun>>, extra: &[Arc<JobRun>], belongs: impl Fn(&JobRun) -> bool) -> Vec<Arc<JobRun>> {
+fn with_extra(
+    mut runs: Vec<Arc<JobRun>>,
+    extra: &[Arc<JobRun>],
+    belongs: impl Fn(&JobRun) -> bool,
+) -> Vec<Arc<JobRun>> {
     for run in extra {
         if belongs(run) && !runs.iter().any(|r| r.name_any() == run.name_any()) {
             runs.push(run.clone());

@@ -56,7 +56,8 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
     let Some(template) = template_of(run, task.as_ref().map(|t| &t.spec)) else {
         return Ok(Started::Refused {
             reason: "NoTemplate",
-            message: "spec.template: absent, and no Task provides one (set spec.template or spec.taskRef)".to_string(),
+            message: "spec.template: absent, and no Task provides one (set spec.template or spec.taskRef)"
+                .to_string(),
         });
     };
     let pod = pod_for(run, &template, attempt)?;
@@ -72,7 +73,10 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
             return Ok(Started::Refused {
                 reason: "InvalidPodTemplate",
-                message: format!("spec.template: the API server rejected pod {name}: {}", status.message),
+                message: format!(
+                    "spec.template: the API server rejected pod {name}: {}",
+                    status.message
+                ),
             });
         }
         Err(err) => return Err(Error::api("create", "Pod", &namespace, &name, err)),

@@ -97,7 +97,9 @@ pub fn kind_of(err: &kube::Error) -> ErrorKind {
             _ => ErrorKind::Rejected,
         },
         // Transport trouble: connection refused or reset, a timeout, a broken TLS session.
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => ErrorKind::Unavailable,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
+            ErrorKind::Unavailable
+        }
         _ => ErrorKind::Rejected,
     }
 }
@@ -149,11 +151,16 @@ mod tests {
     #[test]
     fn answers_are_sorted_into_kinds() {
         assert_eq!(api_error(409, "Conflict").kind(), ErrorKind::Conflict);
-        assert_eq!(api_error(503, "ServiceUnavailable").kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            api_error(503, "ServiceUnavailable").kind(),
+            ErrorKind::Unavailable
+        );
         assert_eq!(api_error(429, "TooManyRequests").kind(), ErrorKind::Unavailable);
         assert_eq!(api_error(403, "Forbidden").kind(), ErrorKind::Forbidden);
         assert_eq!(api_error(422, "Invalid").kind(), ErrorKind::Rejected);
-        let refused = kube::Error::Service(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        let refused = kube::Error::Service(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
         assert_eq!(kind_of(&refused), ErrorKind::Unavailable);
     }
 

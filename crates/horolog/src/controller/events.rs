@@ -12,6 +12,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use clap::ValueEnum;
+
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -19,6 +21,64 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
 use kube::runtime::events::{EventType, Reporter};
 use kube::{Api, Client};
+
+/// Which Events the operator publishes (`--events`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EventPolicy {
+    /// Every Event: also the per-run Normal ones that repeat what status already says
+    /// (Fired, PodCreated, Started, Succeeded).
+    All,
+    /// Warnings, and the Normal Events that say something status alone does not (Skipped,
+    /// Cancelled, Coalesced, Paused, Resumed, Finished). Each Event is an API write: at
+    /// ~4 per run, Events were the largest share of the operator's writes.
+    #[default]
+    Warnings,
+}
+
+/// An Event to publish: its type, reason and note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// The Event reason, e.g. `Fired` or `Failed`.
+    pub reason: &'static str,
+    /// The Event message.
+    pub message: String,
+}
+
+impl Note {
+    /// A Normal Event.
+    pub fn normal(reason: &'static str, message: String) -> Self {
+        Note {
+            warning: false,
+            reason,
+            message,
+        }
+    }
+
+    /// A Warning Event.
+    pub fn warning(reason: &'static str, message: String) -> Self {
+        Note {
+            warning: true,
+            reason,
+            message,
+        }
+    }
+}
+
+/// The Normal reasons [`EventPolicy::Warnings`] leaves out: one per run, each repeating a
+/// status field (`lastFireTime`, `podName`, `phase`).
+const ROUTINE: [&str; 4] = ["Fired", "PodCreated", "Started", "Succeeded"];
+
+impl EventPolicy {
+    /// True when `note` is published under this policy.
+    pub fn publishes(self, note: &Note) -> bool {
+        match self {
+            EventPolicy::All => true,
+            EventPolicy::Warnings => note.warning || !ROUTINE.contains(&note.reason),
+        }
+    }
+}
 
 /// The API server rejects an Event whose note is longer than this (events.k8s.io/v1
 /// validation: "must be no longer than 1kB").
@@ -185,6 +245,21 @@ mod tests {
                 .publish(reference(), EventType::Normal, "Started", "pod is running", now)
                 .await
                 .expect("each create succeeds: no name collides");
+        }
+    }
+
+    #[test]
+    fn the_warnings_policy_keeps_what_status_does_not_say() {
+        let policy = EventPolicy::Warnings;
+        assert!(policy.publishes(&Note::warning("Failed", "exit 1".into())));
+        assert!(policy.publishes(&Note::normal("Skipped", "no slot".into())));
+        assert!(policy.publishes(&Note::normal("Paused", String::new())));
+        for routine in ROUTINE {
+            assert!(
+                !policy.publishes(&Note::normal(routine, String::new())),
+                "{routine}"
+            );
+            assert!(EventPolicy::All.publishes(&Note::normal(routine, String::new())));
         }
     }
 

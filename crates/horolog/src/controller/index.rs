@@ -129,7 +129,10 @@ impl RunIndex {
 
     fn remember_deleted(&self, run: &JobRun) {
         let key = (run.namespace().unwrap_or_default(), run.name_any());
-        let mut deleted = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if deleted.set.insert(key.clone()) {
             deleted.order.push_back(key);
         }
@@ -142,7 +145,10 @@ impl RunIndex {
 
     /// True when the watch reported run `name` deleted lately.
     pub fn was_deleted(&self, namespace: &str, name: &str) -> bool {
-        let deleted = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         deleted.set.contains(&(namespace.to_string(), name.to_string()))
     }
 
@@ -298,7 +304,10 @@ impl PodIndex {
     }
 
     fn remember_deleted(&self, key: PodKey, attempt: i32) {
-        let mut guard = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (order, attempts) = &mut *guard;
         let latest = attempts.entry(key.clone()).or_insert(attempt);
         *latest = (*latest).max(attempt);
@@ -312,7 +321,10 @@ impl PodIndex {
 
     /// The latest attempt of run `run` whose Pod the watch reported deleted lately.
     pub fn deleted_attempt(&self, namespace: &str, run: &str) -> Option<i32> {
-        let guard = self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard
             .1
             .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))

@@ -1,27 +1,34 @@
-//! The two reconcilers — Schedule (fires JobRuns) and JobRun (runs Pods) — and how they are
+//! The reconcilers — Schedule (fires JobRuns), JobRun (runs Pods), Task — and how they are
 //! wired to the API server.
 //!
-//! Wiring: one watch (and one reflector store) per kind — Schedules, JobRuns, and Pods
-//! labelled `horolog.dev/jobrun` — shared by both reconcilers. Each watch event is applied
-//! to its store *before* it is turned into reconcile requests, so a reconcile always reads
-//! a store at least as new as the event that triggered it:
+//! Wiring: one watch per kind — Schedules, JobRuns, Pods labelled `horolog.dev/jobrun`,
+//! Tasks, Backfills — shared by every reconciler. Each watch event is filed in the indexes
+//! and applied to its store *before* it is turned into reconcile requests, so a reconcile
+//! always reads caches at least as new as the event that triggered it:
 //!
-//! - a Schedule event reconciles that Schedule;
-//! - a JobRun event reconciles that JobRun, its Schedule (status: active runs, last success,
-//!   history limits) and the Waiting runs of that Schedule (a slot may have freed);
-//! - a Pod event reconciles its JobRun.
+//! - a Schedule event reconciles that Schedule, and its runs that have not started (a raised
+//!   limit or a changed policy may let them start);
+//! - a JobRun event reconciles that JobRun, its Schedule (settling, history), and its
+//!   siblings that have not finished (a slot may have freed, or a newer run replaces them);
+//! - a Pod event reconciles its JobRun;
+//! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
+//!   firing) and its runs that have not started.
 //!
 //! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
-//! Schedule reconciler could then read a JobRun store older than the event it reacts to;
-//! the stable [`applier`] with our own queues avoids that.)
-//!
-//! The JobRun watch also feeds an index of runs by Schedule, so a reconcile (and each JobRun
-//! event) reads only its own Schedule's runs: O(own runs), not O(all JobRuns), and no LIST.
+//! Schedule reconciler could then read a JobRun store older than the event it reacts to; the
+//! stable [`applier`] with our own queues avoids that.)
 
+mod admission;
+pub mod attempt;
 mod context;
+mod error;
 pub mod events;
+pub mod index;
 pub mod jobrun;
+mod recovery;
 pub mod schedule;
+pub mod status;
+pub mod task;
 pub mod trim;
 
 use std::convert::Infallible;
@@ -29,7 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::TimeDelta;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Pod;
@@ -41,52 +48,32 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-pub use context::{Context, Observer, status_diff};
+pub use context::{Context, Observer, ScheduleState, Stores};
+pub use error::{Error, ErrorKind, retry_delay};
+pub use events::EventPolicy;
+pub use status::status_diff;
 
-use crate::api::{JOBRUN_LABEL, JobRun, Schedule, TriggerSpec};
+use crate::api::{Backfill, Duration as ApiDuration, Executor, JOBRUN_LABEL, JobRun, Schedule, Task};
 use crate::clock::Clock;
-use horolog_core::plan::FireTimes;
-use horolog_core::trigger::Trigger;
+use error::{is_already_exists, is_not_found};
 
 /// The field manager and event reporter name of the operator.
 pub const MANAGER: &str = "horolog";
 
-/// A compiled trigger, as the Schedule reconciler uses it.
-pub trait CompiledTrigger: FireTimes + Send + Sync {
-    /// The trigger in short, for `kubectl get` (status.trigger).
-    fn describe(&self) -> String;
-}
+/// How soon a reconcile skipped because the cache is behind our own write looks again,
+/// should the write's watch event not come.
+pub(crate) const BEHIND_OWN_WRITE_RECHECK: Duration = Duration::from_secs(5);
 
-/// Why a trigger does not compile, for the Ready condition and the InvalidTrigger Event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TriggerFault {
-    /// `InvalidTrigger` or `InvalidTimezone`.
-    pub reason: String,
-    /// The field, the value and what is wrong, e.g.
-    /// `trigger.cronFields.dayOfWeek: "mon-fry": unknown weekday "fry"`.
-    pub message: String,
-}
-
-/// Compiles a Schedule's trigger with its creation time as the default start time.
-pub type TriggerCompiler =
-    Arc<dyn Fn(&TriggerSpec, DateTime<Utc>) -> Result<Box<dyn CompiledTrigger>, TriggerFault> + Send + Sync>;
-
-/// The production trigger engine, `horolog_core::trigger::Trigger`, as a [`TriggerCompiler`].
-pub fn trigger_compiler() -> TriggerCompiler {
-    Arc::new(|spec: &TriggerSpec, default_start: DateTime<Utc>| {
-        Trigger::compile(spec, default_start)
-            .map(|t| Box::new(t) as Box<dyn CompiledTrigger>)
-            .map_err(|e| TriggerFault {
-                reason: e.kind.reason().to_string(),
-                message: e.to_string(),
-            })
-    })
-}
-
-impl CompiledTrigger for Trigger {
-    fn describe(&self) -> String {
-        Trigger::describe(self)
-    }
+/// Operator-wide defaults for what Schedules and Tasks leave unset (APScheduler's
+/// TaskDefaults). Precedence: Schedule > Task > these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    /// `--default-misfire-grace-time`.
+    pub misfire_grace_time: Option<ApiDuration>,
+    /// `--default-max-running-jobs`.
+    pub max_running_jobs: Option<i32>,
+    /// `--default-executor`.
+    pub executor: Executor,
 }
 
 /// How the controllers run.
@@ -96,29 +83,43 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// How many reconciles of each kind run at once.
     pub concurrency: u16,
-    /// The trigger engine (`horolog_core::trigger::Trigger::compile` in production).
-    pub triggers: TriggerCompiler,
     /// The catch-up bound of the planner.
     pub catch_up: horolog_core::plan::CatchUp,
+    /// What Schedules and Tasks leave unset.
+    pub defaults: Defaults,
+    /// Which Events are published.
+    pub events: EventPolicy,
+    /// How long a Schedule's status may wait to record runs that succeeded
+    /// (`--schedule-status-delay`), so that one write per fire carries them.
+    pub status_delay: Duration,
+    /// How long a Pod must have run before its run is reported Running.
+    pub running_report_delay: TimeDelta,
+    /// Run `executor: Job` runs as batch/v1 Jobs (`--job-executor`).
+    pub job_executor: bool,
     /// The event reporter instance (e.g. the pod name); `None` uses the manager name.
     pub instance: Option<String>,
     /// Metrics hooks.
     pub observer: Option<Arc<dyn Observer>>,
 }
 
-impl ControllerConfig {
-    /// All namespaces, 4 concurrent reconciles per kind, the default catch-up bound.
-    pub fn new(triggers: TriggerCompiler) -> Self {
+impl Default for ControllerConfig {
+    fn default() -> Self {
         ControllerConfig {
             namespace: None,
             concurrency: 4,
-            triggers,
             catch_up: horolog_core::plan::CatchUp::default(),
+            defaults: Defaults::default(),
+            events: EventPolicy::default(),
+            status_delay: Duration::from_secs(60),
+            running_report_delay: jobrun::RUNNING_REPORT_DELAY,
+            job_executor: false,
             instance: None,
             observer: None,
         }
     }
+}
 
+impl ControllerConfig {
     /// Watches only `namespace`.
     pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
@@ -132,125 +133,64 @@ impl std::fmt::Debug for ControllerConfig {
             .field("namespace", &self.namespace)
             .field("concurrency", &self.concurrency)
             .field("catch_up", &self.catch_up)
+            .field("defaults", &self.defaults)
+            .field("events", &self.events)
+            .field("status_delay", &self.status_delay)
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
 
-/// What can go wrong in a reconcile. User mistakes are not errors: they become conditions
-/// and Events, and the reconcile succeeds.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A call to the API server failed (retried with backoff).
-    #[error("could not {action} {kind} {namespace}/{name}: {source}")]
-    Api {
-        /// What was attempted, e.g. `create`.
-        action: &'static str,
-        /// The kind of the object.
-        kind: String,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The client error.
-        #[source]
-        source: Box<kube::Error>,
-    },
-    /// The horolog CRDs are not installed in the cluster (or not readable by the operator).
-    #[error("the horolog CRDs are not installed or not readable (kubectl apply --server-side -f crds/): {0}")]
-    CrdsMissing(#[source] kube::Error),
-    /// A JobRun's Pod could not be built.
-    #[error(transparent)]
-    Pod(#[from] crate::pod::PodError),
-}
+/// The watch backoff: a watch that fails retries after 200 ms, doubling to at most 2 s, so
+/// the caches follow the API server within seconds of an outage's end (kube's default waits
+/// up to 30 s).
+struct WatchBackoff(Duration);
 
-impl Error {
-    /// An API error while doing `action` to `kind` `namespace/name`.
-    pub fn api(
-        action: &'static str,
-        kind: impl Into<String>,
-        namespace: &str,
-        name: &str,
-        source: kube::Error,
-    ) -> Self {
-        Error::Api {
-            action,
-            kind: kind.into(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            source: Box::new(source),
-        }
-    }
-
-    /// True for a 409: another writer was first; retry soon with a fresh read.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Api { source, .. } if matches!(source.as_ref(), kube::Error::Api(status) if status.code == 409))
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(Duration::from_millis(200))
     }
 }
 
-/// True when `err` says the object does not exist.
-pub(crate) fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.is_not_found())
-}
+impl Iterator for WatchBackoff {
+    type Item = Duration;
 
-/// True when `err` says the object already exists.
-pub(crate) fn is_already_exists(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
-}
-
-/// Requeue delay after the `failures`-th failure in a row: a 409 means the cache was behind
-/// and the next watch event usually fixes it, so conflicts retry after 200 ms, doubling to at
-/// most 5 s (a fire is never seconds late because of a few conflicts in a row); everything
-/// else backs off exponentially from 1 s to 256 s.
-pub fn backoff(err: &Error, failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(8);
-    if err.is_conflict() {
-        return (Duration::from_millis(200) * (1u32 << doublings)).min(Duration::from_secs(5));
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+        Some(delay)
     }
-    Duration::from_secs(1u64 << doublings).min(Duration::from_secs(300))
 }
 
-/// How soon a reconcile skipped because the cache is behind our own write
-/// ([`Context::behind_own_write`]) looks again, should the write's watch event not come.
-pub(crate) const BEHIND_OWN_WRITE_RECHECK: Duration = Duration::from_secs(5);
-
-fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = object_key(object.as_ref());
-    let failures = ctx.failed(&key);
-    let delay = backoff(err, failures);
-    warn!(object = %key, error = %err, failures, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = WatchBackoff::default();
+    }
 }
 
-pub(crate) fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        object.namespace().unwrap_or_default(),
-        object.name_any()
-    )
+fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
-/// Runs both reconcilers until `shutdown` completes. Fails only when the CRDs are missing.
+/// Runs every reconciler until `shutdown` completes. Fails only when the CRDs are missing.
 pub async fn run(
     client: Client,
     config: ControllerConfig,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let (schedules_api, jobruns_api, pods_api): (Api<Schedule>, Api<JobRun>, Api<Pod>) =
-        match &config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
+    let namespace = config.namespace.clone();
+    let schedules_api: Api<Schedule> = api_for(&client, &namespace);
+    let jobruns_api: Api<JobRun> = api_for(&client, &namespace);
+    let pods_api: Api<Pod> = api_for(&client, &namespace);
+    let tasks_api: Api<Task> = api_for(&client, &namespace);
+    let backfills_api: Api<Backfill> = api_for(&client, &namespace);
     // Fail fast with a clear message instead of retrying watches of a missing resource forever.
     for result in [
         schedules_api
@@ -261,103 +201,144 @@ pub async fn run(
             .list_metadata(&ListParams::default().limit(1))
             .await
             .map(drop),
+        tasks_api
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+            .map(drop),
+        backfills_api
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+            .map(drop),
     ] {
         result.map_err(Error::CrdsMissing)?;
     }
 
     let (schedule_store, schedule_writer) = reflector::store::<Schedule>();
     let (jobrun_store, jobrun_writer) = reflector::store::<JobRun>();
-    let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let (schedule_tx, schedule_rx) = unbounded::<ObjectRef<Schedule>>();
-    let (jobrun_tx, jobrun_rx) = unbounded::<ObjectRef<JobRun>>();
-
+    let (task_store, task_writer) = reflector::store::<Task>();
+    let (backfill_store, backfill_writer) = reflector::store::<Backfill>();
+    let queues = Queues::default();
+    if let Some(observer) = &config.observer {
+        observer.caches(jobrun_store.clone());
+    }
     let reporter = Reporter {
         controller: MANAGER.to_string(),
         instance: config.instance.clone(),
     };
-    if let Some(observer) = &config.observer {
-        observer.caches(jobrun_store.clone());
-    }
     let applier_config = ApplierConfig::default().concurrency(config.concurrency);
-    let ctx = Arc::new(Context::new(
-        client,
-        reporter,
-        clock,
-        config,
-        (schedule_store.clone(), jobrun_store.clone(), pod_store.clone()),
-    ));
+    let stores = Stores {
+        schedules: schedule_store.clone(),
+        jobruns: jobrun_store.clone(),
+        tasks: task_store.clone(),
+        backfills: backfill_store.clone(),
+    };
+    let ctx = Arc::new(Context::new(client.clone(), reporter, clock, config, stores));
 
     let watch_config = watcher::Config::default();
-    let schedule_events = reflector::reflector(
-        schedule_writer,
-        watcher(schedules_api, watch_config.clone()).modify(trim::trim_schedule),
-    )
-    .default_backoff()
-    .touched_objects();
-    // The run index sees each JobRun event just before the store does (see
-    // `Context::index_jobrun_event`), so a Schedule's runs are found without scanning the store.
-    let jobrun_watch = {
+    let schedule_watch = {
         let ctx = ctx.clone();
-        watcher(jobruns_api, watch_config.clone())
-            .modify(trim::trim_jobrun)
-            .inspect_ok(move |event| ctx.index_jobrun_event(event))
-    };
-    let jobrun_events = reflector::reflector(jobrun_writer, jobrun_watch)
-        .default_backoff()
-        .touched_objects();
-    let pod_watch = {
-        let ctx = ctx.clone();
-        watcher(pods_api, watch_config.labels(JOBRUN_LABEL))
-            .modify(trim::trim_pod)
-            .try_filter_map(move |event| {
-                match &event {
-                    watcher::Event::Apply(pod) if trim::is_finished(pod) => {
-                        ctx.finished_pod_seen(pod.clone())
-                    }
-                    watcher::Event::Delete(pod) => ctx.finished_pod_gone(pod),
-                    _ => {}
+        watcher(schedules_api, watch_config.clone())
+            .modify(trim::trim_schedule)
+            .inspect_ok(move |event| {
+                if let watcher::Event::Delete(schedule) = event {
+                    ctx.forget(&schedule.namespace().unwrap_or_default(), &schedule.name_any());
                 }
-                future::ready(Ok(trim::forget_finished_pod(event)))
             })
     };
-    let pod_events = reflector::reflector(pod_writer, pod_watch)
-        .default_backoff()
+    let schedule_events = reflector::reflector(schedule_writer, schedule_watch)
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    let jobrun_watch = {
+        let (ctx, store) = (ctx.clone(), jobrun_store.clone());
+        watcher(jobruns_api, watch_config.clone())
+            .modify(trim::trim_jobrun)
+            .inspect_ok(move |event| ctx.runs.apply(event, &store))
+    };
+    let jobrun_events = reflector::reflector(jobrun_writer, jobrun_watch)
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    let pod_events = {
+        let ctx = ctx.clone();
+        watcher(pods_api, watch_config.clone().labels(JOBRUN_LABEL))
+            .inspect_ok(move |event| ctx.pods.apply(event))
+            .backoff(WatchBackoff::default())
+            .touched_objects()
+    };
+    let task_events = reflector::reflector(task_writer, watcher(tasks_api, watch_config.clone()))
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    let backfill_events = reflector::reflector(backfill_writer, watcher(backfills_api, watch_config))
+        .backoff(WatchBackoff::default())
         .touched_objects();
 
-    let schedules_in = {
-        let schedule_tx = schedule_tx.clone();
-        drive(schedule_events, "Schedule", move |schedule: Schedule| {
-            send(&schedule_tx, ObjectRef::from_obj(&schedule));
-        })
-    };
-    let jobruns_in = {
-        let (schedule_tx, jobrun_tx, ctx) = (schedule_tx.clone(), jobrun_tx.clone(), ctx.clone());
-        drive(jobrun_events, "JobRun", move |run: JobRun| {
-            send(&jobrun_tx, ObjectRef::from_obj(&run));
-            let (Some(namespace), Some(schedule)) = (run.namespace(), run.spec.schedule_name.clone()) else {
-                return;
-            };
-            send(&schedule_tx, ObjectRef::new(&schedule).within(&namespace));
-            for sibling in ctx.runs_named(&namespace, &schedule) {
-                if sibling.status.as_ref().is_some_and(|s| s.pod_name.is_none())
-                    && !jobrun::phase_of(&sibling).is_finished()
-                {
-                    send(&jobrun_tx, ObjectRef::from_obj(sibling.as_ref()));
-                }
-            }
-        })
-    };
-    let pods_in = drive(pod_events, "Pod", move |pod: Pod| {
-        for owner in pod.owner_references().iter().filter(|o| o.kind == "JobRun") {
-            if let Some(namespace) = pod.namespace() {
-                send(&jobrun_tx, ObjectRef::new(&owner.name).within(&namespace));
+    let schedules_in = drive(schedule_events, "Schedule", {
+        let (queues, ctx) = (queues.clone(), ctx.clone());
+        move |schedule: Schedule| {
+            send(&queues.schedules, ObjectRef::from_obj(&schedule));
+            for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
+                send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
             }
         }
     });
-    drop(schedule_tx);
+    let jobruns_in = drive(jobrun_events, "JobRun", {
+        let (queues, ctx) = (queues.clone(), ctx.clone());
+        move |run: JobRun| wake_for_run(&ctx, &queues, &run)
+    });
+    let pods_in = drive(pod_events, "Pod", {
+        let queues = queues.clone();
+        move |pod: Pod| {
+            for owner in pod.owner_references().iter().filter(|o| o.kind == "JobRun") {
+                if let Some(namespace) = pod.namespace() {
+                    send(&queues.jobruns, ObjectRef::new(&owner.name).within(&namespace));
+                }
+            }
+        }
+    });
+    let tasks_in = drive(task_events, "Task", {
+        let (queues, ctx) = (queues.clone(), ctx.clone());
+        move |task: Task| {
+            let namespace = task.namespace().unwrap_or_default();
+            send(&queues.tasks, ObjectRef::from_obj(&task));
+            for schedule in ctx.stores.schedules.state().iter().filter(|s| {
+                s.namespace().as_deref() == Some(namespace.as_str())
+                    && s.task_name() == Some(task.name_any().as_str())
+            }) {
+                send(&queues.schedules, ObjectRef::from_obj(schedule.as_ref()));
+            }
+            for run in ctx
+                .runs_of_task(&namespace, &task.name_any())
+                .iter()
+                .filter(|r| !r.is_finished())
+            {
+                send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
+            }
+        }
+    });
+    let backfills_in = drive(backfill_events, "Backfill", |_: Backfill| {});
+    let recovery = {
+        let (queues, ctx) = (queues.clone(), ctx.clone());
+        async move {
+            ctx.retries
+                .watch(
+                    ctx.client.clone(),
+                    ctx.config.namespace.clone(),
+                    |(kind, namespace, name)| match kind.as_str() {
+                        "Schedule" => send(&queues.schedules, ObjectRef::new(&name).within(&namespace)),
+                        "JobRun" => send(&queues.jobruns, ObjectRef::new(&name).within(&namespace)),
+                        "Task" => send(&queues.tasks, ObjectRef::new(&name).within(&namespace)),
+                        _ => {}
+                    },
+                )
+                .await;
+        }
+    };
 
+    let (schedule_rx, jobrun_rx, task_rx) = queues.receivers();
     let schedule_applier = applier(
-        |schedule, ctx| schedule::reconcile(schedule, ctx).boxed(),
+        |schedule, ctx| {
+            let key = status::key_of(schedule.as_ref());
+            timed("schedule", key, schedule::reconcile(schedule, ctx.clone()), ctx).boxed()
+        },
         error_policy,
         ctx.clone(),
         schedule_store.clone(),
@@ -366,36 +347,167 @@ pub async fn run(
     )
     .for_each(|result| async move { log_applier_result(result) });
     let jobrun_applier = applier(
-        |run, ctx| jobrun::reconcile(run, ctx).boxed(),
+        |run, ctx| {
+            let key = status::key_of(run.as_ref());
+            timed("jobrun", key, jobrun::reconcile(run, ctx.clone()), ctx).boxed()
+        },
         error_policy,
         ctx.clone(),
         jobrun_store.clone(),
         jobrun_rx.map(Ok::<_, Infallible>),
+        applier_config.clone(),
+    )
+    .for_each(|result| async move { log_applier_result(result) });
+    let task_applier = applier(
+        |task, ctx| {
+            let key = status::key_of(task.as_ref());
+            timed("task", key, task::reconcile(task, ctx.clone()), ctx).boxed()
+        },
+        error_policy,
+        ctx.clone(),
+        task_store.clone(),
+        task_rx.map(Ok::<_, Infallible>),
         applier_config,
     )
     .for_each(|result| async move { log_applier_result(result) });
+    drop(queues);
 
-    let appliers = async {
-        // A Schedule reconciled before the JobRun cache is filled would see no runs at all.
-        let ready = future::join3(
-            schedule_store.wait_until_ready(),
-            jobrun_store.wait_until_ready(),
-            pod_store.wait_until_ready(),
-        )
-        .await;
-        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {
-            return;
+    let appliers = {
+        let ctx = ctx.clone();
+        async move {
+            // A Schedule reconciled before the JobRun and Pod caches are filled would see no runs.
+            let ready = future::join4(
+                schedule_store.wait_until_ready(),
+                jobrun_store.wait_until_ready(),
+                task_store.wait_until_ready(),
+                backfill_store.wait_until_ready(),
+            )
+            .await;
+            ctx.pods.wait_until_ready().await;
+            if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() {
+                return;
+            }
+            info!("caches are filled; reconciling");
+            future::join3(schedule_applier, jobrun_applier, task_applier).await;
         }
-        info!("caches are filled; reconciling");
-        future::join(schedule_applier, jobrun_applier).await;
     };
-    let everything = future::join4(schedules_in, jobruns_in, pods_in, appliers);
+    let watches = future::join5(schedules_in, jobruns_in, pods_in, tasks_in, backfills_in);
+    let everything = future::join3(watches, appliers, recovery);
     futures::pin_mut!(everything);
     let shutdown = shutdown.fuse();
     futures::pin_mut!(shutdown);
     future::select(everything, shutdown).await;
     info!("controllers stopped");
     Ok(())
+}
+
+/// A JobRun changed: reconcile it, its Schedule, and its siblings (in its Schedule and its
+/// Task) that have not finished — a slot may have freed, or a newer run may replace them.
+fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
+    send(&queues.jobruns, ObjectRef::from_obj(run));
+    let Some(namespace) = run.namespace() else {
+        return;
+    };
+    let mut siblings = Vec::new();
+    if let Some(schedule) = &run.spec.schedule_name {
+        send(&queues.schedules, ObjectRef::new(schedule).within(&namespace));
+        siblings.extend(ctx.runs_named(&namespace, schedule));
+    }
+    if let Some(task) = run.task_name() {
+        send(&queues.tasks, ObjectRef::new(task).within(&namespace));
+        siblings.extend(ctx.runs_of_task(&namespace, task));
+    }
+    for sibling in siblings
+        .iter()
+        .filter(|s| !s.is_finished() && s.name_any() != run.name_any())
+    {
+        send(&queues.jobruns, ObjectRef::from_obj(sibling.as_ref()));
+    }
+}
+
+/// The reconcile requests of each kind, fed by the watches and the recovery watch.
+#[derive(Clone)]
+struct Queues {
+    schedules: UnboundedSender<ObjectRef<Schedule>>,
+    jobruns: UnboundedSender<ObjectRef<JobRun>>,
+    tasks: UnboundedSender<ObjectRef<Task>>,
+    receivers: Arc<std::sync::Mutex<Option<Receivers>>>,
+}
+
+type Receivers = (
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<Schedule>>,
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<JobRun>>,
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<Task>>,
+);
+
+impl Default for Queues {
+    fn default() -> Self {
+        let (schedules, schedule_rx) = unbounded();
+        let (jobruns, jobrun_rx) = unbounded();
+        let (tasks, task_rx) = unbounded();
+        Queues {
+            schedules,
+            jobruns,
+            tasks,
+            receivers: Arc::new(std::sync::Mutex::new(Some((schedule_rx, jobrun_rx, task_rx)))),
+        }
+    }
+}
+
+impl Queues {
+    /// The receiving ends (once).
+    fn receivers(&self) -> Receivers {
+        let taken = self
+            .receivers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        taken.unwrap_or_else(|| {
+            let (_, a) = unbounded();
+            let (_, b) = unbounded();
+            let (_, c) = unbounded();
+            (a, b, c)
+        })
+    }
+}
+
+/// Times a reconcile of the object `key`, counts it, and forgets the object's failures when
+/// it succeeds.
+async fn timed(
+    controller: &'static str,
+    key: String,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    if let Some(observer) = ctx.observer() {
+        observer.reconciled(
+            controller,
+            started.elapsed(),
+            result.as_ref().err().map(|e| e.kind().as_str()),
+        );
+    }
+    if result.is_ok() {
+        ctx.retries.succeeded(&key);
+    }
+    result
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = status::key_of(object.as_ref());
+    let failures = ctx.retries.failed(&key);
+    let kind = err.kind();
+    if kind == ErrorKind::Unavailable {
+        ctx.retries.park((
+            K::kind(&()).into_owned(),
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        ));
+    }
+    let delay = retry_delay(kind, failures);
+    warn!(object = %key, error = %err, kind = kind.as_str(), failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
 
 fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, object: ObjectRef<K>)
@@ -436,35 +548,12 @@ fn log_applier_result<K, E1: std::fmt::Display, E2: std::fmt::Display>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn api_error(code: u16, reason: &str) -> Error {
-        let status = kube::core::Status::failure("test", reason).with_code(code);
-        Error::api(
-            "patch status of",
-            "JobRun".to_string(),
-            "default",
-            "r",
-            kube::Error::Api(status.boxed()),
-        )
-    }
-
-    #[test]
-    fn conflicts_retry_fast_and_never_wait_more_than_five_seconds() {
-        let conflict = api_error(409, "Conflict");
-        let delays: Vec<u128> = (1..=8).map(|n| backoff(&conflict, n).as_millis()).collect();
-        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
-    }
-
-    #[test]
-    fn other_errors_back_off_from_one_second_to_five_minutes() {
-        let unavailable = api_error(503, "ServiceUnavailable");
-        let delays: Vec<u64> = [1, 2, 3, 9, 20]
-            .iter()
-            .map(|&n| backoff(&unavailable, n).as_secs())
-            .collect();
-        assert_eq!(delays, [1, 2, 4, 256, 256]);
+/// Empty stores, for code that builds a [`Context`] by hand (benches, tests).
+pub fn empty_stores() -> Stores {
+    Stores {
+        schedules: reflector::store().0,
+        jobruns: reflector::store().0,
+        tasks: reflector::store().0,
+        backfills: reflector::store().0,
     }
 }

@@ -37,7 +37,10 @@ pub struct Retries {
 impl Retries {
     /// Counts a failure of the object `key`; returns how many in a row.
     pub fn failed(&self, key: &str) -> u32 {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = failures.entry(key.to_string()).or_default();
         *count = count.saturating_add(1);
         *count
@@ -53,13 +56,19 @@ impl Retries {
 
     /// Forgets the failures of the object `key` after a successful reconcile.
     pub fn succeeded(&self, key: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         failures.remove(key);
     }
 
     /// Parks an object whose reconcile failed because the server was unavailable.
     pub fn park(&self, object: Parked) {
-        let mut parked = self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut parked = self
+            .parked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if parked.insert(object) && parked.len() == 1 {
             self.wake.notify_one();
         }
@@ -67,7 +76,10 @@ impl Retries {
 
     /// Takes every parked object.
     fn unpark_all(&self) -> Vec<Parked> {
-        let mut parked = self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut parked = self
+            .parked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         parked.drain().collect()
     }
 
@@ -96,7 +108,10 @@ impl Retries {
                 Ok(_) => {
                     let parked = self.unpark_all();
                     if !parked.is_empty() {
-                        info!(objects = parked.len(), "the API server answers again: retrying at once");
+                        info!(
+                            objects = parked.len(),
+                            "the API server answers again: retrying at once"
+                        );
                     }
                     for object in parked {
                         requeue(object);

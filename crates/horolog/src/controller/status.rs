@@ -34,7 +34,10 @@ impl StatusWriter {
     /// someone else) is reconciled as usual.
     pub fn behind_own_write<K: Resource<DynamicType = ()>>(&self, object: &K) -> bool {
         let key = key_of(object);
-        let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match written.get(&key) {
             Some(replaced) if object.meta().resource_version.as_deref() == Some(replaced.as_str()) => true,
             Some(_) => {
@@ -55,7 +58,10 @@ impl StatusWriter {
         if replaced == now {
             return;
         }
-        let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if written.len() >= WRITTEN_LIMIT {
             written.clear();
         }
@@ -87,7 +93,15 @@ impl StatusWriter {
         let written = api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
-            .map_err(|source| Error::api("patch status of", K::kind(&()).to_string(), &namespace, &name, source))?;
+            .map_err(|source| {
+                Error::api(
+                    "patch status of",
+                    K::kind(&()).to_string(),
+                    &namespace,
+                    &name,
+                    source,
+                )
+            })?;
         self.wrote(object, &written);
         Ok(true)
     }
@@ -144,9 +158,15 @@ mod tests {
         assert!(!writer.behind_own_write(&v1), "nothing written yet");
 
         writer.wrote(&v1, &at_version("a-1", "2"));
-        assert!(writer.behind_own_write(&v1), "the cache still shows what we replaced");
+        assert!(
+            writer.behind_own_write(&v1),
+            "the cache still shows what we replaced"
+        );
         assert!(writer.behind_own_write(&v1), "and stays behind until it moves");
-        assert!(!writer.behind_own_write(&at_version("b-1", "1")), "other objects are not");
+        assert!(
+            !writer.behind_own_write(&at_version("b-1", "1")),
+            "other objects are not"
+        );
 
         assert!(!writer.behind_own_write(&at_version("a-1", "2")), "caught up");
         assert!(!writer.behind_own_write(&v1), "forgotten once caught up");

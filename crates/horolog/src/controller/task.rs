@@ -36,7 +36,9 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
         .schedules
         .state()
         .iter()
-        .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str()))
+        .filter(|s| {
+            s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str())
+        })
         .count();
     let old = task.status.clone().unwrap_or_default();
     let problems = task.spec.problems();
@@ -51,8 +53,18 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
         ..old.clone()
     };
     let previous = find_condition(&old.conditions, READY);
-    let condition = Condition::transition(previous, READY, ok, reason, message, task.metadata.generation, ctx.now());
+    let condition = Condition::transition(
+        previous,
+        READY,
+        ok,
+        reason,
+        message,
+        task.metadata.generation,
+        ctx.now(),
+    );
     set_condition(&mut status.conditions, condition);
-    ctx.status.patch(&ctx.client, task.as_ref(), &old, &status).await?;
+    ctx.status
+        .patch(&ctx.client, task.as_ref(), &old, &status)
+        .await?;
     Ok(Action::await_change())
 }

@@ -217,7 +217,7 @@ pub async fn run_local_until(
         tokio::spawn(Executor::new(client.clone(), clock.clone(), work_dir()).run(stopped(stop_pods_rx)));
     let mut controller = tokio::spawn(controller::run(
         client,
-        ControllerConfig::new(controller::trigger_compiler()),
+        ControllerConfig::default(),
         clock,
         stopped(stop_rx.clone()),
     ));
@@ -293,7 +293,7 @@ fn has_unrecorded_pod_end(objects: &[Value]) -> bool {
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("JobRun"))
         .filter_map(|o| serde_json::from_value::<JobRun>(o.clone()).ok())
-        .filter(|run| !controller::jobrun::phase_of(run).is_finished())
+        .filter(|run| !run.is_finished())
         .any(|run| {
             let pod = run
                 .status

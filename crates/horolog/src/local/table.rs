@@ -22,7 +22,7 @@ const RESULT_WIDTH: usize = 60;
 pub fn row(run: &JobRun) -> String {
     let status = run.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
-    let fire_time = crate::controller::jobrun::fire_time_of(run);
+    let fire_time = run.fire_time();
     let fire_time = if fire_time == chrono::DateTime::<chrono::Utc>::MIN_UTC {
         String::new()
     } else {
@@ -133,7 +133,14 @@ impl<W: Write> Table<W> {
                         let why = format!("{}: {}", ready.reason, ready.message);
                         if self.not_ready.get(&key(object)) != Some(&why) {
                             let name = key(object).1;
-                            let _ = writeln!(self.out, "warning: Schedule {name} is not Ready: {why}");
+                            // Paused and Finished are states a user asked for, not problems.
+                            let line = match ready.reason.as_str() {
+                                "Paused" | "Finished" => {
+                                    format!("Schedule {name} is {}: {}", ready.reason, ready.message)
+                                }
+                                _ => format!("warning: Schedule {name} is not Ready: {why}"),
+                            };
+                            let _ = writeln!(self.out, "{line}");
                             let _ = self.out.flush();
                             self.not_ready.insert(key(object), why);
                         }

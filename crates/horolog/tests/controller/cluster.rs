@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::fixtures::{t0, test_triggers};
+use super::fixtures::t0;
 
 /// The namespace tests work in.
 pub const NS: &str = "default";
@@ -32,12 +32,20 @@ pub struct Cluster {
     /// The clock of the server and the operator.
     pub clock: TokioClock,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// How the operator runs (`start_operator` uses it).
+    pub config: ControllerConfig,
 }
 
 impl Cluster {
-    /// A server at `t0()` with the operator running.
+    /// A server at `t0()` with the operator running with its default configuration.
     pub async fn start() -> Cluster {
+        Cluster::start_with(|_| {}).await
+    }
+
+    /// A server at `t0()` with the operator running, configured by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut ControllerConfig)) -> Cluster {
         let mut cluster = Cluster::without_operator();
+        configure(&mut cluster.config);
         cluster.start_operator();
         cluster.settle().await;
         cluster
@@ -64,13 +72,14 @@ impl Cluster {
             writes,
             clock,
             operator: None,
+            config: ControllerConfig::default().in_namespace(NS),
         }
     }
 
     /// Starts the operator (as a new process would: empty caches, state from the server).
     pub fn start_operator(&mut self) {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = ControllerConfig::new(test_triggers()).in_namespace(NS);
+        let config = self.config.clone();
         let run = controller::run(self.client.clone(), config, Arc::new(self.clock.clone()), async {
             let _ = stopped.await;
         });

@@ -6,7 +6,6 @@ use horolog::api::{
     CoalescePolicy, ConcurrencyPolicy, Duration, JobRun, JobRunSpec, JobRunTemplate, JobTemplate, Schedule,
     ScheduleSpec, TriggerSpec,
 };
-use horolog::controller::TriggerCompiler;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
 /// 2026-01-01T00:00:00Z: where every test's clock starts.
@@ -63,21 +62,15 @@ pub fn schedule(name: &str, trigger: TriggerSpec) -> Schedule {
         name,
         ScheduleSpec {
             trigger,
-            paused: false,
             coalesce: CoalescePolicy::Latest,
-            misfire_grace_time: None,
-            max_jitter: None,
-            max_running_jobs: None,
-            concurrency_policy: ConcurrencyPolicy::Wait,
-            successful_runs_history_limit: None,
-            failed_runs_history_limit: None,
-            job_template: JobTemplate {
+            job_template: Some(JobTemplate {
                 metadata: None,
                 spec: JobRunTemplate {
-                    template: busybox(),
+                    template: Some(busybox()),
                     ..JobRunTemplate::default()
                 },
-            },
+            }),
+            ..ScheduleSpec::default()
         },
     )
 }
@@ -113,7 +106,7 @@ impl ScheduleExt for Schedule {
     }
     fn max_running(mut self, limit: i32, policy: ConcurrencyPolicy) -> Self {
         self.spec.max_running_jobs = Some(limit);
-        self.spec.concurrency_policy = policy;
+        self.spec.concurrency_policy = Some(policy);
         self
     }
     fn history(mut self, successful: i32, failed: i32) -> Self {
@@ -122,11 +115,15 @@ impl ScheduleExt for Schedule {
         self
     }
     fn backoff_limit(mut self, retries: i32) -> Self {
-        self.spec.job_template.spec.backoff_limit = Some(retries);
+        if let Some(template) = self.spec.job_template.as_mut() {
+            template.spec.backoff_limit = Some(retries);
+        }
         self
     }
     fn result_ttl(mut self, ttl: &str) -> Self {
-        self.spec.job_template.spec.result_ttl = Some(duration(ttl));
+        if let Some(template) = self.spec.job_template.as_mut() {
+            template.spec.result_ttl = Some(duration(ttl));
+        }
         self
     }
     fn ends_at(mut self, end: DateTime<Utc>) -> Self {
@@ -144,19 +141,11 @@ pub fn one_off(name: &str) -> JobRun {
     JobRun::new(
         name,
         JobRunSpec {
-            schedule_name: None,
-            fire_time: None,
-            jitter: None,
-            start_deadline: None,
             run: JobRunTemplate {
-                template: busybox(),
+                template: Some(busybox()),
                 ..JobRunTemplate::default()
             },
+            ..JobRunSpec::default()
         },
     )
-}
-
-/// The real trigger engine: the controllers are tested with what production runs.
-pub fn test_triggers() -> TriggerCompiler {
-    horolog::controller::trigger_compiler()
 }

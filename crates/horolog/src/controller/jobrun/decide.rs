@@ -148,7 +148,9 @@ fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
         let status = JobRunStatus {
             phase: Some(JobRunPhase::Pending),
             reason: Some("TaskNotFound".into()),
-            message: Some(format!("spec.taskRef.name: Task {task:?} does not exist; the run starts when it does")),
+            message: Some(format!(
+                "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
+            )),
             ..old.clone()
         };
         return Decision {
@@ -183,7 +185,11 @@ fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
             );
             decision.events = vec![Note::warning(
                 "Missed",
-                decision.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default(),
+                decision
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_default(),
             )];
             decision
         }
@@ -195,7 +201,9 @@ fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
             let status = JobRunStatus {
                 phase: Some(JobRunPhase::Waiting),
                 reason: Some("MaxRunningJobs".into()),
-                message: Some(format!("maxRunningJobs {limit} reached; waiting for a slot {until}")),
+                message: Some(format!(
+                    "maxRunningJobs {limit} reached; waiting for a slot {until}"
+                )),
                 ..old.clone()
             };
             Decision {
@@ -208,17 +216,39 @@ fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
         Verdict::Skip => {
             let message = match policy {
                 ConcurrencyPolicy::BufferOne => {
-                    format!("maxRunningJobs {limit} reached and a newer run waits (concurrencyPolicy BufferOne)")
+                    format!(
+                        "maxRunningJobs {limit} reached and a newer run waits (concurrencyPolicy BufferOne)"
+                    )
                 }
-                _ => format!("maxRunningJobs {limit} reached; concurrencyPolicy {} drops this run", policy.as_str()),
+                _ => format!(
+                    "maxRunningJobs {limit} reached; concurrencyPolicy {} drops this run",
+                    policy.as_str()
+                ),
             };
-            let mut decision = finish(old, None, JobRunPhase::Skipped, "ConcurrencyPolicySkip", message.clone(), now);
+            let mut decision = finish(
+                old,
+                None,
+                JobRunPhase::Skipped,
+                "ConcurrencyPolicySkip",
+                message.clone(),
+                now,
+            );
             decision.events = vec![Note::normal("Skipped", message)];
             decision
         }
         Verdict::Supersede { by } | Verdict::Cancel { by } => {
-            let message = format!("replaced by {by} before it started (concurrencyPolicy {})", policy.as_str());
-            let mut decision = finish(old, None, JobRunPhase::Cancelled, "Replaced", message.clone(), now);
+            let message = format!(
+                "replaced by {by} before it started (concurrencyPolicy {})",
+                policy.as_str()
+            );
+            let mut decision = finish(
+                old,
+                None,
+                JobRunPhase::Cancelled,
+                "Replaced",
+                message.clone(),
+                now,
+            );
             decision.events = vec![Note::normal("Cancelled", message)];
             decision
         }
@@ -233,7 +263,14 @@ fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision {
         let policy = input.pool.map_or(ConcurrencyPolicy::Replace, |(p, _)| p);
         let grace = (policy == ConcurrencyPolicy::Terminate).then_some(0);
         let message = format!("replaced by {by} (concurrencyPolicy {})", policy.as_str());
-        let mut decision = finish(old, Some(pod), JobRunPhase::Cancelled, "Replaced", message.clone(), now);
+        let mut decision = finish(
+            old,
+            Some(pod),
+            JobRunPhase::Cancelled,
+            "Replaced",
+            message.clone(),
+            now,
+        );
         if !pod.deleting && !pod.report.progress.is_finished() {
             decision.acts.insert(0, Act::DeletePod(pod.name.clone(), grace));
         }
@@ -307,8 +344,14 @@ fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision {
             );
             let done = decision.status.clone().unwrap_or_default();
             let took = done.duration.map(|d| format!(" in {d}")).unwrap_or_default();
-            let result = done.result.map(|r| format!("; result: {}", r.trim())).unwrap_or_default();
-            decision.events = vec![Note::normal("Succeeded", format!("pod {} exited 0{took}{result}", pod.name))];
+            let result = done
+                .result
+                .map(|r| format!("; result: {}", r.trim()))
+                .unwrap_or_default();
+            decision.events = vec![Note::normal(
+                "Succeeded",
+                format!("pod {} exited 0{took}{result}", pod.name),
+            )];
             decision
         }
         PodProgress::Failed => {
@@ -372,7 +415,11 @@ pub fn finish(
     now: DateTime<Utc>,
 ) -> Decision {
     let completion_time = old.completion_time.unwrap_or(now);
-    let type_ = if phase == JobRunPhase::Succeeded { "Complete" } else { "Failed" };
+    let type_ = if phase == JobRunPhase::Succeeded {
+        "Complete"
+    } else {
+        "Failed"
+    };
     let condition = Condition {
         type_: type_.to_string(),
         status: "True".to_string(),
@@ -388,7 +435,9 @@ pub fn finish(
         pod_name: old.pod_name.clone().or_else(|| pod.map(|p| p.name.clone())),
         attempts: old.attempts.or(pod.map(|p| p.attempt)),
         completion_time: Some(completion_time),
-        duration: old.start_time.map(|start| format_duration(completion_time - start)),
+        duration: old
+            .start_time
+            .map(|start| format_duration(completion_time - start)),
         conditions: vec![condition],
         ..old.clone()
     };

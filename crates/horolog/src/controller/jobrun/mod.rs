@@ -81,14 +81,22 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
         match act {
             Act::Start(attempt) => match attempt::start(ctx, run, attempt).await {
                 Ok(Started::Created(pod)) => {
-                    decision
-                        .events
-                        .push(Note::normal("PodCreated", format!("created pod {pod} (attempt {attempt})")));
+                    decision.events.push(Note::normal(
+                        "PodCreated",
+                        format!("created pod {pod} (attempt {attempt})"),
+                    ));
                 }
                 Ok(Started::Existed(_)) => {}
                 Ok(Started::Refused { reason, message }) => {
                     ctx.slots.release(run);
-                    let failed = decide::finish(&old, None, JobRunPhase::Failed, reason, message.clone(), ctx.now());
+                    let failed = decide::finish(
+                        &old,
+                        None,
+                        JobRunPhase::Failed,
+                        reason,
+                        message.clone(),
+                        ctx.now(),
+                    );
                     decision.status = failed.status;
                     decision.events.push(Note::warning("Failed", message));
                 }
@@ -97,7 +105,9 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
                     decision.status = Some(JobRunStatus {
                         phase: Some(JobRunPhase::Pending),
                         reason: Some("TaskNotFound".into()),
-                        message: Some(format!("spec.taskRef.name: Task {task:?} does not exist; the run starts when it does")),
+                        message: Some(format!(
+                            "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
+                        )),
                         ..old.clone()
                     });
                 }
@@ -112,7 +122,10 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
                     Some(seconds) => DeleteParams::background().grace_period(seconds as u32),
                     None => DeleteParams::background(),
                 };
-                match Api::<Pod>::namespaced(ctx.client.clone(), &namespace).delete(&pod, &params).await {
+                match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+                    .delete(&pod, &params)
+                    .await
+                {
                     Ok(_) => {}
                     Err(err) if is_not_found(&err) => {}
                     Err(err) => return Err(Error::api("delete", "Pod", &namespace, &pod, err)),
@@ -138,7 +151,12 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
             info!(fire_time = %run.fire_time(), phase = phase.as_str(), reason = ?status.reason, "finished");
             if let Some(observer) = ctx.observer() {
                 let duration = status.start_time.zip(status.completion_time).map(|(s, c)| c - s);
-                observer.finished(&namespace, run.spec.schedule_name.as_deref(), phase.as_str(), duration);
+                observer.finished(
+                    &namespace,
+                    run.spec.schedule_name.as_deref(),
+                    phase.as_str(),
+                    duration,
+                );
             }
         }
     }

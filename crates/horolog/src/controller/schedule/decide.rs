@@ -15,8 +15,8 @@ use tracing::info;
 use super::settle::{self, Settled, set_condition};
 use super::{jobrun_for, run_name, run_now_name, trigger_hash};
 use crate::api::{
-    CatchUpPolicy, CoalescePolicy, Condition, JobRun, RESUME_ANNOTATION, RUN_NOW_ANNOTATION, Schedule, ScheduleStatus,
-    Task, find_condition,
+    CatchUpPolicy, CoalescePolicy, Condition, JobRun, RESUME_ANNOTATION, RUN_NOW_ANNOTATION, Schedule,
+    ScheduleStatus, Task, find_condition,
 };
 use crate::controller::events::Note;
 
@@ -133,7 +133,14 @@ pub fn decide(input: Input<'_>) -> Decision {
         // invalid.
         let name = run_now_name(&schedule.name_any(), value);
         info!(run = %name, value, "run-now: firing once");
-        create.push(jobrun_for(schedule, &input.task, name, now, TimeDelta::zero(), None));
+        create.push(jobrun_for(
+            schedule,
+            &input.task,
+            name,
+            now,
+            TimeDelta::zero(),
+            None,
+        ));
         status.last_run_now = Some(value.to_string());
     }
     let settled = settle::settle(&mut status, input.runs, input.gone, generation, now);
@@ -141,7 +148,15 @@ pub fn decide(input: Input<'_>) -> Decision {
     let mut plan_outcome = PlanOutcome::default();
     let gate = gate(&input, &status);
     if let Ok(trigger) = input.trigger {
-        plan_outcome = fire(&input, trigger, gate.is_none(), &old, &mut status, &mut create, &mut events);
+        plan_outcome = fire(
+            &input,
+            trigger,
+            gate.is_none(),
+            &old,
+            &mut status,
+            &mut create,
+            &mut events,
+        );
     } else {
         status.trigger = None;
         status.next_fire_time = None;
@@ -151,11 +166,19 @@ pub fn decide(input: Input<'_>) -> Decision {
 
     let exhausted = plan_outcome.exhausted && input.trigger.is_ok();
     let finished = exhausted && status.active.is_empty();
-    status.finished_at = if finished { old.finished_at.or(Some(now)) } else { None };
+    status.finished_at = if finished {
+        old.finished_at.or(Some(now))
+    } else {
+        None
+    };
     let gate = gate.or_else(|| {
         exhausted.then(|| Gate {
             reason: "Finished",
-            message: if schedule.spec.max_runs.is_some_and(|max| status.fired_count >= max) {
+            message: if schedule
+                .spec
+                .max_runs
+                .is_some_and(|max| status.fired_count >= max)
+            {
                 format!("fired maxRuns ({}) times", status.fired_count)
             } else {
                 format!(
@@ -199,7 +222,11 @@ pub fn decide(input: Input<'_>) -> Decision {
         delete,
         status,
         write,
-        events: if matches!(write, Write::At(_)) { Vec::new() } else { events },
+        events: if matches!(write, Write::At(_)) {
+            Vec::new()
+        } else {
+            events
+        },
         requeue,
         delete_schedule,
         missed: plan_outcome.missed,
@@ -208,11 +235,17 @@ pub fn decide(input: Input<'_>) -> Decision {
 }
 
 /// A new `horolog.dev/resume` value, or a spec change, lifts a pause after failures.
-fn lift_failures(schedule: &Schedule, old: &ScheduleStatus, status: &mut ScheduleStatus, events: &mut Vec<Note>) {
+fn lift_failures(
+    schedule: &Schedule,
+    old: &ScheduleStatus,
+    status: &mut ScheduleStatus,
+    events: &mut Vec<Note>,
+) {
     let resume = schedule
         .annotation(RESUME_ANNOTATION)
         .filter(|value| old.last_resume.as_deref() != Some(*value));
-    let spec_changed = old.observed_generation.is_some() && old.observed_generation != schedule.metadata.generation;
+    let spec_changed =
+        old.observed_generation.is_some() && old.observed_generation != schedule.metadata.generation;
     if resume.is_none() && !spec_changed {
         return;
     }
@@ -227,7 +260,10 @@ fn lift_failures(schedule: &Schedule, old: &ScheduleStatus, status: &mut Schedul
         if schedule.spec.pause_after_failures.is_some() {
             events.push(Note::normal(
                 "Resumed",
-                format!("{why}: consecutive failures reset from {}", status.consecutive_failures),
+                format!(
+                    "{why}: consecutive failures reset from {}",
+                    status.consecutive_failures
+                ),
             ));
         }
         status.consecutive_failures = 0;
@@ -248,7 +284,9 @@ fn gate(input: &Input<'_>, status: &ScheduleStatus) -> Option<Gate> {
     if let TaskLookup::Missing(task) = input.task {
         return Some(Gate {
             reason: "TaskNotFound",
-            message: format!("spec.taskRef.name: Task {task:?} does not exist in this namespace; firing starts when it does"),
+            message: format!(
+                "spec.taskRef.name: Task {task:?} does not exist in this namespace; firing starts when it does"
+            ),
             warning: true,
         });
     }
@@ -323,7 +361,10 @@ fn fire(
     }
     status.trigger_hash = Some(hash);
 
-    let max_runs_reached = schedule.spec.max_runs.is_some_and(|max| status.fired_count >= max);
+    let max_runs_reached = schedule
+        .spec
+        .max_runs
+        .is_some_and(|max| status.fired_count >= max);
     if !firing || max_runs_reached {
         status.cursor = cursor;
         status.next_fire_time = None;
@@ -337,8 +378,17 @@ fn fire(
         Some("Paused" | "TooManyFailures" | "TaskNotFound")
     );
     if schedule.spec.catch_up == CatchUpPolicy::Disabled && (resumed || input.interrupted) {
-        let skipped = plan::plan(trigger, cursor, now, &policy_for(input, CoalescePolicy::Latest, None), |_, _| TimeDelta::zero());
-        let passed = skipped.runs.len() as i64 + skipped.missed.len() as i64 + skipped.coalesced as i64 + skipped.dropped as i64;
+        let skipped = plan::plan(
+            trigger,
+            cursor,
+            now,
+            &policy_for(input, CoalescePolicy::Latest, None),
+            |_, _| TimeDelta::zero(),
+        );
+        let passed = skipped.runs.len() as i64
+            + skipped.missed.len() as i64
+            + skipped.coalesced as i64
+            + skipped.dropped as i64;
         if passed > 0 {
             events.push(Note::warning(
                 "Missed",
@@ -354,10 +404,15 @@ fn fire(
     let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
     let grace = grace_of(input);
     let policy = policy_for(input, schedule.spec.coalesce, grace);
-    let planned = plan::plan(trigger, cursor, now, &policy, |fire, cap| plan::seeded_jitter(&seed, fire, cap));
+    let planned = plan::plan(trigger, cursor, now, &policy, |fire, cap| {
+        plan::seeded_jitter(&seed, fire, cap)
+    });
     apply_plan(input, &planned, status, create, events, &mut outcome);
     status.cursor = planned.cursor;
-    let max_runs_reached = schedule.spec.max_runs.is_some_and(|max| status.fired_count >= max);
+    let max_runs_reached = schedule
+        .spec
+        .max_runs
+        .is_some_and(|max| status.fired_count >= max);
     if max_runs_reached {
         status.next_fire_time = None;
         status.upcoming_fire_times = Vec::new();
@@ -396,11 +451,23 @@ fn apply_plan(
         .map(|r| run_name(&schedule.name_any(), r.fire_time))
         .collect();
     let mut fired = Vec::new();
-    for run in planned.runs.iter().filter(|r| !exists(r.fire_time)).take(remaining) {
+    for run in planned
+        .runs
+        .iter()
+        .filter(|r| !exists(r.fire_time))
+        .take(remaining)
+    {
         let name = run_name(&schedule.name_any(), run.fire_time);
         info!(fire_time = %run.fire_time, jitter = %run.jitter, run = %name, "fired");
         fired.push(name.clone());
-        create.push(jobrun_for(schedule, &input.task, name, run.fire_time, run.jitter, run.start_deadline));
+        create.push(jobrun_for(
+            schedule,
+            &input.task,
+            name,
+            run.fire_time,
+            run.jitter,
+            run.start_deadline,
+        ));
         status.last_fire_time = status.last_fire_time.max(Some(run.fire_time));
     }
     status.fired_count += fired.len() as i64;
@@ -414,7 +481,11 @@ fn apply_plan(
 
     let at_least = if planned.exact { "" } else { "at least " };
     if planned.coalesced > 0 {
-        let kept = planned.runs.first().map(|r| r.fire_time).or(planned.missed.first().copied());
+        let kept = planned
+            .runs
+            .first()
+            .map(|r| r.fire_time)
+            .or(planned.missed.first().copied());
         events.push(Note::normal(
             "Coalesced",
             format!(
@@ -428,10 +499,17 @@ fn apply_plan(
     if !missed.is_empty() {
         let times: Vec<String> = missed.iter().take(5).map(|t| t.to_rfc3339()).collect();
         let more = missed.len().saturating_sub(times.len());
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         events.push(Note::warning(
             "Missed",
-            format!("fire time(s) {}{more} missed: past misfireGraceTime when the operator saw them", times.join(", ")),
+            format!(
+                "fire time(s) {}{more} missed: past misfireGraceTime when the operator saw them",
+                times.join(", ")
+            ),
         ));
     }
     if let Some(range) = planned.dropped_range.as_ref().filter(|_| planned.dropped > 0) {
@@ -494,7 +572,10 @@ fn ready(
     };
     if previous_reason != Some(reason) {
         match (gate, previous_reason) {
-            (Some(gate), _) if gate.reason == "Paused" => events.push(Note::normal("Paused", "paused: nothing fires until resumed".into())),
+            (Some(gate), _) if gate.reason == "Paused" => events.push(Note::normal(
+                "Paused",
+                "paused: nothing fires until resumed".into(),
+            )),
             (Some(gate), _) if gate.warning => {
                 let event = match gate.reason {
                     "InvalidTimezone" => "InvalidTrigger",
@@ -505,7 +586,8 @@ fn ready(
             (Some(gate), _) => events.push(Note::normal(gate.reason, gate.message.clone())),
             (None, Some("Paused" | "TooManyFailures" | "TaskNotFound")) => events.push(Note::normal(
                 "Resumed",
-                "resumed: fire times that passed meanwhile go through catchUp, coalesce and misfireGraceTime".into(),
+                "resumed: fire times that passed meanwhile go through catchUp, coalesce and misfireGraceTime"
+                    .into(),
             )),
             (None, _) => {}
         }

@@ -24,7 +24,8 @@ use super::attempt::{self, Started};
 use super::events::Note;
 use super::{Context, Error, MANAGER, admission, is_already_exists, is_not_found};
 use crate::api::{
-    JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef, TriggerSpec,
+    JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef,
+    TriggerSpec,
 };
 use crate::pod::{MAX_NAME_LEN, short_name};
 use decide::{Decision, Input, Settings, TaskLookup, Write};
@@ -76,7 +77,10 @@ pub(crate) fn jobrun_for(
     start_deadline: Option<DateTime<Utc>>,
 ) -> JobRun {
     let (template_meta, run) = match (&schedule.spec.job_template, task) {
-        (Some(template), _) => (template.metadata.clone().unwrap_or_default(), template.spec.clone()),
+        (Some(template), _) => (
+            template.metadata.clone().unwrap_or_default(),
+            template.spec.clone(),
+        ),
         // A Task's run keeps its limits and executor; its pod template is read when it starts.
         (None, TaskLookup::Found(task)) => (
             task.spec.job_template.metadata.clone().unwrap_or_default(),
@@ -88,7 +92,10 @@ pub(crate) fn jobrun_for(
         (None, _) => Default::default(),
     };
     let mut labels = template_meta.labels;
-    labels.insert(SCHEDULE_LABEL.to_string(), short_name(&schedule.name_any(), MAX_NAME_LEN));
+    labels.insert(
+        SCHEDULE_LABEL.to_string(),
+        short_name(&schedule.name_any(), MAX_NAME_LEN),
+    );
     if let Some(task) = schedule.task_name() {
         labels.insert(TASK_LABEL.to_string(), short_name(task, MAX_NAME_LEN));
     }
@@ -117,7 +124,9 @@ pub(crate) fn jobrun_for(
             fire_time: Some(fire_time),
             jitter,
             start_deadline,
-            task_ref: schedule.task_name().map(|name| TaskRef { name: name.to_string() }),
+            task_ref: schedule.task_name().map(|name| TaskRef {
+                name: name.to_string(),
+            }),
             env: schedule.spec.env.clone(),
             args: schedule.spec.args.clone(),
             run,
@@ -148,14 +157,20 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         .unwrap_or(now);
     let trigger = Trigger::compile(&schedule.spec.trigger, created);
     let runs = ctx.runs_of(&schedule);
-    let task = schedule.task_name().map(|name| (name, ctx.task(&namespace, name)));
+    let task = schedule
+        .task_name()
+        .map(|name| (name, ctx.task(&namespace, name)));
     let task_lookup = match &task {
         None => TaskLookup::NotUsed,
         Some((name, None)) => TaskLookup::Missing(name),
         Some((_, Some(task))) => TaskLookup::Found(task),
     };
     let first_pass = ctx.first_pass(&schedule);
-    let active = schedule.status.as_ref().map(|s| s.active.clone()).unwrap_or_default();
+    let active = schedule
+        .status
+        .as_ref()
+        .map(|s| s.active.clone())
+        .unwrap_or_default();
     let gone: HashSet<String> = active
         .iter()
         .filter(|a| !runs.iter().any(|r| r.name_any() == a.name))
@@ -201,7 +216,11 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
 
     let old = schedule.status.clone().unwrap_or_default();
     let written = match decision.write {
-        Write::Now => ctx.status.patch(&ctx.client, schedule, &old, &decision.status).await?,
+        Write::Now => {
+            ctx.status
+                .patch(&ctx.client, schedule, &old, &decision.status)
+                .await?
+        }
         Write::Nothing | Write::At(_) => false,
     };
     if written || decision.write == Write::Nothing {
@@ -232,10 +251,21 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     if decision.delete_schedule {
         info!("ttlSecondsAfterFinished passed: deleting the Schedule and, by owner, its JobRuns");
         let schedules: Api<Schedule> = Api::namespaced(ctx.client.clone(), &namespace);
-        match schedules.delete(&schedule.name_any(), &DeleteParams::background()).await {
+        match schedules
+            .delete(&schedule.name_any(), &DeleteParams::background())
+            .await
+        {
             Ok(_) => {}
             Err(err) if is_not_found(&err) => {}
-            Err(err) => return Err(Error::api("delete", "Schedule", &namespace, &schedule.name_any(), err)),
+            Err(err) => {
+                return Err(Error::api(
+                    "delete",
+                    "Schedule",
+                    &namespace,
+                    &schedule.name_any(),
+                    err,
+                ));
+            }
         }
         return Ok(Action::await_change());
     }
@@ -255,8 +285,11 @@ async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
         }
         match attempt::start(ctx, run, 1).await {
             Ok(Started::Created(pod)) => {
-                ctx.publish(run.as_ref(), Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")))
-                    .await;
+                ctx.publish(
+                    run.as_ref(),
+                    Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
+                )
+                .await;
             }
             Ok(Started::Existed(_)) => {}
             // The JobRun reconciler reports what stopped it.

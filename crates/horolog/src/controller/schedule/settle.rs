@@ -45,8 +45,8 @@ pub fn settle(
 ) -> Settled {
     let mut finished: Vec<&JobRun> = Vec::new();
     let mut left = Vec::new();
-    status.active.retain(|entry| {
-        match runs.iter().find(|run| run.name_any() == entry.name) {
+    status.active.retain(
+        |entry| match runs.iter().find(|run| run.name_any() == entry.name) {
             Some(run) if run.is_finished() => {
                 finished.push(run);
                 left.push(entry.name.clone());
@@ -58,8 +58,8 @@ pub fn settle(
                 false
             }
             None => true,
-        }
-    });
+        },
+    );
     finished.sort_by_key(|run| (run.completion_time(), run.fire_time(), run.name_any()));
 
     let mut settled = Settled {
@@ -75,7 +75,13 @@ pub fn settle(
 }
 
 /// Counts one finished run.
-fn count(status: &mut ScheduleStatus, settled: &mut Settled, run: &JobRun, generation: Option<i64>, now: DateTime<Utc>) {
+fn count(
+    status: &mut ScheduleStatus,
+    settled: &mut Settled,
+    run: &JobRun,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) {
     let phase = run.phase();
     let name = run.name_any();
     let message = run
@@ -117,7 +123,11 @@ fn count(status: &mut ScheduleStatus, settled: &mut Settled, run: &JobRun, gener
         LAST_RUN_SUCCEEDED,
         succeeded,
         phase.as_str(),
-        format!("JobRun {name} ended {} at {}", phase.as_str(), run.completion_time().unwrap_or(now).to_rfc3339()),
+        format!(
+            "JobRun {name} ended {} at {}",
+            phase.as_str(),
+            run.completion_time().unwrap_or(now).to_rfc3339()
+        ),
         generation,
         now,
     );
@@ -136,7 +146,12 @@ pub fn set_condition(conditions: &mut Vec<Condition>, condition: Condition) {
 /// creates, the `rediscovered` runs (planned again because the write that listed them never
 /// happened), and any other unfinished run of the Schedule the cache shows, oldest fire time
 /// first.
-pub fn add_active(status: &mut ScheduleStatus, runs: &[Arc<JobRun>], created: &[JobRun], rediscovered: &[String]) {
+pub fn add_active(
+    status: &mut ScheduleStatus,
+    runs: &[Arc<JobRun>],
+    created: &[JobRun],
+    rediscovered: &[String],
+) {
     let mut listed: HashSet<String> = status.active.iter().map(|a| a.name.clone()).collect();
     let mut entries: Vec<(DateTime<Utc>, String)> = status
         .active
@@ -151,9 +166,10 @@ pub fn add_active(status: &mut ScheduleStatus, runs: &[Arc<JobRun>], created: &[
             (fire.unwrap_or(DateTime::<Utc>::MIN_UTC), a.name.clone())
         })
         .collect();
-    let unfinished = runs.iter().map(Arc::as_ref).filter(|run| {
-        (!run.is_finished() || rediscovered.contains(&run.name_any())) && !run.is_backfill()
-    });
+    let unfinished = runs
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|run| (!run.is_finished() || rediscovered.contains(&run.name_any())) && !run.is_backfill());
     for run in created.iter().chain(unfinished) {
         if listed.insert(run.name_any()) {
             entries.push((run.fire_time(), run.name_any()));
@@ -209,7 +225,10 @@ mod tests {
         assert_eq!(status.consecutive_failures, 1);
         assert_eq!(status.active, [ActiveRun { name: "b".into() }]);
         let again = settle(&mut status, &runs, &HashSet::new(), Some(1), t(80));
-        assert!(again.names.is_empty(), "a is no longer listed: never counted twice");
+        assert!(
+            again.names.is_empty(),
+            "a is no longer listed: never counted twice"
+        );
         assert_eq!(status.consecutive_failures, 1);
     }
 
@@ -225,7 +244,10 @@ mod tests {
         assert_eq!(status.consecutive_failures, 0);
         assert_eq!(status.last_successful_time, Some(t(0)));
         let condition = find_condition(&status.conditions, LAST_RUN_SUCCEEDED).cloned();
-        assert_eq!(condition.map(|c| (c.status, c.reason)), Some(("True".into(), "Succeeded".into())));
+        assert_eq!(
+            condition.map(|c| (c.status, c.reason)),
+            Some(("True".into(), "Succeeded".into()))
+        );
     }
 
     #[test]
@@ -234,7 +256,12 @@ mod tests {
         let gone: HashSet<String> = ["deleted".to_string()].into();
         let settled = settle(&mut status, &[], &gone, None, t(0));
         assert_eq!(settled.names, ["deleted"]);
-        assert_eq!(status.active, [ActiveRun { name: "in-flight".into() }]);
+        assert_eq!(
+            status.active,
+            [ActiveRun {
+                name: "in-flight".into()
+            }]
+        );
     }
 
     #[test]

@@ -537,10 +537,7 @@ fn memory() {
     measure("3 finished Pods in the Pod index", &mut || {
         for f in &fixtures {
             for pod in &f.pods {
-                caches
-                    .ctx
-                    .pods
-                    .apply(&Event::Apply(pod.clone()));
+                caches.ctx.pods.apply(&Event::Apply(pod.clone()));
             }
         }
     });

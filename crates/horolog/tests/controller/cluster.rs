@@ -24,6 +24,8 @@ pub const NS: &str = "default";
 
 /// The API server, a client, and the operator (which can be stopped and started again).
 pub struct Cluster {
+    /// The in-memory API server.
+    pub server: ApiServer,
     /// A client of it, which logs every write it sends.
     pub client: Client,
     /// `METHOD path` of every request other than GET sent through `client`, oldest first
@@ -55,6 +57,7 @@ impl Cluster {
     pub fn without_operator() -> Cluster {
         let clock = TokioClock::starting_at(t0());
         let server = ApiServer::with_crds(Arc::new(clock.clone()), &horolog::crd::crds());
+        let served = server.clone();
         let writes = Arc::new(Mutex::new(Vec::new()));
         let log = writes.clone();
         let logging = tower::ServiceBuilder::new()
@@ -68,6 +71,7 @@ impl Cluster {
             .service(server);
         let client = Client::new(logging, NS);
         Cluster {
+            server: served,
             client,
             writes,
             clock,
@@ -141,6 +145,24 @@ impl Cluster {
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .unwrap_or_else(|err| panic!("patch schedule: {err}"));
+        self.settle().await;
+    }
+
+    /// Merge-patches a JobRun's spec or metadata (e.g. the cancel annotation).
+    pub async fn patch_run(&self, name: &str, patch: serde_json::Value) {
+        let api: Api<JobRun> = Api::namespaced(self.client.clone(), NS);
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|err| panic!("patch jobrun: {err}"));
+        self.settle().await;
+    }
+
+    /// Creates a Pod (as an operator that crashed right after creating it would have).
+    pub async fn create_pod(&self, pod: Pod) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        api.create(&PostParams::default(), &pod)
+            .await
+            .unwrap_or_else(|err| panic!("create pod: {err}"));
         self.settle().await;
     }
 

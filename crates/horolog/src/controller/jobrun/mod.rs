@@ -44,6 +44,11 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
     let started = pods.values().next_back().is_some()
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
         || ctx.pods.deleted_attempt(&namespace, &run.name_any()).is_some();
+    if !started && !run.is_finished() && still_being_planned(&ctx, &run) {
+        // Its Schedule's pass has not written its status yet: the pass starts it (with every
+        // run the pass creates in view), or the status write wakes it.
+        return Ok(Action::requeue(super::BEHIND_OWN_WRITE_RECHECK));
+    }
     let verdict = (!run.is_finished() && run.cancel_requested().is_none())
         .then(|| admission::verdict(&ctx, &run, &[], now, !started));
     let task_missing = run
@@ -167,6 +172,25 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
+}
+
+/// True while the Schedule pass that created `run` has not written its status: the run's fire
+/// time is past the Schedule's cursor (or its run-now value is not recorded yet). Deciding
+/// about it now would see only part of what that pass creates (during a catch-up, an older
+/// run could take the slot the newest one is due).
+fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
+    let made_by_schedule = run.owner_references().iter().any(|o| o.kind == "Schedule");
+    if run.is_backfill() || !made_by_schedule {
+        return false;
+    }
+    let Some(schedule) = ctx.schedule_of(run) else {
+        return false;
+    };
+    let status = schedule.status.clone().unwrap_or_default();
+    match run.annotations().get(RUN_NOW_ANNOTATION) {
+        Some(value) => status.last_run_now.as_ref() != Some(value),
+        None => status.cursor.is_none_or(|cursor| run.fire_time() > cursor),
+    }
 }
 
 /// True when a finished run may be deleted by its resultTTL: whoever counts it has done so,

@@ -166,8 +166,10 @@ pub fn decide(input: Input<'_>) -> Decision {
 
     let exhausted = plan_outcome.exhausted && input.trigger.is_ok();
     let finished = exhausted && status.active.is_empty();
+    // Finished when its last run did: the latest completion among its runs, if any.
+    let last_completion = input.runs.iter().filter_map(|run| run.completion_time()).max();
     status.finished_at = if finished {
-        old.finished_at.or(Some(now))
+        old.finished_at.or(last_completion.or(Some(now)))
     } else {
         None
     };
@@ -377,11 +379,25 @@ fn fire(
         find_condition(&old.conditions, READY).map(|c| c.reason.as_str()),
         Some("Paused" | "TooManyFailures" | "TaskNotFound")
     );
-    if schedule.spec.catch_up == CatchUpPolicy::Disabled && (resumed || input.interrupted) {
+    // catchUp Disabled carries on from the end of an interruption; a new Schedule's fire times
+    // before its creation passed before anyone asked for them.
+    let served = old.trigger_hash.is_some();
+    let skip_until = match schedule.spec.catch_up {
+        CatchUpPolicy::Enabled => None,
+        CatchUpPolicy::Disabled if served && (resumed || input.interrupted) => Some(now),
+        CatchUpPolicy::Disabled if !served => schedule
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(crate::pod::chrono_time)
+            .map(|created| created - TimeDelta::nanoseconds(1)),
+        CatchUpPolicy::Disabled => None,
+    };
+    if let Some(until) = skip_until {
         let skipped = plan::plan(
             trigger,
             cursor,
-            now,
+            until,
             &policy_for(input, CoalescePolicy::Latest, None),
             |_, _| TimeDelta::zero(),
         );

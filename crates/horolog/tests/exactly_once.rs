@@ -1,0 +1,322 @@
+//! Exactly once, under faults: every fire time becomes exactly one outcome (a run, or a count
+//! of missed or coalesced fire times) across restarts, catch-ups, edits and crash windows.
+//! The real operator on the in-memory API server, on tokio's paused clock.
+
+#[path = "controller/cluster.rs"]
+mod cluster;
+#[path = "controller/fixtures.rs"]
+mod fixtures;
+
+use chrono::TimeDelta;
+use cluster::Cluster;
+use fixtures::*;
+use horolog::api::{CoalescePolicy, ConcurrencyPolicy, JobRunPhase, TriggerSpec};
+use horolog::pod::{pod_for, template_of};
+use kube::ResourceExt;
+use serde_json::json;
+
+/// A Schedule firing every second from three days before the test's start.
+fn three_days_of_seconds(name: &str, coalesce: CoalescePolicy) -> horolog::api::Schedule {
+    let trigger = TriggerSpec {
+        interval: Some("1s".parse().unwrap_or_default()),
+        start_time: Some((t0() - TimeDelta::days(3)).fixed_offset()),
+        ..TriggerSpec::default()
+    };
+    schedule(name, trigger).coalesce(coalesce)
+}
+
+const THREE_DAYS: i64 = 3 * 86_400;
+
+#[tokio::test(start_paused = true)]
+async fn a_three_day_backlog_with_coalesce_latest_makes_exactly_one_run_for_the_latest_fire_time() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(three_days_of_seconds("backlog", CoalescePolicy::Latest))
+        .await;
+    assert_eq!(cluster.fire_secs("backlog").await, vec![0]);
+    let status = cluster.schedule("backlog").await.status.unwrap_or_default();
+    assert_eq!(
+        status.coalesced_fire_times, THREE_DAYS,
+        "every other due fire time"
+    );
+    assert_eq!(status.missed_fire_times, 0);
+    assert_eq!(status.cursor, Some(at(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_three_day_backlog_with_coalesce_earliest_makes_exactly_one_run_for_the_earliest_fire_time() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(three_days_of_seconds("backlog", CoalescePolicy::Earliest))
+        .await;
+    assert_eq!(cluster.fire_secs("backlog").await, vec![-THREE_DAYS]);
+    let status = cluster.schedule("backlog").await.status.unwrap_or_default();
+    assert_eq!(status.coalesced_fire_times, THREE_DAYS);
+    assert_eq!(
+        status.last_fire_time,
+        Some(at(-THREE_DAYS)),
+        "the fire time that ran"
+    );
+    assert_eq!(status.cursor, Some(at(0)), "every due fire time is handled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_three_day_backlog_with_coalesce_all_runs_the_newest_hundred_and_counts_the_rest_missed() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(three_days_of_seconds("backlog", CoalescePolicy::All))
+        .await;
+    let fired = cluster.fire_secs("backlog").await;
+    assert_eq!(fired, (-99..=0).collect::<Vec<i64>>());
+    let status = cluster.schedule("backlog").await.status.unwrap_or_default();
+    assert_eq!(status.missed_fire_times, THREE_DAYS + 1 - 100);
+    let notes = cluster.events_of("backlog").await;
+    assert!(
+        notes
+            .iter()
+            .any(|(reason, note)| reason == "Missed" && note.contains("catch-up cap")),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn editing_the_trigger_applies_from_the_moment_of_the_edit() {
+    let cluster = Cluster::start().await;
+    let yearly = TriggerSpec {
+        cron: Some("0 0 1 1 *".into()),
+        ..TriggerSpec::default()
+    };
+    cluster.apply(schedule("edited", yearly)).await;
+    assert_eq!(
+        cluster.fire_secs("edited").await,
+        vec![0],
+        "2026-01-01T00:00:00Z is a fire time"
+    );
+    cluster.advance(10).await;
+    // Daily at 00:00:05: a time of day between the creation and the edit.
+    cluster
+        .patch_schedule("edited", json!({"spec": {"trigger": {"cron": "5 0 0 * * *"}}}))
+        .await;
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("edited").await,
+        vec![0],
+        "00:00:05 passed before the edit: not run"
+    );
+    let status = cluster.schedule("edited").await.status.unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 0, "and not counted");
+    assert_eq!(status.next_fire_time, Some(at(86_400 + 5)));
+    assert!(
+        cluster
+            .reasons_of("edited")
+            .await
+            .contains(&"TriggerChanged".to_string())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_created_before_a_crash_is_adopted_not_created_again() {
+    let mut cluster = Cluster::without_operator();
+    cluster
+        .apply(every("adopt", "1h").max_running(1, ConcurrencyPolicy::Skip))
+        .await;
+    cluster.start_operator();
+    cluster.settle().await;
+    cluster.stop_operator().await;
+    // What a crash right after creating the first Pod leaves: the Pod, and a JobRun whose
+    // status says nothing of it. (The operator above created both; forget its status.)
+    assert_eq!(cluster.pod_names().await, vec!["adopt-1767225600-1"]);
+    cluster.pod_running("adopt-1767225600-1").await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    assert_eq!(cluster.phases("adopt").await, vec![JobRunPhase::Running]);
+    assert_eq!(
+        cluster.pod_names().await,
+        vec!["adopt-1767225600-1"],
+        "no second pod"
+    );
+
+    // A one-off run whose Pod exists before the operator ever saw the run.
+    cluster.stop_operator().await;
+    cluster.create_run(one_off("manual")).await;
+    let stored = cluster
+        .run("manual")
+        .await
+        .unwrap_or_else(|| panic!("manual run"));
+    let template = template_of(&stored, None).unwrap_or_default();
+    let pod = pod_for(&stored, &template, 1).unwrap_or_else(|err| panic!("pod: {err}"));
+    cluster.create_pod(pod).await;
+    cluster.start_operator();
+    cluster.settle().await;
+    assert_eq!(
+        cluster.pod_names().await,
+        vec!["adopt-1767225600-1", "manual-1"],
+        "the existing pod is the run's first attempt"
+    );
+    cluster.pod_exits("manual-1", 0, "adopted").await;
+    let run = cluster
+        .run("manual")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(run.phase, Some(JobRunPhase::Succeeded));
+    assert_eq!(run.result.as_deref(), Some("adopted"));
+    assert_eq!(run.attempts, Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn replace_during_a_catch_up_starts_only_the_newest_run_and_never_cancels_a_newer_one() {
+    let mut cluster = Cluster::start().await;
+    cluster
+        .apply(
+            every("latest-wins", "1m")
+                .coalesce(CoalescePolicy::All)
+                .max_running(1, ConcurrencyPolicy::Replace)
+                .history(10, 10),
+        )
+        .await;
+    cluster.pod_running("latest-wins-1767225600-1").await;
+    cluster.stop_operator().await;
+    cluster.advance(180).await;
+    cluster.start_operator();
+    cluster.settle().await;
+    use JobRunPhase::*;
+    assert_eq!(
+        cluster.phases("latest-wins").await,
+        vec![Cancelled, Cancelled, Cancelled, Pending],
+        "0 was running and is replaced; 60 and 120 never start; 180 runs"
+    );
+    assert_eq!(cluster.pod_names().await, vec!["latest-wins-1767225780-1"]);
+    for (name, by) in [
+        ("latest-wins-1767225660", "latest-wins-1767225780"),
+        ("latest-wins-1767225720", "latest-wins-1767225780"),
+    ] {
+        let run = cluster.run(name).await.and_then(|r| r.status).unwrap_or_default();
+        assert_eq!(run.reason.as_deref(), Some("Replaced"));
+        assert!(run.message.unwrap_or_default().contains(by));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn raising_max_running_jobs_starts_waiting_runs_at_once() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(every("queue", "1m").max_running(1, ConcurrencyPolicy::Wait))
+        .await;
+    cluster.advance(60).await;
+    cluster.advance(60).await;
+    use JobRunPhase::*;
+    assert_eq!(cluster.phases("queue").await, vec![Pending, Waiting, Waiting]);
+    cluster
+        .patch_schedule("queue", json!({"spec": {"maxRunningJobs": 3}}))
+        .await;
+    assert_eq!(cluster.pod_names().await.len(), 3, "both waiting runs started");
+}
+
+#[tokio::test(start_paused = true)]
+async fn changing_the_policy_to_skip_ends_waiting_runs_at_once() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(every("queue", "1m").max_running(1, ConcurrencyPolicy::Wait))
+        .await;
+    cluster.advance(60).await;
+    use JobRunPhase::*;
+    assert_eq!(cluster.phases("queue").await, vec![Pending, Waiting]);
+    cluster
+        .patch_schedule("queue", json!({"spec": {"concurrencyPolicy": "Skip"}}))
+        .await;
+    assert_eq!(cluster.phases("queue").await, vec![Pending, Skipped]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_neither_fires_events_again_nor_counts_again() {
+    let mut cluster =
+        Cluster::start_with(|config| config.events = horolog::controller::EventPolicy::All).await;
+    cluster
+        .apply(every("steady", "1m").coalesce(CoalescePolicy::All).grace("30s"))
+        .await;
+    cluster.stop_operator().await;
+    cluster.advance(140).await;
+    cluster.start_operator();
+    cluster.settle().await;
+    let before = cluster.events_of("steady").await;
+    let status = cluster.schedule("steady").await.status.unwrap_or_default();
+    cluster.stop_operator().await;
+    cluster.start_operator();
+    cluster.settle().await;
+    assert_eq!(cluster.events_of("steady").await, before, "no Event twice");
+    let again = cluster.schedule("steady").await.status.unwrap_or_default();
+    assert_eq!(again.missed_fire_times, status.missed_fire_times);
+    assert_eq!(again.fired_count, status.fired_count);
+    assert_eq!(again.fired_count, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_runs_carry_the_conditions_batch_jobs_write() {
+    let cluster = Cluster::start().await;
+    cluster.apply(every("done", "1m")).await;
+    cluster.pod_exits("done-1767225600-1", 0, "").await;
+    cluster.advance(60).await;
+    cluster.pod_exits("done-1767225660-1", 2, "").await;
+    let condition = |run: Option<horolog::api::JobRun>| {
+        let status = run.and_then(|r| r.status).unwrap_or_default();
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        condition(cluster.run("done-1767225600").await),
+        vec![("Complete".to_string(), "True".to_string())]
+    );
+    assert_eq!(
+        condition(cluster.run("done-1767225660").await),
+        vec![("Failed".to_string(), "True".to_string())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_pending_run_ends_at_once_and_a_cancelled_running_one_loses_its_pod() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(
+            every("cancel", "1m")
+                .max_running(1, ConcurrencyPolicy::Wait)
+                .history(10, 10),
+        )
+        .await;
+    cluster.pod_running("cancel-1767225600-1").await;
+    cluster.advance(60).await;
+    use JobRunPhase::*;
+    assert_eq!(cluster.phases("cancel").await, vec![Running, Waiting]);
+    cluster
+        .patch_run(
+            "cancel-1767225660",
+            json!({"metadata": {"annotations": {"horolog.dev/cancel": "alice"}}}),
+        )
+        .await;
+    assert_eq!(cluster.phases("cancel").await, vec![Running, Cancelled]);
+    cluster
+        .patch_run(
+            "cancel-1767225600",
+            json!({"metadata": {"annotations": {"horolog.dev/cancel": "alice"}}}),
+        )
+        .await;
+    assert_eq!(cluster.phases("cancel").await, vec![Cancelled, Cancelled]);
+    assert!(cluster.pod_names().await.is_empty(), "the running pod is deleted");
+    let run = cluster
+        .run("cancel-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(run.reason.as_deref(), Some("CancelRequested"));
+    assert!(run.message.unwrap_or_default().contains("alice"));
+    let names: Vec<String> = cluster
+        .runs_of("cancel")
+        .await
+        .iter()
+        .map(|r| r.name_any())
+        .collect();
+    assert_eq!(names.len(), 2);
+}

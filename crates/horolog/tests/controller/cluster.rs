@@ -1,6 +1,8 @@
 //! A cluster for controller tests: the in-process API server, the operator running against it
 //! on a tokio clock (tests run under `start_paused`, so waiting is instant), and a stand-in
 //! kubelet that moves Pods through their phases.
+// Each test binary (controller, exactly_once, controls, ...) uses its own part of the harness.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;

@@ -1,5 +1,7 @@
 //! Builders for Schedules and JobRuns, so each test shows only what matters to it, and a
 //! stand-in trigger engine (interval and date triggers) for the controller tests.
+// Each test binary (controller, exactly_once, controls, ...) uses its own part of the harness.
+#![allow(dead_code)]
 
 use chrono::{DateTime, Utc};
 use horolog::api::{

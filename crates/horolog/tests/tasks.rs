@@ -1,0 +1,253 @@
+//! Tasks: one job template and one concurrency limit shared by several Schedules, with
+//! arguments per Schedule and precedence Schedule > Task > operator default. The real operator
+//! on the in-memory API server, on tokio's paused clock.
+
+#[path = "controller/cluster.rs"]
+mod cluster;
+#[path = "controller/fixtures.rs"]
+mod fixtures;
+
+use cluster::{Cluster, NS};
+use fixtures::*;
+use horolog::api::{ConcurrencyPolicy, JobRunPhase, JobTemplate, Schedule, Task, TaskRef, TaskSpec};
+use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use JobRunPhase::*;
+
+/// A Task running busybox, with the given shared limit.
+fn task(name: &str, max_running: Option<i32>) -> Task {
+    let template = every("unused", "1m").spec.job_template.unwrap_or_default();
+    Task::new(
+        name,
+        TaskSpec {
+            job_template: JobTemplate {
+                metadata: None,
+                spec: template.spec,
+            },
+            max_running_jobs: max_running,
+            concurrency_policy: None,
+            misfire_grace_time: None,
+        },
+    )
+}
+
+/// A Schedule every `interval` that runs Task `task`.
+fn using(name: &str, interval: &str, task: &str) -> Schedule {
+    let mut schedule = every(name, interval);
+    schedule.spec.job_template = None;
+    schedule.spec.task_ref = Some(TaskRef { name: task.into() });
+    schedule
+}
+
+async fn create_task(cluster: &Cluster, task: Task) {
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.create(&PostParams::default(), &task)
+        .await
+        .unwrap_or_else(|err| panic!("create task: {err}"));
+    cluster.settle().await;
+}
+
+async fn task_status(cluster: &Cluster, name: &str) -> horolog::api::TaskStatus {
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.get(name)
+        .await
+        .ok()
+        .and_then(|t| t.status)
+        .unwrap_or_default()
+}
+
+async fn pod(cluster: &Cluster, name: &str) -> Pod {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    api.get(name)
+        .await
+        .unwrap_or_else(|err| panic!("get pod {name}: {err}"))
+}
+
+fn ready_reason(schedule: &Schedule) -> Option<String> {
+    schedule.condition("Ready").map(|c| c.reason.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tasks_limit_is_shared_by_all_its_schedules_oldest_fire_time_first() {
+    let cluster = Cluster::start().await;
+    create_task(&cluster, task("report", Some(1))).await;
+    cluster.apply(using("a", "1m", "report")).await;
+    cluster.advance(30).await;
+    cluster.apply(using("b", "1m", "report")).await;
+    assert_eq!(cluster.phases("a").await, vec![Pending]);
+    assert_eq!(
+        cluster.phases("b").await,
+        vec![Waiting],
+        "the Task's one slot is taken by a"
+    );
+    assert_eq!(cluster.pod_names().await, vec!["a-1767225600-1"]);
+    cluster.pod_running("a-1767225600-1").await;
+    cluster.advance(31).await;
+    assert_eq!(cluster.phases("a").await, vec![Running, Waiting]);
+    assert_eq!(task_status(&cluster, "report").await.running_jobs, 1);
+    assert_eq!(task_status(&cluster, "report").await.schedules, 2);
+    cluster.pod_exits("a-1767225600-1", 0, "").await;
+    // b's run (fire time 30 s) is older than a's second run (60 s): it goes first.
+    assert_eq!(
+        cluster.pod_names().await,
+        vec!["a-1767225600-1", "b-1767225630-1"]
+    );
+    assert_eq!(cluster.phases("a").await, vec![Succeeded, Waiting]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_of_a_task_adds_its_env_and_replaces_the_first_containers_args() {
+    let cluster = Cluster::start().await;
+    create_task(&cluster, task("report", None)).await;
+    let mut schedule = using("incoming", "1h", "report");
+    schedule.spec.env = vec![EnvVar {
+        name: "SOURCE".into(),
+        value: Some("s3://incoming".into()),
+        value_from: None,
+    }];
+    schedule.spec.args = Some(vec!["--batch-size".into(), "1000".into()]);
+    cluster.apply(schedule).await;
+    let pod = pod(&cluster, "incoming-1767225600-1").await;
+    let container = pod.spec.unwrap_or_default().containers.remove(0);
+    let env: Vec<(String, String)> = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| (v.name, v.value.unwrap_or_default()))
+        .collect();
+    assert!(
+        env.contains(&("SOURCE".into(), "s3://incoming".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("HOROLOG_SCHEDULE".into(), "incoming".into())),
+        "{env:?}"
+    );
+    assert_eq!(container.args, Some(vec!["--batch-size".into(), "1000".into()]));
+    assert_eq!(
+        pod.metadata
+            .labels
+            .unwrap_or_default()
+            .get("horolog.dev/task")
+            .map(String::as_str),
+        Some("report")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_whose_task_is_missing_waits_and_fires_when_it_appears() {
+    let cluster = Cluster::start().await;
+    cluster.apply(using("early", "1h", "later")).await;
+    assert!(cluster.runs_of("early").await.is_empty());
+    let schedule = cluster.schedule("early").await;
+    assert_eq!(ready_reason(&schedule), Some("TaskNotFound".into()));
+    assert!(
+        cluster
+            .reasons_of("early")
+            .await
+            .contains(&"TaskNotFound".to_string())
+    );
+    cluster.advance(10).await;
+    create_task(&cluster, task("later", None)).await;
+    assert_eq!(
+        ready_reason(&cluster.schedule("early").await),
+        Some("Scheduled".into())
+    );
+    assert_eq!(
+        cluster.fire_secs("early").await,
+        vec![0],
+        "the fire time that passed meanwhile"
+    );
+    assert_eq!(cluster.pod_names().await, vec!["early-1767225600-1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_task_leaves_its_schedules_not_ready_but_never_deletes_them() {
+    let cluster = Cluster::start().await;
+    create_task(&cluster, task("gone", None)).await;
+    cluster.apply(using("orphan", "1m", "gone")).await;
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.delete("gone", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete task: {err}"));
+    cluster.advance(60).await;
+    let schedule = cluster.schedule("orphan").await;
+    assert_eq!(ready_reason(&schedule), Some("TaskNotFound".into()));
+    assert_eq!(
+        cluster.fire_secs("orphan").await,
+        vec![0],
+        "nothing fires without it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_schedules_settings_win_over_the_tasks_which_win_over_the_operators() {
+    let cluster = Cluster::start_with(|config| {
+        config.defaults.misfire_grace_time = Some("1h".parse().unwrap_or_default());
+    })
+    .await;
+    let mut shared = task("defaults", None);
+    shared.spec.misfire_grace_time = Some("10m".parse().unwrap_or_default());
+    create_task(&cluster, shared).await;
+    cluster.apply(using("task-grace", "1h", "defaults")).await;
+    let mut own = using("own-grace", "1h", "defaults");
+    own.spec.misfire_grace_time = Some("30s".parse().unwrap_or_default());
+    cluster.apply(own).await;
+    cluster.apply(every("operator-grace", "1h")).await;
+    let deadline = |run: Option<horolog::api::JobRun>| run.and_then(|r| r.spec.start_deadline);
+    assert_eq!(
+        deadline(cluster.run("task-grace-1767225600").await),
+        Some(at(600))
+    );
+    assert_eq!(deadline(cluster.run("own-grace-1767225600").await), Some(at(30)));
+    assert_eq!(
+        deadline(cluster.run("operator-grace-1767225600").await),
+        Some(at(3600))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tasks_policy_applies_to_a_schedule_that_sets_none() {
+    let cluster = Cluster::start().await;
+    let mut skipping = task("skipper", None);
+    skipping.spec.concurrency_policy = Some(ConcurrencyPolicy::Skip);
+    create_task(&cluster, skipping).await;
+    let mut schedule = using("s", "1m", "skipper").history(10, 10);
+    schedule.spec.max_running_jobs = Some(1);
+    cluster.apply(schedule).await;
+    cluster.pod_running("s-1767225600-1").await;
+    cluster.advance(60).await;
+    assert_eq!(cluster.phases("s").await, vec![Running, Skipped]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_of_the_task_reaches_runs_that_have_not_started() {
+    let cluster = Cluster::start().await;
+    create_task(&cluster, task("evolving", Some(1))).await;
+    cluster.apply(using("e", "1m", "evolving")).await;
+    cluster.advance(60).await;
+    assert_eq!(cluster.phases("e").await, vec![Pending, Waiting]);
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.patch(
+        "evolving",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": "main", "image": "busybox:2"}]
+        }}}}}})),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("patch task: {err}"));
+    cluster.settle().await;
+    cluster.pod_exits("e-1767225600-1", 0, "").await;
+    let started = pod(&cluster, "e-1767225660-1").await;
+    let image = started.spec.unwrap_or_default().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("busybox:2"));
+    assert_eq!(
+        cluster.runs_of("e").await[1].name_any(),
+        "e-1767225660",
+        "the run waited, then started with the Task as it is now"
+    );
+}

@@ -10,6 +10,7 @@ pub mod api;
 pub mod clock;
 pub mod controller;
 pub mod crd;
+pub mod job;
 pub mod leader;
 #[cfg(feature = "local")]
 pub mod local;

@@ -174,12 +174,11 @@ fn is_holding(
     run: &JobRun,
 ) -> bool {
     let name = run.name_any();
+    let namespace = run.namespace().unwrap_or_default();
     reserved.get(pool).is_some_and(|runs| runs.contains(&name))
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
-        || ctx
-            .pods
-            .latest(&run.namespace().unwrap_or_default(), &name)
-            .is_some()
+        || ctx.pods.latest(&namespace, &name).is_some()
+        || ctx.jobs.of_run(&namespace, &name).is_some()
 }
 
 /// Drops the reservations of `pool` that the caches have caught up with.
@@ -189,12 +188,11 @@ fn forget_settled(ctx: &Context, reserved: &mut HashMap<PoolKey, HashSet<String>
     };
     runs.retain(|name| {
         pool.runs.iter().any(|run| {
+            let namespace = run.namespace().unwrap_or_default();
             &run.name_any() == name
                 && !run.is_finished()
-                && ctx
-                    .pods
-                    .latest(&run.namespace().unwrap_or_default(), name)
-                    .is_none()
+                && ctx.pods.latest(&namespace, name).is_none()
+                && ctx.jobs.of_run(&namespace, name).is_none()
         })
     });
     if runs.is_empty() {

@@ -2,7 +2,8 @@
 //! place for both callers (the Schedule reconciler starting a run it has just created, and the
 //! JobRun reconciler starting one that waited, a one-off run, or a retry).
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use tracing::info;
@@ -10,7 +11,8 @@ use tracing::info;
 use super::index::PodView;
 use super::{Context, Error, MANAGER, is_already_exists};
 use crate::api::{Executor, JobRun};
-use crate::pod::{PodReport, pod_for, pod_name, template_of};
+use crate::job::job_for;
+use crate::pod::{PodReport, pod_for, template_of};
 
 /// How a start went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,16 +43,13 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
         },
         None => None,
     };
-    let executor = run
-        .spec
-        .run
-        .executor
-        .or_else(|| task.as_ref().and_then(|t| t.spec.job_template.spec.executor))
-        .unwrap_or(ctx.config.defaults.executor);
-    if executor == Executor::Job {
+    let executor = executor_of(ctx, run);
+    if executor == Executor::Job && !ctx.config.job_executor {
         return Ok(Started::Refused {
             reason: "ExecutorUnavailable",
-            message: "spec.executor: Job: this operator runs JobRuns as Pods only".to_string(),
+            message:
+                "spec.executor: Job: the operator runs without --job-executor (Helm: jobExecutor.enabled)"
+                    .to_string(),
         });
     }
     let Some(template) = template_of(run, task.as_ref().map(|t| &t.spec)) else {
@@ -60,6 +59,9 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
                 .to_string(),
         });
     };
+    if executor == Executor::Job {
+        return start_job(ctx, run, &template, attempt).await;
+    }
     let pod = pod_for(run, &template, attempt)?;
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -102,7 +104,52 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
     Ok(started)
 }
 
-/// The name of the Pod of attempt `attempt` of `run`.
-pub fn attempt_pod(run: &JobRun, attempt: i32) -> String {
-    pod_name(&run.name_any(), attempt)
+/// Creates the batch/v1 Job of `run` (the `Job` executor) and records it in the Job index.
+async fn start_job(
+    ctx: &Context,
+    run: &JobRun,
+    template: &PodTemplateSpec,
+    attempt: i32,
+) -> Result<Started, Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let job = job_for(run, template, attempt)?;
+    let name = job.name_any();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    };
+    let started = match api.create(&params, &job).await {
+        Ok(_) => Started::Created(name.clone()),
+        Err(err) if is_already_exists(&err) => Started::Existed(name.clone()),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+            return Ok(Started::Refused {
+                reason: "InvalidPodTemplate",
+                message: format!(
+                    "spec.template: the API server rejected job {name}: {}",
+                    status.message
+                ),
+            });
+        }
+        Err(err) => return Err(Error::api("create", "Job", &namespace, &name, err)),
+    };
+    ctx.jobs.created(&namespace, &run.name_any(), &name);
+    if let Started::Created(_) = &started {
+        info!(run = %run.name_any(), fire_time = %run.fire_time(), job = %name, "job created");
+        if let Some(observer) = ctx.observer() {
+            observer.pod_created(ctx.now() - run.not_before());
+        }
+    }
+    Ok(started)
+}
+
+/// The executor of `run`: its own, else its Task's, else the operator's default.
+pub fn executor_of(ctx: &Context, run: &JobRun) -> Executor {
+    let namespace = run.namespace().unwrap_or_default();
+    run.spec.run.executor.unwrap_or_else(|| {
+        run.task_name()
+            .and_then(|task| ctx.task(&namespace, task))
+            .and_then(|task| task.spec.job_template.spec.executor)
+            .unwrap_or(ctx.config.defaults.executor)
+    })
 }

@@ -13,7 +13,7 @@ use tracing::warn;
 use super::ControllerConfig;
 use super::admission::Slots;
 use super::events::{EventPublisher, Note};
-use super::index::{PodIndex, RunIndex};
+use super::index::{JobIndex, PodIndex, RunIndex};
 use super::recovery::Retries;
 use super::status::StatusWriter;
 use crate::api::{Backfill, JobRun, Schedule, Task};
@@ -96,6 +96,8 @@ pub struct Context {
     pub runs: RunIndex,
     /// Every JobRun's Pods.
     pub pods: PodIndex,
+    /// Every JobRun's batch/v1 Job (the `Job` executor).
+    pub jobs: JobIndex,
     /// Slots admitted but not yet visible in the Pod index.
     pub slots: Slots,
     /// Writes status.
@@ -126,6 +128,7 @@ impl Context {
             stores,
             runs: RunIndex::default(),
             pods: PodIndex::default(),
+            jobs: JobIndex::default(),
             slots: Slots::default(),
             status: StatusWriter::default(),
             retries: Retries::default(),

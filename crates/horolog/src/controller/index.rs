@@ -10,7 +10,7 @@
 //! when the relist is complete, as the reflector does with its store.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -18,7 +18,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+use k8s_openapi::api::batch::v1::Job;
+
 use crate::api::{JOBRUN_LABEL, JobRun, TASK_LABEL};
+use crate::job::{JobReport, job_report};
 use crate::pod::{ATTEMPT_LABEL, MAX_NAME_LEN, PodReport, pod_report, short_name};
 
 /// JobRun names by namespace, then by owner name (a Schedule's or a Task's).
@@ -381,8 +384,103 @@ impl PodIndex {
     }
 }
 
-/// A shared [`PodIndex`].
-pub type Pods = Arc<PodIndex>;
+/// What the operator knows of a JobRun's batch/v1 Job (the `Job` executor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobView {
+    /// The Job's name.
+    pub name: String,
+    /// What its status says.
+    pub report: JobReport,
+    /// It is being deleted.
+    pub deleting: bool,
+}
+
+/// The Job of every JobRun run by the `Job` executor, by namespace and run; fed by the Job
+/// watch (only with `--job-executor`). Deleted Jobs are remembered for a while, as Pods are.
+#[derive(Debug, Default)]
+pub struct JobIndex {
+    jobs: RwLock<(HashMap<PodKey, JobView>, Option<HashMap<PodKey, JobView>>)>,
+    deleted: Mutex<(VecDeque<PodKey>, HashSet<PodKey>)>,
+}
+
+impl JobIndex {
+    /// Files one Job watch event.
+    pub fn apply(&self, event: &watcher::Event<Job>) {
+        let view = |job: &Job| {
+            let run = job.labels().get(JOBRUN_LABEL)?.clone();
+            let view = JobView {
+                name: job.name_any(),
+                report: job_report(job),
+                deleting: job.metadata.deletion_timestamp.is_some(),
+            };
+            Some(((job.namespace().unwrap_or_default(), run), view))
+        };
+        let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (live, relisted) = &mut *guard;
+        match event {
+            watcher::Event::Apply(job) => {
+                if let Some((key, view)) = view(job) {
+                    live.insert(key, view);
+                }
+            }
+            watcher::Event::Delete(job) => {
+                if let Some((key, _)) = view(job) {
+                    live.remove(&key);
+                    let mut deleted = self
+                        .deleted
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if deleted.1.insert(key.clone()) {
+                        deleted.0.push_back(key);
+                    }
+                    while deleted.0.len() > TOMBSTONES {
+                        if let Some(oldest) = deleted.0.pop_front() {
+                            deleted.1.remove(&oldest);
+                        }
+                    }
+                }
+            }
+            watcher::Event::Init => *relisted = Some(HashMap::new()),
+            watcher::Event::InitApply(job) => {
+                if let Some((key, view)) = view(job) {
+                    relisted.get_or_insert_default().insert(key, view);
+                }
+            }
+            watcher::Event::InitDone => *live = relisted.take().unwrap_or_default(),
+        }
+    }
+
+    /// Records a Job this process has just created, before its watch event arrives.
+    pub fn created(&self, namespace: &str, run: &str, name: &str) {
+        let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (namespace.to_string(), short_name(run, MAX_NAME_LEN));
+        guard.0.entry(key).or_insert_with(|| JobView {
+            name: name.to_string(),
+            report: JobReport::default(),
+            deleting: false,
+        });
+    }
+
+    /// The Job of run `run`, if any.
+    pub fn of_run(&self, namespace: &str, run: &str) -> Option<JobView> {
+        let guard = self.jobs.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .0
+            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .cloned()
+    }
+
+    /// True when the watch reported the Job of run `run` deleted lately.
+    pub fn was_deleted(&self, namespace: &str, run: &str) -> bool {
+        let deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        deleted
+            .1
+            .contains(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
@@ -315,6 +316,32 @@ pub async fn run(
         }
     });
     let backfills_in = drive(backfill_events, "Backfill", |_: Backfill| {});
+    // The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).
+    let jobs_in = {
+        let (queues, ctx) = (queues.clone(), ctx.clone());
+        let enabled = ctx.config.job_executor;
+        let jobs_api: Api<Job> = api_for(&client, &namespace);
+        async move {
+            if !enabled {
+                return;
+            }
+            let events = {
+                let ctx = ctx.clone();
+                watcher(jobs_api, watcher::Config::default().labels(JOBRUN_LABEL))
+                    .inspect_ok(move |event| ctx.jobs.apply(event))
+                    .backoff(WatchBackoff::default())
+                    .touched_objects()
+            };
+            drive(events, "Job", move |job: Job| {
+                for owner in job.owner_references().iter().filter(|o| o.kind == "JobRun") {
+                    if let Some(namespace) = job.namespace() {
+                        send(&queues.jobruns, ObjectRef::new(&owner.name).within(&namespace));
+                    }
+                }
+            })
+            .await;
+        }
+    };
     let recovery = {
         let (queues, ctx) = (queues.clone(), ctx.clone());
         async move {
@@ -391,7 +418,10 @@ pub async fn run(
             future::join3(schedule_applier, jobrun_applier, task_applier).await;
         }
     };
-    let watches = future::join5(schedules_in, jobruns_in, pods_in, tasks_in, backfills_in);
+    let watches = future::join(
+        future::join5(schedules_in, jobruns_in, pods_in, tasks_in, backfills_in),
+        jobs_in,
+    );
     let everything = future::join3(watches, appliers, recovery);
     futures::pin_mut!(everything);
     let shutdown = shutdown.fuse();

@@ -13,9 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::admission::Verdict;
 use kube::ResourceExt;
 
-use crate::api::{ConcurrencyPolicy, Condition, JobRun, JobRunPhase, JobRunStatus};
+use crate::api::{ConcurrencyPolicy, Condition, Executor, JobRun, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
-use crate::controller::index::PodView;
+use crate::controller::index::{JobView, PodView};
 use crate::pod::PodProgress;
 
 /// Everything one reconcile of a JobRun reads.
@@ -34,6 +34,12 @@ pub struct Input<'a> {
     pub task_missing: Option<&'a str>,
     /// The latest attempt whose Pod was deleted lately, if any.
     pub deleted_attempt: Option<i32>,
+    /// What runs its attempts.
+    pub executor: Executor,
+    /// Its batch/v1 Job (the `Job` executor), if it exists.
+    pub job: Option<&'a JobView>,
+    /// Its Job was deleted lately.
+    pub job_deleted: bool,
     /// Its history is counted where it must be, so resultTTL may delete it.
     pub may_expire: bool,
     /// The current time.
@@ -49,6 +55,8 @@ pub enum Act {
     Start(i32),
     /// Delete this Pod, with this grace period (`None`: the Pod's own).
     DeletePod(String, Option<i64>),
+    /// Delete this Job and, in the foreground, its Pods, with this grace period.
+    DeleteJob(String, Option<i64>),
     /// Delete the JobRun (resultTTL passed).
     DeleteSelf,
 }
@@ -72,6 +80,9 @@ pub fn decide(input: Input<'_>) -> Decision {
     let old = run.status.clone().unwrap_or_default();
     if run.is_finished() {
         return expire(input, &old);
+    }
+    if input.executor == Executor::Job {
+        return super::job::decide(input, &old);
     }
     let latest = input.pods.values().next_back();
     if let Some(value) = run.cancel_requested() {
@@ -141,7 +152,7 @@ fn expire(input: Input<'_>, old: &JobRunStatus) -> Decision {
 }
 
 /// A run without a Pod: what admission says.
-fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
+pub(super) fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
     let run = input.run;
     let now = input.now;
     if let Some(task) = input.task_missing {
@@ -447,6 +458,6 @@ pub fn finish(
     }
 }
 
-fn format_duration(delta: TimeDelta) -> String {
+pub(super) fn format_duration(delta: TimeDelta) -> String {
     crate::api::Duration::from(delta.to_std().unwrap_or_default()).to_string()
 }

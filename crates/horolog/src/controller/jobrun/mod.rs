@@ -6,10 +6,12 @@
 //! [`decide`](decide::decide), carry the decision out.
 
 pub mod decide;
+mod job;
 
 use std::sync::Arc;
 
 use horolog_core::admission::Verdict;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
@@ -41,7 +43,10 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
         ctx.slots.release(&run);
     }
     let pods = ctx.pods.of_run(&namespace, &run.name_any());
+    let job = ctx.jobs.of_run(&namespace, &run.name_any());
     let started = pods.values().next_back().is_some()
+        || job.is_some()
+        || ctx.jobs.was_deleted(&namespace, &run.name_any())
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
         || ctx.pods.deleted_attempt(&namespace, &run.name_any()).is_some();
     if !started && !run.is_finished() && still_being_planned(&ctx, &run) {
@@ -68,6 +73,9 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
         pool,
         task_missing,
         deleted_attempt: ctx.pods.deleted_attempt(&namespace, &run.name_any()),
+        executor: attempt::executor_of(&ctx, &run),
+        job: job.as_ref(),
+        job_deleted: ctx.jobs.was_deleted(&namespace, &run.name_any()),
         may_expire: may_expire(&ctx, &run),
         now,
         running_report_delay: ctx.config.running_report_delay,
@@ -134,6 +142,21 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
                     Ok(_) => {}
                     Err(err) if is_not_found(&err) => {}
                     Err(err) => return Err(Error::api("delete", "Pod", &namespace, &pod, err)),
+                }
+            }
+            Act::DeleteJob(job, grace) => {
+                info!(%job, grace = ?grace, "deleting the run's job and its pods");
+                let mut params = DeleteParams::foreground();
+                if let Some(seconds) = grace {
+                    params = params.grace_period(seconds as u32);
+                }
+                match Api::<Job>::namespaced(ctx.client.clone(), &namespace)
+                    .delete(&job, &params)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(err) if is_not_found(&err) => {}
+                    Err(err) => return Err(Error::api("delete", "Job", &namespace, &job, err)),
                 }
             }
             Act::DeleteSelf => {

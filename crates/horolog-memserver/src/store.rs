@@ -11,6 +11,8 @@ use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::counts::RequestCounts;
+use super::request::Verb;
 use super::selector::{FieldSelector, LabelSelector};
 use super::{ApiError, Change, ChangeKind, ResourceType, encode};
 use horolog_core::clock::Clock;
@@ -147,13 +149,15 @@ pub(crate) struct Store {
     /// Changes up to and including this resource version are no longer in `history`.
     compacted_through: u64,
     changes: broadcast::Sender<Arc<Change>>,
+    /// Where the deletes and patches the garbage collector would send are counted.
+    counts: Arc<RequestCounts>,
 }
 
 /// How many changes a slow watcher may fall behind before it is told to relist.
 const BROADCAST_CAPACITY: usize = 4096;
 
 impl Store {
-    pub fn new(clock: Arc<dyn Clock>, history_limit: usize) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, history_limit: usize, counts: Arc<RequestCounts>) -> Self {
         Store {
             clock,
             resources: ResourceType::defaults().into_iter().map(Arc::new).collect(),
@@ -165,6 +169,7 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted_through: 0,
             changes: broadcast::channel(BROADCAST_CAPACITY).0,
+            counts,
         }
     }
 
@@ -581,7 +586,8 @@ impl Store {
     }
 
     /// What the namespace controller does when a Namespace goes, done at once: every object in
-    /// it is deleted (objects with finalizers are marked deleting and go when those are removed).
+    /// it is deleted (objects with finalizers are marked deleting and go when those are removed),
+    /// each delete counted as the garbage collector's.
     fn delete_contents_of(&mut self, namespace: &str) {
         let keys: Vec<ObjectKey> = self
             .objects
@@ -590,6 +596,8 @@ impl Store {
             .cloned()
             .collect();
         for key in keys {
+            self.counts
+                .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
             self.delete_key(&key, false);
         }
     }
@@ -609,13 +617,20 @@ impl Store {
                 };
                 let has_live_owner =
                     owner_uids(&object).any(|owner| owner != uid && self.uids.contains(owner));
+                // Each branch is one request the real garbage collector sends.
                 if orphan || has_live_owner {
                     let mut released = Value::clone(&object);
                     if let Some(Value::Array(owners)) = released.pointer_mut("/metadata/ownerReferences") {
                         owners.retain(|owner| owner.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                     }
+                    self.counts
+                        .count_garbage_collection(Verb::Patch, &key.group, &key.plural);
                     self.commit(rt, key, released, object);
+                } else if object.pointer("/metadata/deletionTimestamp").is_some() {
+                    // Being deleted already: the collector leaves it to finish.
                 } else if finalizers(&object).is_empty() {
+                    self.counts
+                        .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
                     let dependent_uid = meta_str(&object, "uid").unwrap_or_default().to_string();
                     // Removing directly (not through `remove`) keeps this loop iterative.
                     if let Some(object) = self.take(&key) {
@@ -623,6 +638,8 @@ impl Store {
                     }
                     dead.push(dependent_uid);
                 } else {
+                    self.counts
+                        .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
                     self.delete_key(&key, false);
                 }
             }

@@ -155,6 +155,7 @@ fn with_horolog_kinds(server: ApiServer) -> ApiServer {
             kind: kind.into(),
             namespaced: true,
             status_subresource: true,
+            schema: None,
         });
     }
     server

@@ -22,6 +22,12 @@
 //!   `.status` (and a create drops it); `metadata.generation` grows only when something other
 //!   than metadata and status changes; a write that changes nothing is no change (no new
 //!   resourceVersion, no watch event);
+//! - structural defaulting of custom resources from their CRD's `openAPIV3Schema`: a missing
+//!   property with a `default` gets it (recursing into present objects, `additionalProperties`
+//!   and array `items`), on create, update and patch, after a create has dropped `.status` — so
+//!   a `status` default shows on a fresh object, as the real server shows it when it reads the
+//!   object back. Defaults are applied when an object is written, not when it is read: an object
+//!   stored before its CRD gained a default gets it at its next write;
 //! - delete: objects with finalizers get a deletionTimestamp and go when the last finalizer is
 //!   removed; then owner-reference garbage collection deletes dependents whose owners are all
 //!   gone (background propagation, done at once, where a real cluster's garbage collector takes
@@ -39,8 +45,9 @@
 //! [`ApiServer::write_count`], [`ApiServer::metrics_text`]), the server's own garbage collection
 //! included as client [`GARBAGE_COLLECTOR`].
 //!
-//! What it does not do: validation against schemas, defaulting, controllers (no scheduler, no
-//! kubelet: a new Pod stays `Pending` until someone writes its status),
+//! What it does not do: validation against schemas (nor pruning of unknown fields), defaulting
+//! of built-in resources, controllers (no scheduler, no kubelet: a new Pod stays `Pending`
+//! until someone writes its status),
 //! admission, RBAC, discovery, namespaces as a precondition (any namespace name works),
 //! managedFields for non-apply writes, graceful pod deletion (pods go at once).
 //! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio
@@ -48,6 +55,7 @@
 
 mod apply;
 mod counts;
+mod defaulting;
 mod error;
 mod faults;
 mod patch;

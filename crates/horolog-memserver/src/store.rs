@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::counts::RequestCounts;
+use super::defaulting::{apply_defaults, declares_defaults};
 use super::request::Verb;
 use super::selector::{FieldSelector, LabelSelector};
 use super::{ApiError, Change, ChangeKind, ResourceType, encode};
@@ -173,7 +174,15 @@ impl Store {
         }
     }
 
-    pub fn register(&mut self, rt: ResourceType) {
+    pub fn register(&mut self, mut rt: ResourceType) {
+        // A schema without defaults changes nothing: not walking it saves every write the walk.
+        if rt
+            .schema
+            .as_deref()
+            .is_some_and(|schema| !declares_defaults(schema))
+        {
+            rt.schema = None;
+        }
         self.resources.retain(|known| {
             !(known.group == rt.group && known.version == rt.version && known.plural == rt.plural)
         });
@@ -305,6 +314,11 @@ impl Store {
             if rt.group.is_empty() && rt.plural == "pods" {
                 fields.insert("status".into(), json!({"phase": "Pending"}));
             }
+        }
+        // After status is dropped, as the real server's defaults show on the object it reads
+        // back from etcd: a status default appears on a fresh object.
+        if let Some(schema) = &rt.schema {
+            apply_defaults(&mut object, schema);
         }
         let object = Arc::new(object);
         if dry_run {
@@ -466,6 +480,9 @@ impl Store {
             };
         }
         meta.remove("selfLink");
+        if let Some(schema) = &rt.schema {
+            apply_defaults(&mut updated, schema);
+        }
         if spec_changed(rt, &current, &updated) {
             let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             metadata_mut(&mut updated).insert("generation".into(), json!(generation));

@@ -958,3 +958,164 @@ async fn change_subscribers_see_every_write() {
     );
     assert_eq!(changes.recv().await.unwrap().kind, ChangeKind::Deleted);
 }
+
+/// A hand-written CRD whose schema declares defaults at the root's `spec` and `status`, in a
+/// nested object, in array items and in a map's values.
+fn widget_crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
+{
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "default": {},
+                            "properties": {
+                                "size": {"type": "string", "default": "small"},
+                                "paused": {"type": "boolean"},
+                                "limits": {"type": "object", "properties": {
+                                    "retries": {"type": "integer", "default": 3},
+                                }},
+                                "ports": {"type": "array", "items": {"type": "object", "properties": {
+                                    "port": {"type": "integer"},
+                                    "protocol": {"type": "string", "default": "TCP"},
+                                }}},
+                                "weights": {"type": "object", "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {"weight": {"type": "integer", "default": 1}},
+                                }},
+                            },
+                        },
+                        "status": {
+                            "type": "object",
+                            "default": {"phase": "Pending"},
+                            "properties": {
+                                "phase": {"type": "string"},
+                                "ready": {"type": "integer", "default": 0},
+                            },
+                        },
+                    },
+                }},
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+fn widgets(client: Client) -> Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    Api::default_namespaced_with(client, &resource)
+}
+
+fn widget(name: &str, spec: Value) -> kube::api::DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": spec,
+        "status": {"phase": "Done"},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn crd_schema_defaults_fill_missing_fields_and_the_status_of_a_fresh_object() {
+    let clock = ManualClock::new(start());
+    let server = ApiServer::with_crds(Arc::new(clock), &[widget_crd()]);
+    let widgets = widgets(server.client());
+    let spec = json!({
+        "limits": {},
+        "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}],
+        "weights": {"a": {}, "b": {"weight": 7}},
+    });
+    let created = widgets
+        .create(&PostParams::default(), &widget("w", spec))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"],
+        json!({
+            "size": "small",
+            "limits": {"retries": 3},
+            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
+            "weights": {"a": {"weight": 1}, "b": {"weight": 7}},
+        })
+    );
+    assert_eq!(
+        created.data["status"],
+        json!({"phase": "Pending", "ready": 0}),
+        "the sent status is dropped, then defaulted, as a real server shows a fresh object"
+    );
+    assert_eq!(widgets.get("w").await.unwrap().data, created.data);
+
+    let bare = widgets
+        .create(&PostParams::default(), &widget("bare", Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(
+        bare.data["spec"],
+        json!({"size": "small"}),
+        "a null spec gets its default"
+    );
+
+    let resize = json!({"spec": {"size": null, "limits": null}});
+    let patched = widgets
+        .patch("w", &PatchParams::default(), &Patch::Merge(&resize))
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.data["spec"]["size"], "small",
+        "a removed field is defaulted again"
+    );
+    assert_eq!(
+        patched.data["spec"].get("limits"),
+        None,
+        "no default, so it stays removed"
+    );
+    let status = json!({"status": {"phase": "Running"}});
+    let running = widgets
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(running.data["status"], json!({"phase": "Running", "ready": 0}));
+    let mut replaced = running.clone();
+    replaced.data["spec"] = json!({"size": "large"});
+    let replaced = widgets
+        .replace("w", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(replaced.data["spec"], json!({"size": "large"}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crd_created_through_the_api_defaults_its_objects_too() {
+    let (_, _, client) = server();
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
+    let created = widgets(client)
+        .create(&PostParams::default(), &widget("w", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["size"], "small");
+    assert_eq!(created.data["status"]["phase"], "Pending");
+}

@@ -3,7 +3,8 @@
 //! event `Recorder` run unchanged against it. Controller tests use it with a manual clock;
 //! `horolog run --local` uses it to run the operator without a cluster. It knows the built-in
 //! resources it needs ([`ResourceType::defaults`]: core Pods, ConfigMaps, Secrets, Services,
-//! ServiceAccounts, Events and Namespaces, `events.k8s.io` Events, Leases, CRDs); custom resources come from their CRDs ([`ApiServer::register_crd`], or by
+//! ServiceAccounts, Events and Namespaces, `events.k8s.io` Events, Leases, `batch/v1` Jobs and
+//! CronJobs, CRDs); custom resources come from their CRDs ([`ApiServer::register_crd`], or by
 //! creating the CRD through the API, as on a real server).
 //!
 //! What it serves, for every registered [`ResourceType`]:
@@ -18,7 +19,8 @@
 //!   JSON patch, strategic merge treated as merge; server-side apply approximated as a merge that
 //!   also removes the fields the same manager applied before and leaves out now, creating an absent
 //!   object — lists are atomic and conflicts are never reported, see `apply.rs`), `dryRun=All`;
-//! - the `/status` subresource where the type has one (Pods, custom resources that declare it): writes to `/status` change only `.status`, writes to the object keep
+//! - the `/status` subresource where the type has one (Pods, Jobs, CronJobs, custom resources
+//!   that declare it): writes to `/status` change only `.status`, writes to the object keep
 //!   `.status` (and a create drops it); `metadata.generation` grows only when something other
 //!   than metadata and status changes; a write that changes nothing is no change (no new
 //!   resourceVersion, no watch event);
@@ -46,8 +48,8 @@
 //! included as client [`GARBAGE_COLLECTOR`].
 //!
 //! What it does not do: validation against schemas (nor pruning of unknown fields), defaulting
-//! of built-in resources, controllers (no scheduler, no kubelet: a new Pod stays `Pending`
-//! until someone writes its status),
+//! of built-in resources (a Job gets no selector, `backoffLimit` or `completions`), controllers (no Job or CronJob controller, no scheduler, no
+//! kubelet: a new Pod stays `Pending` until someone writes its status, a Job makes no Pods),
 //! admission, RBAC, discovery, namespaces as a precondition (any namespace name works),
 //! managedFields for non-apply writes, graceful pod deletion (pods go at once).
 //! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio

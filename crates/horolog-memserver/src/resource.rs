@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event as CoreEvent, Namespace, Pod, Secret, Service, ServiceAccount,
@@ -140,6 +141,8 @@ impl ResourceType {
             ResourceType::of::<Namespace>().with_status_subresource(),
             ResourceType::of::<Event>(),
             ResourceType::of::<Lease>(),
+            ResourceType::of::<Job>().with_status_subresource(),
+            ResourceType::of::<CronJob>().with_status_subresource(),
             ResourceType::of::<CustomResourceDefinition>().with_status_subresource(),
         ]
     }

@@ -1119,3 +1119,49 @@ async fn a_crd_created_through_the_api_defaults_its_objects_too() {
     assert_eq!(created.data["spec"]["size"], "small");
     assert_eq!(created.data["status"]["phase"], "Pending");
 }
+
+#[tokio::test(start_paused = true)]
+async fn jobs_and_cronjobs_are_stored_with_a_status_subresource() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    let (server, _, client) = server();
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}],
+        }}},
+        "status": {"active": 1},
+    }))
+    .unwrap();
+    let created = jobs.create(&PostParams::default(), &job).await.unwrap();
+    assert_eq!(created.status, None, "a create drops the status");
+    let succeeded = json!({"status": {"succeeded": 1}});
+    let done = jobs
+        .patch_status("j", &PatchParams::default(), &Patch::Merge(&succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.status.unwrap().succeeded, Some(1));
+    assert_eq!(
+        done.metadata.generation,
+        Some(1),
+        "a status write is not a spec change"
+    );
+
+    let cronjobs: Api<CronJob> = Api::default_namespaced(client);
+    let cronjob: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "c"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}],
+        }}}}},
+    }))
+    .unwrap();
+    cronjobs.create(&PostParams::default(), &cronjob).await.unwrap();
+    let listed = cronjobs.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert!(
+        server.snapshot().iter().all(|o| o["kind"] != "Pod"),
+        "no controller: a Job makes no Pods"
+    );
+}

@@ -35,6 +35,13 @@
 //!   gone (background propagation, done at once, where a real cluster's garbage collector takes
 //!   a second or two), or orphans them with `propagationPolicy=Orphan`; deleting a Namespace
 //!   deletes every object in it at once (no `Terminating` phase);
+//! - graceful Pod deletion, as the real Pod strategy does it: deleting a Pod bound to a node
+//!   (`spec.nodeName` set) that has not finished gives it a grace period — the delete's
+//!   `gracePeriodSeconds`, else its `spec.terminationGracePeriodSeconds`, else 30 — by setting
+//!   `deletionTimestamp` (now + grace) and `deletionGracePeriodSeconds`; the Pod stays until a
+//!   delete with grace 0 (the kubelet's confirmation, or `kubectl delete --force`). A later
+//!   delete may only shorten the grace period. A Pod never scheduled, or Succeeded or Failed,
+//!   goes at once; garbage collection and Namespace deletion delete Pods the same way;
 //! - metadata-only responses (`Accept: ...;as=PartialObjectMetadata...`), which
 //!   `Controller::owns` asks for.
 //!
@@ -48,10 +55,11 @@
 //! included as client [`GARBAGE_COLLECTOR`].
 //!
 //! What it does not do: validation against schemas (nor pruning of unknown fields), defaulting
-//! of built-in resources (a Job gets no selector, `backoffLimit` or `completions`), controllers (no Job or CronJob controller, no scheduler, no
+//! of built-in resources (a Job gets no selector, `backoffLimit` or `completions`; a Pod no
+//! `terminationGracePeriodSeconds`), controllers (no Job or CronJob controller, no scheduler, no
 //! kubelet: a new Pod stays `Pending` until someone writes its status, a Job makes no Pods),
 //! admission, RBAC, discovery, namespaces as a precondition (any namespace name works),
-//! managedFields for non-apply writes, graceful pod deletion (pods go at once).
+//! managedFields for non-apply writes.
 //! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio
 //! time, so tests under `tokio::time::pause()` see them without waiting.
 

@@ -419,7 +419,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
         }
         (&Method::DELETE, None) => {
             let (options, _) = delete_options(&query, &body)?;
-            let deleted = store.delete_collection(&rt, &query.filter(namespace)?, options.orphan);
+            let deleted = store.delete_collection(&rt, &query.filter(namespace)?, &options);
             let version = store.resource_version();
             Ok(Reply::List(list_body(&rt, deleted, version, None, false)))
         }
@@ -506,6 +506,10 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<(DeleteOptions, bool), 
             precondition_resource_version: text("/preconditions/resourceVersion"),
             orphan: policy.as_deref() == Some("Orphan")
                 || options.get("orphanDependents").and_then(Value::as_bool) == Some(true),
+            grace_period_seconds: options
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
         },
         dry_run,
     ))

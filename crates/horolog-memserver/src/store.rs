@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
@@ -134,7 +134,13 @@ pub(crate) struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub orphan: bool,
+    /// `gracePeriodSeconds`: how long a scheduled Pod is given to stop (see [`grace_period`]).
+    pub grace_period_seconds: Option<i64>,
 }
+
+/// A Pod's grace period when its delete does not give one (the real server defaults
+/// `spec.terminationGracePeriodSeconds` to it).
+const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
 
 pub(crate) struct Store {
     clock: Arc<dyn Clock>,
@@ -216,7 +222,7 @@ impl Store {
     }
 
     pub fn now(&self) -> String {
-        self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
+        timestamp(self.clock.now())
     }
 
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
@@ -496,7 +502,9 @@ impl Store {
             return Ok(Object::new(Arc::new(updated)));
         }
         let key = ObjectKey::new(rt, namespace, name);
-        let deleting = updated.pointer("/metadata/deletionTimestamp").is_some();
+        // A Pod's graceful deletion still pending keeps it, finalizers or not.
+        let deleting =
+            updated.pointer("/metadata/deletionTimestamp").is_some() && pending_grace_seconds(&updated) == 0;
         if deleting && finalizers(&updated).is_empty() {
             return Ok(self
                 .remove(&key, false)
@@ -551,7 +559,7 @@ impl Store {
         }
         let key = ObjectKey::new(rt, namespace, name);
         Ok(self
-            .delete_key(&key, options.orphan)
+            .delete_key(&key, options.orphan, options.grace_period_seconds)
             .unwrap_or_else(|| Object::new(current)))
     }
 
@@ -560,7 +568,7 @@ impl Store {
         &mut self,
         rt: &Arc<ResourceType>,
         filter: &Filter,
-        orphan: bool,
+        options: &DeleteOptions,
     ) -> Vec<Arc<Value>> {
         let keys: Vec<ObjectKey> = self
             .objects_of(rt)
@@ -568,24 +576,55 @@ impl Store {
             .map(|(key, _)| key.clone())
             .collect();
         keys.iter()
-            .filter_map(|key| self.delete_key(key, orphan))
+            .filter_map(|key| self.delete_key(key, options.orphan, options.grace_period_seconds))
             .map(|object| object.value)
             .collect()
     }
 
-    fn delete_key(&mut self, key: &ObjectKey, orphan: bool) -> Option<Object> {
+    /// Deletes one object as the real server's `BeforeDelete` and registry do: a scheduled Pod
+    /// is marked deleting with a grace period (`deletionTimestamp` = now + grace) and stays
+    /// until a delete with grace 0; an object with finalizers is marked deleting and stays
+    /// until they are removed; anything else goes at once (then its dependents are collected).
+    fn delete_key(&mut self, key: &ObjectKey, orphan: bool, requested_grace: Option<i64>) -> Option<Object> {
         let current = self.objects.get(key)?.clone();
-        if finalizers(&current).is_empty() {
-            return self.remove(key, orphan);
-        }
-        if current.pointer("/metadata/deletionTimestamp").is_some() {
+        let grace = grace_period(key, &current, requested_grace);
+        let held = !finalizers(&current).is_empty();
+        let rt = self.resource_of(key)?;
+        if let Some(marked) = current
+            .pointer("/metadata/deletionTimestamp")
+            .and_then(Value::as_str)
+        {
+            let pending = pending_grace_seconds(&current);
+            // Already deleting: a delete may only shorten a pending grace period.
+            if pending > 0 && grace < pending {
+                if grace == 0 && !held {
+                    return self.remove(key, orphan);
+                }
+                let due = DateTime::parse_from_rfc3339(marked)
+                    .map(|marked| marked.to_utc() - TimeDelta::seconds(pending))
+                    .unwrap_or_else(|_| self.clock.now())
+                    + TimeDelta::seconds(grace);
+                let mut shortened = Value::clone(&current);
+                let meta = metadata_mut(&mut shortened);
+                meta.insert("deletionTimestamp".into(), json!(timestamp(due)));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                return Some(self.commit(rt, key.clone(), shortened, current));
+            }
+            if pending == 0 && !held {
+                return self.remove(key, orphan);
+            }
             return Some(Object::new(current));
+        }
+        if grace == 0 && !held {
+            return self.remove(key, orphan);
         }
         let mut deleting = Value::clone(&current);
         let meta = metadata_mut(&mut deleting);
-        meta.insert("deletionTimestamp".into(), json!(self.now()));
-        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        let rt = self.resource_of(key)?;
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(timestamp(self.clock.now() + TimeDelta::seconds(grace))),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         Some(self.commit(rt, key.clone(), deleting, current))
     }
 
@@ -603,8 +642,8 @@ impl Store {
     }
 
     /// What the namespace controller does when a Namespace goes, done at once: every object in
-    /// it is deleted (objects with finalizers are marked deleting and go when those are removed),
-    /// each delete counted as the garbage collector's.
+    /// it is deleted (objects with finalizers are marked deleting and go when those are removed;
+    /// scheduled Pods get their grace period), each delete counted as the garbage collector's.
     fn delete_contents_of(&mut self, namespace: &str) {
         let keys: Vec<ObjectKey> = self
             .objects
@@ -615,7 +654,7 @@ impl Store {
         for key in keys {
             self.counts
                 .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
-            self.delete_key(&key, false);
+            self.delete_key(&key, false, None);
         }
     }
 
@@ -645,7 +684,7 @@ impl Store {
                     self.commit(rt, key, released, object);
                 } else if object.pointer("/metadata/deletionTimestamp").is_some() {
                     // Being deleted already: the collector leaves it to finish.
-                } else if finalizers(&object).is_empty() {
+                } else if finalizers(&object).is_empty() && grace_period(&key, &object, None) == 0 {
                     self.counts
                         .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
                     let dependent_uid = meta_str(&object, "uid").unwrap_or_default().to_string();
@@ -657,7 +696,7 @@ impl Store {
                 } else {
                     self.counts
                         .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
-                    self.delete_key(&key, false);
+                    self.delete_key(&key, false, None);
                 }
             }
         }
@@ -826,6 +865,49 @@ impl Store {
         self.compacted_through = self.resource_version;
         Ok(())
     }
+}
+
+/// A time as metadata timestamps are written: RFC 3339 in UTC, whole seconds.
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// How long a delete gives `object` before it goes, as the real Pod strategy decides: for a
+/// Pod bound to a node (`spec.nodeName`) that has not finished, the delete's
+/// `gracePeriodSeconds`, else its `spec.terminationGracePeriodSeconds`, else 30 (negative
+/// means 1). Zero, i.e. at once, for Pods never scheduled or finished, and for every other
+/// resource.
+fn grace_period(key: &ObjectKey, object: &Value, requested: Option<i64>) -> i64 {
+    if !(key.group.is_empty() && key.plural == "pods") {
+        return 0;
+    }
+    let scheduled = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|node| !node.is_empty());
+    let finished = matches!(
+        object.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !scheduled || finished {
+        return 0;
+    }
+    let grace = requested
+        .or_else(|| {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(DEFAULT_POD_GRACE_SECONDS);
+    if grace < 0 { 1 } else { grace }
+}
+
+/// The grace period of a deletion in progress (`metadata.deletionGracePeriodSeconds`), 0 if none.
+fn pending_grace_seconds(object: &Value) -> i64 {
+    object
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 /// A uid that is unique for the life of a store (and across export/import, since resource

@@ -1165,3 +1165,141 @@ async fn jobs_and_cronjobs_are_stored_with_a_status_subresource() {
         "no controller: a Job makes no Pods"
     );
 }
+
+fn scheduled_pod(name: &str, grace: Option<i64>) -> Pod {
+    let mut pod = pod(name);
+    let spec = pod.spec.as_mut().unwrap();
+    spec.node_name = Some("node-1".into());
+    spec.termination_grace_period_seconds = grace;
+    pod
+}
+
+fn deletion_of(pod: &Pod) -> (Option<String>, Option<i64>) {
+    (
+        pod.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
+        pod.metadata.deletion_grace_period_seconds,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_scheduled_pod_waits_for_a_delete_with_grace_zero() {
+    let (_, clock, client) = server();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &scheduled_pod("p", None))
+        .await
+        .unwrap();
+    clock.advance(TimeDelta::seconds(10));
+
+    let deleting = pods
+        .delete("p", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the pod is kept");
+    assert_eq!(
+        deletion_of(&deleting),
+        (Some("2026-03-01T12:00:40Z".into()), Some(30)),
+        "due at now + the default 30 s"
+    );
+    let running = json!({"status": {"phase": "Running"}});
+    pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&running))
+        .await
+        .unwrap();
+    assert!(
+        pods.get("p").await.is_ok(),
+        "a status write does not end the grace period"
+    );
+
+    let shorter = pods
+        .delete("p", &DeleteParams::default().grace_period(5))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(
+        deletion_of(&shorter),
+        (Some("2026-03-01T12:00:15Z".into()), Some(5)),
+        "a later delete may shorten the grace period"
+    );
+    let longer = pods
+        .delete("p", &DeleteParams::default().grace_period(60))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deletion_of(&longer), deletion_of(&shorter), "but not lengthen it");
+
+    let confirmed = pods
+        .delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(confirmed.is_left(), "the last state comes back");
+    assert!(api_error(pods.get("p").await).is_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_grace_periods_come_from_the_delete_then_the_pod_and_finished_pods_go_at_once() {
+    let (_, _, client) = server();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &scheduled_pod("own", Some(5)))
+        .await
+        .unwrap();
+    let deleting = pods
+        .delete("own", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(5));
+
+    pods.create(&PostParams::default(), &scheduled_pod("asked", Some(5)))
+        .await
+        .unwrap();
+    let deleting = pods
+        .delete("asked", &DeleteParams::default().grace_period(2))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(2));
+
+    pods.create(&PostParams::default(), &scheduled_pod("done", None))
+        .await
+        .unwrap();
+    let succeeded = json!({"status": {"phase": "Succeeded"}});
+    pods.patch_status("done", &PatchParams::default(), &Patch::Merge(&succeeded))
+        .await
+        .unwrap();
+    pods.delete("done", &DeleteParams::default()).await.unwrap();
+    assert!(api_error(pods.get("done").await).is_not_found());
+
+    pods.create(&PostParams::default(), &pod("unscheduled"))
+        .await
+        .unwrap();
+    pods.delete("unscheduled", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(api_error(pods.get("unscheduled").await).is_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_collection_deletes_a_scheduled_pod_gracefully() {
+    let (_, _, client) = server();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let owner = maps
+        .create(&PostParams::default(), &config_map("owner", &[]))
+        .await
+        .unwrap();
+    let mut child = scheduled_pod("child", Some(10));
+    child.metadata.owner_references = Some(vec![owner.controller_owner_ref(&()).unwrap()]);
+    pods.create(&PostParams::default(), &child).await.unwrap();
+
+    maps.delete("owner", &DeleteParams::default()).await.unwrap();
+    let deleting = pods.get("child").await.unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(10));
+    pods.delete("child", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(api_error(pods.get("child").await).is_not_found());
+}

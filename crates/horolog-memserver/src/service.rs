@@ -348,7 +348,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 last_version: start.resource_version,
                 next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
                 deadline: Box::pin(tokio::time::sleep(timeout)),
-                drops: server.faults.watch_drops(),
+                dropped: Box::pin(dropped(server.faults.watch_drops())),
                 finished: false,
             };
             if start.expired {
@@ -641,8 +641,9 @@ struct WatchStream {
     /// two timers per watch per change.
     next_bookmark: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
-    /// Changes when `Faults::drop_watches` (or a refusal) ends every open watch.
-    drops: watch::Receiver<u64>,
+    /// Resolves when `Faults::drop_watches` (or a refusal) ends every open watch. Made once,
+    /// like the timers, so waiting for a change does not register with the signal anew.
+    dropped: Pin<Box<dyn Future<Output = ()> + Send>>,
     finished: bool,
 }
 
@@ -724,7 +725,11 @@ impl WatchStream {
                 },
                 _ = self.deadline.as_mut() => return None,
                 // Ended by the faults (or the server is gone): the client sees the stream end.
-                _ = self.drops.changed() => return None,
+                () = self.dropped.as_mut() => {
+                    // Never poll the finished future again.
+                    self.finished = true;
+                    return None;
+                }
                 _ = self.next_bookmark.as_mut(), if self.bookmarks => {
                     let next = self.next_bookmark.deadline() + BOOKMARK_INTERVAL;
                     self.next_bookmark.as_mut().reset(next);
@@ -733,6 +738,11 @@ impl WatchStream {
             }
         }
     }
+}
+
+/// Resolves at the next drop of every watch (or when the server is gone).
+async fn dropped(mut drops: watch::Receiver<u64>) {
+    let _ = drops.changed().await;
 }
 
 fn watch_response(stream: WatchStream) -> Response<ResponseBody> {

@@ -589,7 +589,6 @@ impl Store {
         let current = self.objects.get(key)?.clone();
         let grace = grace_period(key, &current, requested_grace);
         let held = !finalizers(&current).is_empty();
-        let rt = self.resource_of(key)?;
         if let Some(marked) = current
             .pointer("/metadata/deletionTimestamp")
             .and_then(Value::as_str)
@@ -608,6 +607,7 @@ impl Store {
                 let meta = metadata_mut(&mut shortened);
                 meta.insert("deletionTimestamp".into(), json!(timestamp(due)));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                let rt = self.resource_of(key)?;
                 return Some(self.commit(rt, key.clone(), shortened, current));
             }
             if pending == 0 && !held {
@@ -625,6 +625,7 @@ impl Store {
             json!(timestamp(self.clock.now() + TimeDelta::seconds(grace))),
         );
         meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        let rt = self.resource_of(key)?;
         Some(self.commit(rt, key.clone(), deleting, current))
     }
 

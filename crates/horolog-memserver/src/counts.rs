@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::request::{RequestInfo, Verb};
@@ -35,7 +35,31 @@ pub struct RequestKey {
 pub(crate) struct RequestCounts {
     /// Keyed by the hash of the key's fields, so a request is counted without building an owned
     /// key unless it is the first of its kind; collisions share a bucket.
-    buckets: Mutex<HashMap<u64, Vec<(RequestKey, u64)>>>,
+    buckets: Mutex<Buckets>,
+}
+
+/// Counters by the hash of their key: the key is hashed once, so the map needs no second hash.
+type Buckets = HashMap<u64, Vec<(RequestKey, u64)>, BuildHasherDefault<Prehashed>>;
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed with it; fold anything else in rather than panic.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
 }
 
 /// The fields of a key, borrowed from a request.
@@ -132,7 +156,7 @@ impl RequestCounts {
         self.lock().clear();
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Vec<(RequestKey, u64)>>> {
+    fn lock(&self) -> MutexGuard<'_, Buckets> {
         // Counters are plain numbers: a panic elsewhere leaves them usable.
         self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }

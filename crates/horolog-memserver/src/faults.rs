@@ -3,10 +3,11 @@
 //! does to a client without a private fake.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use futures::task::AtomicWaker;
 
 use super::request::{RequestInfo, RequestMatch};
 
@@ -48,8 +49,37 @@ pub(crate) struct FaultState {
     /// True while any rule is set: requests check this one flag when the server is healthy.
     active: AtomicBool,
     rules: Mutex<Rules>,
-    /// Bumped to end every open watch; each watch stream holds a receiver.
-    watch_drops: watch::Sender<u64>,
+    /// The open watch streams, to end them all at once.
+    watches: Mutex<Vec<Weak<WatchEnd>>>,
+}
+
+/// How a watch stream learns the faults ended it: a flag and the waker of its last poll, so
+/// waiting costs a watch an atomic or two rather than a lock on every poll.
+#[derive(Default)]
+pub(crate) struct WatchEnd {
+    ended: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl WatchEnd {
+    /// Ready once the watch has been ended.
+    pub fn poll_ended(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ended.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // Ended between the check and the registration: the wake may have missed us.
+        if self.ended.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.waker.wake();
+    }
 }
 
 #[derive(Default)]
@@ -89,7 +119,7 @@ impl Default for FaultState {
         FaultState {
             active: AtomicBool::new(false),
             rules: Mutex::default(),
-            watch_drops: watch::channel(0).0,
+            watches: Mutex::default(),
         }
     }
 }
@@ -105,9 +135,14 @@ impl FaultState {
         self.lock().needs_name()
     }
 
-    /// A receiver that changes when [`Faults::drop_watches`] ends the open watches.
-    pub fn watch_drops(&self) -> watch::Receiver<u64> {
-        self.watch_drops.subscribe()
+    /// Registers a new watch stream, to be ended by [`Faults::drop_watches`] and refusals.
+    pub fn register_watch(&self) -> Arc<WatchEnd> {
+        let end = Arc::new(WatchEnd::default());
+        let mut watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        // Closed watches leave dead entries; sweeping them here keeps the list at the open ones.
+        watches.retain(|watch| watch.strong_count() > 0);
+        watches.push(Arc::downgrade(&end));
+        end
     }
 
     /// Holds, refuses, fails or lets through one request (see [`Faults`] for the order).
@@ -163,7 +198,10 @@ impl FaultState {
     }
 
     fn end_watches(&self) {
-        self.watch_drops.send_modify(|generation| *generation += 1);
+        let watches = std::mem::take(&mut *self.watches.lock().unwrap_or_else(PoisonError::into_inner));
+        for watch in watches.iter().filter_map(Weak::upgrade) {
+            watch.end();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Rules> {

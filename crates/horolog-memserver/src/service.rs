@@ -14,11 +14,10 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::watch;
 use tokio::time::Sleep;
 
 use super::apply::apply;
-use super::faults::Admission;
+use super::faults::{Admission, WatchEnd};
 use super::patch::{json_patch, merge_patch};
 use super::request::RequestInfo;
 use super::selector::{FieldSelector, LabelSelector};
@@ -348,7 +347,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 last_version: start.resource_version,
                 next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
                 deadline: Box::pin(tokio::time::sleep(timeout)),
-                dropped: Box::pin(dropped(server.faults.watch_drops())),
+                end: server.faults.register_watch(),
                 finished: false,
             };
             if start.expired {
@@ -641,9 +640,8 @@ struct WatchStream {
     /// two timers per watch per change.
     next_bookmark: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
-    /// Resolves when `Faults::drop_watches` (or a refusal) ends every open watch. Made once,
-    /// like the timers, so waiting for a change does not register with the signal anew.
-    dropped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Set when `Faults::drop_watches` (or a refusal) ends every open watch.
+    end: Arc<WatchEnd>,
     finished: bool,
 }
 
@@ -725,11 +723,7 @@ impl WatchStream {
                 },
                 _ = self.deadline.as_mut() => return None,
                 // Ended by the faults (or the server is gone): the client sees the stream end.
-                () = self.dropped.as_mut() => {
-                    // Never poll the finished future again.
-                    self.finished = true;
-                    return None;
-                }
+                () = std::future::poll_fn(|cx| self.end.poll_ended(cx)) => return None,
                 _ = self.next_bookmark.as_mut(), if self.bookmarks => {
                     let next = self.next_bookmark.deadline() + BOOKMARK_INTERVAL;
                     self.next_bookmark.as_mut().reset(next);
@@ -738,11 +732,6 @@ impl WatchStream {
             }
         }
     }
-}
-
-/// Resolves at the next drop of every watch (or when the server is gone).
-async fn dropped(mut drops: watch::Receiver<u64>) {
-    let _ = drops.changed().await;
 }
 
 fn watch_response(stream: WatchStream) -> Response<ResponseBody> {

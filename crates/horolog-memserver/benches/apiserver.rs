@@ -155,6 +155,7 @@ fn with_horolog_kinds(server: ApiServer) -> ApiServer {
             kind: kind.into(),
             namespaced: true,
             status_subresource: true,
+            schema: None,
         });
     }
     server
@@ -221,7 +222,7 @@ impl Fixture {
             let response = fixture
                 .runtime
                 .block_on(server.call(request(Method::GET, &uri, "application/json", None)))
-                .unwrap_or_else(|never| match never {});
+                .expect("no faults are set");
             assert_eq!(response.status(), StatusCode::OK, "{uri}");
             fixture.watches.push(response.into_body());
         }
@@ -241,7 +242,7 @@ impl Fixture {
         let watches = &mut self.watches;
         let (status, body, elapsed) = self.runtime.block_on(tokio::task::unconstrained(async move {
             let start = Instant::now();
-            let response = server.call(request).await.unwrap_or_else(|never| match never {});
+            let response = server.call(request).await.expect("no faults are set");
             let status = response.status();
             let body = response.into_body().collect().await.map(|c| c.to_bytes());
             let body = body.unwrap_or_else(|never| match never {});

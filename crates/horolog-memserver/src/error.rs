@@ -119,6 +119,44 @@ impl ApiError {
         )
     }
 
+    /// The answer to a request failed on purpose ([`crate::Faults::fail`]): the reason and
+    /// message the real server gives with `code` (429 also says when to retry).
+    pub(crate) fn injected(code: u16) -> Self {
+        let (reason, message) = match code {
+            400 => ("BadRequest", "the request is invalid (injected fault)"),
+            401 => ("Unauthorized", "Unauthorized"),
+            403 => ("Forbidden", "forbidden (injected fault)"),
+            404 => (
+                "NotFound",
+                "the server could not find the requested resource (injected fault)",
+            ),
+            409 => (
+                "Conflict",
+                "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected fault)",
+            ),
+            410 => ("Expired", "too old resource version (injected fault)"),
+            422 => ("Invalid", "the object is invalid (injected fault)"),
+            429 => ("TooManyRequests", "Too many requests, please try again later."),
+            500 => ("InternalError", "Internal error occurred: injected fault"),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
+            504 => (
+                "Timeout",
+                "the server was unable to return a response in the time allotted, but may still be processing the request",
+            ),
+            _ => ("", "injected fault"),
+        };
+        Self::new(code, reason, message)
+    }
+
+    /// When the client may retry (`Retry-After` and `details.retryAfterSeconds`): a second
+    /// after a 429, as API Priority and Fairness answers.
+    pub(crate) fn retry_after_seconds(&self) -> Option<u32> {
+        (self.code == 429).then_some(1)
+    }
+
     /// The error as a `Status` object.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
@@ -132,6 +170,9 @@ impl ApiError {
         });
         if let Some((group, kind, name)) = &self.details {
             status["details"] = json!({"name": name, "group": group, "kind": kind});
+        }
+        if let Some(seconds) = self.retry_after_seconds() {
+            status["details"]["retryAfterSeconds"] = json!(seconds);
         }
         status
     }

@@ -2,10 +2,12 @@
 //! `Service` to a real [`kube::Client`], so `Controller`, watchers, reflectors, `Api` calls and the
 //! event `Recorder` run unchanged against it. Controller tests use it with a manual clock;
 //! `horolog run --local` uses it to run the operator without a cluster. It knows the built-in
-//! resources it needs ([`ResourceType::defaults`]); custom resources come from their CRDs
-//! ([`ApiServer::register_crd`], or by creating the CRD through the API, as on a real server).
+//! resources it needs ([`ResourceType::defaults`]: core Pods, ConfigMaps, Secrets, Services,
+//! ServiceAccounts, Events and Namespaces, `events.k8s.io` Events, Leases, `batch/v1` Jobs and
+//! CronJobs, CRDs); custom resources come from their CRDs ([`ApiServer::register_crd`], or by
+//! creating the CRD through the API, as on a real server).
 //!
-//! What it serves, for every registered [`ResourceType`] (see [`ResourceType::defaults`]):
+//! What it serves, for every registered [`ResourceType`]:
 //!
 //! - get, list (label selectors `a=b`, `a!=b`, `a`, `!a`, `a in (..)`, `a notin (..)`; field
 //!   selectors on any dotted path, e.g. `metadata.name`, `spec.scheduleName`; `limit`/`continue`),
@@ -17,27 +19,57 @@
 //!   JSON patch, strategic merge treated as merge; server-side apply approximated as a merge that
 //!   also removes the fields the same manager applied before and leaves out now, creating an absent
 //!   object — lists are atomic and conflicts are never reported, see `apply.rs`), `dryRun=All`;
-//! - the `/status` subresource where the type has one: writes to `/status` change only `.status`,
-//!   writes to the object keep `.status`; `metadata.generation` grows only when something other
+//! - the `/status` subresource where the type has one (Pods, Jobs, CronJobs, custom resources
+//!   that declare it): writes to `/status` change only `.status`, writes to the object keep
+//!   `.status` (and a create drops it); `metadata.generation` grows only when something other
 //!   than metadata and status changes; a write that changes nothing is no change (no new
 //!   resourceVersion, no watch event);
+//! - structural defaulting of custom resources from their CRD's `openAPIV3Schema`: a missing
+//!   property with a `default` gets it (recursing into present objects, `additionalProperties`
+//!   and array `items`), on create, update and patch, after a create has dropped `.status` — so
+//!   a `status` default shows on a fresh object, as the real server shows it when it reads the
+//!   object back. Defaults are applied when an object is written, not when it is read: an object
+//!   stored before its CRD gained a default gets it at its next write;
 //! - delete: objects with finalizers get a deletionTimestamp and go when the last finalizer is
 //!   removed; then owner-reference garbage collection deletes dependents whose owners are all
-//!   gone (background propagation, done at once), or orphans them with `propagationPolicy=Orphan`;
-//!   deleting a Namespace deletes every object in it at once (no `Terminating` phase);
+//!   gone (background propagation, done at once, where a real cluster's garbage collector takes
+//!   a second or two), or orphans them with `propagationPolicy=Orphan`; deleting a Namespace
+//!   deletes every object in it at once (no `Terminating` phase);
+//! - graceful Pod deletion, as the real Pod strategy does it: deleting a Pod bound to a node
+//!   (`spec.nodeName` set) that has not finished gives it a grace period — the delete's
+//!   `gracePeriodSeconds`, else its `spec.terminationGracePeriodSeconds`, else 30 — by setting
+//!   `deletionTimestamp` (now + grace) and `deletionGracePeriodSeconds`; the Pod stays until a
+//!   delete with grace 0 (the kubelet's confirmation, or `kubectl delete --force`). A later
+//!   delete may only shorten the grace period. A Pod never scheduled, or Succeeded or Failed,
+//!   goes at once; garbage collection and Namespace deletion delete Pods the same way;
 //! - metadata-only responses (`Accept: ...;as=PartialObjectMetadata...`), which
 //!   `Controller::owns` asks for.
 //!
-//! What it does not do: validation against schemas, defaulting, admission, RBAC, discovery,
-//! namespaces as a precondition (any namespace name works), managedFields for non-apply writes,
-//! pod lifecycle (a new Pod stays `Pending` until someone writes its status), graceful pod
-//! deletion (pods go at once).
-//! Timestamps come from the [`Clock`]; watch timeouts and bookmarks run on tokio time, so tests
-//! under `tokio::time::pause()` see them without waiting.
+//! For tests of what an unreliable API server does to a client, [`ApiServer::faults`] refuses
+//! connections (a transport error, as from a server that is down), fails chosen requests with a
+//! status code, delays them on tokio time, refuses everything right after a chosen request (a
+//! crash between two calls), and ends open watches; see [`Faults`]. Every request is counted as
+//! `apiserver_request_total` counts it, by client (`User-Agent`, set with
+//! [`ApiServer::client_as`]), verb, resource, subresource and code ([`ApiServer::request_counts`],
+//! [`ApiServer::write_count`], [`ApiServer::metrics_text`]), the server's own garbage collection
+//! included as client [`GARBAGE_COLLECTOR`].
+//!
+//! What it does not do: validation against schemas (nor pruning of unknown fields), defaulting
+//! of built-in resources (a Job gets no selector, `backoffLimit` or `completions`; a Pod no
+//! `terminationGracePeriodSeconds`), controllers (no Job or CronJob controller, no scheduler, no
+//! kubelet: a new Pod stays `Pending` until someone writes its status, a Job makes no Pods),
+//! admission, RBAC, discovery, namespaces as a precondition (any namespace name works),
+//! managedFields for non-apply writes.
+//! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio
+//! time, so tests under `tokio::time::pause()` see them without waiting.
 
 mod apply;
+mod counts;
+mod defaulting;
 mod error;
+mod faults;
 mod patch;
+mod request;
 mod resource;
 mod selector;
 mod service;
@@ -53,9 +85,14 @@ use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+pub use counts::{GARBAGE_COLLECTOR, RequestKey};
 pub use error::ApiError;
+pub use faults::Faults;
+pub use request::{RequestMatch, Verb};
 pub use resource::{ResourceType, StaticScope};
 
+use counts::RequestCounts;
+use faults::FaultState;
 use horolog_core::clock::Clock;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use store::Store;
@@ -70,6 +107,8 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 #[derive(Clone)]
 pub struct ApiServer {
     store: Arc<Mutex<Store>>,
+    faults: Arc<FaultState>,
+    counts: Arc<RequestCounts>,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -124,16 +163,17 @@ pub struct ImportError(String);
 impl ApiServer {
     /// An empty server serving [`ResourceType::defaults`], stamping times from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        ApiServer {
-            store: Arc::new(Mutex::new(Store::new(clock, DEFAULT_HISTORY))),
-        }
+        ApiServer::with_history_limit(clock, DEFAULT_HISTORY)
     }
 
     /// An empty server that keeps only `history` changes for resuming watches (older
     /// resourceVersions get 410 Gone); for testing relists.
     pub fn with_history_limit(clock: Arc<dyn Clock>, history: usize) -> Self {
+        let counts = Arc::new(RequestCounts::default());
         ApiServer {
-            store: Arc::new(Mutex::new(Store::new(clock, history))),
+            store: Arc::new(Mutex::new(Store::new(clock, history, counts.clone()))),
+            faults: Arc::new(FaultState::default()),
+            counts,
         }
     }
 
@@ -161,8 +201,63 @@ impl ApiServer {
     }
 
     /// A real `kube::Client` whose requests this server answers, with default namespace `default`.
+    /// Its requests carry no `User-Agent`: they are counted under client `unknown`.
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.clone(), "default")
+    }
+
+    /// A client like [`ApiServer::client`] whose requests carry `user_agent` as their
+    /// `User-Agent`, so counts ([`ApiServer::request_counts`]) and faults
+    /// ([`RequestMatch::client`]) can tell, say, the operator, the test and a kubelet stand-in
+    /// apart. Characters a header cannot hold become `_`.
+    pub fn client_as(&self, user_agent: &str) -> kube::Client {
+        let header = user_agent_header(user_agent);
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<kube::client::Body>| {
+                request
+                    .headers_mut()
+                    .insert(http::header::USER_AGENT, header.clone());
+                request
+            })
+            .service(self.clone());
+        kube::Client::new(service, "default")
+    }
+
+    /// The faults this server injects into the requests it serves; none until set.
+    pub fn faults(&self) -> Faults {
+        Faults::new(self.faults.clone())
+    }
+
+    /// How many requests the server answered, by client, verb, resource, subresource and code,
+    /// as `apiserver_request_total` counts them, ordered by key. Refused requests are not
+    /// counted (they never reached the server); failed ones are, with their code. A watch is
+    /// counted when it starts (the real server counts it when it ends). Deletes the server does
+    /// itself, as kube-controller-manager would on a real cluster (garbage collection of
+    /// dependents, emptying a deleted Namespace), are counted as `DELETE`s (and the owner
+    /// references it drops as `PATCH`es) by client [`GARBAGE_COLLECTOR`], one per object.
+    pub fn request_counts(&self) -> Vec<(RequestKey, u64)> {
+        self.counts.snapshot()
+    }
+
+    /// Sets every request count back to zero, e.g. after a test's setup.
+    pub fn reset_request_counts(&self) {
+        self.counts.reset();
+    }
+
+    /// The number of writes (create, update, patch including apply, delete, deletecollection;
+    /// any response code) counted for `client` and `resource` (a plural such as `pods`);
+    /// `None` counts every client or every resource.
+    pub fn write_count(&self, client: Option<&str>, resource: Option<&str>) -> u64 {
+        counts::write_count(&self.counts.snapshot(), client, resource)
+    }
+
+    /// The request counts as `apiserver_request_total` in the Prometheus text format, as a
+    /// `/metrics` endpoint serves them:
+    /// `apiserver_request_total{verb="POST",group="",resource="pods",subresource="",code="201",client="horolog"} 3`.
+    /// Verbs are the real server's labels ([`Verb::metric_label`]): GET, LIST, WATCH, POST (create),
+    /// PUT (update), PATCH, APPLY (server-side apply), DELETE, DELETECOLLECTION.
+    pub fn metrics_text(&self) -> String {
+        counts::metrics_text(&self.counts.snapshot())
     }
 
     /// The resource version of the latest change.
@@ -215,30 +310,42 @@ impl ApiServer {
         self.lock().subscribe()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         // No code path panics while holding the lock on purpose; if one did, the store is still
         // a set of whole objects, so keep serving rather than failing every later request.
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// A `User-Agent` value holding `user_agent`, with the characters a header cannot hold as `_`.
+fn user_agent_header(user_agent: &str) -> http::HeaderValue {
+    let printable: String = user_agent
+        .chars()
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    http::HeaderValue::from_str(&printable).unwrap_or_else(|_| http::HeaderValue::from_static("_"))
+}
+
 /// The server as an HTTP service: `kube::Client::new` takes it directly ([`ApiServer::client`]),
-/// and hyper can serve it on a socket for `kubectl`.
+/// and hyper can serve it on a socket for `kubectl`. Its error is a refused connection
+/// (`std::io::ErrorKind::ConnectionRefused`), returned only while [`Faults`] refuse requests;
+/// `kube::Client` reports it as `kube::Error::Service`, a transport error, as it reports an API
+/// server that is down. Served over a socket, answer it by closing the connection.
 impl<B> tower::Service<http::Request<B>> for ApiServer
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<tower::BoxError>,
 {
     type Response = http::Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, std::io::Error>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let server = self.clone();
-        Box::pin(async move { Ok(service::handle(server, request).await) })
+        Box::pin(service::handle(server, request))
     }
 }

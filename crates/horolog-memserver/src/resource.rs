@@ -1,6 +1,9 @@
 //! The resource types the API server knows: which URL segment maps to which kind, its scope,
-//! and whether it has a status subresource.
+//! whether it has a status subresource, and (for custom resources) the schema it defaults by.
 
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event as CoreEvent, Namespace, Pod, Secret, Service, ServiceAccount,
@@ -25,6 +28,10 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// True when `.status` is written only through the `/status` subresource.
     pub status_subresource: bool,
+    /// The version's `openAPIV3Schema` (custom resources), whose `default`s the server applies
+    /// to every object it writes; `None` for no defaulting (the server keeps a schema only if it
+    /// declares a default).
+    pub schema: Option<Arc<Value>>,
 }
 
 /// A resource scope whose namespacing is known at compile time (implemented for k8s-openapi's
@@ -56,6 +63,7 @@ impl ResourceType {
             kind: K::kind(&()).into_owned(),
             namespaced: <K::Scope as StaticScope>::NAMESPACED,
             status_subresource: false,
+            schema: None,
         }
     }
 
@@ -83,7 +91,8 @@ impl ResourceType {
         }
     }
 
-    /// The resource types a CustomResourceDefinition declares: one per served version.
+    /// The resource types a CustomResourceDefinition declares: one per served version, with
+    /// that version's schema.
     pub fn from_crd(crd: &CustomResourceDefinition) -> Vec<ResourceType> {
         let spec = &crd.spec;
         spec.versions
@@ -96,6 +105,12 @@ impl ResourceType {
                 kind: spec.names.kind.clone(),
                 namespaced: spec.scope == "Namespaced",
                 status_subresource: version.subresources.as_ref().is_some_and(|s| s.status.is_some()),
+                schema: version
+                    .schema
+                    .as_ref()
+                    .and_then(|schema| schema.open_api_v3_schema.as_ref())
+                    .and_then(|schema| serde_json::to_value(schema).ok())
+                    .map(Arc::new),
             })
             .collect()
     }
@@ -126,6 +141,8 @@ impl ResourceType {
             ResourceType::of::<Namespace>().with_status_subresource(),
             ResourceType::of::<Event>(),
             ResourceType::of::<Lease>(),
+            ResourceType::of::<Job>().with_status_subresource(),
+            ResourceType::of::<CronJob>().with_status_subresource(),
             ResourceType::of::<CustomResourceDefinition>().with_status_subresource(),
         ]
     }

@@ -17,7 +17,9 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Sleep;
 
 use super::apply::apply;
+use super::faults::{Admission, WatchEnd};
 use super::patch::{json_patch, merge_patch};
+use super::request::RequestInfo;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Filter, Object, Store, Target, meta_str};
 use super::{ApiError, ApiServer, Change, ChangeKind, ResourceType, ResponseBody, encode};
@@ -82,7 +84,7 @@ impl Query {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -191,29 +193,69 @@ impl serde::Serialize for Items {
     }
 }
 
-pub(crate) async fn handle<B>(server: ApiServer, request: http::Request<B>) -> Response<ResponseBody>
+/// Serves one request: through the faults (only when some are set), then the store; counts it
+/// unless it was refused. A refusal is the service's error: to a `kube::Client` it is a
+/// transport error, as from an API server that is down.
+pub(crate) async fn handle<B>(
+    server: ApiServer,
+    request: http::Request<B>,
+) -> Result<Response<ResponseBody>, std::io::Error>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<tower::BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let reply = match body.collect().await {
-        Ok(collected) => dispatch(&server, &parts, collected.to_bytes()),
-        Err(error) => Err(ApiError::bad_request(format!(
-            "reading the request body: {}",
-            error.into()
-        ))),
-    };
+    let body = body
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|error| ApiError::bad_request(format!("reading the request body: {}", error.into())));
+    let mut info = RequestInfo::parse(&parts);
+    if server.faults.is_active() {
+        if server.faults.needs_name()
+            && let Ok(body) = &body
+        {
+            info.resolve_name(parts.uri.query(), body);
+        }
+        match server.faults.admit(&info).await {
+            Admission::Proceed => {}
+            Admission::Refuse => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused (the in-memory API server is refusing requests)",
+                ));
+            }
+            Admission::Fail(code) => {
+                let response = error_response(&ApiError::injected(code));
+                server.counts.count_request(&info, code);
+                return Ok(response);
+            }
+        }
+    }
+    let response = respond(body.and_then(|body| dispatch(&server, &parts, body)));
+    server.counts.count_request(&info, response.status().as_u16());
+    Ok(response)
+}
+
+fn respond(reply: Result<Reply, ApiError>) -> Response<ResponseBody> {
     match reply {
         Ok(Reply::Json(code, value)) => json_response(code, encode(&value)),
         Ok(Reply::Object(code, object)) => json_response(code, object.encoded()),
         Ok(Reply::List(list)) => json_response(StatusCode::OK, encode(&list)),
         Ok(Reply::Watch(stream)) => watch_response(*stream),
-        Err(error) => {
-            let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_response(code, encode(&error.to_status()))
-        }
+        Err(error) => error_response(&error),
     }
+}
+
+fn error_response(error: &ApiError) -> Response<ResponseBody> {
+    let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(code, encode(&error.to_status()));
+    if let Some(seconds) = error.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 fn json_response(code: StatusCode, body: Bytes) -> Response<ResponseBody> {
@@ -305,6 +347,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 last_version: start.resource_version,
                 next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
                 deadline: Box::pin(tokio::time::sleep(timeout)),
+                end: server.faults.register_watch(),
                 finished: false,
             };
             if start.expired {
@@ -375,7 +418,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
         }
         (&Method::DELETE, None) => {
             let (options, _) = delete_options(&query, &body)?;
-            let deleted = store.delete_collection(&rt, &query.filter(namespace)?, options.orphan);
+            let deleted = store.delete_collection(&rt, &query.filter(namespace)?, &options);
             let version = store.resource_version();
             Ok(Reply::List(list_body(&rt, deleted, version, None, false)))
         }
@@ -462,6 +505,10 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<(DeleteOptions, bool), 
             precondition_resource_version: text("/preconditions/resourceVersion"),
             orphan: policy.as_deref() == Some("Orphan")
                 || options.get("orphanDependents").and_then(Value::as_bool) == Some(true),
+            grace_period_seconds: options
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
         },
         dry_run,
     ))
@@ -593,6 +640,8 @@ struct WatchStream {
     /// two timers per watch per change.
     next_bookmark: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
+    /// Set when `Faults::drop_watches` (or a refusal) ends every open watch.
+    end: Arc<WatchEnd>,
     finished: bool,
 }
 
@@ -673,6 +722,8 @@ impl WatchStream {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.deadline.as_mut() => return None,
+                // Ended by the faults (or the server is gone): the client sees the stream end.
+                () = std::future::poll_fn(|cx| self.end.poll_ended(cx)) => return None,
                 _ = self.next_bookmark.as_mut(), if self.bookmarks => {
                     let next = self.next_bookmark.deadline() + BOOKMARK_INTERVAL;
                     self.next_bookmark.as_mut().reset(next);

@@ -7,10 +7,13 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::counts::RequestCounts;
+use super::defaulting::{apply_defaults, declares_defaults};
+use super::request::Verb;
 use super::selector::{FieldSelector, LabelSelector};
 use super::{ApiError, Change, ChangeKind, ResourceType, encode};
 use horolog_core::clock::Clock;
@@ -131,7 +134,13 @@ pub(crate) struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub orphan: bool,
+    /// `gracePeriodSeconds`: how long a scheduled Pod is given to stop (see [`grace_period`]).
+    pub grace_period_seconds: Option<i64>,
 }
+
+/// A Pod's grace period when its delete does not give one (the real server defaults
+/// `spec.terminationGracePeriodSeconds` to it).
+const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
 
 pub(crate) struct Store {
     clock: Arc<dyn Clock>,
@@ -147,13 +156,15 @@ pub(crate) struct Store {
     /// Changes up to and including this resource version are no longer in `history`.
     compacted_through: u64,
     changes: broadcast::Sender<Arc<Change>>,
+    /// Where the deletes and patches the garbage collector would send are counted.
+    counts: Arc<RequestCounts>,
 }
 
 /// How many changes a slow watcher may fall behind before it is told to relist.
 const BROADCAST_CAPACITY: usize = 4096;
 
 impl Store {
-    pub fn new(clock: Arc<dyn Clock>, history_limit: usize) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, history_limit: usize, counts: Arc<RequestCounts>) -> Self {
         Store {
             clock,
             resources: ResourceType::defaults().into_iter().map(Arc::new).collect(),
@@ -165,10 +176,19 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted_through: 0,
             changes: broadcast::channel(BROADCAST_CAPACITY).0,
+            counts,
         }
     }
 
-    pub fn register(&mut self, rt: ResourceType) {
+    pub fn register(&mut self, mut rt: ResourceType) {
+        // A schema without defaults changes nothing: not walking it saves every write the walk.
+        if rt
+            .schema
+            .as_deref()
+            .is_some_and(|schema| !declares_defaults(schema))
+        {
+            rt.schema = None;
+        }
         self.resources.retain(|known| {
             !(known.group == rt.group && known.version == rt.version && known.plural == rt.plural)
         });
@@ -202,7 +222,7 @@ impl Store {
     }
 
     pub fn now(&self) -> String {
-        self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
+        timestamp(self.clock.now())
     }
 
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
@@ -300,6 +320,11 @@ impl Store {
             if rt.group.is_empty() && rt.plural == "pods" {
                 fields.insert("status".into(), json!({"phase": "Pending"}));
             }
+        }
+        // After status is dropped, as the real server's defaults show on the object it reads
+        // back from etcd: a status default appears on a fresh object.
+        if let Some(schema) = &rt.schema {
+            apply_defaults(&mut object, schema);
         }
         let object = Arc::new(object);
         if dry_run {
@@ -461,6 +486,9 @@ impl Store {
             };
         }
         meta.remove("selfLink");
+        if let Some(schema) = &rt.schema {
+            apply_defaults(&mut updated, schema);
+        }
         if spec_changed(rt, &current, &updated) {
             let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             metadata_mut(&mut updated).insert("generation".into(), json!(generation));
@@ -474,7 +502,9 @@ impl Store {
             return Ok(Object::new(Arc::new(updated)));
         }
         let key = ObjectKey::new(rt, namespace, name);
-        let deleting = updated.pointer("/metadata/deletionTimestamp").is_some();
+        // A Pod's graceful deletion still pending keeps it, finalizers or not.
+        let deleting =
+            updated.pointer("/metadata/deletionTimestamp").is_some() && pending_grace_seconds(&updated) == 0;
         if deleting && finalizers(&updated).is_empty() {
             return Ok(self
                 .remove(&key, false)
@@ -529,7 +559,7 @@ impl Store {
         }
         let key = ObjectKey::new(rt, namespace, name);
         Ok(self
-            .delete_key(&key, options.orphan)
+            .delete_key(&key, options.orphan, options.grace_period_seconds)
             .unwrap_or_else(|| Object::new(current)))
     }
 
@@ -538,7 +568,7 @@ impl Store {
         &mut self,
         rt: &Arc<ResourceType>,
         filter: &Filter,
-        orphan: bool,
+        options: &DeleteOptions,
     ) -> Vec<Arc<Value>> {
         let keys: Vec<ObjectKey> = self
             .objects_of(rt)
@@ -546,23 +576,55 @@ impl Store {
             .map(|(key, _)| key.clone())
             .collect();
         keys.iter()
-            .filter_map(|key| self.delete_key(key, orphan))
+            .filter_map(|key| self.delete_key(key, options.orphan, options.grace_period_seconds))
             .map(|object| object.value)
             .collect()
     }
 
-    fn delete_key(&mut self, key: &ObjectKey, orphan: bool) -> Option<Object> {
+    /// Deletes one object as the real server's `BeforeDelete` and registry do: a scheduled Pod
+    /// is marked deleting with a grace period (`deletionTimestamp` = now + grace) and stays
+    /// until a delete with grace 0; an object with finalizers is marked deleting and stays
+    /// until they are removed; anything else goes at once (then its dependents are collected).
+    fn delete_key(&mut self, key: &ObjectKey, orphan: bool, requested_grace: Option<i64>) -> Option<Object> {
         let current = self.objects.get(key)?.clone();
-        if finalizers(&current).is_empty() {
-            return self.remove(key, orphan);
-        }
-        if current.pointer("/metadata/deletionTimestamp").is_some() {
+        let grace = grace_period(key, &current, requested_grace);
+        let held = !finalizers(&current).is_empty();
+        if let Some(marked) = current
+            .pointer("/metadata/deletionTimestamp")
+            .and_then(Value::as_str)
+        {
+            let pending = pending_grace_seconds(&current);
+            // Already deleting: a delete may only shorten a pending grace period.
+            if pending > 0 && grace < pending {
+                if grace == 0 && !held {
+                    return self.remove(key, orphan);
+                }
+                let due = DateTime::parse_from_rfc3339(marked)
+                    .map(|marked| marked.to_utc() - TimeDelta::seconds(pending))
+                    .unwrap_or_else(|_| self.clock.now())
+                    + TimeDelta::seconds(grace);
+                let mut shortened = Value::clone(&current);
+                let meta = metadata_mut(&mut shortened);
+                meta.insert("deletionTimestamp".into(), json!(timestamp(due)));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                let rt = self.resource_of(key)?;
+                return Some(self.commit(rt, key.clone(), shortened, current));
+            }
+            if pending == 0 && !held {
+                return self.remove(key, orphan);
+            }
             return Some(Object::new(current));
+        }
+        if grace == 0 && !held {
+            return self.remove(key, orphan);
         }
         let mut deleting = Value::clone(&current);
         let meta = metadata_mut(&mut deleting);
-        meta.insert("deletionTimestamp".into(), json!(self.now()));
-        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(timestamp(self.clock.now() + TimeDelta::seconds(grace))),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         let rt = self.resource_of(key)?;
         Some(self.commit(rt, key.clone(), deleting, current))
     }
@@ -581,7 +643,8 @@ impl Store {
     }
 
     /// What the namespace controller does when a Namespace goes, done at once: every object in
-    /// it is deleted (objects with finalizers are marked deleting and go when those are removed).
+    /// it is deleted (objects with finalizers are marked deleting and go when those are removed;
+    /// scheduled Pods get their grace period), each delete counted as the garbage collector's.
     fn delete_contents_of(&mut self, namespace: &str) {
         let keys: Vec<ObjectKey> = self
             .objects
@@ -590,7 +653,9 @@ impl Store {
             .cloned()
             .collect();
         for key in keys {
-            self.delete_key(&key, false);
+            self.counts
+                .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
+            self.delete_key(&key, false, None);
         }
     }
 
@@ -609,13 +674,20 @@ impl Store {
                 };
                 let has_live_owner =
                     owner_uids(&object).any(|owner| owner != uid && self.uids.contains(owner));
+                // Each branch is one request the real garbage collector sends.
                 if orphan || has_live_owner {
                     let mut released = Value::clone(&object);
                     if let Some(Value::Array(owners)) = released.pointer_mut("/metadata/ownerReferences") {
                         owners.retain(|owner| owner.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                     }
+                    self.counts
+                        .count_garbage_collection(Verb::Patch, &key.group, &key.plural);
                     self.commit(rt, key, released, object);
-                } else if finalizers(&object).is_empty() {
+                } else if object.pointer("/metadata/deletionTimestamp").is_some() {
+                    // Being deleted already: the collector leaves it to finish.
+                } else if finalizers(&object).is_empty() && grace_period(&key, &object, None) == 0 {
+                    self.counts
+                        .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
                     let dependent_uid = meta_str(&object, "uid").unwrap_or_default().to_string();
                     // Removing directly (not through `remove`) keeps this loop iterative.
                     if let Some(object) = self.take(&key) {
@@ -623,7 +695,9 @@ impl Store {
                     }
                     dead.push(dependent_uid);
                 } else {
-                    self.delete_key(&key, false);
+                    self.counts
+                        .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
+                    self.delete_key(&key, false, None);
                 }
             }
         }
@@ -792,6 +866,49 @@ impl Store {
         self.compacted_through = self.resource_version;
         Ok(())
     }
+}
+
+/// A time as metadata timestamps are written: RFC 3339 in UTC, whole seconds.
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// How long a delete gives `object` before it goes, as the real Pod strategy decides: for a
+/// Pod bound to a node (`spec.nodeName`) that has not finished, the delete's
+/// `gracePeriodSeconds`, else its `spec.terminationGracePeriodSeconds`, else 30 (negative
+/// means 1). Zero, i.e. at once, for Pods never scheduled or finished, and for every other
+/// resource.
+fn grace_period(key: &ObjectKey, object: &Value, requested: Option<i64>) -> i64 {
+    if !(key.group.is_empty() && key.plural == "pods") {
+        return 0;
+    }
+    let scheduled = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|node| !node.is_empty());
+    let finished = matches!(
+        object.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !scheduled || finished {
+        return 0;
+    }
+    let grace = requested
+        .or_else(|| {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(DEFAULT_POD_GRACE_SECONDS);
+    if grace < 0 { 1 } else { grace }
+}
+
+/// The grace period of a deletion in progress (`metadata.deletionGracePeriodSeconds`), 0 if none.
+fn pending_grace_seconds(object: &Value) -> i64 {
+    object
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 /// A uid that is unique for the life of a store (and across export/import, since resource

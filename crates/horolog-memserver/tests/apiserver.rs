@@ -958,3 +958,348 @@ async fn change_subscribers_see_every_write() {
     );
     assert_eq!(changes.recv().await.unwrap().kind, ChangeKind::Deleted);
 }
+
+/// A hand-written CRD whose schema declares defaults at the root's `spec` and `status`, in a
+/// nested object, in array items and in a map's values.
+fn widget_crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
+{
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "default": {},
+                            "properties": {
+                                "size": {"type": "string", "default": "small"},
+                                "paused": {"type": "boolean"},
+                                "limits": {"type": "object", "properties": {
+                                    "retries": {"type": "integer", "default": 3},
+                                }},
+                                "ports": {"type": "array", "items": {"type": "object", "properties": {
+                                    "port": {"type": "integer"},
+                                    "protocol": {"type": "string", "default": "TCP"},
+                                }}},
+                                "weights": {"type": "object", "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {"weight": {"type": "integer", "default": 1}},
+                                }},
+                            },
+                        },
+                        "status": {
+                            "type": "object",
+                            "default": {"phase": "Pending"},
+                            "properties": {
+                                "phase": {"type": "string"},
+                                "ready": {"type": "integer", "default": 0},
+                            },
+                        },
+                    },
+                }},
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+fn widgets(client: Client) -> Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    Api::default_namespaced_with(client, &resource)
+}
+
+fn widget(name: &str, spec: Value) -> kube::api::DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": spec,
+        "status": {"phase": "Done"},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn crd_schema_defaults_fill_missing_fields_and_the_status_of_a_fresh_object() {
+    let clock = ManualClock::new(start());
+    let server = ApiServer::with_crds(Arc::new(clock), &[widget_crd()]);
+    let widgets = widgets(server.client());
+    let spec = json!({
+        "limits": {},
+        "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}],
+        "weights": {"a": {}, "b": {"weight": 7}},
+    });
+    let created = widgets
+        .create(&PostParams::default(), &widget("w", spec))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"],
+        json!({
+            "size": "small",
+            "limits": {"retries": 3},
+            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
+            "weights": {"a": {"weight": 1}, "b": {"weight": 7}},
+        })
+    );
+    assert_eq!(
+        created.data["status"],
+        json!({"phase": "Pending", "ready": 0}),
+        "the sent status is dropped, then defaulted, as a real server shows a fresh object"
+    );
+    assert_eq!(widgets.get("w").await.unwrap().data, created.data);
+
+    let bare = widgets
+        .create(&PostParams::default(), &widget("bare", Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(
+        bare.data["spec"],
+        json!({"size": "small"}),
+        "a null spec gets its default"
+    );
+
+    let resize = json!({"spec": {"size": null, "limits": null}});
+    let patched = widgets
+        .patch("w", &PatchParams::default(), &Patch::Merge(&resize))
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.data["spec"]["size"], "small",
+        "a removed field is defaulted again"
+    );
+    assert_eq!(
+        patched.data["spec"].get("limits"),
+        None,
+        "no default, so it stays removed"
+    );
+    let status = json!({"status": {"phase": "Running"}});
+    let running = widgets
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(running.data["status"], json!({"phase": "Running", "ready": 0}));
+    let mut replaced = running.clone();
+    replaced.data["spec"] = json!({"size": "large"});
+    let replaced = widgets
+        .replace("w", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(replaced.data["spec"], json!({"size": "large"}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crd_created_through_the_api_defaults_its_objects_too() {
+    let (_, _, client) = server();
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
+    let created = widgets(client)
+        .create(&PostParams::default(), &widget("w", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["size"], "small");
+    assert_eq!(created.data["status"]["phase"], "Pending");
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_and_cronjobs_are_stored_with_a_status_subresource() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    let (server, _, client) = server();
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}],
+        }}},
+        "status": {"active": 1},
+    }))
+    .unwrap();
+    let created = jobs.create(&PostParams::default(), &job).await.unwrap();
+    assert_eq!(created.status, None, "a create drops the status");
+    let succeeded = json!({"status": {"succeeded": 1}});
+    let done = jobs
+        .patch_status("j", &PatchParams::default(), &Patch::Merge(&succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.status.unwrap().succeeded, Some(1));
+    assert_eq!(
+        done.metadata.generation,
+        Some(1),
+        "a status write is not a spec change"
+    );
+
+    let cronjobs: Api<CronJob> = Api::default_namespaced(client);
+    let cronjob: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "c"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}],
+        }}}}},
+    }))
+    .unwrap();
+    cronjobs.create(&PostParams::default(), &cronjob).await.unwrap();
+    let listed = cronjobs.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert!(
+        server.snapshot().iter().all(|o| o["kind"] != "Pod"),
+        "no controller: a Job makes no Pods"
+    );
+}
+
+fn scheduled_pod(name: &str, grace: Option<i64>) -> Pod {
+    let mut pod = pod(name);
+    let spec = pod.spec.as_mut().unwrap();
+    spec.node_name = Some("node-1".into());
+    spec.termination_grace_period_seconds = grace;
+    pod
+}
+
+fn deletion_of(pod: &Pod) -> (Option<String>, Option<i64>) {
+    (
+        pod.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
+        pod.metadata.deletion_grace_period_seconds,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_scheduled_pod_waits_for_a_delete_with_grace_zero() {
+    let (_, clock, client) = server();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &scheduled_pod("p", None))
+        .await
+        .unwrap();
+    clock.advance(TimeDelta::seconds(10));
+
+    let deleting = pods
+        .delete("p", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the pod is kept");
+    assert_eq!(
+        deletion_of(&deleting),
+        (Some("2026-03-01T12:00:40Z".into()), Some(30)),
+        "due at now + the default 30 s"
+    );
+    let running = json!({"status": {"phase": "Running"}});
+    pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&running))
+        .await
+        .unwrap();
+    assert!(
+        pods.get("p").await.is_ok(),
+        "a status write does not end the grace period"
+    );
+
+    let shorter = pods
+        .delete("p", &DeleteParams::default().grace_period(5))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(
+        deletion_of(&shorter),
+        (Some("2026-03-01T12:00:15Z".into()), Some(5)),
+        "a later delete may shorten the grace period"
+    );
+    let longer = pods
+        .delete("p", &DeleteParams::default().grace_period(60))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deletion_of(&longer), deletion_of(&shorter), "but not lengthen it");
+
+    let confirmed = pods
+        .delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(confirmed.is_left(), "the last state comes back");
+    assert!(api_error(pods.get("p").await).is_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_grace_periods_come_from_the_delete_then_the_pod_and_finished_pods_go_at_once() {
+    let (_, _, client) = server();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &scheduled_pod("own", Some(5)))
+        .await
+        .unwrap();
+    let deleting = pods
+        .delete("own", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(5));
+
+    pods.create(&PostParams::default(), &scheduled_pod("asked", Some(5)))
+        .await
+        .unwrap();
+    let deleting = pods
+        .delete("asked", &DeleteParams::default().grace_period(2))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(2));
+
+    pods.create(&PostParams::default(), &scheduled_pod("done", None))
+        .await
+        .unwrap();
+    let succeeded = json!({"status": {"phase": "Succeeded"}});
+    pods.patch_status("done", &PatchParams::default(), &Patch::Merge(&succeeded))
+        .await
+        .unwrap();
+    pods.delete("done", &DeleteParams::default()).await.unwrap();
+    assert!(api_error(pods.get("done").await).is_not_found());
+
+    pods.create(&PostParams::default(), &pod("unscheduled"))
+        .await
+        .unwrap();
+    pods.delete("unscheduled", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(api_error(pods.get("unscheduled").await).is_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_collection_deletes_a_scheduled_pod_gracefully() {
+    let (_, _, client) = server();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let owner = maps
+        .create(&PostParams::default(), &config_map("owner", &[]))
+        .await
+        .unwrap();
+    let mut child = scheduled_pod("child", Some(10));
+    child.metadata.owner_references = Some(vec![owner.controller_owner_ref(&()).unwrap()]);
+    pods.create(&PostParams::default(), &child).await.unwrap();
+
+    maps.delete("owner", &DeleteParams::default()).await.unwrap();
+    let deleting = pods.get("child").await.unwrap();
+    assert_eq!(deleting.metadata.deletion_grace_period_seconds, Some(10));
+    pods.delete("child", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(api_error(pods.get("child").await).is_not_found());
+}

@@ -511,13 +511,7 @@ fn from_micro_time(time: &MicroTime) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU8, Ordering};
-
-    use bytes::Bytes;
-    use http::{Method, Request, Response, StatusCode};
-    use http_body_util::{BodyExt, Full};
+    use horolog_memserver::{ApiServer, RequestMatch};
     use tokio::task::JoinHandle;
     use tokio::time::Instant;
 
@@ -527,142 +521,83 @@ mod tests {
     const NS: &str = "horolog-system";
     const NAME: &str = "horolog";
 
-    /// How one client's requests fare: a replica cut off from the API server.
-    const HEALTHY: u8 = 0;
-    const FAILING: u8 = 1;
-    const HANGING: u8 = 2;
-
-    /// An in-memory Lease endpoint with the API server's optimistic concurrency:
-    /// GET, POST (409 AlreadyExists) and PUT (409 Conflict on a stale resourceVersion).
-    #[derive(Clone, Default)]
-    struct FakeLeases {
-        leases: Arc<Mutex<BTreeMap<String, Lease>>>,
-        version: Arc<Mutex<u64>>,
+    /// How a replica is cut off from the API server (the others still reach it).
+    #[derive(Clone, Copy, Debug)]
+    enum Cutoff {
+        /// Its requests get 503 Service Unavailable.
+        Failing,
+        /// Its connections are refused (a transport error, as from a stopped API server).
+        Refused,
+        /// Its requests never get an answer.
+        Hanging,
     }
 
-    impl FakeLeases {
-        /// A client whose requests fail or hang while `fault` says so.
-        fn client(&self, fault: Arc<AtomicU8>) -> Client {
-            let fake = self.clone();
-            let service = tower::service_fn(move |request: Request<kube::client::Body>| {
-                let fake = fake.clone();
-                let fault = fault.clone();
-                async move {
-                    match fault.load(Ordering::SeqCst) {
-                        FAILING => return Ok(status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")),
-                        HANGING => std::future::pending::<()>().await,
-                        _ => {}
-                    }
-                    let (parts, body) = request.into_parts();
-                    let body = body.collect().await?.to_bytes();
-                    Ok::<_, kube::Error>(fake.handle(&parts.method, parts.uri.path(), &body))
-                }
-            });
-            Client::new(service, NS)
+    /// The in-memory API server the replicas share, on paused tokio time.
+    struct Cluster {
+        server: ApiServer,
+        clock: TokioClock,
+    }
+
+    impl Cluster {
+        fn new() -> Cluster {
+            let clock = clock();
+            let server = ApiServer::new(Arc::new(clock.clone()));
+            Cluster { server, clock }
         }
 
-        fn handle(&self, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
-            let collection = format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases");
-            let name = path
-                .strip_prefix(&collection)
-                .map(|rest| rest.trim_start_matches('/'));
-            let mut leases = self.leases.lock().expect("fake lock");
-            match (method, name) {
-                (&Method::GET, Some(name)) if !name.is_empty() => match leases.get(name) {
-                    Some(lease) => json(StatusCode::OK, lease),
-                    None => status(StatusCode::NOT_FOUND, "NotFound"),
-                },
-                (&Method::POST, Some("")) => {
-                    let Ok(mut lease) = serde_json::from_slice::<Lease>(body) else {
-                        return status(StatusCode::BAD_REQUEST, "BadRequest");
-                    };
-                    let name = lease.metadata.name.clone().unwrap_or_default();
-                    if leases.contains_key(&name) {
-                        return status(StatusCode::CONFLICT, "AlreadyExists");
-                    }
-                    lease.metadata.resource_version = Some(self.next_version());
-                    leases.insert(name, lease.clone());
-                    json(StatusCode::CREATED, &lease)
-                }
-                (&Method::PUT, Some(name)) if !name.is_empty() => {
-                    let Ok(mut lease) = serde_json::from_slice::<Lease>(body) else {
-                        return status(StatusCode::BAD_REQUEST, "BadRequest");
-                    };
-                    let Some(stored) = leases.get(name) else {
-                        return status(StatusCode::NOT_FOUND, "NotFound");
-                    };
-                    if lease.metadata.resource_version.is_some()
-                        && lease.metadata.resource_version != stored.metadata.resource_version
-                    {
-                        return status(StatusCode::CONFLICT, "Conflict");
-                    }
-                    lease.metadata.resource_version = Some(self.next_version());
-                    leases.insert(name.to_owned(), lease.clone());
-                    json(StatusCode::OK, &lease)
-                }
-                _ => status(StatusCode::NOT_FOUND, "NotFound"),
+        /// A replica whose requests carry `identity` as their User-Agent, so faults can single
+        /// it out.
+        fn start(&self, identity: &str) -> Replica {
+            Replica::with_client(self.server.client_as(identity), identity, &self.clock)
+        }
+
+        fn cut_off(&self, identity: &str, how: Cutoff) {
+            let requests = RequestMatch::any().client(identity);
+            let faults = self.server.faults();
+            match how {
+                Cutoff::Failing => faults.fail(requests, usize::MAX, 503),
+                Cutoff::Refused => faults.refuse(requests),
+                Cutoff::Hanging => faults.delay(requests, Duration::from_secs(24 * 3600)),
             }
         }
 
-        fn next_version(&self) -> String {
-            let mut version = self.version.lock().expect("fake lock");
-            *version += 1;
-            version.to_string()
+        fn reconnect(&self) {
+            self.server.faults().restore();
         }
 
+        /// The stored Lease's spec (default when there is none).
         fn spec(&self) -> LeaseSpec {
-            let leases = self.leases.lock().expect("fake lock");
-            leases
-                .get(NAME)
-                .and_then(|lease| lease.spec.clone())
+            self.server
+                .snapshot()
+                .into_iter()
+                .find(|object| object["kind"] == "Lease" && object["metadata"]["name"] == NAME)
+                .and_then(|object| serde_json::from_value::<Lease>(object).ok())
+                .and_then(|lease| lease.spec)
                 .unwrap_or_default()
         }
 
         /// Another writer (a third replica, or kubectl) takes the Lease.
-        fn take_over(&self, holder: &str, now: DateTime<Utc>) {
-            let mut leases = self.leases.lock().expect("fake lock");
-            let version = self.next_version();
-            let lease = leases.get_mut(NAME).expect("lease exists");
-            lease.metadata.resource_version = Some(version);
+        async fn take_over(&self, holder: &str) {
+            let leases: Api<Lease> = Api::namespaced(self.server.client_as(holder), NS);
+            let mut lease = leases.get(NAME).await.expect("the lease exists");
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             spec.holder_identity = Some(holder.to_owned());
-            spec.renew_time = Some(micro_time(now).expect("time in range"));
+            spec.renew_time = Some(micro_time(self.clock.now()).expect("time in range"));
+            leases
+                .replace(NAME, &PostParams::default(), &lease)
+                .await
+                .expect("the intruder writes the lease");
         }
     }
 
-    fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
-        let body = serde_json::to_vec(value).expect("serialisable");
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = code;
-        response
-    }
-
-    fn status(code: StatusCode, reason: &str) -> Response<Full<Bytes>> {
-        json(
-            code,
-            &serde_json::json!({
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": reason, "reason": reason, "code": code.as_u16(),
-            }),
-        )
-    }
-
-    /// One replica: its leadership channel, its fault switch, and the stop signal for `run`.
+    /// One replica: its leadership channel and the stop signal for `run`.
     struct Replica {
         leading: watch::Receiver<bool>,
-        fault: Arc<AtomicU8>,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         task: JoinHandle<()>,
     }
 
     impl Replica {
-        fn start(fake: &FakeLeases, identity: &str, clock: &TokioClock) -> Replica {
-            let fault = Arc::new(AtomicU8::new(HEALTHY));
-            let mut replica = Replica::with_client(fake.client(fault.clone()), identity, clock);
-            replica.fault = fault;
-            replica
-        }
-
         fn with_client(client: Client, identity: &str, clock: &TokioClock) -> Replica {
             let config = LeaderElectionConfig::new(NS, NAME, identity);
             let elector = LeaderElector::new(client, config, Arc::new(clock.clone())).expect("valid config");
@@ -673,7 +608,6 @@ mod tests {
             }));
             Replica {
                 leading,
-                fault: Arc::default(),
                 stop: Some(stop),
                 task,
             }
@@ -727,16 +661,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn first_replica_creates_the_lease_and_of_two_only_one_leads() {
-        let fake = FakeLeases::default();
-        let clock = clock();
-        let mut a = Replica::start(&fake, "a", &clock);
+        let cluster = Cluster::new();
+        let mut a = cluster.start("a");
         assert!(a.becomes(true, SECOND).await, "a creates the lease and leads");
-        let b = Replica::start(&fake, "b", &clock);
+        let b = cluster.start("b");
         let exclusive = watch_exclusive(&a, &b);
 
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(a.leads() && !b.leads(), "a keeps renewing, b stands by");
-        let spec = fake.spec();
+        let spec = cluster.spec();
         assert_eq!(spec.holder_identity.as_deref(), Some("a"));
         assert_eq!(spec.lease_duration_seconds, Some(15));
         assert_eq!(spec.lease_transitions, Some(0));
@@ -746,7 +679,7 @@ mod tests {
             .and_then(from_micro_time)
             .expect("renewTime");
         assert!(
-            clock.now() - renewed <= TimeDelta::seconds(2),
+            cluster.clock.now() - renewed <= TimeDelta::seconds(2),
             "renewed every retry period"
         );
         assert_exclusive(exclusive).await;
@@ -754,11 +687,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn standby_takes_over_only_after_a_crashed_leaders_lease_expires() {
-        let fake = FakeLeases::default();
-        let clock = clock();
-        let mut a = Replica::start(&fake, "a", &clock);
+        let cluster = Cluster::new();
+        let mut a = cluster.start("a");
         assert!(a.becomes(true, SECOND).await);
-        let mut b = Replica::start(&fake, "b", &clock);
+        let mut b = cluster.start("b");
         tokio::time::sleep(Duration::from_secs(5)).await;
 
         // A crash: no release, no more renewals.
@@ -777,17 +709,16 @@ mod tests {
             waited > Duration::from_secs(13) && waited <= Duration::from_secs(17),
             "waited {waited:?}"
         );
-        assert_eq!(fake.spec().holder_identity.as_deref(), Some("b"));
-        assert_eq!(fake.spec().lease_transitions, Some(1));
+        assert_eq!(cluster.spec().holder_identity.as_deref(), Some("b"));
+        assert_eq!(cluster.spec().lease_transitions, Some(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn release_on_shutdown_hands_over_within_one_retry_period() {
-        let fake = FakeLeases::default();
-        let clock = clock();
-        let mut a = Replica::start(&fake, "a", &clock);
+        let cluster = Cluster::new();
+        let mut a = cluster.start("a");
         assert!(a.becomes(true, SECOND).await);
-        let mut b = Replica::start(&fake, "b", &clock);
+        let mut b = cluster.start("b");
         let exclusive = watch_exclusive(&a, &b);
         tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -805,59 +736,82 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn conflict_on_renew_makes_the_leader_step_down() {
-        let fake = FakeLeases::default();
-        let clock = clock();
-        let mut a = Replica::start(&fake, "a", &clock);
+        let cluster = Cluster::new();
+        let mut a = cluster.start("a");
         assert!(a.becomes(true, SECOND).await);
 
-        fake.take_over("intruder", clock.now());
+        cluster.take_over("intruder").await;
         assert!(
             a.becomes(false, Duration::from_secs(3)).await,
             "the next renew gets 409 and a steps down"
         );
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(!a.leads(), "a stands by while the intruder's lease is fresh");
-        assert_eq!(fake.spec().holder_identity.as_deref(), Some("intruder"));
+        assert_eq!(cluster.spec().holder_identity.as_deref(), Some("intruder"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn leader_cut_off_from_the_api_steps_down_before_the_standby_takes_over() {
-        for fault in [FAILING, HANGING] {
-            let fake = FakeLeases::default();
-            let clock = clock();
-            let mut a = Replica::start(&fake, "a", &clock);
+        for how in [Cutoff::Failing, Cutoff::Refused, Cutoff::Hanging] {
+            let cluster = Cluster::new();
+            let mut a = cluster.start("a");
             assert!(a.becomes(true, SECOND).await);
-            let mut b = Replica::start(&fake, "b", &clock);
+            let mut b = cluster.start("b");
             let exclusive = watch_exclusive(&a, &b);
             tokio::time::sleep(Duration::from_secs(5)).await;
 
-            a.fault.store(fault, Ordering::SeqCst);
+            cluster.cut_off("a", how);
             let cut = Instant::now();
             assert!(
                 a.becomes(false, Duration::from_secs(11)).await,
-                "a steps down by the renew deadline"
+                "{how:?}: a steps down by the renew deadline"
             );
             assert!(
                 cut.elapsed() >= Duration::from_secs(8),
-                "a kept leading while within the deadline"
+                "{how:?}: a kept leading while within the deadline"
             );
             assert!(
                 b.becomes(true, Duration::from_secs(10)).await,
-                "b takes over after expiry"
+                "{how:?}: b takes over after expiry"
             );
             assert_exclusive(exclusive).await;
 
             // Reconnected, a sees b's fresh lease and stays a standby.
-            a.fault.store(HEALTHY, Ordering::SeqCst);
+            cluster.reconnect();
             tokio::time::sleep(Duration::from_secs(30)).await;
-            assert!(!a.leads() && b.leads());
+            assert!(!a.leads() && b.leads(), "{how:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_renewal_within_the_deadline_keeps_the_leader() {
+        let cluster = Cluster::new();
+        let mut a = cluster.start("a");
+        assert!(a.becomes(true, SECOND).await);
+        let b = cluster.start("b");
+        let exclusive = watch_exclusive(&a, &b);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+
+        // The next renewal (a PUT of the Lease by a) fails; the one after it succeeds.
+        let renewals = RequestMatch::any().client("a").verb("update").resource("leases");
+        cluster.server.faults().fail_nth(renewals, 1, 500);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(a.leads() && !b.leads(), "a retried and kept the lease");
+        let failed = cluster
+            .server
+            .request_counts()
+            .into_iter()
+            .filter(|(key, _)| key.client == "a" && key.code == 500)
+            .map(|(_, count)| count)
+            .sum::<u64>();
+        assert_eq!(failed, 1, "exactly one renewal failed");
+        assert_exclusive(exclusive).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn electors_against_the_in_memory_api_server_hand_over_on_release_and_on_expiry() {
         let clock = clock();
-        let server = horolog_memserver::ApiServer::with_crds(Arc::new(clock.clone()), &crate::crd::crds());
+        let server = ApiServer::with_crds(Arc::new(clock.clone()), &crate::crd::crds());
         let mut a = Replica::with_client(server.client(), "a", &clock);
         assert!(a.becomes(true, SECOND).await, "a creates the lease and leads");
         let mut b = Replica::with_client(server.client(), "b", &clock);

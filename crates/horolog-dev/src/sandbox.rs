@@ -27,10 +27,21 @@ use tower::Service;
 use horolog::api::Duration;
 use horolog::clock::{Clock, SystemClock};
 use horolog::local::executor::{Executor, Mode};
-use horolog_memserver::ApiServer;
+use horolog_memserver::{ApiServer, ResponseBody};
 
 /// How long open connections (watches) get to end when the sandbox stops.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A 503 response saying why.
+fn unavailable(error: &std::io::Error) -> http::Response<ResponseBody> {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Full::new(bytes::Bytes::from(format!("unavailable: {error}")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
 
 /// The name of the cluster, user and context in the kubeconfig the sandbox writes.
 pub const CONTEXT: &str = "horolog-sandbox";
@@ -172,7 +183,9 @@ impl Sandbox {
             async move {
                 match server.call(request).await {
                     Ok(response) => response,
-                    Err(never) => match never {},
+                    // Only an injected fault refuses a request, and the sandbox injects none;
+                    // answer as an unavailable server would, should one ever be set.
+                    Err(refused) => unavailable(&refused),
                 }
             }
         };

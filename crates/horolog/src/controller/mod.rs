@@ -415,15 +415,26 @@ pub async fn run(
                 return;
             }
             info!("caches are filled; reconciling");
-            future::join3(schedule_applier, jobrun_applier, task_applier).await;
+            future::join3(
+                Box::pin(schedule_applier),
+                Box::pin(jobrun_applier),
+                Box::pin(task_applier),
+            )
+            .await;
         }
     };
+    // Each part lives on the heap: together they are too large for a test thread's stack.
     let watches = future::join(
-        future::join5(schedules_in, jobruns_in, pods_in, tasks_in, backfills_in),
-        jobs_in,
+        future::join5(
+            Box::pin(schedules_in),
+            Box::pin(jobruns_in),
+            Box::pin(pods_in),
+            Box::pin(tasks_in),
+            Box::pin(backfills_in),
+        ),
+        Box::pin(jobs_in),
     );
-    let everything = future::join3(watches, appliers, recovery);
-    futures::pin_mut!(everything);
+    let everything = Box::pin(future::join3(watches, Box::pin(appliers), Box::pin(recovery)));
     let shutdown = shutdown.fuse();
     futures::pin_mut!(shutdown);
     future::select(everything, shutdown).await;

@@ -23,13 +23,39 @@ use super::fixtures::t0;
 
 /// The namespace tests work in.
 pub const NS: &str = "default";
+/// The User-Agent of the operator's requests.
+pub const OPERATOR: &str = "horolog";
+/// The User-Agent of the test's own requests (the kubelet stand-in's included).
+pub const TEST: &str = "test";
+
+/// A client of `server` whose requests carry `user_agent` and whose writes are logged, as
+/// `METHOD path`, in `writes`.
+fn logging_client(server: &ApiServer, user_agent: &'static str, writes: &Arc<Mutex<Vec<String>>>) -> Client {
+    let log = writes.clone();
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |mut request: http::Request<kube::client::Body>| {
+            if request.method() != http::Method::GET {
+                let write = format!("{} {}", request.method(), request.uri().path());
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(write);
+            }
+            request.headers_mut().insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static(user_agent),
+            );
+            request
+        })
+        .service(server.clone());
+    Client::new(service, NS)
+}
 
 /// The API server, a client, and the operator (which can be stopped and started again).
 pub struct Cluster {
     /// The in-memory API server.
     pub server: ApiServer,
-    /// A client of it, which logs every write it sends.
+    /// The test's client of it (User-Agent `test`), which logs every write it sends.
     pub client: Client,
+    /// The operator's client (User-Agent `horolog`), which logs every write it sends.
+    operator_client: Client,
     /// `METHOD path` of every request other than GET sent through `client`, oldest first
     /// (the server's resourceVersion would miss a write that changes nothing).
     writes: Arc<Mutex<Vec<String>>>,
@@ -59,22 +85,11 @@ impl Cluster {
     pub fn without_operator() -> Cluster {
         let clock = TokioClock::starting_at(t0());
         let server = ApiServer::with_crds(Arc::new(clock.clone()), &horolog::crd::crds());
-        let served = server.clone();
         let writes = Arc::new(Mutex::new(Vec::new()));
-        let log = writes.clone();
-        let logging = tower::ServiceBuilder::new()
-            .map_request(move |request: http::Request<kube::client::Body>| {
-                if request.method() != http::Method::GET {
-                    let write = format!("{} {}", request.method(), request.uri().path());
-                    log.lock().unwrap_or_else(|p| p.into_inner()).push(write);
-                }
-                request
-            })
-            .service(server);
-        let client = Client::new(logging, NS);
         Cluster {
-            server: served,
-            client,
+            client: logging_client(&server, TEST, &writes),
+            operator_client: logging_client(&server, OPERATOR, &writes),
+            server,
             writes,
             clock,
             operator: None,
@@ -82,13 +97,34 @@ impl Cluster {
         }
     }
 
+    /// Writes the operator sent (any resource, any response code), as the API server counts
+    /// them: what a run costs.
+    pub fn operator_writes(&self) -> u64 {
+        self.server.write_count(Some(OPERATOR), None)
+    }
+
+    /// How many requests the API server answered with `code`, from the operator.
+    pub fn operator_responses(&self, code: u16) -> u64 {
+        self.server
+            .request_counts()
+            .iter()
+            .filter(|(key, _)| key.client == OPERATOR && key.code == code)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Starts the operator (as a new process would: empty caches, state from the server).
     pub fn start_operator(&mut self) {
         let (stop, stopped) = oneshot::channel::<()>();
         let config = self.config.clone();
-        let run = controller::run(self.client.clone(), config, Arc::new(self.clock.clone()), async {
-            let _ = stopped.await;
-        });
+        let run = controller::run(
+            self.operator_client.clone(),
+            config,
+            Arc::new(self.clock.clone()),
+            async {
+                let _ = stopped.await;
+            },
+        );
         let handle = tokio::spawn(async move {
             if let Err(err) = run.await {
                 panic!("operator failed: {err}");
@@ -120,6 +156,15 @@ impl Cluster {
     /// Moves time forward by `secs` seconds, letting the operator do what falls due meanwhile.
     pub async fn advance(&self, secs: u64) {
         tokio::time::sleep(StdDuration::from_secs(secs)).await;
+        self.settle().await;
+    }
+
+    /// Moves time forward to `to` (`t0()` plus seconds), letting the operator do what falls due.
+    pub async fn advance_to(&self, to: chrono::DateTime<chrono::Utc>) {
+        let now = horolog::clock::Clock::now(&self.clock);
+        if let Ok(wait) = (to - now).to_std() {
+            tokio::time::sleep(wait).await;
+        }
         self.settle().await;
     }
 

@@ -486,7 +486,9 @@ fn apply_plan(
         ));
         status.last_fire_time = status.last_fire_time.max(Some(run.fire_time));
     }
-    status.fired_count += fired.len() as i64;
+    // A rediscovered run was created by a pass whose status write never happened: it was
+    // never counted.
+    status.fired_count += (fired.len() + outcome.rediscovered.len()) as i64;
     let missed: Vec<DateTime<Utc>> = planned.missed.iter().copied().filter(|t| !exists(*t)).collect();
     status.last_fire_time = status.last_fire_time.max(missed.iter().copied().max());
     let missed_count = missed.len() as i64 + planned.dropped as i64;

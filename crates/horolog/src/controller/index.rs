@@ -384,6 +384,8 @@ impl PodIndex {
     }
 }
 
+type JobsByRun = HashMap<PodKey, JobView>;
+
 /// What the operator knows of a JobRun's batch/v1 Job (the `Job` executor).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobView {
@@ -399,7 +401,7 @@ pub struct JobView {
 /// watch (only with `--job-executor`). Deleted Jobs are remembered for a while, as Pods are.
 #[derive(Debug, Default)]
 pub struct JobIndex {
-    jobs: RwLock<(HashMap<PodKey, JobView>, Option<HashMap<PodKey, JobView>>)>,
+    jobs: RwLock<(JobsByRun, Option<JobsByRun>)>,
     deleted: Mutex<(VecDeque<PodKey>, HashSet<PodKey>)>,
 }
 

@@ -1,4 +1,4 @@
-//! Reading Schedules and JobRuns from YAML manifests (`horolog preview`, local mode, tests),
+//! Reading horolog objects (Schedules, JobRuns, Tasks, Backfills) from YAML manifests (`horolog preview`, local mode, tests),
 //! with errors that name the document, the field path and the value.
 
 use std::fmt;
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::api::{JobRun, Schedule};
+use crate::api::{Backfill, JobRun, Schedule, Task};
 
 /// One object of a manifest file.
 #[derive(Debug, Clone)]
@@ -15,6 +15,10 @@ pub enum Manifest {
     Schedule(Box<Schedule>),
     /// A `horolog.dev` JobRun.
     JobRun(Box<JobRun>),
+    /// A `horolog.dev` Task.
+    Task(Box<Task>),
+    /// A `horolog.dev` Backfill.
+    Backfill(Box<Backfill>),
     /// Anything else (kept by kind, ignored by horolog).
     Other {
         /// `apiVersion` of the document.
@@ -82,6 +86,8 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Manife
         let manifest = match (api_version.split('/').next(), kind.as_str()) {
             (Some("horolog.dev"), "Schedule") => Manifest::Schedule(Box::new(typed(value, &location)?)),
             (Some("horolog.dev"), "JobRun") => Manifest::JobRun(Box::new(typed(value, &location)?)),
+            (Some("horolog.dev"), "Task") => Manifest::Task(Box::new(typed(value, &location)?)),
+            (Some("horolog.dev"), "Backfill") => Manifest::Backfill(Box::new(typed(value, &location)?)),
             _ => Manifest::Other { api_version, kind },
         };
         out.push(manifest);
@@ -159,6 +165,31 @@ metadata: {name: other}
             matches!(&docs[0], Manifest::Schedule(s) if s.spec.trigger.cron.as_deref() == Some("* * * * *"))
         );
         assert!(matches!(&docs[1], Manifest::Other { kind, .. } if kind == "ConfigMap"));
+    }
+
+    #[test]
+    fn reads_backfills_and_tasks() {
+        let text = r#"
+apiVersion: horolog.dev/v1alpha1
+kind: Backfill
+metadata: {name: january}
+spec: {scheduleName: every-minute, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z", dryRun: true}
+---
+apiVersion: horolog.dev/v1alpha1
+kind: Task
+metadata: {name: report}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: main, image: busybox}]
+"#;
+        let docs = parse_manifests(text, "more.yaml").unwrap();
+        assert!(
+            matches!(&docs[0], Manifest::Backfill(b) if b.spec.dry_run && b.spec.schedule_name == "every-minute")
+        );
+        assert!(matches!(&docs[1], Manifest::Task(t) if t.metadata.name.as_deref() == Some("report")));
     }
 
     #[test]

@@ -29,6 +29,20 @@ fn every_example_validates() {
                     .validate("spec")
                     .unwrap_or_else(|e| panic!("{:?}: {e}", j.metadata.name));
             }
+            Manifest::Task(t) => {
+                assert_eq!(t.spec.problems(), vec![], "{:?}", t.metadata.name);
+            }
+            Manifest::Backfill(b) => {
+                assert_eq!(b.spec.problems(), vec![], "{:?}", b.metadata.name);
+                let schedule = manifests.iter().any(|m| {
+                    matches!(m, Manifest::Schedule(s) if s.metadata.name.as_deref() == Some(b.spec.schedule_name.as_str()))
+                });
+                assert!(
+                    schedule,
+                    "Backfill {:?} names Schedule {:?}, which examples/ lacks",
+                    b.metadata.name, b.spec.schedule_name
+                );
+            }
             Manifest::Other { kind, .. } => {
                 panic!("examples/ holds a {kind}; only horolog kinds belong there")
             }
@@ -41,6 +55,10 @@ fn every_example_validates() {
     assert!(
         manifests.iter().any(|m| matches!(m, Manifest::JobRun(_))),
         "a one-off JobRun example"
+    );
+    assert!(
+        manifests.iter().any(|m| matches!(m, Manifest::Backfill(_))),
+        "a Backfill example"
     );
 }
 

@@ -424,8 +424,14 @@ async fn every_example_runs_locally_and_the_ones_due_at_creation_succeed() {
                 r.spec.schedule_name.as_deref() == Some(schedule) && phase(r) == JobRunPhase::Succeeded
             })
         };
+        // examples/backfill.yaml: the five minutes from 2026-01-01T00:00Z of every-minute.
+        let backfilled = (0..5).all(|minute| {
+            named(runs, &format!("every-minute-{}", 1_767_225_600 + 60 * minute))
+                .is_some_and(|r| phase(r) == JobRunPhase::Succeeded)
+        });
         due_now.iter().all(|s| succeeded(s))
             && named(runs, "one-off").is_some_and(|r| phase(r) == JobRunPhase::Succeeded)
+            && backfilled
     })
     .await;
     // The `sleep 45` examples are running now; stopping must end them, not wait for them.

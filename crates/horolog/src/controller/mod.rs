@@ -1,5 +1,5 @@
-//! The reconcilers — Schedule (fires JobRuns), JobRun (runs Pods), Task — and how they are
-//! wired to the API server.
+//! The reconcilers — Schedule (fires JobRuns), JobRun (runs Pods), Task, Backfill — and how
+//! they are wired to the API server.
 //!
 //! Wiring: one watch per kind — Schedules, JobRuns, Pods labelled `horolog.dev/jobrun`,
 //! Tasks, Backfills — shared by every reconciler. Each watch event is filed in the indexes
@@ -12,7 +12,9 @@
 //!   siblings that have not finished (a slot may have freed, or a newer run replaces them);
 //! - a Pod event reconciles its JobRun;
 //! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
-//!   firing) and its runs that have not started.
+//!   firing) and its runs that have not started;
+//! - a Backfill event reconciles the Backfill; a Schedule event, the Backfills that name it;
+//!   a JobRun event, the Backfill that created it and those whose range holds its fire time.
 //!
 //! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
 //! Schedule reconciler could then read a JobRun store older than the event it reacts to; the
@@ -20,6 +22,7 @@
 
 mod admission;
 pub mod attempt;
+pub mod backfill;
 mod context;
 mod error;
 pub mod events;
@@ -279,6 +282,9 @@ pub async fn run(
             for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
                 send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
             }
+            for backfill in backfill::of_schedule(&ctx, &schedule) {
+                send(&queues.backfills, backfill);
+            }
         }
     });
     let jobruns_in = drive(jobrun_events, "JobRun", {
@@ -315,7 +321,10 @@ pub async fn run(
             }
         }
     });
-    let backfills_in = drive(backfill_events, "Backfill", |_: Backfill| {});
+    let backfills_in = drive(backfill_events, "Backfill", {
+        let queues = queues.clone();
+        move |backfill: Backfill| send(&queues.backfills, ObjectRef::from_obj(&backfill))
+    });
     // The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).
     let jobs_in = {
         let (queues, ctx) = (queues.clone(), ctx.clone());
@@ -353,6 +362,7 @@ pub async fn run(
                         "Schedule" => send(&queues.schedules, ObjectRef::new(&name).within(&namespace)),
                         "JobRun" => send(&queues.jobruns, ObjectRef::new(&name).within(&namespace)),
                         "Task" => send(&queues.tasks, ObjectRef::new(&name).within(&namespace)),
+                        "Backfill" => send(&queues.backfills, ObjectRef::new(&name).within(&namespace)),
                         _ => {}
                     },
                 )
@@ -360,7 +370,7 @@ pub async fn run(
         }
     };
 
-    let (schedule_rx, jobrun_rx, task_rx) = queues.receivers();
+    let (schedule_rx, jobrun_rx, task_rx, backfill_rx) = queues.receivers();
     let schedule_applier = applier(
         |schedule, ctx| {
             let key = status::key_of(schedule.as_ref());
@@ -394,6 +404,18 @@ pub async fn run(
         ctx.clone(),
         task_store.clone(),
         task_rx.map(Ok::<_, Infallible>),
+        applier_config.clone(),
+    )
+    .for_each(|result| async move { log_applier_result(result) });
+    let backfill_applier = applier(
+        |backfill, ctx| {
+            let key = status::key_of(backfill.as_ref());
+            timed("backfill", key, backfill::reconcile(backfill, ctx.clone()), ctx).boxed()
+        },
+        error_policy,
+        ctx.clone(),
+        backfill_store.clone(),
+        backfill_rx.map(Ok::<_, Infallible>),
         applier_config,
     )
     .for_each(|result| async move { log_applier_result(result) });
@@ -415,10 +437,11 @@ pub async fn run(
                 return;
             }
             info!("caches are filled; reconciling");
-            future::join3(
+            future::join4(
                 Box::pin(schedule_applier),
                 Box::pin(jobrun_applier),
                 Box::pin(task_applier),
+                Box::pin(backfill_applier),
             )
             .await;
         }
@@ -458,6 +481,9 @@ fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
         send(&queues.tasks, ObjectRef::new(task).within(&namespace));
         siblings.extend(ctx.runs_of_task(&namespace, task));
     }
+    for backfill in backfill::woken_by(ctx, run) {
+        send(&queues.backfills, backfill);
+    }
     for sibling in siblings
         .iter()
         .filter(|s| !s.is_finished() && s.name_any() != run.name_any())
@@ -472,6 +498,7 @@ struct Queues {
     schedules: UnboundedSender<ObjectRef<Schedule>>,
     jobruns: UnboundedSender<ObjectRef<JobRun>>,
     tasks: UnboundedSender<ObjectRef<Task>>,
+    backfills: UnboundedSender<ObjectRef<Backfill>>,
     receivers: Arc<std::sync::Mutex<Option<Receivers>>>,
 }
 
@@ -479,6 +506,7 @@ type Receivers = (
     futures::channel::mpsc::UnboundedReceiver<ObjectRef<Schedule>>,
     futures::channel::mpsc::UnboundedReceiver<ObjectRef<JobRun>>,
     futures::channel::mpsc::UnboundedReceiver<ObjectRef<Task>>,
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<Backfill>>,
 );
 
 impl Default for Queues {
@@ -486,11 +514,18 @@ impl Default for Queues {
         let (schedules, schedule_rx) = unbounded();
         let (jobruns, jobrun_rx) = unbounded();
         let (tasks, task_rx) = unbounded();
+        let (backfills, backfill_rx) = unbounded();
         Queues {
             schedules,
             jobruns,
             tasks,
-            receivers: Arc::new(std::sync::Mutex::new(Some((schedule_rx, jobrun_rx, task_rx)))),
+            backfills,
+            receivers: Arc::new(std::sync::Mutex::new(Some((
+                schedule_rx,
+                jobrun_rx,
+                task_rx,
+                backfill_rx,
+            )))),
         }
     }
 }
@@ -507,7 +542,8 @@ impl Queues {
             let (_, a) = unbounded();
             let (_, b) = unbounded();
             let (_, c) = unbounded();
-            (a, b, c)
+            let (_, d) = unbounded();
+            (a, b, c, d)
         })
     }
 }

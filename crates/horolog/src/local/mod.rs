@@ -1,5 +1,5 @@
 //! Local mode, `horolog run --local DIR [--state FILE]`: the operator without a cluster. The
-//! Schedules and JobRuns of DIR go into an in-process API server ([`ApiServer`]), the unchanged
+//! Schedules, JobRuns, Tasks and Backfills of DIR go into an in-process API server ([`ApiServer`]), the unchanged
 //! controllers run against it, and an [`Executor`] stands in for the kubelet, running each
 //! Pod's first container command as a process on this host. A live table shows every JobRun
 //! phase change, as `kubectl get jobruns -w` would.
@@ -39,7 +39,7 @@ pub use executor::Executor;
 pub use state::{SAVE_DEBOUNCE, StateError};
 pub use table::HEADER;
 
-use crate::api::{FieldError, JobRun, Schedule};
+use crate::api::{Backfill, FieldError, JobRun, Schedule, Task};
 use crate::clock::{Clock, SystemClock};
 use crate::controller::{self, ControllerConfig};
 use crate::manifest::{Manifest, ManifestError, read_manifests};
@@ -337,11 +337,13 @@ fn task_error(part: &'static str, err: tokio::task::JoinError) -> LocalError {
     }
 }
 
-/// The Schedules and JobRuns to run, each with its namespace set.
+/// The objects to run, each with its namespace set.
 #[derive(Default)]
 struct Objects {
     schedules: Vec<Schedule>,
     runs: Vec<JobRun>,
+    tasks: Vec<Task>,
+    backfills: Vec<Backfill>,
 }
 
 /// Reads and validates the manifests; reports other kinds to `out` and leaves them out.
@@ -373,10 +375,35 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
                     })?;
                 objects.runs.push(*run);
             }
+            Manifest::Task(mut task) => {
+                task.metadata
+                    .namespace
+                    .get_or_insert_with(|| namespace.to_string());
+                if let Some(source) = task.spec.problems().into_iter().next() {
+                    return Err(LocalError::Invalid {
+                        location: format!("Task {}", task.name_any()),
+                        source,
+                    });
+                }
+                objects.tasks.push(*task);
+            }
+            Manifest::Backfill(mut backfill) => {
+                backfill
+                    .metadata
+                    .namespace
+                    .get_or_insert_with(|| namespace.to_string());
+                if let Some(source) = backfill.spec.problems().into_iter().next() {
+                    return Err(LocalError::Invalid {
+                        location: format!("Backfill {}", backfill.name_any()),
+                        source,
+                    });
+                }
+                objects.backfills.push(*backfill);
+            }
             Manifest::Other { api_version, kind } => {
                 let _ = writeln!(
                     out,
-                    "ignoring a {kind} ({api_version}): local mode runs Schedules and JobRuns only"
+                    "ignoring a {kind} ({api_version}): local mode runs horolog objects only"
                 );
             }
         }
@@ -394,11 +421,17 @@ async fn apply_objects(
     objects: &Objects,
     out: &mut (dyn Write + Send),
 ) -> Result<(), LocalError> {
+    for task in &objects.tasks {
+        apply(client, "Task", task).await?;
+    }
     for schedule in &objects.schedules {
         apply(client, "Schedule", schedule).await?;
     }
     for run in &objects.runs {
         apply(client, "JobRun", run).await?;
+    }
+    for backfill in &objects.backfills {
+        apply(client, "Backfill", backfill).await?;
     }
     let wanted: HashSet<(String, String)> = objects
         .schedules

@@ -1,0 +1,531 @@
+//! How the reconcilers are wired to the API server: one watch per kind, shared by every
+//! reconciler, each event filed in the indexes and the stores *before* it is turned into
+//! reconcile requests, so a reconcile always reads caches at least as new as the event that
+//! triggered it; one queue and one applier per kind; the recovery watch.
+//!
+//! - a Schedule event reconciles that Schedule, its runs that have not finished (a raised
+//!   limit or a changed policy may let them start) and the Backfills that name it;
+//! - a JobRun event reconciles that JobRun, its Schedule (settling, history), its Task, its
+//!   Backfill, and its siblings that have not finished (a slot may have freed, or a newer run
+//!   replaces them);
+//! - a Pod or Job event reconciles its JobRun;
+//! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
+//!   firing) and its runs that have not finished.
+//!
+//! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
+//! Schedule reconciler could then read a JobRun store older than the event it reacts to; the
+//! stable [`applier`] with our own queues avoids that.)
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Config as ApplierConfig, applier};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use super::{
+    Context, ControllerConfig, Error, ErrorKind, MANAGER, Stores, WatchBackoff, backfill, jobrun,
+    retry_delay, schedule, status, task, trim,
+};
+use crate::api::{Backfill, JOBRUN_LABEL, JobRun, Schedule, Task};
+use crate::clock::Clock;
+
+/// Runs every reconciler until `shutdown` completes. Fails only when the CRDs are missing.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let namespace = config.namespace.clone();
+    check_crds(&client, &namespace).await?;
+    let (schedules, schedule_writer) = reflector::store::<Schedule>();
+    let (jobruns, jobrun_writer) = reflector::store::<JobRun>();
+    let (tasks, task_writer) = reflector::store::<Task>();
+    let (backfills, backfill_writer) = reflector::store::<Backfill>();
+    if let Some(observer) = &config.observer {
+        observer.caches(jobruns.clone());
+    }
+    let reporter = Reporter {
+        controller: MANAGER.to_string(),
+        instance: config.instance.clone(),
+    };
+    let stores = Stores {
+        schedules,
+        jobruns,
+        tasks,
+        backfills,
+    };
+    let ctx = Arc::new(Context::new(client.clone(), reporter, clock, config, stores));
+    let queues = Queues::default();
+    // Each part lives on the heap: together they are too large for a test thread's stack.
+    let watches = future::join_all([
+        watch_schedules(&ctx, &queues, api_for(&client, &namespace), schedule_writer),
+        watch_jobruns(&ctx, &queues, api_for(&client, &namespace), jobrun_writer),
+        watch_pods(&ctx, &queues, api_for(&client, &namespace)),
+        watch_tasks(&ctx, &queues, api_for(&client, &namespace), task_writer),
+        watch_backfills(&queues, api_for(&client, &namespace), backfill_writer),
+        watch_jobs(&ctx, &queues, api_for(&client, &namespace)),
+    ]);
+    let recovery = recover(ctx.clone(), queues.clone());
+    let appliers = appliers(ctx, &queues);
+    drop(queues);
+    let everything = Box::pin(future::join3(watches, appliers, recovery));
+    let shutdown = shutdown.fuse();
+    futures::pin_mut!(shutdown);
+    future::select(everything, shutdown).await;
+    info!("controllers stopped");
+    Ok(())
+}
+
+/// Fails fast with a clear message instead of retrying watches of a missing resource forever.
+async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), Error> {
+    let one = ListParams::default().limit(1);
+    api_for::<Schedule>(client, namespace)
+        .list_metadata(&one)
+        .await
+        .map_err(Error::CrdsMissing)?;
+    api_for::<JobRun>(client, namespace)
+        .list_metadata(&one)
+        .await
+        .map_err(Error::CrdsMissing)?;
+    api_for::<Task>(client, namespace)
+        .list_metadata(&one)
+        .await
+        .map_err(Error::CrdsMissing)?;
+    api_for::<Backfill>(client, namespace)
+        .list_metadata(&one)
+        .await
+        .map_err(Error::CrdsMissing)?;
+    Ok(())
+}
+
+fn api_for<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn watch_schedules(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    api: Api<Schedule>,
+    writer: Writer<Schedule>,
+) -> BoxFuture<'static, ()> {
+    let forgetting = ctx.clone();
+    let watch = watcher(api, watcher::Config::default())
+        .modify(trim::trim_schedule)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(schedule) = event {
+                forgetting.forget(&schedule.namespace().unwrap_or_default(), &schedule.name_any());
+            }
+        });
+    let (ctx, queues) = (ctx.clone(), queues.clone());
+    drive(reflected(writer, watch), "Schedule", move |schedule: Schedule| {
+        send(&queues.schedules, ObjectRef::from_obj(&schedule));
+        for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
+            send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
+        }
+        for backfill in backfill::of_schedule(&ctx, &schedule) {
+            send(&queues.backfills, backfill);
+        }
+    })
+    .boxed()
+}
+
+fn watch_jobruns(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    api: Api<JobRun>,
+    writer: Writer<JobRun>,
+) -> BoxFuture<'static, ()> {
+    let (indexing, store) = (ctx.clone(), ctx.stores.jobruns.clone());
+    let watch = watcher(api, watcher::Config::default())
+        .modify(trim::trim_jobrun)
+        .inspect_ok(move |event| indexing.runs.apply(event, &store));
+    let (ctx, queues) = (ctx.clone(), queues.clone());
+    drive(reflected(writer, watch), "JobRun", move |run: JobRun| {
+        wake_for_run(&ctx, &queues, &run)
+    })
+    .boxed()
+}
+
+fn watch_pods(ctx: &Arc<Context>, queues: &Queues, api: Api<Pod>) -> BoxFuture<'static, ()> {
+    let indexing = ctx.clone();
+    let events = watcher(api, watcher::Config::default().labels(JOBRUN_LABEL))
+        .inspect_ok(move |event| indexing.pods.apply(event))
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    let queues = queues.clone();
+    drive(events, "Pod", move |pod: Pod| wake_owner(&queues, &pod)).boxed()
+}
+
+/// The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).
+fn watch_jobs(ctx: &Arc<Context>, queues: &Queues, api: Api<Job>) -> BoxFuture<'static, ()> {
+    if !ctx.config.job_executor {
+        return future::ready(()).boxed();
+    }
+    let indexing = ctx.clone();
+    let events = watcher(api, watcher::Config::default().labels(JOBRUN_LABEL))
+        .inspect_ok(move |event| indexing.jobs.apply(event))
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    let queues = queues.clone();
+    drive(events, "Job", move |job: Job| wake_owner(&queues, &job)).boxed()
+}
+
+fn watch_tasks(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    api: Api<Task>,
+    writer: Writer<Task>,
+) -> BoxFuture<'static, ()> {
+    let watch = watcher(api, watcher::Config::default());
+    let (ctx, queues) = (ctx.clone(), queues.clone());
+    drive(reflected(writer, watch), "Task", move |task: Task| {
+        let namespace = task.namespace().unwrap_or_default();
+        let name = task.name_any();
+        send(&queues.tasks, ObjectRef::from_obj(&task));
+        let schedules = ctx.stores.schedules.state();
+        for schedule in schedules.iter().filter(|s| {
+            s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str())
+        }) {
+            send(&queues.schedules, ObjectRef::from_obj(schedule.as_ref()));
+        }
+        for run in ctx
+            .runs_of_task(&namespace, &name)
+            .iter()
+            .filter(|r| !r.is_finished())
+        {
+            send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
+        }
+    })
+    .boxed()
+}
+
+fn watch_backfills(queues: &Queues, api: Api<Backfill>, writer: Writer<Backfill>) -> BoxFuture<'static, ()> {
+    let queues = queues.clone();
+    drive(
+        reflected(writer, watcher(api, watcher::Config::default())),
+        "Backfill",
+        move |b: Backfill| send(&queues.backfills, ObjectRef::from_obj(&b)),
+    )
+    .boxed()
+}
+
+/// A watch applied to its store, retried with [`WatchBackoff`], as the objects it touches.
+fn reflected<K>(
+    writer: Writer<K>,
+    watch: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    reflector::reflector(writer, watch)
+        .backoff(WatchBackoff::default())
+        .touched_objects()
+}
+
+/// A Pod or Job changed: reconcile the JobRun that owns it.
+fn wake_owner(queues: &Queues, object: &impl Resource) {
+    let Some(namespace) = object.meta().namespace.clone() else {
+        return;
+    };
+    for owner in object.owner_references().iter().filter(|o| o.kind == "JobRun") {
+        send(&queues.jobruns, ObjectRef::new(&owner.name).within(&namespace));
+    }
+}
+
+/// A JobRun changed: reconcile it, its Schedule, its Task, its Backfill, and its siblings
+/// (in its Schedule and its Task) that have not finished — a slot may have freed, or a newer
+/// run may replace them.
+fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
+    send(&queues.jobruns, ObjectRef::from_obj(run));
+    let Some(namespace) = run.namespace() else {
+        return;
+    };
+    let mut siblings = Vec::new();
+    if let Some(schedule) = &run.spec.schedule_name {
+        send(&queues.schedules, ObjectRef::new(schedule).within(&namespace));
+        siblings.extend(ctx.runs_named(&namespace, schedule));
+    }
+    if let Some(task) = run.task_name() {
+        send(&queues.tasks, ObjectRef::new(task).within(&namespace));
+        siblings.extend(ctx.runs_of_task(&namespace, task));
+    }
+    for backfill in backfill::woken_by(ctx, run) {
+        send(&queues.backfills, backfill);
+    }
+    for sibling in siblings
+        .iter()
+        .filter(|s| !s.is_finished() && s.name_any() != run.name_any())
+    {
+        send(&queues.jobruns, ObjectRef::from_obj(sibling.as_ref()));
+    }
+}
+
+/// Hands every object parked by an unavailable API server back to its queue as soon as the
+/// server answers again.
+fn recover(ctx: Arc<Context>, queues: Queues) -> BoxFuture<'static, ()> {
+    async move {
+        let namespace = ctx.config.namespace.clone();
+        ctx.retries
+            .watch(
+                ctx.client.clone(),
+                namespace,
+                |(kind, namespace, name)| match kind.as_str() {
+                    "Schedule" => send(&queues.schedules, ObjectRef::new(&name).within(&namespace)),
+                    "JobRun" => send(&queues.jobruns, ObjectRef::new(&name).within(&namespace)),
+                    "Task" => send(&queues.tasks, ObjectRef::new(&name).within(&namespace)),
+                    "Backfill" => send(&queues.backfills, ObjectRef::new(&name).within(&namespace)),
+                    _ => {}
+                },
+            )
+            .await;
+    }
+    .boxed()
+}
+
+/// The four appliers, started once every cache is filled (a Schedule reconciled before the
+/// JobRun and Pod caches are would see no runs).
+fn appliers(ctx: Arc<Context>, queues: &Queues) -> BoxFuture<'static, ()> {
+    let Receivers {
+        schedules,
+        jobruns,
+        tasks,
+        backfills,
+    } = queues.receivers();
+    let config = ApplierConfig::default().concurrency(ctx.config.concurrency);
+    let stores = ctx.stores.clone();
+    let all = future::join4(
+        reconciling(
+            "schedule",
+            schedule::reconcile,
+            &ctx,
+            stores.schedules.clone(),
+            schedules,
+            &config,
+        ),
+        reconciling(
+            "jobrun",
+            jobrun::reconcile,
+            &ctx,
+            stores.jobruns.clone(),
+            jobruns,
+            &config,
+        ),
+        reconciling(
+            "task",
+            task::reconcile,
+            &ctx,
+            stores.tasks.clone(),
+            tasks,
+            &config,
+        ),
+        reconciling(
+            "backfill",
+            backfill::reconcile,
+            &ctx,
+            stores.backfills.clone(),
+            backfills,
+            &config,
+        ),
+    );
+    async move {
+        let ready = future::join4(
+            stores.schedules.wait_until_ready(),
+            stores.jobruns.wait_until_ready(),
+            stores.tasks.wait_until_ready(),
+            stores.backfills.wait_until_ready(),
+        )
+        .await;
+        ctx.pods.wait_until_ready().await;
+        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() {
+            return;
+        }
+        info!("caches are filled; reconciling");
+        all.await;
+    }
+    .boxed()
+}
+
+/// The applier of one kind: `reconcile` for every request of `requests`, timed and counted,
+/// with the error policy.
+fn reconciling<K, R, F>(
+    controller: &'static str,
+    reconcile: R,
+    ctx: &Arc<Context>,
+    store: Store<K>,
+    requests: UnboundedReceiver<ObjectRef<K>>,
+    config: &ApplierConfig,
+) -> BoxFuture<'static, ()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    applier(
+        move |object, ctx| {
+            let key = status::key_of(object.as_ref());
+            timed(controller, key, reconcile(object, ctx.clone()), ctx).boxed()
+        },
+        error_policy,
+        ctx.clone(),
+        store,
+        requests.map(Ok::<_, Infallible>),
+        config.clone(),
+    )
+    .for_each(|result| async move { log_applier_result(result) })
+    .boxed()
+}
+
+/// The reconcile requests of each kind, fed by the watches and the recovery watch.
+#[derive(Clone)]
+struct Queues {
+    schedules: UnboundedSender<ObjectRef<Schedule>>,
+    jobruns: UnboundedSender<ObjectRef<JobRun>>,
+    tasks: UnboundedSender<ObjectRef<Task>>,
+    backfills: UnboundedSender<ObjectRef<Backfill>>,
+    receivers: Arc<Mutex<Option<Receivers>>>,
+}
+
+/// The receiving ends of [`Queues`].
+struct Receivers {
+    schedules: UnboundedReceiver<ObjectRef<Schedule>>,
+    jobruns: UnboundedReceiver<ObjectRef<JobRun>>,
+    tasks: UnboundedReceiver<ObjectRef<Task>>,
+    backfills: UnboundedReceiver<ObjectRef<Backfill>>,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        let (schedules, schedule_rx) = unbounded();
+        let (jobruns, jobrun_rx) = unbounded();
+        let (tasks, task_rx) = unbounded();
+        let (backfills, backfill_rx) = unbounded();
+        let receivers = Receivers {
+            schedules: schedule_rx,
+            jobruns: jobrun_rx,
+            tasks: task_rx,
+            backfills: backfill_rx,
+        };
+        Queues {
+            schedules,
+            jobruns,
+            tasks,
+            backfills,
+            receivers: Arc::new(Mutex::new(Some(receivers))),
+        }
+    }
+}
+
+impl Queues {
+    /// The receiving ends; once (later calls get closed queues).
+    fn receivers(&self) -> Receivers {
+        let taken = self
+            .receivers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        taken.unwrap_or_else(|| Receivers {
+            schedules: unbounded().1,
+            jobruns: unbounded().1,
+            tasks: unbounded().1,
+            backfills: unbounded().1,
+        })
+    }
+}
+
+/// Times a reconcile of the object `key`, counts it, and forgets the object's failures when
+/// it succeeds.
+async fn timed(
+    controller: &'static str,
+    key: String,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    if let Some(observer) = ctx.observer() {
+        observer.reconciled(
+            controller,
+            started.elapsed(),
+            result.as_ref().err().map(|e| e.kind().as_str()),
+        );
+    }
+    if result.is_ok() {
+        ctx.retries.succeeded(&key);
+    }
+    result
+}
+
+/// How soon a failed reconcile is retried; an object that failed because the API server is
+/// unavailable is also parked for the recovery watch.
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = status::key_of(object.as_ref());
+    let failures = ctx.retries.failed(&key);
+    let kind = err.kind();
+    if kind == ErrorKind::Unavailable {
+        ctx.retries.park((
+            K::kind(&()).into_owned(),
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        ));
+    }
+    let delay = retry_delay(kind, failures);
+    warn!(object = %key, error = %err, kind = kind.as_str(), failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, object: ObjectRef<K>)
+where
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    // The receiver lives as long as the appliers; a closed channel means we are shutting down.
+    let _ = tx.unbounded_send(object);
+}
+
+/// Drives a watch: every object it touches goes to `on_object`; watch errors are logged (the
+/// watcher backs off and resumes by itself).
+async fn drive<K>(
+    events: impl Stream<Item = Result<K, watcher::Error>>,
+    kind: &'static str,
+    mut on_object: impl FnMut(K),
+) {
+    let events = events.into_stream();
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(object) => on_object(object),
+            Err(err) => warn!(kind, error = %err, "watch failed; retrying"),
+        }
+    }
+}
+
+fn log_applier_result<K, E1: std::fmt::Display, E2: std::fmt::Display>(
+    result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<E1, E2>>,
+) where
+    K: Resource,
+    K::DynamicType: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => {}
+        Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+        Err(err) => tracing::debug!(error = %err, "reconcile did not succeed"),
+    }
+}

@@ -2,10 +2,8 @@
 //! tokio clock that tests move (`start_paused`), with a stand-in kubelet. Each test name
 //! states the behaviour it checks.
 
-#[allow(dead_code)]
 #[path = "controller/cluster.rs"]
 mod cluster;
-#[allow(dead_code)]
 #[path = "controller/fixtures.rs"]
 mod fixtures;
 

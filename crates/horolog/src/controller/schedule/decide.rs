@@ -7,17 +7,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use horolog_core::plan::{self, CatchUp, Plan, Policy};
+use horolog_core::plan::CatchUp;
 use horolog_core::trigger::{Trigger, TriggerError};
 use kube::ResourceExt;
 use tracing::info;
 
+use super::fire::{PlanOutcome, fire};
+use super::ready;
 use super::settle::{self, Settled, set_condition};
-use super::{jobrun_for, run_name, run_now_name, trigger_hash};
-use crate::api::{
-    CatchUpPolicy, CoalescePolicy, Condition, JobRun, RESUME_ANNOTATION, RUN_NOW_ANNOTATION, Schedule,
-    ScheduleStatus, Task, find_condition,
-};
+use super::{jobrun_for, run_now_name};
+use crate::api::{JobRun, RUN_NOW_ANNOTATION, Schedule, ScheduleStatus, Task, find_condition};
 use crate::controller::events::Note;
 
 /// The condition type of a Schedule that says whether it fires.
@@ -104,514 +103,143 @@ pub struct Decision {
     pub coalesced: i64,
 }
 
-/// Why the Schedule does not fire, if it does not.
-#[derive(Clone, Debug, PartialEq)]
-struct Gate {
-    reason: &'static str,
-    message: String,
-    warning: bool,
+/// One pass of the decision: what it read, and what it has decided so far.
+pub struct Pass<'a> {
+    /// What the reconcile read.
+    pub input: Input<'a>,
+    /// The status as read.
+    pub old: ScheduleStatus,
+    /// The status being decided.
+    pub status: ScheduleStatus,
+    /// Events decided so far.
+    pub events: Vec<Note>,
+    /// JobRuns to create.
+    pub create: Vec<JobRun>,
 }
 
 /// Decides one reconcile. Pure.
 pub fn decide(input: Input<'_>) -> Decision {
-    let schedule = input.schedule;
-    let now = input.now;
-    let old = schedule.status.clone().unwrap_or_default();
-    let generation = schedule.metadata.generation;
-    let mut status = ScheduleStatus {
-        observed_generation: generation,
-        ..old.clone()
+    let old = input.schedule.status.clone().unwrap_or_default();
+    let generation = input.schedule.metadata.generation;
+    let mut pass = Pass {
+        status: ScheduleStatus {
+            observed_generation: generation,
+            ..old.clone()
+        },
+        old,
+        input,
+        events: Vec::new(),
+        create: Vec::new(),
     };
-    let mut events = Vec::new();
-    let mut create = Vec::new();
+    ready::lift_failures(&mut pass);
+    run_now(&mut pass);
+    let settled = settle::settle(&mut pass.status, input.runs, input.gone, generation, input.now);
+    let gate = ready::gate(&input, &pass.status);
+    let planned = match input.trigger {
+        Ok(trigger) => fire(&mut pass, trigger, gate.is_none()),
+        Err(_) => {
+            pass.status.trigger = None;
+            pass.status.next_fire_time = None;
+            pass.status.upcoming_fire_times = Vec::new();
+            PlanOutcome::default()
+        }
+    };
+    settle::add_active(&mut pass.status, input.runs, &pass.create, &planned.rediscovered);
+    let exhausted = planned.exhausted && input.trigger.is_ok();
+    set_finished(&mut pass, exhausted);
+    let max_runs = input.schedule.spec.max_runs;
+    let gate = gate.or_else(|| exhausted.then(|| ready::finished(&pass.status, max_runs, &planned.trigger)));
+    ready::ready(&mut pass, gate.as_ref(), generation, input.now);
+    conclude(pass, &settled, &planned)
+}
 
-    lift_failures(schedule, &old, &mut status, &mut events);
-    if let Some(value) = schedule.annotation(RUN_NOW_ANNOTATION)
-        && old.last_run_now.as_deref() != Some(value)
-    {
-        // A manual run does not depend on the trigger: it works while paused, finished or
-        // invalid.
-        let name = run_now_name(&schedule.name_any(), value);
-        info!(run = %name, value, "run-now: firing once");
-        create.push(jobrun_for(
-            schedule,
-            &input.task,
-            name,
-            now,
-            TimeDelta::zero(),
-            None,
-        ));
-        status.last_run_now = Some(value.to_string());
+/// A new `horolog.dev/run-now` value: one run at once. A manual run does not depend on the
+/// trigger: it works while paused, finished or invalid.
+fn run_now(pass: &mut Pass<'_>) {
+    let schedule = pass.input.schedule;
+    let Some(value) = schedule.annotation(RUN_NOW_ANNOTATION) else {
+        return;
+    };
+    if pass.old.last_run_now.as_deref() == Some(value) {
+        return;
     }
-    let settled = settle::settle(&mut status, input.runs, input.gone, generation, now);
+    let name = run_now_name(&schedule.name_any(), value);
+    info!(run = %name, value, "run-now: firing once");
+    let now = pass.input.now;
+    pass.create.push(jobrun_for(
+        schedule,
+        &pass.input.task,
+        name,
+        now,
+        TimeDelta::zero(),
+        None,
+    ));
+    pass.status.last_run_now = Some(value.to_string());
+}
 
-    let mut plan_outcome = PlanOutcome::default();
-    let gate = gate(&input, &status);
-    if let Ok(trigger) = input.trigger {
-        plan_outcome = fire(
-            &input,
-            trigger,
-            gate.is_none(),
-            &old,
-            &mut status,
-            &mut create,
-            &mut events,
-        );
-    } else {
-        status.trigger = None;
-        status.next_fire_time = None;
-        status.upcoming_fire_times = Vec::new();
-    }
-    settle::add_active(&mut status, input.runs, &create, &plan_outcome.rediscovered);
-
-    let exhausted = plan_outcome.exhausted && input.trigger.is_ok();
-    let finished = exhausted && status.active.is_empty();
-    // Finished when its last run did: the latest completion among its runs, if any.
-    let last_completion = input.runs.iter().filter_map(|run| run.completion_time()).max();
-    status.finished_at = if finished {
-        old.finished_at.or(last_completion.or(Some(now)))
+/// `finishedAt`: set when the trigger has no more fire times and every run is counted, to the
+/// completion of the last run (the moment it finished), kept while it stays finished.
+fn set_finished(pass: &mut Pass<'_>, exhausted: bool) {
+    let finished = exhausted && pass.status.active.is_empty();
+    let last_completion = pass
+        .input
+        .runs
+        .iter()
+        .filter_map(|run| run.completion_time())
+        .max();
+    pass.status.finished_at = if finished {
+        pass.old.finished_at.or(last_completion.or(Some(pass.input.now)))
     } else {
         None
     };
-    let gate = gate.or_else(|| {
-        exhausted.then(|| Gate {
-            reason: "Finished",
-            message: if schedule
-                .spec
-                .max_runs
-                .is_some_and(|max| status.fired_count >= max)
-            {
-                format!("fired maxRuns ({}) times", status.fired_count)
-            } else {
-                format!(
-                    "the trigger has no more fire times ({})",
-                    plan_outcome.trigger.clone().unwrap_or_default()
-                )
-            },
-            warning: false,
-        })
-    });
-    ready(&old, &mut status, gate.as_ref(), generation, now, &mut events);
+}
 
-    let write = urgency(&old, &status, &create, &settled, input.settings.status_delay, now);
-    if write == Write::Now {
-        events.extend(settled.events.iter().cloned());
+/// The decision, from a pass done: when to write, what to delete, when to look again.
+fn conclude(pass: Pass<'_>, settled: &Settled, planned: &PlanOutcome) -> Decision {
+    let Pass {
+        input,
+        old,
+        status,
+        mut events,
+        create,
+    } = pass;
+    let now = input.now;
+    let write = urgency(&old, &status, &create, settled, input.settings.status_delay, now);
+    match write {
+        Write::Now => events.extend(settled.events.iter().cloned()),
+        // Nothing is said until it is written; a later pass says it again.
+        Write::At(_) => events.clear(),
+        Write::Nothing => {}
     }
-    let delete = history_to_delete(schedule, input.runs, &status, &old, write);
+    let delete = history_to_delete(input.schedule, input.runs, &status, &old, write);
     let ttl_at = status.finished_at.and_then(|at| {
-        schedule
+        input
+            .schedule
             .spec
             .ttl_seconds_after_finished
             .map(|ttl| at + TimeDelta::seconds(ttl.max(0)))
     });
     let delete_schedule = ttl_at.is_some_and(|at| at <= now);
-    let mut requeue = [
-        plan_outcome.wake,
-        match write {
-            Write::At(at) => Some(at),
-            _ => None,
-        },
-        ttl_at.filter(|_| !delete_schedule),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    if delete_schedule {
-        requeue = None;
-    }
+    let write_at = match write {
+        Write::At(at) => Some(at),
+        _ => None,
+    };
+    let requeue = [planned.wake, write_at, ttl_at]
+        .into_iter()
+        .flatten()
+        .min()
+        .filter(|_| !delete_schedule);
     Decision {
         create,
         delete,
         status,
         write,
-        events: if matches!(write, Write::At(_)) {
-            Vec::new()
-        } else {
-            events
-        },
+        events,
         requeue,
         delete_schedule,
-        missed: plan_outcome.missed,
-        coalesced: plan_outcome.coalesced,
+        missed: planned.missed,
+        coalesced: planned.coalesced,
     }
-}
-
-/// A new `horolog.dev/resume` value, or a spec change, lifts a pause after failures.
-fn lift_failures(
-    schedule: &Schedule,
-    old: &ScheduleStatus,
-    status: &mut ScheduleStatus,
-    events: &mut Vec<Note>,
-) {
-    let resume = schedule
-        .annotation(RESUME_ANNOTATION)
-        .filter(|value| old.last_resume.as_deref() != Some(*value));
-    let spec_changed =
-        old.observed_generation.is_some() && old.observed_generation != schedule.metadata.generation;
-    if resume.is_none() && !spec_changed {
-        return;
-    }
-    if let Some(value) = resume {
-        status.last_resume = Some(value.to_string());
-    }
-    if status.consecutive_failures > 0 {
-        let why = match resume {
-            Some(value) => format!("{RESUME_ANNOTATION}={value:?}"),
-            None => "the spec changed".to_string(),
-        };
-        if schedule.spec.pause_after_failures.is_some() {
-            events.push(Note::normal(
-                "Resumed",
-                format!(
-                    "{why}: consecutive failures reset from {}",
-                    status.consecutive_failures
-                ),
-            ));
-        }
-        status.consecutive_failures = 0;
-    }
-}
-
-/// Why the Schedule must not fire now, if it must not (the trigger's own exhaustion is found
-/// by planning).
-fn gate(input: &Input<'_>, status: &ScheduleStatus) -> Option<Gate> {
-    let spec = &input.schedule.spec;
-    if let Err(fault) = input.trigger {
-        return Some(Gate {
-            reason: fault.kind.reason(),
-            message: fault.to_string(),
-            warning: true,
-        });
-    }
-    if let TaskLookup::Missing(task) = input.task {
-        return Some(Gate {
-            reason: "TaskNotFound",
-            message: format!(
-                "spec.taskRef.name: Task {task:?} does not exist in this namespace; firing starts when it does"
-            ),
-            warning: true,
-        });
-    }
-    if spec.paused {
-        return Some(Gate {
-            reason: "Paused",
-            message: "paused: nothing fires until spec.paused is false".into(),
-            warning: false,
-        });
-    }
-    if let Some(limit) = spec.pause_after_failures
-        && status.consecutive_failures >= i64::from(limit)
-    {
-        return Some(Gate {
-            reason: "TooManyFailures",
-            message: format!(
-                "{} consecutive runs failed (pauseAfterFailures {limit}): nothing fires until a run succeeds, annotation {RESUME_ANNOTATION} gets a new value, or the spec changes",
-                status.consecutive_failures
-            ),
-            warning: true,
-        });
-    }
-    None
-}
-
-/// What planning found.
-#[derive(Clone, Debug, Default)]
-struct PlanOutcome {
-    /// The trigger has no more fire times (or maxRuns is reached).
-    exhausted: bool,
-    /// When the next fire time is due, if firing.
-    wake: Option<DateTime<Utc>>,
-    /// The trigger in short.
-    trigger: Option<String>,
-    /// Planned runs that already exist (created before a crash): listed in `active` even if
-    /// finished, so they are counted once.
-    rediscovered: Vec<String>,
-    missed: i64,
-    coalesced: i64,
-}
-
-/// Plans the due fire times (when `firing`), creates their runs, and moves the cursor.
-fn fire(
-    input: &Input<'_>,
-    trigger: &Trigger,
-    firing: bool,
-    old: &ScheduleStatus,
-    status: &mut ScheduleStatus,
-    create: &mut Vec<JobRun>,
-    events: &mut Vec<Note>,
-) -> PlanOutcome {
-    let schedule = input.schedule;
-    let now = input.now;
-    let description = trigger.describe();
-    status.trigger = Some(description.clone());
-    let mut outcome = PlanOutcome {
-        trigger: Some(description),
-        ..PlanOutcome::default()
-    };
-
-    // The cursor: status.cursor, or lastFireTime for Schedules written before it existed.
-    let hash = trigger_hash(&schedule.spec.trigger);
-    let mut cursor = old.cursor.or(old.last_fire_time);
-    if old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
-        // An edit applies from the moment of the edit: the new trigger's earlier fire times
-        // are neither run nor counted.
-        events.push(Note::normal(
-            "TriggerChanged",
-            format!("the trigger changed; it fires from {} on", now.to_rfc3339()),
-        ));
-        cursor = Some(now);
-    }
-    status.trigger_hash = Some(hash);
-
-    let max_runs_reached = schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| status.fired_count >= max);
-    if !firing || max_runs_reached {
-        status.cursor = cursor;
-        status.next_fire_time = None;
-        status.upcoming_fire_times = Vec::new();
-        outcome.exhausted = max_runs_reached;
-        return outcome;
-    }
-
-    let resumed = matches!(
-        find_condition(&old.conditions, READY).map(|c| c.reason.as_str()),
-        Some("Paused" | "TooManyFailures" | "TaskNotFound")
-    );
-    // catchUp Disabled carries on from the end of an interruption; a new Schedule's fire times
-    // before its creation passed before anyone asked for them.
-    let served = old.trigger_hash.is_some();
-    let skip_until = match schedule.spec.catch_up {
-        CatchUpPolicy::Enabled => None,
-        CatchUpPolicy::Disabled if served && (resumed || input.interrupted) => Some(now),
-        CatchUpPolicy::Disabled if !served => schedule
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .and_then(crate::pod::chrono_time)
-            .map(|created| created - TimeDelta::nanoseconds(1)),
-        CatchUpPolicy::Disabled => None,
-    };
-    if let Some(until) = skip_until {
-        let skipped = plan::plan(
-            trigger,
-            cursor,
-            until,
-            &policy_for(input, CoalescePolicy::Latest, None),
-            |_, _| TimeDelta::zero(),
-        );
-        let passed = skipped.runs.len() as i64
-            + skipped.missed.len() as i64
-            + skipped.coalesced as i64
-            + skipped.dropped as i64;
-        if passed > 0 {
-            events.push(Note::warning(
-                "Missed",
-                format!("catchUp Disabled: {passed} fire time(s) that passed during the interruption are recorded as missed"),
-            ));
-            status.missed_fire_times += passed;
-            outcome.missed += passed;
-            status.last_fire_time = status.last_fire_time.max(skipped.cursor);
-            cursor = skipped.cursor;
-        }
-    }
-
-    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
-    let grace = grace_of(input);
-    let policy = policy_for(input, schedule.spec.coalesce, grace);
-    let planned = plan::plan(trigger, cursor, now, &policy, |fire, cap| {
-        plan::seeded_jitter(&seed, fire, cap)
-    });
-    apply_plan(input, &planned, status, create, events, &mut outcome);
-    status.cursor = planned.cursor;
-    let max_runs_reached = schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| status.fired_count >= max);
-    if max_runs_reached {
-        status.next_fire_time = None;
-        status.upcoming_fire_times = Vec::new();
-        outcome.exhausted = true;
-    } else {
-        status.next_fire_time = planned.next_fire_time;
-        status.upcoming_fire_times = plan::upcoming(trigger, planned.cursor, UPCOMING);
-        outcome.exhausted = planned.next_fire_time.is_none();
-        outcome.wake = planned.next_fire_time;
-    }
-    outcome
-}
-
-/// Turns a plan into runs to create, counts and Events.
-fn apply_plan(
-    input: &Input<'_>,
-    planned: &Plan,
-    status: &mut ScheduleStatus,
-    create: &mut Vec<JobRun>,
-    events: &mut Vec<Note>,
-    outcome: &mut PlanOutcome,
-) {
-    let schedule = input.schedule;
-    let exists = |fire_time| {
-        let name = run_name(&schedule.name_any(), fire_time);
-        input.runs.iter().any(|run| run.name_any() == name)
-    };
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - status.fired_count).max(0) as usize);
-    outcome.rediscovered = planned
-        .runs
-        .iter()
-        .filter(|r| exists(r.fire_time))
-        .map(|r| run_name(&schedule.name_any(), r.fire_time))
-        .collect();
-    let mut fired = Vec::new();
-    for run in planned
-        .runs
-        .iter()
-        .filter(|r| !exists(r.fire_time))
-        .take(remaining)
-    {
-        let name = run_name(&schedule.name_any(), run.fire_time);
-        info!(fire_time = %run.fire_time, jitter = %run.jitter, run = %name, "fired");
-        fired.push(name.clone());
-        create.push(jobrun_for(
-            schedule,
-            &input.task,
-            name,
-            run.fire_time,
-            run.jitter,
-            run.start_deadline,
-        ));
-        status.last_fire_time = status.last_fire_time.max(Some(run.fire_time));
-    }
-    // A rediscovered run was created by a pass whose status write never happened: it was
-    // never counted.
-    status.fired_count += (fired.len() + outcome.rediscovered.len()) as i64;
-    let missed: Vec<DateTime<Utc>> = planned.missed.iter().copied().filter(|t| !exists(*t)).collect();
-    status.last_fire_time = status.last_fire_time.max(missed.iter().copied().max());
-    let missed_count = missed.len() as i64 + planned.dropped as i64;
-    status.missed_fire_times += missed_count;
-    status.coalesced_fire_times += planned.coalesced as i64;
-    outcome.missed += missed_count;
-    outcome.coalesced += planned.coalesced as i64;
-
-    let at_least = if planned.exact { "" } else { "at least " };
-    if planned.coalesced > 0 {
-        let kept = planned
-            .runs
-            .first()
-            .map(|r| r.fire_time)
-            .or(planned.missed.first().copied());
-        events.push(Note::normal(
-            "Coalesced",
-            format!(
-                "{at_least}{} due fire times merged into one (coalesce {:?}): kept {}",
-                planned.coalesced + 1,
-                schedule.spec.coalesce,
-                kept.map(|t| t.to_rfc3339()).unwrap_or_default()
-            ),
-        ));
-    }
-    if !missed.is_empty() {
-        let times: Vec<String> = missed.iter().take(5).map(|t| t.to_rfc3339()).collect();
-        let more = missed.len().saturating_sub(times.len());
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        events.push(Note::warning(
-            "Missed",
-            format!(
-                "fire time(s) {}{more} missed: past misfireGraceTime when the operator saw them",
-                times.join(", ")
-            ),
-        ));
-    }
-    if let Some(range) = planned.dropped_range.as_ref().filter(|_| planned.dropped > 0) {
-        events.push(Note::warning(
-            "Missed",
-            format!(
-                "catch-up cap: {at_least}{} due fire times from {} to {} recorded as missed (coalesce All runs at most {} per catch-up; the newest were kept)",
-                planned.dropped,
-                range.start().to_rfc3339(),
-                range.end().to_rfc3339(),
-                input.settings.catch_up.max_runs
-            ),
-        ));
-    }
-}
-
-/// The misfire grace time: the Schedule's, else its Task's, else the operator's default.
-fn grace_of(input: &Input<'_>) -> Option<TimeDelta> {
-    let task = match input.task {
-        TaskLookup::Found(task) => task.spec.misfire_grace_time,
-        _ => None,
-    };
-    input
-        .schedule
-        .spec
-        .misfire_grace_time
-        .or(task)
-        .map(|d| d.as_chrono())
-        .or(input.settings.default_grace)
-}
-
-fn policy_for(input: &Input<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -> Policy {
-    Policy {
-        coalesce,
-        misfire_grace_time: grace,
-        max_jitter: input.schedule.spec.max_jitter.map(|d| d.as_chrono()),
-        paused: false,
-        catch_up: input.settings.catch_up,
-    }
-}
-
-/// Sets the Ready condition and the Events of its transitions.
-fn ready(
-    old: &ScheduleStatus,
-    status: &mut ScheduleStatus,
-    gate: Option<&Gate>,
-    generation: Option<i64>,
-    now: DateTime<Utc>,
-    events: &mut Vec<Note>,
-) {
-    let previous = find_condition(&old.conditions, READY);
-    let previous_reason = previous.map(|c| c.reason.as_str());
-    let (ok, reason, message) = match gate {
-        Some(gate) => (false, gate.reason, gate.message.clone()),
-        None => (
-            true,
-            "Scheduled",
-            format!("fires {}", status.trigger.clone().unwrap_or_default()),
-        ),
-    };
-    if previous_reason != Some(reason) {
-        match (gate, previous_reason) {
-            (Some(gate), _) if gate.reason == "Paused" => events.push(Note::normal(
-                "Paused",
-                "paused: nothing fires until resumed".into(),
-            )),
-            (Some(gate), _) if gate.warning => {
-                let event = match gate.reason {
-                    "InvalidTimezone" => "InvalidTrigger",
-                    other => other,
-                };
-                events.push(Note::warning(event, gate.message.clone()));
-            }
-            (Some(gate), _) => events.push(Note::normal(gate.reason, gate.message.clone())),
-            (None, Some("Paused" | "TooManyFailures" | "TaskNotFound")) => events.push(Note::normal(
-                "Resumed",
-                "resumed: fire times that passed meanwhile go through catchUp, coalesce and misfireGraceTime"
-                    .into(),
-            )),
-            (None, _) => {}
-        }
-    }
-    let condition = Condition::transition(previous, READY, ok, reason, message, generation, now);
-    set_condition(&mut status.conditions, condition);
 }
 
 /// When the new status must be written: at once for anything but settled successes, which

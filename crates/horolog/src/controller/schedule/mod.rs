@@ -6,6 +6,8 @@
 //! requeue); `decide.rs` holds every decision, `settle.rs` the counting of finished runs.
 
 pub mod decide;
+mod fire;
+mod ready;
 pub mod settle;
 
 use std::collections::HashSet;

@@ -1,0 +1,283 @@
+//! Firing: the cursor a pass plans from (moved by a trigger edit, and by catchUp Disabled at
+//! the end of an interruption), the plan of the due fire times, and what it turns into (runs
+//! to create, counts, Events).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use horolog_core::plan::{self, Plan, Policy};
+use horolog_core::trigger::Trigger;
+use kube::ResourceExt;
+use tracing::info;
+
+use super::decide::{Pass, TaskLookup, UPCOMING};
+use super::ready::was_stopped;
+use super::{jobrun_for, run_name, trigger_hash};
+use crate::api::{CatchUpPolicy, CoalescePolicy};
+use crate::controller::events::Note;
+
+/// What planning found.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOutcome {
+    /// The trigger has no more fire times (or maxRuns is reached).
+    pub exhausted: bool,
+    /// When the next fire time is due, if firing.
+    pub wake: Option<DateTime<Utc>>,
+    /// The trigger in short.
+    pub trigger: String,
+    /// Planned runs that already exist (created by a pass whose status write never
+    /// happened): listed in `active` even if finished, so they are counted once.
+    pub rediscovered: Vec<String>,
+    /// Fire times recorded as missed by this pass.
+    pub missed: i64,
+    /// Fire times merged away by this pass.
+    pub coalesced: i64,
+}
+
+/// Plans the due fire times (when `firing`), creates their runs, and moves the cursor.
+pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome {
+    let description = trigger.describe();
+    pass.status.trigger = Some(description.clone());
+    let mut outcome = PlanOutcome {
+        trigger: description,
+        ..PlanOutcome::default()
+    };
+    let mut cursor = cursor(pass);
+    if !firing || max_runs_reached(pass) {
+        pass.status.cursor = cursor;
+        pass.status.next_fire_time = None;
+        pass.status.upcoming_fire_times = Vec::new();
+        outcome.exhausted = max_runs_reached(pass);
+        return outcome;
+    }
+    if let Some(until) = skip_until(pass) {
+        cursor = skip_passed(pass, trigger, cursor, until, &mut outcome);
+    }
+
+    let schedule = pass.input.schedule;
+    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
+    let policy = policy(pass, schedule.spec.coalesce, grace(pass));
+    let planned = plan::plan(trigger, cursor, pass.input.now, &policy, |fire, cap| {
+        plan::seeded_jitter(&seed, fire, cap)
+    });
+    create_runs(pass, &planned, &mut outcome);
+    count(pass, &planned, &mut outcome);
+    pass.status.cursor = planned.cursor;
+    if max_runs_reached(pass) {
+        pass.status.next_fire_time = None;
+        pass.status.upcoming_fire_times = Vec::new();
+        outcome.exhausted = true;
+    } else {
+        pass.status.next_fire_time = planned.next_fire_time;
+        pass.status.upcoming_fire_times = plan::upcoming(trigger, planned.cursor, UPCOMING);
+        outcome.exhausted = planned.next_fire_time.is_none();
+        outcome.wake = planned.next_fire_time;
+    }
+    outcome
+}
+
+/// The cursor to plan from: status.cursor (lastFireTime for Schedules written before it
+/// existed), or now when the trigger was edited: an edit applies from the moment of the edit,
+/// so the new trigger's earlier fire times are neither run nor counted.
+fn cursor(pass: &mut Pass<'_>) -> Option<DateTime<Utc>> {
+    let hash = trigger_hash(&pass.input.schedule.spec.trigger);
+    let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
+    if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
+        let now = pass.input.now;
+        pass.events.push(Note::normal(
+            "TriggerChanged",
+            format!("the trigger changed; it fires from {} on", now.to_rfc3339()),
+        ));
+        cursor = Some(now);
+    }
+    pass.status.trigger_hash = Some(hash);
+    cursor
+}
+
+fn max_runs_reached(pass: &Pass<'_>) -> bool {
+    pass.input
+        .schedule
+        .spec
+        .max_runs
+        .is_some_and(|max| pass.status.fired_count >= max)
+}
+
+/// With catchUp Disabled, the instant up to which due fire times are passed over: now, at the
+/// end of an interruption (a resume, the operator's start, the API server's return); just
+/// before its creation, for a new Schedule (its earlier fire times passed before anyone asked
+/// for them).
+fn skip_until(pass: &Pass<'_>) -> Option<DateTime<Utc>> {
+    let schedule = pass.input.schedule;
+    if schedule.spec.catch_up == CatchUpPolicy::Enabled {
+        return None;
+    }
+    if pass.old.trigger_hash.is_none() {
+        return schedule
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(crate::pod::chrono_time)
+            .map(|created| created - TimeDelta::nanoseconds(1));
+    }
+    (was_stopped(&pass.old) || pass.input.interrupted).then_some(pass.input.now)
+}
+
+/// Passes over the fire times up to `until`, recording them as missed; returns the new cursor.
+fn skip_passed(
+    pass: &mut Pass<'_>,
+    trigger: &Trigger,
+    cursor: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    outcome: &mut PlanOutcome,
+) -> Option<DateTime<Utc>> {
+    let policy = policy(pass, CoalescePolicy::Latest, None);
+    let skipped = plan::plan(trigger, cursor, until, &policy, |_, _| TimeDelta::zero());
+    let passed = skipped.runs.len() as i64
+        + skipped.missed.len() as i64
+        + skipped.coalesced as i64
+        + skipped.dropped as i64;
+    if passed == 0 {
+        return cursor;
+    }
+    pass.events.push(Note::warning(
+        "Missed",
+        format!("catchUp Disabled: {passed} fire time(s) that passed during the interruption are recorded as missed"),
+    ));
+    pass.status.missed_fire_times += passed;
+    outcome.missed += passed;
+    pass.status.last_fire_time = pass.status.last_fire_time.max(skipped.cursor);
+    skipped.cursor
+}
+
+/// The runs a plan creates: one per planned fire time that has no run yet (at most what
+/// maxRuns leaves).
+fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
+    let schedule = pass.input.schedule;
+    let exists = |fire_time| {
+        let name = run_name(&schedule.name_any(), fire_time);
+        pass.input.runs.iter().any(|run| run.name_any() == name)
+    };
+    outcome.rediscovered = planned
+        .runs
+        .iter()
+        .filter(|r| exists(r.fire_time))
+        .map(|r| run_name(&schedule.name_any(), r.fire_time))
+        .collect();
+    let remaining = schedule
+        .spec
+        .max_runs
+        .map_or(usize::MAX, |max| (max - pass.status.fired_count).max(0) as usize);
+    let new: Vec<_> = planned
+        .runs
+        .iter()
+        .filter(|r| !exists(r.fire_time))
+        .take(remaining)
+        .collect();
+    for run in &new {
+        let name = run_name(&schedule.name_any(), run.fire_time);
+        info!(fire_time = %run.fire_time, jitter = %run.jitter, run = %name, "fired");
+        let job = jobrun_for(
+            schedule,
+            &pass.input.task,
+            name,
+            run.fire_time,
+            run.jitter,
+            run.start_deadline,
+        );
+        pass.create.push(job);
+        pass.status.last_fire_time = pass.status.last_fire_time.max(Some(run.fire_time));
+    }
+    // A rediscovered run was created by a pass whose status write never happened: it was
+    // never counted.
+    pass.status.fired_count += (new.len() + outcome.rediscovered.len()) as i64;
+}
+
+/// Counts what the plan merged away and recorded as missed, with the Events that say so.
+fn count(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
+    let schedule = pass.input.schedule;
+    let exists = |fire_time| {
+        let name = run_name(&schedule.name_any(), fire_time);
+        pass.input.runs.iter().any(|run| run.name_any() == name)
+    };
+    let missed: Vec<DateTime<Utc>> = planned.missed.iter().copied().filter(|t| !exists(*t)).collect();
+    let status = &mut pass.status;
+    status.last_fire_time = status.last_fire_time.max(missed.iter().copied().max());
+    let missed_count = missed.len() as i64 + planned.dropped as i64;
+    status.missed_fire_times += missed_count;
+    status.coalesced_fire_times += planned.coalesced as i64;
+    outcome.missed += missed_count;
+    outcome.coalesced += planned.coalesced as i64;
+    let max_runs = pass.input.settings.catch_up.max_runs;
+    pass.events
+        .extend(notes(planned, &missed, schedule.spec.coalesce, max_runs));
+}
+
+/// The Events a plan deserves: merged fire times, missed ones, and the catch-up cap.
+fn notes(planned: &Plan, missed: &[DateTime<Utc>], coalesce: CoalescePolicy, max_runs: usize) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let at_least = if planned.exact { "" } else { "at least " };
+    if planned.coalesced > 0 {
+        let kept = planned
+            .runs
+            .first()
+            .map(|r| r.fire_time)
+            .or(planned.missed.first().copied());
+        notes.push(Note::normal(
+            "Coalesced",
+            format!(
+                "{at_least}{} due fire times merged into one (coalesce {coalesce:?}): kept {}",
+                planned.coalesced + 1,
+                kept.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ),
+        ));
+    }
+    if !missed.is_empty() {
+        let times: Vec<String> = missed.iter().take(5).map(|t| t.to_rfc3339()).collect();
+        let more = match missed.len().saturating_sub(times.len()) {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        };
+        notes.push(Note::warning(
+            "Missed",
+            format!(
+                "fire time(s) {}{more} missed: past misfireGraceTime when the operator saw them",
+                times.join(", ")
+            ),
+        ));
+    }
+    if let Some(range) = planned.dropped_range.as_ref().filter(|_| planned.dropped > 0) {
+        notes.push(Note::warning(
+            "Missed",
+            format!(
+                "catch-up cap: {at_least}{} due fire times from {} to {} recorded as missed (coalesce All runs at most {max_runs} per catch-up; the newest were kept)",
+                planned.dropped,
+                range.start().to_rfc3339(),
+                range.end().to_rfc3339(),
+            ),
+        ));
+    }
+    notes
+}
+
+/// The misfire grace time: the Schedule's, else its Task's, else the operator's default.
+fn grace(pass: &Pass<'_>) -> Option<TimeDelta> {
+    let task = match pass.input.task {
+        TaskLookup::Found(task) => task.spec.misfire_grace_time,
+        _ => None,
+    };
+    pass.input
+        .schedule
+        .spec
+        .misfire_grace_time
+        .or(task)
+        .map(|d| d.as_chrono())
+        .or(pass.input.settings.default_grace)
+}
+
+fn policy(pass: &Pass<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -> Policy {
+    Policy {
+        coalesce,
+        misfire_grace_time: grace,
+        max_jitter: pass.input.schedule.spec.max_jitter.map(|d| d.as_chrono()),
+        paused: false,
+        catch_up: pass.input.settings.catch_up,
+    }
+}

@@ -5,17 +5,19 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use kube::api::DeleteParams;
 use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::warn;
 
-use super::ControllerConfig;
 use super::admission::Slots;
+use super::error::is_not_found;
 use super::events::{EventPublisher, Note};
 use super::index::{JobIndex, PodIndex, RunIndex};
 use super::recovery::Retries;
 use super::status::StatusWriter;
+use super::{ControllerConfig, Error};
 use crate::api::{Backfill, JobRun, Schedule, Task};
 use crate::clock::Clock;
 
@@ -253,6 +255,28 @@ impl Context {
             .await
         {
             warn!(reason = note.reason, error = %err, "could not publish event");
+        }
+    }
+
+    /// Deletes `namespace/name` with `params`; one that is already gone is fine.
+    pub async fn delete<K>(&self, namespace: &str, name: &str, params: &DeleteParams) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, params).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(Error::api(
+                "delete",
+                K::kind(&()).to_string(),
+                namespace,
+                name,
+                err,
+            )),
         }
     }
 

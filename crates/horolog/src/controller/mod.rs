@@ -30,7 +30,7 @@ pub use events::EventPolicy;
 pub use status::status_diff;
 
 use crate::api::{Duration as ApiDuration, Executor};
-use error::{is_already_exists, is_not_found};
+use error::is_already_exists;
 
 /// The field manager and event reporter name of the operator.
 pub const MANAGER: &str = "horolog";

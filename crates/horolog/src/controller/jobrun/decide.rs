@@ -11,12 +11,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::admission::Verdict;
-use kube::ResourceExt;
 
 use crate::api::{ConcurrencyPolicy, Condition, Executor, JobRun, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 use crate::controller::index::{JobView, PodView};
-use crate::pod::PodProgress;
 
 /// Everything one reconcile of a JobRun reads.
 #[derive(Clone, Copy, Debug)]
@@ -74,18 +72,41 @@ pub struct Decision {
     pub requeue: Option<DateTime<Utc>>,
 }
 
+impl Decision {
+    /// Nothing to do until `at`.
+    pub fn wait_until(at: DateTime<Utc>) -> Self {
+        Decision {
+            requeue: Some(at),
+            ..Decision::default()
+        }
+    }
+
+    /// Write `status`, nothing else.
+    pub fn write(status: JobRunStatus) -> Self {
+        Decision {
+            status: Some(status),
+            ..Decision::default()
+        }
+    }
+
+    /// The same decision, saying `note` too.
+    pub fn with_event(mut self, note: Note) -> Self {
+        self.events.push(note);
+        self
+    }
+}
+
 /// Decides one reconcile. Pure.
 pub fn decide(input: Input<'_>) -> Decision {
-    let run = input.run;
-    let old = run.status.clone().unwrap_or_default();
-    if run.is_finished() {
+    let old = input.run.status.clone().unwrap_or_default();
+    if input.run.is_finished() {
         return expire(input, &old);
     }
     if input.executor == Executor::Job {
         return super::job::decide(input, &old);
     }
     let latest = input.pods.values().next_back();
-    if let Some(value) = run.cancel_requested() {
+    if let Some(value) = input.run.cancel_requested() {
         let mut decision = finish(
             &old,
             latest,
@@ -105,25 +126,11 @@ pub fn decide(input: Input<'_>) -> Decision {
         .deleted_attempt
         .is_some_and(|attempt| latest.is_none_or(|pod| attempt > pod.attempt));
     match latest {
-        _ if deleted => gone(input, &old),
-        Some(pod) => started(input, &old, pod),
-        None if old.pod_name.is_some() => gone(input, &old),
-        None => unstarted(input, &old),
+        _ if deleted => super::follow::gone(input, &old),
+        Some(pod) => super::follow::started(input, &old, pod),
+        None if old.pod_name.is_some() => super::follow::gone(input, &old),
+        None => super::queued::decide(input, &old),
     }
-}
-
-/// The run's Pod was deleted before it finished: the next attempt, or Failed.
-fn gone(input: Input<'_>, old: &JobRunStatus) -> Decision {
-    let attempt = input.deleted_attempt.max(old.attempts).unwrap_or(1);
-    let name = crate::pod::pod_name(&input.run.name_any(), attempt);
-    let pod = PodView {
-        name: name.clone(),
-        attempt,
-        report: crate::pod::PodReport::default(),
-        deleting: true,
-    };
-    let why = format!("pod {name} was deleted before it finished");
-    retry_or_fail(input.run, old.clone(), &pod, "PodDeleted", why, input.now)
 }
 
 /// A finished run: delete it resultTTL after completion, or wait until then.
@@ -133,17 +140,11 @@ fn expire(input: Input<'_>, old: &JobRunStatus) -> Decision {
     };
     let expires = done + ttl.as_chrono();
     if input.now < expires {
-        return Decision {
-            requeue: Some(expires),
-            ..Decision::default()
-        };
+        return Decision::wait_until(expires);
     }
     if !input.may_expire {
         // Its Schedule has not counted it yet: look again soon.
-        return Decision {
-            requeue: Some(input.now + TimeDelta::seconds(30)),
-            ..Decision::default()
-        };
+        return Decision::wait_until(input.now + TimeDelta::seconds(30));
     }
     Decision {
         acts: vec![Act::DeleteSelf],
@@ -151,269 +152,12 @@ fn expire(input: Input<'_>, old: &JobRunStatus) -> Decision {
     }
 }
 
-/// A run without a Pod: what admission says.
-pub(super) fn unstarted(input: Input<'_>, old: &JobRunStatus) -> Decision {
-    let run = input.run;
-    let now = input.now;
-    if let Some(task) = input.task_missing {
-        let status = JobRunStatus {
-            phase: Some(JobRunPhase::Pending),
-            reason: Some("TaskNotFound".into()),
-            message: Some(format!(
-                "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
-            )),
-            ..old.clone()
-        };
-        return Decision {
-            status: Some(status),
-            ..Decision::default()
-        };
-    }
-    let (policy, limit) = input.pool.unwrap_or((ConcurrencyPolicy::Allow, None));
-    let limit = limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string());
-    match input.verdict.unwrap_or(&Verdict::Start) {
-        Verdict::Start | Verdict::Keep => Decision {
-            acts: vec![Act::Start(old.attempts.unwrap_or(0).max(0) + 1)],
-            ..Decision::default()
-        },
-        Verdict::NotYet => Decision {
-            requeue: Some(run.not_before()),
-            ..Decision::default()
-        },
-        Verdict::Missed => {
-            let deadline = run.spec.start_deadline.unwrap_or(now);
-            let mut decision = finish(
-                old,
-                None,
-                JobRunPhase::Missed,
-                "MissedStartDeadline",
-                format!(
-                    "could not start by its start deadline {} (fire time {} + misfireGraceTime)",
-                    deadline.to_rfc3339(),
-                    run.fire_time().to_rfc3339()
-                ),
-                now,
-            );
-            decision.events = vec![Note::warning(
-                "Missed",
-                decision
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.message.clone())
-                    .unwrap_or_default(),
-            )];
-            decision
-        }
-        Verdict::Wait => {
-            let until = match run.spec.start_deadline {
-                Some(deadline) => format!("until its start deadline {}", deadline.to_rfc3339()),
-                None => "with no deadline".to_string(),
-            };
-            let status = JobRunStatus {
-                phase: Some(JobRunPhase::Waiting),
-                reason: Some("MaxRunningJobs".into()),
-                message: Some(format!(
-                    "maxRunningJobs {limit} reached; waiting for a slot {until}"
-                )),
-                ..old.clone()
-            };
-            Decision {
-                status: Some(status),
-                // A freed slot wakes us through the sibling's watch event; the deadline does not.
-                requeue: run.spec.start_deadline.map(|d| d + TimeDelta::milliseconds(1)),
-                ..Decision::default()
-            }
-        }
-        Verdict::Skip => {
-            let message = match policy {
-                ConcurrencyPolicy::BufferOne => {
-                    format!(
-                        "maxRunningJobs {limit} reached and a newer run waits (concurrencyPolicy BufferOne)"
-                    )
-                }
-                _ => format!(
-                    "maxRunningJobs {limit} reached; concurrencyPolicy {} drops this run",
-                    policy.as_str()
-                ),
-            };
-            let mut decision = finish(
-                old,
-                None,
-                JobRunPhase::Skipped,
-                "ConcurrencyPolicySkip",
-                message.clone(),
-                now,
-            );
-            decision.events = vec![Note::normal("Skipped", message)];
-            decision
-        }
-        Verdict::Supersede { by } | Verdict::Cancel { by } => {
-            let message = format!(
-                "replaced by {by} before it started (concurrencyPolicy {})",
-                policy.as_str()
-            );
-            let mut decision = finish(
-                old,
-                None,
-                JobRunPhase::Cancelled,
-                "Replaced",
-                message.clone(),
-                now,
-            );
-            decision.events = vec![Note::normal("Cancelled", message)];
-            decision
-        }
-    }
-}
-
-/// A run with a Pod: follow it, retry it, or give its slot to a newer run.
-fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision {
-    let run = input.run;
-    let now = input.now;
-    if let Some(Verdict::Cancel { by }) = input.verdict {
-        let policy = input.pool.map_or(ConcurrencyPolicy::Replace, |(p, _)| p);
-        let grace = (policy == ConcurrencyPolicy::Terminate).then_some(0);
-        let message = format!("replaced by {by} (concurrencyPolicy {})", policy.as_str());
-        let mut decision = finish(
-            old,
-            Some(pod),
-            JobRunPhase::Cancelled,
-            "Replaced",
-            message.clone(),
-            now,
-        );
-        if !pod.deleting && !pod.report.progress.is_finished() {
-            decision.acts.insert(0, Act::DeletePod(pod.name.clone(), grace));
-        }
-        decision.events.push(Note::normal("Cancelled", message));
-        return decision;
-    }
-    let report = &pod.report;
-    let facts = JobRunStatus {
-        pod_name: Some(pod.name.clone()),
-        attempts: Some(pod.attempt),
-        start_time: old.start_time.or(report.start_time),
-        exit_code: report.exit_code.or(old.exit_code),
-        result: report.result.clone().or(old.result.clone()),
-        ..old.clone()
-    };
-    match report.progress {
-        PodProgress::Pending => {
-            // Nothing to say unless the Pod says why it waits (an image that cannot be
-            // pulled, say); its creation alone is not worth a write.
-            if report.reason.is_none() && old.reason.is_none() {
-                return Decision::default();
-            }
-            let status = JobRunStatus {
-                phase: Some(JobRunPhase::Pending),
-                reason: report.reason.clone(),
-                message: report.message.clone(),
-                ..facts
-            };
-            Decision {
-                status: Some(status),
-                ..Decision::default()
-            }
-        }
-        PodProgress::Running => {
-            if old.phase == Some(JobRunPhase::Running) {
-                return Decision::default();
-            }
-            let since = report.start_time.unwrap_or(now);
-            let report_at = since + input.running_report_delay;
-            if now < report_at {
-                return Decision {
-                    requeue: Some(report_at),
-                    ..Decision::default()
-                };
-            }
-            let status = JobRunStatus {
-                phase: Some(JobRunPhase::Running),
-                start_time: facts.start_time.or(Some(now)),
-                reason: None,
-                message: None,
-                ..facts
-            };
-            Decision {
-                status: Some(status),
-                events: vec![Note::normal("Started", format!("pod {} is running", pod.name))],
-                ..Decision::default()
-            }
-        }
-        PodProgress::Succeeded => {
-            let status = JobRunStatus {
-                completion_time: report.completion_time.or(Some(now)),
-                ..facts
-            };
-            let mut decision = finish(
-                &status,
-                Some(pod),
-                JobRunPhase::Succeeded,
-                "Completed",
-                format!("pod {} exited 0", pod.name),
-                now,
-            );
-            let done = decision.status.clone().unwrap_or_default();
-            let took = done.duration.map(|d| format!(" in {d}")).unwrap_or_default();
-            let result = done
-                .result
-                .map(|r| format!("; result: {}", r.trim()))
-                .unwrap_or_default();
-            decision.events = vec![Note::normal(
-                "Succeeded",
-                format!("pod {} exited 0{took}{result}", pod.name),
-            )];
-            decision
-        }
-        PodProgress::Failed => {
-            let reason = report.reason.clone().unwrap_or_else(|| "Error".to_string());
-            let mut why = match report.exit_code {
-                Some(code) => format!("pod {} failed with exit code {code} ({reason})", pod.name),
-                None => format!("pod {} failed ({reason})", pod.name),
-            };
-            if let Some(message) = &report.message {
-                why.push_str(": ");
-                why.push_str(message);
-            }
-            retry_or_fail(run, facts, pod, &reason, why, now)
-        }
-    }
-}
-
-/// After a failed attempt: the next attempt while backoffLimit allows, else Failed.
-fn retry_or_fail(
-    run: &JobRun,
-    facts: JobRunStatus,
-    pod: &PodView,
-    reason: &str,
-    why: String,
-    now: DateTime<Utc>,
-) -> Decision {
-    if pod.attempt <= run.spec.run.backoff_limit.unwrap_or(0) {
-        let next = pod.attempt + 1;
-        let status = JobRunStatus {
-            attempts: Some(next),
-            reason: Some("Retrying".into()),
-            message: Some(format!("attempt {} failed: {why}", pod.attempt)),
-            ..facts
-        };
-        return Decision {
-            status: Some(status),
-            acts: vec![Act::Start(next)],
-            events: vec![Note::warning(
-                "Retrying",
-                format!("attempt {} failed: {why}; starting attempt {next}", pod.attempt),
-            )],
-            ..Decision::default()
-        };
-    }
-    let status = JobRunStatus {
-        completion_time: pod.report.completion_time.or(Some(now)),
-        ..facts
-    };
-    let mut decision = finish(&status, Some(pod), JobRunPhase::Failed, reason, why.clone(), now);
-    decision.events = vec![Note::warning("Failed", why)];
-    decision
+/// The concurrency policy of the run's pool (Replace when it has none: only a replaced run
+/// asks), for messages.
+pub(super) fn policy(input: &Input<'_>) -> ConcurrencyPolicy {
+    input
+        .pool
+        .map_or(ConcurrencyPolicy::Replace, |(policy, _)| policy)
 }
 
 /// A final status, with the conditions batch/v1 Job writes (`Complete` or `Failed`).
@@ -439,7 +183,7 @@ pub fn finish(
         last_transition_time: completion_time,
         observed_generation: None,
     };
-    let status = JobRunStatus {
+    Decision::write(JobRunStatus {
         phase: Some(phase),
         reason: Some(reason.to_string()),
         message: Some(message),
@@ -451,13 +195,9 @@ pub fn finish(
             .map(|start| format_duration(completion_time - start)),
         conditions: vec![condition],
         ..old.clone()
-    };
-    Decision {
-        status: Some(status),
-        ..Decision::default()
-    }
+    })
 }
 
-pub(super) fn format_duration(delta: TimeDelta) -> String {
+fn format_duration(delta: TimeDelta) -> String {
     crate::api::Duration::from(delta.to_std().unwrap_or_default()).to_string()
 }

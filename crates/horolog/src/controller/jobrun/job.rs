@@ -4,66 +4,59 @@
 
 use horolog_core::admission::Verdict;
 
-use super::decide::{Act, Decision, Input, finish, unstarted};
+use super::decide::{Act, Decision, Input, finish, policy};
+use super::queued;
 use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
+use crate::controller::index::{JobView, PodView};
 
 /// Decides one reconcile of a run whose attempts are Jobs. Pure.
 pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
-    let now = input.now;
     let latest_pod = input.pods.values().next_back();
     if let Some(value) = input.run.cancel_requested() {
-        let mut decision = finish(
+        let message = format!("cancelled: annotation horolog.dev/cancel={value:?}");
+        return end(
+            &input,
             old,
             latest_pod,
-            JobRunPhase::Cancelled,
+            input.job,
+            None,
             "CancelRequested",
-            format!("cancelled: annotation horolog.dev/cancel={value:?}"),
-            now,
+            message,
         );
-        if let Some(job) = input.job.filter(|j| !j.deleting && j.report.outcome.is_none()) {
-            decision.acts.insert(0, Act::DeleteJob(job.name.clone(), None));
-        }
-        return decision;
     }
     let Some(job) = input.job else {
         if input.job_deleted || old.pod_name.is_some() {
-            let mut decision = finish(
+            let message = "its Job was deleted before it finished".to_string();
+            return finish(
                 old,
                 None,
                 JobRunPhase::Failed,
                 "JobDeleted",
-                "its Job was deleted before it finished".to_string(),
-                now,
-            );
-            decision.events = vec![Note::warning(
-                "Failed",
-                "its Job was deleted before it finished".into(),
-            )];
-            return decision;
+                message.clone(),
+                input.now,
+            )
+            .with_event(Note::warning("Failed", message));
         }
-        return unstarted(input, old);
+        return queued::decide(input, old);
     };
     if let Some(Verdict::Cancel { by }) = input.verdict {
-        let policy = input.pool.map_or(ConcurrencyPolicy::Replace, |(p, _)| p);
+        let policy = policy(&input);
         let grace = (policy == ConcurrencyPolicy::Terminate).then_some(0);
         let message = format!("replaced by {by} (concurrencyPolicy {})", policy.as_str());
-        let mut decision = finish(
+        return end(
+            &input,
             old,
             latest_pod,
-            JobRunPhase::Cancelled,
+            Some(job),
+            grace,
             "Replaced",
             message.clone(),
-            now,
-        );
-        if !job.deleting && job.report.outcome.is_none() {
-            decision.acts.insert(0, Act::DeleteJob(job.name.clone(), grace));
-        }
-        decision.events.push(Note::normal("Cancelled", message));
-        return decision;
+        )
+        .with_event(Note::normal("Cancelled", message));
     }
-    let report = &job.report;
     let pod = latest_pod.map(|p| &p.report);
+    let report = &job.report;
     let facts = JobRunStatus {
         pod_name: Some(job.name.clone()),
         attempts: Some(report.failed + 1),
@@ -75,60 +68,88 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         result: pod.and_then(|p| p.result.clone()).or(old.result.clone()),
         ..old.clone()
     };
-    if let Some((complete, reason, message)) = &report.outcome {
-        let status = JobRunStatus {
-            completion_time: report.completion_time.or(Some(now)),
-            attempts: Some(report.failed + i32::from(*complete)),
-            ..facts
-        };
-        let (phase, message) = if *complete {
-            (JobRunPhase::Succeeded, format!("job {} completed", job.name))
-        } else {
-            (
-                JobRunPhase::Failed,
-                format!("job {} failed ({reason}): {message}", job.name),
-            )
-        };
-        let mut decision = finish(&status, latest_pod, phase, reason, message.clone(), now);
-        decision.events = vec![if *complete {
-            Note::normal("Succeeded", message)
-        } else {
-            Note::warning("Failed", message)
-        }];
-        return decision;
+    if report.outcome.is_some() {
+        return outcome(&input, job, latest_pod, facts);
     }
     if report.suspended {
-        let status = JobRunStatus {
+        return Decision::write(JobRunStatus {
             phase: Some(JobRunPhase::Pending),
             reason: Some("Suspended".into()),
             message: Some(format!("job {} is suspended (queued, e.g. by Kueue)", job.name)),
             ..facts
-        };
-        return Decision {
-            status: Some(status),
-            ..Decision::default()
-        };
+        });
     }
     if report.active > 0 && old.phase != Some(JobRunPhase::Running) {
-        let since = facts.start_time.unwrap_or(now);
-        if now < since + input.running_report_delay {
-            return Decision {
-                requeue: Some(since + input.running_report_delay),
-                ..Decision::default()
-            };
-        }
-        let status = JobRunStatus {
-            phase: Some(JobRunPhase::Running),
-            start_time: facts.start_time.or(Some(now)),
-            reason: None,
-            message: None,
-            ..facts
-        };
-        return Decision {
-            status: Some(status),
-            events: vec![Note::normal("Started", format!("job {} is running", job.name))],
-            ..Decision::default()
-        };
+        return running(&input, job, facts);
     }
     Decision::default()
+}
+
+/// Ends the run Cancelled, deleting its Job (and its Pods, in the foreground) with `grace`.
+fn end(
+    input: &Input<'_>,
+    old: &JobRunStatus,
+    pod: Option<&PodView>,
+    job: Option<&JobView>,
+    grace: Option<i64>,
+    reason: &str,
+    message: String,
+) -> Decision {
+    let mut decision = finish(old, pod, JobRunPhase::Cancelled, reason, message, input.now);
+    if let Some(job) = job.filter(|j| !j.deleting && j.report.outcome.is_none()) {
+        decision.acts.insert(0, Act::DeleteJob(job.name.clone(), grace));
+    }
+    decision
+}
+
+/// The Job's Complete or Failed condition ends the run.
+fn outcome(input: &Input<'_>, job: &JobView, pod: Option<&PodView>, facts: JobRunStatus) -> Decision {
+    let report = &job.report;
+    let Some((complete, reason, message)) = &report.outcome else {
+        return Decision::default();
+    };
+    let status = JobRunStatus {
+        completion_time: report.completion_time.or(Some(input.now)),
+        attempts: Some(report.failed + i32::from(*complete)),
+        ..facts
+    };
+    if *complete {
+        let message = format!("job {} completed", job.name);
+        finish(
+            &status,
+            pod,
+            JobRunPhase::Succeeded,
+            reason,
+            message.clone(),
+            input.now,
+        )
+        .with_event(Note::normal("Succeeded", message))
+    } else {
+        let message = format!("job {} failed ({reason}): {message}", job.name);
+        finish(
+            &status,
+            pod,
+            JobRunPhase::Failed,
+            reason,
+            message.clone(),
+            input.now,
+        )
+        .with_event(Note::warning("Failed", message))
+    }
+}
+
+/// Running, once the Job has had active pods for the report delay.
+fn running(input: &Input<'_>, job: &JobView, facts: JobRunStatus) -> Decision {
+    let report_at = facts.start_time.unwrap_or(input.now) + input.running_report_delay;
+    if input.now < report_at {
+        return Decision::wait_until(report_at);
+    }
+    Decision::write(JobRunStatus {
+        phase: Some(JobRunPhase::Running),
+        start_time: facts.start_time.or(Some(input.now)),
+        reason: None,
+        message: None,
+        ..facts
+    })
+    .with_event(Note::normal("Started", format!("job {} is running", job.name)))
 }

@@ -6,7 +6,9 @@
 //! [`decide`](decide::decide), carry the decision out.
 
 pub mod decide;
+mod follow;
 mod job;
+mod queued;
 
 use std::sync::Arc;
 
@@ -15,12 +17,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tracing::{info, instrument};
 
 use super::attempt::{self, Started};
 use super::events::Note;
-use super::{Context, Error, admission, is_not_found};
+use super::{Context, Error, admission};
 use crate::api::{BACKFILL_LABEL, JobRun, JobRunPhase, JobRunStatus, RUN_NOW_ANNOTATION};
 use decide::{Act, Decision, Input};
 
@@ -92,57 +94,14 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
     let old = run.status.clone().unwrap_or_default();
     for act in std::mem::take(&mut decision.acts) {
         match act {
-            Act::Start(attempt) => match attempt::start(ctx, run, attempt).await {
-                Ok(Started::Created(pod)) => {
-                    decision.events.push(Note::normal(
-                        "PodCreated",
-                        format!("created pod {pod} (attempt {attempt})"),
-                    ));
-                }
-                Ok(Started::Existed(_)) => {}
-                Ok(Started::Refused { reason, message }) => {
-                    ctx.slots.release(run);
-                    let failed = decide::finish(
-                        &old,
-                        None,
-                        JobRunPhase::Failed,
-                        reason,
-                        message.clone(),
-                        ctx.now(),
-                    );
-                    decision.status = failed.status;
-                    decision.events.push(Note::warning("Failed", message));
-                }
-                Ok(Started::TaskMissing(task)) => {
-                    ctx.slots.release(run);
-                    decision.status = Some(JobRunStatus {
-                        phase: Some(JobRunPhase::Pending),
-                        reason: Some("TaskNotFound".into()),
-                        message: Some(format!(
-                            "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
-                        )),
-                        ..old.clone()
-                    });
-                }
-                Err(err) => {
-                    ctx.slots.release(run);
-                    return Err(err);
-                }
-            },
+            Act::Start(attempt) => start(ctx, run, attempt, &old, &mut decision).await?,
             Act::DeletePod(pod, grace) => {
                 info!(%pod, grace = ?grace, "deleting the run's pod");
                 let params = match grace {
                     Some(seconds) => DeleteParams::background().grace_period(seconds as u32),
                     None => DeleteParams::background(),
                 };
-                match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-                    .delete(&pod, &params)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(err) if is_not_found(&err) => {}
-                    Err(err) => return Err(Error::api("delete", "Pod", &namespace, &pod, err)),
-                }
+                ctx.delete::<Pod>(&namespace, &pod, &params).await?;
             }
             Act::DeleteJob(job, grace) => {
                 info!(%job, grace = ?grace, "deleting the run's job and its pods");
@@ -150,42 +109,20 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
                 if let Some(seconds) = grace {
                     params = params.grace_period(seconds as u32);
                 }
-                match Api::<Job>::namespaced(ctx.client.clone(), &namespace)
-                    .delete(&job, &params)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(err) if is_not_found(&err) => {}
-                    Err(err) => return Err(Error::api("delete", "Job", &namespace, &job, err)),
-                }
+                ctx.delete::<Job>(&namespace, &job, &params).await?;
             }
             Act::DeleteSelf => {
                 info!("deleting JobRun: resultTTL passed");
-                let api: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
-                match api.delete(&run.name_any(), &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(err) if is_not_found(&err) => {}
-                    Err(err) => return Err(Error::api("delete", "JobRun", &namespace, &run.name_any(), err)),
-                }
+                ctx.delete::<JobRun>(&namespace, &run.name_any(), &DeleteParams::background())
+                    .await?;
                 return Ok(Action::await_change());
             }
         }
     }
     if let Some(status) = &decision.status {
         ctx.status.patch(&ctx.client, run, &old, status).await?;
-        let phase = status.phase.unwrap_or_default();
-        if phase.is_finished() && old.phase != status.phase {
-            ctx.slots.release(run);
-            info!(fire_time = %run.fire_time(), phase = phase.as_str(), reason = ?status.reason, "finished");
-            if let Some(observer) = ctx.observer() {
-                let duration = status.start_time.zip(status.completion_time).map(|(s, c)| c - s);
-                observer.finished(
-                    &namespace,
-                    run.spec.schedule_name.as_deref(),
-                    phase.as_str(),
-                    duration,
-                );
-            }
+        if old.phase != status.phase {
+            finished(ctx, run, status);
         }
     }
     for note in decision.events {
@@ -195,6 +132,64 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
+}
+
+/// Starts `attempt`; what stops it (a rejected template, a missing Task) becomes the status
+/// the decision writes.
+async fn start(
+    ctx: &Context,
+    run: &JobRun,
+    attempt: i32,
+    old: &JobRunStatus,
+    decision: &mut Decision,
+) -> Result<(), Error> {
+    let started = attempt::start(ctx, run, attempt).await;
+    if !matches!(started, Ok(Started::Created(_) | Started::Existed(_))) {
+        ctx.slots.release(run);
+    }
+    match started? {
+        Started::Created(pod) => decision.events.push(Note::normal(
+            "PodCreated",
+            format!("created pod {pod} (attempt {attempt})"),
+        )),
+        Started::Existed(_) => {}
+        Started::Refused { reason, message } => {
+            let failed = decide::finish(old, None, JobRunPhase::Failed, reason, message.clone(), ctx.now());
+            decision.status = failed.status;
+            decision.events.push(Note::warning("Failed", message));
+        }
+        Started::TaskMissing(task) => {
+            decision.status = Some(JobRunStatus {
+                phase: Some(JobRunPhase::Pending),
+                reason: Some("TaskNotFound".into()),
+                message: Some(format!(
+                    "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
+                )),
+                ..old.clone()
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A run that has just reached a final phase gives its slots back and is counted.
+fn finished(ctx: &Context, run: &JobRun, status: &JobRunStatus) {
+    let phase = status.phase.unwrap_or_default();
+    if !phase.is_finished() {
+        return;
+    }
+    ctx.slots.release(run);
+    info!(fire_time = %run.fire_time(), phase = phase.as_str(), reason = ?status.reason, "finished");
+    if let Some(observer) = ctx.observer() {
+        let duration = status.start_time.zip(status.completion_time).map(|(s, c)| c - s);
+        let namespace = run.namespace().unwrap_or_default();
+        observer.finished(
+            &namespace,
+            run.spec.schedule_name.as_deref(),
+            phase.as_str(),
+            duration,
+        );
+    }
 }
 
 /// True while the Schedule pass that created `run` has not written its status: the run's fire

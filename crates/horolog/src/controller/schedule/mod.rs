@@ -24,7 +24,7 @@ use tracing::{info, instrument, warn};
 
 use super::attempt::{self, Started};
 use super::events::Note;
-use super::{Context, Error, MANAGER, admission, is_already_exists, is_not_found};
+use super::{Context, Error, MANAGER, admission, is_already_exists};
 use crate::api::{
     JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef,
     TriggerSpec,
@@ -228,11 +228,8 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     if written || decision.write == Write::Nothing {
         for run_name in &decision.delete {
             info!(run = %run_name, "deleting JobRun beyond the history limit");
-            match api.delete(run_name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(err) if is_not_found(&err) => {}
-                Err(err) => return Err(Error::api("delete", "JobRun", &namespace, run_name, err)),
-            }
+            ctx.delete::<JobRun>(&namespace, run_name, &DeleteParams::background())
+                .await?;
         }
     }
     if !created.is_empty() {
@@ -252,23 +249,8 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     }
     if decision.delete_schedule {
         info!("ttlSecondsAfterFinished passed: deleting the Schedule and, by owner, its JobRuns");
-        let schedules: Api<Schedule> = Api::namespaced(ctx.client.clone(), &namespace);
-        match schedules
-            .delete(&schedule.name_any(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if is_not_found(&err) => {}
-            Err(err) => {
-                return Err(Error::api(
-                    "delete",
-                    "Schedule",
-                    &namespace,
-                    &schedule.name_any(),
-                    err,
-                ));
-            }
-        }
+        ctx.delete::<Schedule>(&namespace, &schedule.name_any(), &DeleteParams::background())
+            .await?;
         return Ok(Action::await_change());
     }
     Ok(match decision.requeue {

@@ -1,0 +1,122 @@
+//! A run without a Pod (or Job): what admission says of it becomes its next step: start,
+//! wait, be skipped, replaced or missed.
+
+use chrono::TimeDelta;
+use horolog_core::admission::Verdict;
+
+use super::decide::{Act, Decision, Input, finish};
+use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
+use crate::controller::events::Note;
+
+/// Decides for a run that has not started. Pure.
+pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
+    if let Some(task) = input.task_missing {
+        return Decision::write(JobRunStatus {
+            phase: Some(JobRunPhase::Pending),
+            reason: Some("TaskNotFound".into()),
+            message: Some(format!(
+                "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
+            )),
+            ..old.clone()
+        });
+    }
+    match input.verdict.unwrap_or(&Verdict::Start) {
+        Verdict::Start | Verdict::Keep => Decision {
+            acts: vec![Act::Start(old.attempts.unwrap_or(0).max(0) + 1)],
+            ..Decision::default()
+        },
+        Verdict::NotYet => Decision::wait_until(input.run.not_before()),
+        Verdict::Missed => missed(&input, old),
+        Verdict::Wait => waiting(&input, old),
+        Verdict::Skip => skipped(&input, old),
+        Verdict::Supersede { by } | Verdict::Cancel { by } => {
+            let message = format!(
+                "replaced by {by} before it started (concurrencyPolicy {})",
+                super::decide::policy(&input).as_str()
+            );
+            finish(
+                old,
+                None,
+                JobRunPhase::Cancelled,
+                "Replaced",
+                message.clone(),
+                input.now,
+            )
+            .with_event(Note::normal("Cancelled", message))
+        }
+    }
+}
+
+/// `maxRunningJobs` as messages say it.
+fn limit(input: &Input<'_>) -> String {
+    match input.pool.and_then(|(_, limit)| limit) {
+        Some(limit) => limit.to_string(),
+        None => "unlimited".to_string(),
+    }
+}
+
+/// Its start deadline passed before it could start (APScheduler's missed_start_deadline).
+fn missed(input: &Input<'_>, old: &JobRunStatus) -> Decision {
+    let run = input.run;
+    let deadline = run.spec.start_deadline.unwrap_or(input.now);
+    let message = format!(
+        "could not start by its start deadline {} (fire time {} + misfireGraceTime)",
+        deadline.to_rfc3339(),
+        run.fire_time().to_rfc3339()
+    );
+    finish(
+        old,
+        None,
+        JobRunPhase::Missed,
+        "MissedStartDeadline",
+        message.clone(),
+        input.now,
+    )
+    .with_event(Note::warning("Missed", message))
+}
+
+/// No slot: it waits until one frees (a sibling's watch event wakes it) or its deadline
+/// passes.
+fn waiting(input: &Input<'_>, old: &JobRunStatus) -> Decision {
+    let deadline = input.run.spec.start_deadline;
+    let until = match deadline {
+        Some(deadline) => format!("until its start deadline {}", deadline.to_rfc3339()),
+        None => "with no deadline".to_string(),
+    };
+    Decision {
+        status: Some(JobRunStatus {
+            phase: Some(JobRunPhase::Waiting),
+            reason: Some("MaxRunningJobs".into()),
+            message: Some(format!(
+                "maxRunningJobs {} reached; waiting for a slot {until}",
+                limit(input)
+            )),
+            ..old.clone()
+        }),
+        requeue: deadline.map(|d| d + TimeDelta::milliseconds(1)),
+        ..Decision::default()
+    }
+}
+
+/// No slot: Skip drops it; BufferOne drops it for a newer waiting run.
+fn skipped(input: &Input<'_>, old: &JobRunStatus) -> Decision {
+    let limit = limit(input);
+    let message = match input.pool.map(|(policy, _)| policy) {
+        Some(ConcurrencyPolicy::BufferOne) => {
+            format!("maxRunningJobs {limit} reached and a newer run waits (concurrencyPolicy BufferOne)")
+        }
+        policy => format!(
+            "maxRunningJobs {limit} reached; concurrencyPolicy {} drops this run",
+            policy.unwrap_or(ConcurrencyPolicy::Skip).as_str()
+        ),
+    };
+    finish(
+        old,
+        None,
+        JobRunPhase::Skipped,
+        "ConcurrencyPolicySkip",
+        message.clone(),
+        input.now,
+    )
+    .with_event(Note::normal("Skipped", message))
+}

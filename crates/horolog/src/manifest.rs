@@ -326,12 +326,12 @@ items:
   status: {firedCount: 3}
 metadata: {resourceVersion: ""}
 "#;
-        let docs = parse_manifests(&list, "list.yaml").unwrap();
+        let docs = parse_manifests(list, "list.yaml").unwrap();
         assert_eq!(docs.len(), 1);
         assert!(
             matches!(&docs[0], Manifest::Schedule(s) if s.metadata.name.as_deref() == Some("every-minute"))
         );
-        let places: Vec<String> = documents(&list, "list.yaml")
+        let places: Vec<String> = documents(list, "list.yaml")
             .into_iter()
             .map(|d| d.unwrap().location())
             .collect();

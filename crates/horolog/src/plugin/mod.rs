@@ -1,7 +1,7 @@
 //! `kubectl horolog`: the kubectl plugin (binary `kubectl-horolog`).
 //!
 //! One file per family of subcommands. Each subcommand is a function that takes a
-//! [`kube::Client`] (none for the offline ones), a [`Scope`] (namespace,
+//! [`kube::Client`] (none for the offline one, `lint`), a [`Scope`] (namespace,
 //! output format), its arguments and the writers it prints to, and returns the process's exit
 //! code or an [`Error`], which `main` prints as one line on stderr. Tests drive the functions
 //! directly against the in-memory API server.
@@ -9,6 +9,7 @@
 mod backfill;
 mod cancel;
 mod history;
+mod lint;
 mod logs;
 mod lookup;
 mod next;
@@ -25,6 +26,7 @@ use clap::{Args, Parser, Subcommand};
 pub use backfill::{BackfillArgs, backfill};
 pub use cancel::cancel;
 pub use history::{HistoryArgs, HistoryRow, history};
+pub use lint::{Problem, lint};
 pub use logs::{LogsArgs, logs};
 pub use lookup::nearest;
 pub use next::{NextArgs, NextFireTimes, next};
@@ -142,7 +144,7 @@ pub type Outcome = Result<u8, Error>;
     name = "kubectl-horolog",
     bin_name = "kubectl horolog",
     version,
-    about = "Run, pause and inspect horolog Schedules from kubectl.",
+    about = "Run, pause, inspect and lint horolog Schedules from kubectl.",
     long_about = None
 )]
 pub struct Cli {
@@ -247,6 +249,13 @@ enum Command {
         #[command(flatten)]
         ns: NamespaceArg,
     },
+    /// Check manifests offline: every schema and CEL problem and every trigger error, one line
+    /// each (FILE: KIND/NAME: FIELD: VALUE: MESSAGE). Exit 1 on any problem.
+    Lint {
+        /// A manifest file, a directory of .yaml/.yml files, or - for standard input; repeatable.
+        #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `kubectl-horolog`'s main: parse the command line, run the subcommand, print an error as
@@ -279,7 +288,7 @@ impl Cli {
         self,
         out: &mut dyn Write,
         _err: &mut dyn Write,
-        _stdin: &mut dyn std::io::Read,
+        stdin: &mut dyn std::io::Read,
     ) -> Outcome {
         let Cli {
             namespace: before,
@@ -295,26 +304,39 @@ impl Cli {
             | Command::History { ns, .. }
             | Command::Logs { ns, .. } => ns.namespace.clone(),
             Command::Next { namespace, .. } => namespace.clone(),
+            Command::Lint { .. } => None,
         };
         let explicit = after.or(before);
-        let (client, default_namespace) = global.connect().await?;
-        let namespace = explicit.unwrap_or(default_namespace);
-        let scope = global.scope(&namespace, global.all_namespaces);
+        // lint needs no cluster.
+        let offline = matches!(command, Command::Lint { .. });
+        let (client, scope) = if offline {
+            (None, global.scope(explicit.as_deref().unwrap_or_default(), false))
+        } else {
+            let (client, default_namespace) = global.connect().await?;
+            let namespace = explicit.unwrap_or(default_namespace);
+            (Some(client), global.scope(&namespace, global.all_namespaces))
+        };
+        let connected = || {
+            client
+                .as_ref()
+                .ok_or_else(|| Error::Connect("no cluster for this subcommand".into()))
+        };
         let now = chrono::Utc::now();
         match command {
-            Command::Run { args, .. } => run(&client, &scope, &args, &now_value(now), out).await,
-            Command::Pause { schedule, .. } => pause(&client, &scope, &schedule, out).await,
+            Command::Lint { files } => lint(&files, stdin, out),
+            Command::Run { args, .. } => run(connected()?, &scope, &args, &now_value(now), out).await,
+            Command::Pause { schedule, .. } => pause(connected()?, &scope, &schedule, out).await,
             Command::Resume { schedule, .. } => {
-                resume(&client, &scope, &schedule, &now_value(now), out).await
+                resume(connected()?, &scope, &schedule, &now_value(now), out).await
             }
             Command::Cancel { jobrun, .. } => {
                 let by = format!("{} at {}", who(), now_value(now));
-                cancel(&client, &scope, &jobrun, &by, out).await
+                cancel(connected()?, &scope, &jobrun, &by, out).await
             }
-            Command::Backfill { args, .. } => backfill(&client, &scope, &args, out).await,
-            Command::History { args, .. } => history(&client, &scope, &args, out).await,
-            Command::Next { args, .. } => next(&client, &scope, &args, now, out).await,
-            Command::Logs { args, .. } => logs(&client, &scope, &args, out).await,
+            Command::Backfill { args, .. } => backfill(connected()?, &scope, &args, out).await,
+            Command::History { args, .. } => history(connected()?, &scope, &args, out).await,
+            Command::Next { args, .. } => next(connected()?, &scope, &args, now, out).await,
+            Command::Logs { args, .. } => logs(connected()?, &scope, &args, out).await,
         }
     }
 }

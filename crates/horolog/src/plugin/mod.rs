@@ -1,13 +1,14 @@
 //! `kubectl horolog`: the kubectl plugin (binary `kubectl-horolog`).
 //!
 //! One file per family of subcommands. Each subcommand is a function that takes a
-//! [`kube::Client`] (none for the offline one, `lint`), a [`Scope`] (namespace,
+//! [`kube::Client`] (none for the offline ones, `lint` and `convert -f`), a [`Scope`] (namespace,
 //! output format), its arguments and the writers it prints to, and returns the process's exit
 //! code or an [`Error`], which `main` prints as one line on stderr. Tests drive the functions
 //! directly against the in-memory API server.
 
 mod backfill;
 mod cancel;
+mod convert;
 mod history;
 mod lint;
 mod logs;
@@ -25,6 +26,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use backfill::{BackfillArgs, backfill};
 pub use cancel::cancel;
+pub use convert::{ConvertArgs, convert, schedule_for};
 pub use history::{HistoryArgs, HistoryRow, history};
 pub use lint::{Problem, lint};
 pub use logs::{LogsArgs, logs};
@@ -144,7 +146,7 @@ pub type Outcome = Result<u8, Error>;
     name = "kubectl-horolog",
     bin_name = "kubectl horolog",
     version,
-    about = "Run, pause, inspect and lint horolog Schedules from kubectl.",
+    about = "Run, pause, inspect, lint and convert horolog Schedules from kubectl.",
     long_about = None
 )]
 pub struct Cli {
@@ -170,7 +172,7 @@ struct Globals {
     /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// Output format of history, next and backfill --dry-run.
+    /// Output format of history, next, backfill --dry-run and convert.
     #[arg(
         short = 'o',
         long = "output",
@@ -256,6 +258,14 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
         files: Vec<PathBuf>,
     },
+    /// Print the Schedule equivalent to a CronJob (cronjob/NAME from the cluster, or -f FILE);
+    /// what cannot be carried over is named on stderr.
+    Convert {
+        #[command(flatten)]
+        args: ConvertArgs,
+        #[command(flatten)]
+        ns: NamespaceArg,
+    },
 }
 
 /// `kubectl-horolog`'s main: parse the command line, run the subcommand, print an error as
@@ -287,7 +297,7 @@ impl Cli {
     pub async fn run(
         self,
         out: &mut dyn Write,
-        _err: &mut dyn Write,
+        err: &mut dyn Write,
         stdin: &mut dyn std::io::Read,
     ) -> Outcome {
         let Cli {
@@ -302,13 +312,19 @@ impl Cli {
             | Command::Cancel { ns, .. }
             | Command::Backfill { ns, .. }
             | Command::History { ns, .. }
-            | Command::Logs { ns, .. } => ns.namespace.clone(),
+            | Command::Logs { ns, .. }
+            | Command::Convert { ns, .. } => ns.namespace.clone(),
             Command::Next { namespace, .. } => namespace.clone(),
             Command::Lint { .. } => None,
         };
         let explicit = after.or(before);
-        // lint needs no cluster.
-        let offline = matches!(command, Command::Lint { .. });
+        // lint and convert -f need no cluster; from a file, the Schedule keeps the CronJob's
+        // namespace unless -n names one.
+        let offline = match &command {
+            Command::Lint { .. } => true,
+            Command::Convert { args, .. } => args.file.is_some(),
+            _ => false,
+        };
         let (client, scope) = if offline {
             (None, global.scope(explicit.as_deref().unwrap_or_default(), false))
         } else {
@@ -324,6 +340,7 @@ impl Cli {
         let now = chrono::Utc::now();
         match command {
             Command::Lint { files } => lint(&files, stdin, out),
+            Command::Convert { args, .. } => convert(client.as_ref(), &scope, &args, stdin, out, err).await,
             Command::Run { args, .. } => run(connected()?, &scope, &args, &now_value(now), out).await,
             Command::Pause { schedule, .. } => pause(connected()?, &scope, &schedule, out).await,
             Command::Resume { schedule, .. } => {

@@ -24,9 +24,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use backfill::{BackfillArgs, backfill};
+pub use backfill::{BackfillArgs, DryRun, backfill};
 pub use cancel::cancel;
-pub use convert::{ConvertArgs, convert, schedule_for};
+pub use convert::{ConvertArgs, Note, convert, schedule_for};
 pub use history::{HistoryArgs, HistoryRow, history};
 pub use lint::{Problem, lint};
 pub use logs::{LogsArgs, logs};

@@ -2,8 +2,8 @@
 //!
 //! The trigger engine and the planner are in the pure core, `horolog_core`; this crate is
 //! the operator around it (`api`, `controller`, `pod`, `leader`, `metrics`, `operator`) and
-//! the user's command line (`crd`, `manifest`, `preview`, and `local` mode). ARCHITECTURE.md
-//! at the top of the repository is the map.
+//! the user's command line (`crd`, `manifest`, `preview`, `local` mode, and `plugin`, the
+//! `kubectl horolog` plugin). ARCHITECTURE.md at the top of the repository is the map.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,6 +17,7 @@ pub mod local;
 pub mod manifest;
 pub mod metrics;
 pub mod operator;
+pub mod plugin;
 pub mod pod;
 pub mod preview;
 pub mod serve;

@@ -29,10 +29,12 @@ enum Command {
     /// Show the next fire times of every Schedule in a manifest file or directory,
     /// computed offline by the same code the operator uses. Needs no cluster.
     Preview {
-        /// A manifest file, or a directory of .yaml/.yml files.
+        /// A manifest file, a directory of .yaml/.yml files, or - for standard input (a
+        /// `kind: List`, as `kubectl get hs -o yaml` prints, stands for its items).
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
-        /// Start instant (RFC 3339), e.g. 2026-03-29T00:00:00+01:00. Default: now.
+        /// Start instant (RFC 3339), e.g. 2026-03-29T00:00:00+01:00. Default: now, to the
+        /// whole second.
         /// Schedules without startTime are previewed as if created at this instant.
         #[arg(long)]
         from: Option<DateTime<Utc>>,
@@ -66,7 +68,12 @@ fn main() -> ExitCode {
             from,
             count,
             output,
-        } => preview(&file, from.unwrap_or_else(Utc::now), count, output),
+        } => preview(
+            &file,
+            from.unwrap_or_else(|| horolog::preview::default_from(Utc::now())),
+            count,
+            output,
+        ),
         #[cfg(feature = "local")]
         Command::Run(args) if args.local.is_some() => match runtime() {
             Ok(rt) => rt.block_on(local(*args)),

@@ -1,7 +1,10 @@
-//! Reading horolog objects (Schedules, JobRuns, Tasks, Backfills) from YAML manifests (`horolog preview`, local mode, tests),
-//! with errors that name the document, the field path and the value.
+//! Reading horolog objects (Schedules, JobRuns, Tasks, Backfills) from YAML manifests
+//! (`horolog preview`, local mode, `kubectl horolog lint`, tests), with errors that name the
+//! document, the field path and the value. A `kind: List` document (`kubectl get hs -o yaml`)
+//! stands for its items.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -49,65 +52,173 @@ impl fmt::Display for ManifestError {
     }
 }
 
-/// Parses every YAML document of `text`. `source` names the file in errors.
-pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, ManifestError> {
+/// One YAML document of a manifest source (or one item of a `kind: List` document, as
+/// `kubectl get -o yaml` prints several objects), before it is read into a type.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The file it came from (`<stdin>` for standard input).
+    pub source: String,
+    /// Where in the file: `document 2`, or `document 1, item 3` inside a List.
+    pub place: String,
+    /// `apiVersion`, empty when absent.
+    pub api_version: String,
+    /// `kind`, empty when absent.
+    pub kind: String,
+    /// `metadata.name`, empty when absent.
+    pub name: String,
+    /// The document itself.
+    pub value: serde_yaml::Value,
+}
+
+impl Document {
+    /// File and place, e.g. `a.yaml: document 2`.
+    pub fn location(&self) -> String {
+        format!("{}: {}", self.source, self.place)
+    }
+
+    /// True when `apiVersion` is in the `horolog.dev` group.
+    pub fn is_horolog(&self) -> bool {
+        self.api_version.split('/').next() == Some("horolog.dev")
+    }
+}
+
+/// Every document of `text`, with the items of `kind: List` documents (and of typed lists
+/// such as `ScheduleList`) in place of the list. A document that is not YAML is an error in
+/// its place, and the last: the YAML parser cannot go on after it.
+pub fn documents(text: &str, source: &str) -> Vec<Result<Document, ManifestError>> {
     let mut out = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let location = format!("{source}: document {}", index + 1);
-        let value =
-            <serde_yaml::Value as serde::Deserialize>::deserialize(document).map_err(|e| ManifestError {
-                location: location.clone(),
-                path: String::new(),
-                message: e.to_string(),
-            })?;
-        if value.is_null() {
-            continue; // an empty document, e.g. after a trailing `---`
+        let place = format!("document {}", index + 1);
+        match <serde_yaml::Value as serde::Deserialize>::deserialize(document) {
+            Err(e) => {
+                out.push(Err(ManifestError {
+                    location: format!("{source}: {place}"),
+                    path: String::new(),
+                    message: e.to_string(),
+                }));
+                // The parser cannot find where the next document starts after a syntax
+                // error (it would yield the same error again and again).
+                break;
+            }
+            // An empty document, e.g. after a trailing `---`.
+            Ok(value) if value.is_null() => {}
+            Ok(value) => match list_items(&value) {
+                Some((api_version, item_kind, items)) => {
+                    for (i, mut item) in items.into_iter().enumerate() {
+                        // Items of a typed list (ScheduleList) may leave out apiVersion and kind.
+                        if let (Some(kind), Some(map)) = (&item_kind, item.as_mapping_mut()) {
+                            map.entry("apiVersion".into())
+                                .or_insert_with(|| api_version.clone().into());
+                            map.entry("kind".into()).or_insert_with(|| kind.clone().into());
+                        }
+                        out.push(Ok(document_of(item, source, format!("{place}, item {}", i + 1))));
+                    }
+                }
+                None => out.push(Ok(document_of(value, source, place))),
+            },
         }
-        let field = |name: &str| {
-            value
-                .get(name)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let (api_version, kind, name) = (field("apiVersion"), field("kind"), {
-            value
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(|n| n.as_str())
-                .unwrap_or("")
-                .to_string()
-        });
-        let location = if name.is_empty() {
-            location
-        } else {
-            format!("{location} ({kind} {name})")
-        };
-        let manifest = match (api_version.split('/').next(), kind.as_str()) {
-            (Some("horolog.dev"), "Schedule") => Manifest::Schedule(Box::new(typed(value, &location)?)),
-            (Some("horolog.dev"), "JobRun") => Manifest::JobRun(Box::new(typed(value, &location)?)),
-            (Some("horolog.dev"), "Task") => Manifest::Task(Box::new(typed(value, &location)?)),
-            (Some("horolog.dev"), "Backfill") => Manifest::Backfill(Box::new(typed(value, &location)?)),
-            _ => Manifest::Other { api_version, kind },
-        };
-        out.push(manifest);
+    }
+    out
+}
+
+/// The items of a list document: its apiVersion, the kind of its items when the list is
+/// typed (`ScheduleList` holds `Schedule`s), and the items.
+fn list_items(value: &serde_yaml::Value) -> Option<(String, Option<String>, Vec<serde_yaml::Value>)> {
+    let kind = value.get("kind")?.as_str()?;
+    let items = value.get("items")?.as_sequence()?;
+    let item_kind = kind.strip_suffix("List")?;
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let item_kind = (!item_kind.is_empty()).then(|| item_kind.to_string());
+    Some((api_version, item_kind, items.clone()))
+}
+
+fn document_of(value: serde_yaml::Value, source: &str, place: String) -> Document {
+    let text = |v: Option<&serde_yaml::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    Document {
+        source: source.to_string(),
+        place,
+        api_version: text(value.get("apiVersion")),
+        kind: text(value.get("kind")),
+        name: text(value.get("metadata").and_then(|m| m.get("name"))),
+        value,
+    }
+}
+
+/// Parses every YAML document of `text` (unpacking `kind: List`). `source` names the file in
+/// errors.
+pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, ManifestError> {
+    documents(text, source)
+        .into_iter()
+        .map(|document| document.and_then(manifest_of))
+        .collect()
+}
+
+/// The typed object of one document.
+fn manifest_of(document: Document) -> Result<Manifest, ManifestError> {
+    let location = if document.name.is_empty() {
+        document.location()
+    } else {
+        format!("{} ({} {})", document.location(), document.kind, document.name)
+    };
+    Ok(match (document.is_horolog(), document.kind.as_str()) {
+        (true, "Schedule") => Manifest::Schedule(Box::new(typed(document.value, &location)?)),
+        (true, "JobRun") => Manifest::JobRun(Box::new(typed(document.value, &location)?)),
+        (true, "Task") => Manifest::Task(Box::new(typed(document.value, &location)?)),
+        (true, "Backfill") => Manifest::Backfill(Box::new(typed(document.value, &location)?)),
+        _ => Manifest::Other {
+            api_version: document.api_version,
+            kind: document.kind,
+        },
+    })
+}
+
+/// Reads a manifest file, every `.yaml`/`.yml` file of a directory (sorted by name), or
+/// standard input for `-`.
+pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
+    read_manifests_from(path, &mut std::io::stdin().lock())
+}
+
+/// [`read_manifests`], with `stdin` read for `-`.
+pub fn read_manifests_from(path: &Path, stdin: &mut dyn Read) -> Result<Vec<Manifest>, ManifestError> {
+    let mut out = Vec::new();
+    for (source, text) in read_sources(path, stdin)? {
+        out.extend(parse_manifests(&text, &source)?);
     }
     Ok(out)
 }
 
-/// Reads a manifest file, or every `.yaml`/`.yml` file of a directory (sorted by name).
-pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
-    let files = manifest_files(path)?;
-    let mut out = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| ManifestError {
-            location: file.display().to_string(),
+/// The name shown for standard input in messages.
+pub const STDIN: &str = "<stdin>";
+
+/// The text of a manifest file, of every `.yaml`/`.yml` file of a directory (sorted by name),
+/// or of `stdin` for `-`; each with the name messages show for it.
+pub fn read_sources(path: &Path, stdin: &mut dyn Read) -> Result<Vec<(String, String)>, ManifestError> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        stdin.read_to_string(&mut text).map_err(|e| ManifestError {
+            location: STDIN.to_string(),
             path: String::new(),
             message: e.to_string(),
         })?;
-        out.extend(parse_manifests(&text, &file.display().to_string())?);
+        return Ok(vec![(STDIN.to_string(), text)]);
     }
-    Ok(out)
+    manifest_files(path)?
+        .into_iter()
+        .map(|file| {
+            let source = file.display().to_string();
+            std::fs::read_to_string(&file)
+                .map(|text| (source.clone(), text))
+                .map_err(|e| ManifestError {
+                    location: source,
+                    path: String::new(),
+                    message: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
@@ -229,5 +340,50 @@ spec:
         ] {
             assert!(parse_manifests(text, "x.yaml").is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_list_document_stands_for_its_items() {
+        // What `kubectl get hs -o yaml` prints.
+        let list = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: horolog.dev/v1alpha1
+  kind: Schedule
+  metadata: {name: every-minute, namespace: default, resourceVersion: "7"}
+  spec:
+    trigger: {cron: "* * * * *"}
+    taskRef: {name: report}
+  status: {firedCount: 3}
+metadata: {resourceVersion: ""}
+"#;
+        let docs = parse_manifests(list, "list.yaml").unwrap();
+        assert_eq!(docs.len(), 1);
+        assert!(
+            matches!(&docs[0], Manifest::Schedule(s) if s.metadata.name.as_deref() == Some("every-minute"))
+        );
+        let places: Vec<String> = documents(list, "list.yaml")
+            .into_iter()
+            .map(|d| d.unwrap().location())
+            .collect();
+        assert_eq!(places, ["list.yaml: document 1, item 1"]);
+    }
+
+    #[test]
+    fn items_of_a_typed_list_get_its_kind_when_they_leave_it_out() {
+        let text = "apiVersion: horolog.dev/v1alpha1\nkind: ScheduleList\nitems:\n- metadata: {name: a}\n  spec:\n    trigger: {interval: 1m}\n    taskRef: {name: t}\n";
+        let docs = parse_manifests(text, "list.yaml").unwrap();
+        assert!(matches!(&docs[0], Manifest::Schedule(s) if s.metadata.name.as_deref() == Some("a")));
+    }
+
+    #[test]
+    fn a_dash_reads_standard_input() {
+        let mut stdin = GOOD.as_bytes();
+        let docs = read_manifests_from(Path::new("-"), &mut stdin).unwrap();
+        assert_eq!(docs.len(), 2);
+        let mut stdin = "kind: [".as_bytes();
+        let err = read_manifests_from(Path::new("-"), &mut stdin).unwrap_err();
+        assert!(err.to_string().starts_with("<stdin>: document 1"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! `horolog preview`: the next fire times of every Schedule in a file, computed offline by
 //! the same trigger engine the operator uses.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::api::Schedule;
@@ -30,6 +30,13 @@ pub struct PreviewError {
     pub name: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// Where a preview starts when no `--from` is given: now, truncated to the whole second, so a
+/// Schedule without startTime (whose interval is anchored at its creation time) previews fire
+/// times on the second, as a Schedule created now would have them.
+pub fn default_from(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.trunc_subsecs(0)
 }
 
 /// The next `count` fire times at or after `from` of every Schedule among `manifests`
@@ -184,5 +191,20 @@ spec:
         let shown = err.to_string();
         assert!(shown.starts_with("Schedule dst-berlin: trigger.cron"), "{shown}");
         assert!(shown.contains("61"), "{shown}");
+    }
+
+    #[test]
+    fn an_interval_without_start_time_previews_from_the_current_second() {
+        let every_10s = DST.replace(
+            r#"{cron: "30 2 * * *", timezone: Europe/Berlin}"#,
+            "{interval: 10s}",
+        );
+        let manifests = parse_manifests(&every_10s, "interval.yaml").unwrap();
+        let now: DateTime<Utc> = "2026-03-28T12:00:00.123456789Z".parse().unwrap();
+        let previews = preview(&manifests, default_from(now), 2).remove(0).unwrap();
+        assert_eq!(
+            previews.fire_times,
+            ["2026-03-28T12:00:00+00:00", "2026-03-28T12:00:10+00:00"]
+        );
     }
 }

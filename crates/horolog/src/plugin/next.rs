@@ -1,0 +1,239 @@
+//! `next SCHEDULE [-n N]`: the next fire times of a Schedule in the cluster, from where the
+//! operator is (its status cursor), computed by the operator's own trigger engine.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use horolog_core::plan;
+use horolog_core::trigger::Trigger;
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+
+use super::lookup::find;
+use super::output::{self, local_time};
+use super::{Error, Outcome, Scope};
+use crate::api::Schedule;
+use crate::controller::schedule::trigger_hash;
+use crate::preview::{SchedulePreview, render_table};
+
+/// The arguments of `next`.
+#[derive(Debug, Clone, Args)]
+pub struct NextArgs {
+    /// The Schedule.
+    pub schedule: String,
+    /// How many fire times (here -n is the count, as in `horolog preview`).
+    #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N", value_parser = count)]
+    pub count: usize,
+}
+
+/// `-n` takes a number; a namespace there is a likely slip, so say where it goes.
+fn count(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "{text:?} is not a number: in `next`, -n is how many fire times; give a namespace as --namespace {text}, or before the subcommand (kubectl horolog -n {text} next ...)"
+        )
+    })
+}
+
+/// What `next -o json|yaml` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextFireTimes {
+    /// The Schedule's name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The trigger's IANA time zone.
+    pub timezone: String,
+    /// The trigger in short.
+    pub trigger: String,
+    /// True while spec.paused is.
+    pub paused: bool,
+    /// True when it fires no more (maxRuns reached, or the trigger has no more fire times).
+    pub finished: bool,
+    /// Why nothing fires now, when something stops it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The next fire times after the operator's cursor, RFC 3339 in the trigger's time zone.
+    pub fire_times: Vec<String>,
+}
+
+/// Prints the next `count` fire times after the Schedule's `status.cursor` (else
+/// `lastFireTime`, else from its creation time), as the operator will see them at `now`: an
+/// edited trigger counts from now, `maxRuns` caps them. Says when it is paused, stopped or
+/// finished.
+pub async fn next(
+    client: &Client,
+    scope: &Scope,
+    args: &NextArgs,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> Outcome {
+    let schedule: Schedule = find(client, scope, "Schedule", &args.schedule).await?;
+    let next = next_fire_times(&schedule, args.count, now)?;
+    output::structured(out, scope.output, &next, |out| {
+        if let Some(note) = &next.note {
+            writeln!(out, "{note}")?;
+        }
+        let preview = SchedulePreview {
+            name: next.name.clone(),
+            timezone: next.timezone.clone(),
+            trigger: next.trigger.clone(),
+            fire_times: next.fire_times.clone(),
+        };
+        write!(out, "{}", render_table(&[preview]))?;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+/// The next `count` fire times of `schedule` at `now` (see [`next`]).
+pub fn next_fire_times(
+    schedule: &Schedule,
+    count: usize,
+    now: DateTime<Utc>,
+) -> Result<NextFireTimes, Error> {
+    let name = schedule.name_any();
+    let created = schedule
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(crate::pod::chrono_time)
+        .unwrap_or(now);
+    let trigger = Trigger::compile(&schedule.spec.trigger, created)
+        .map_err(|e| Error::Invalid(format!("schedule/{name}: spec.{e}")))?;
+    let status = schedule.status.clone().unwrap_or_default();
+    let edited = status
+        .trigger_hash
+        .as_ref()
+        .is_some_and(|hash| *hash != trigger_hash(&schedule.spec.trigger));
+    // The operator carries an edited trigger on from the moment it sees the edit.
+    let cursor = if edited {
+        Some(now)
+    } else {
+        status.cursor.or(status.last_fire_time)
+    };
+    let remaining = schedule
+        .spec
+        .max_runs
+        .map_or(usize::MAX, |max| (max - status.fired_count).max(0) as usize);
+    let times = plan::upcoming(&trigger, cursor, count.min(remaining));
+    let tz = trigger.timezone();
+    let ready = schedule.condition("Ready").filter(|c| c.status == "False");
+    let max_runs_reached = remaining == 0;
+    let exhausted = trigger.next_after(cursor).is_none();
+    let note = if max_runs_reached {
+        Some(format!(
+            "schedule/{name} has finished: it fired maxRuns ({}) times",
+            status.fired_count
+        ))
+    } else if exhausted {
+        Some(format!(
+            "schedule/{name} has finished: its trigger has no more fire times"
+        ))
+    } else if schedule.spec.paused {
+        Some(format!(
+            "schedule/{name} is paused: nothing fires until it is resumed (kubectl horolog resume {name}); the trigger's next fire times:"
+        ))
+    } else {
+        ready
+            .filter(|c| matches!(c.reason.as_str(), "TooManyFailures" | "TaskNotFound"))
+            .map(|c| format!("schedule/{name} does not fire ({}): {}", c.reason, c.message))
+    };
+    Ok(NextFireTimes {
+        name,
+        namespace: schedule.namespace().unwrap_or_default(),
+        timezone: tz.name().to_string(),
+        trigger: trigger.describe(),
+        paused: schedule.spec.paused,
+        finished: max_runs_reached || exhausted,
+        note,
+        fire_times: times.into_iter().map(|t| local_time(t, tz)).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ScheduleSpec, ScheduleStatus, TriggerSpec};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn hourly() -> Schedule {
+        let mut schedule = Schedule::new(
+            "hourly",
+            ScheduleSpec {
+                trigger: TriggerSpec {
+                    cron: Some("0 * * * *".into()),
+                    timezone: Some("Europe/Berlin".into()),
+                    ..TriggerSpec::default()
+                },
+                ..ScheduleSpec::default()
+            },
+        );
+        schedule.metadata.namespace = Some("default".into());
+        let created = at("2025-12-01T00:00:00Z").timestamp();
+        schedule.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+        ));
+        schedule
+    }
+
+    #[test]
+    fn fire_times_start_after_the_cursor_in_the_trigger_zone() {
+        let mut schedule = hourly();
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(at("2026-01-01T10:00:00Z")),
+            last_fire_time: Some(at("2026-01-01T08:00:00Z")),
+            ..ScheduleStatus::default()
+        });
+        let next = next_fire_times(&schedule, 2, at("2026-06-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            next.fire_times,
+            ["2026-01-01T12:00:00+01:00", "2026-01-01T13:00:00+01:00"]
+        );
+    }
+
+    #[test]
+    fn max_runs_caps_the_fire_times_and_says_when_it_is_reached() {
+        let mut schedule = hourly();
+        schedule.spec.max_runs = Some(3);
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(at("2026-01-01T10:00:00Z")),
+            fired_count: 2,
+            ..ScheduleStatus::default()
+        });
+        let next = next_fire_times(&schedule, 5, at("2026-01-01T10:00:00Z")).unwrap();
+        assert_eq!(next.fire_times.len(), 1);
+        assert!(!next.finished);
+        schedule.status.as_mut().unwrap().fired_count = 3;
+        let next = next_fire_times(&schedule, 5, at("2026-01-01T10:00:00Z")).unwrap();
+        assert!(next.finished && next.fire_times.is_empty());
+        assert_eq!(
+            next.note.as_deref(),
+            Some("schedule/hourly has finished: it fired maxRuns (3) times")
+        );
+    }
+
+    #[test]
+    fn an_edited_trigger_counts_from_now_as_the_operator_will() {
+        let mut schedule = hourly();
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(at("2026-01-01T10:00:00Z")),
+            trigger_hash: Some("an older trigger".into()),
+            ..ScheduleStatus::default()
+        });
+        let next = next_fire_times(&schedule, 1, at("2026-03-01T10:30:00Z")).unwrap();
+        assert_eq!(next.fire_times, ["2026-03-01T12:00:00+01:00"]);
+    }
+
+    #[test]
+    fn a_namespace_given_as_the_count_is_explained() {
+        let err = count("prod").unwrap_err();
+        assert!(err.contains("--namespace prod"), "{err}");
+        assert_eq!(count("3"), Ok(3));
+    }
+}

@@ -41,6 +41,7 @@
 //!
 //! Run: `HOROLOG_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e -- --test-threads=4`
 
+mod controls;
 mod exactly_once;
 mod harness;
 mod schema;

@@ -45,6 +45,7 @@ mod controls;
 mod exactly_once;
 mod harness;
 mod schema;
+mod tasks;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

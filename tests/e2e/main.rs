@@ -43,6 +43,7 @@
 
 mod controls;
 mod exactly_once;
+mod executors;
 mod harness;
 mod schema;
 mod tasks;

@@ -214,8 +214,9 @@ fn of_missing_task(name: &str) -> Value {
 /// (operator; the Running part with a node that runs pods) Annotation `horolog.dev/cancel`:
 /// a Pending run (a one-off of a Task that does not exist) and a Waiting one (held by maxRunningJobs 1) end
 /// Cancelled at once, reason CancelRequested, the annotation's value in the message, without
-/// ever getting a Pod; a Running run's Pod is deleted and the run ends Cancelled. Without a
-/// node the run holding the slot is cancelled while its Pod is Pending, with the same outcome.
+/// ever getting a Pod; a Running run's Pod is deleted (gone, or being deleted within its
+/// 1 s grace period) and the run ends Cancelled. Without a node the run holding the slot is
+/// cancelled while its Pod is Pending, with the same outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cancel_annotation_cancels_pending_waiting_and_running_runs() {
     e2e("cancel", Needs::Operator, |env| async move {
@@ -313,7 +314,8 @@ async fn the_cancel_annotation_cancels_pending_waiting_and_running_runs() {
             "{:?}",
             run.status
         );
-        wait_pods_gone(&env, &holding, Duration::from_secs(60)).await;
+        let seen = wait_pods_deleted(&env, &holding, Duration::from_secs(30)).await;
+        println!("cancel: the Pod of the cancelled run {holding} is {seen}");
         patch_schedule(&env, name, json!({"spec": {"paused": true}})).await;
     })
     .await;

@@ -22,9 +22,10 @@ fn as_job(name: &str, script: &str) -> Value {
 /// (operator started with `job_executor = true` — an external one needs `--job-executor` —;
 /// the run's outcome needs the job controller and a node that runs pods) A Schedule with
 /// `jobTemplate.spec.executor: Job` runs its JobRun as a batch/v1 Job named `<run>-1`,
-/// controlled by the JobRun, labelled with it and the template's labels, with the run's
-/// backoffLimit (0); its Pods are the Job's; the job controller runs it, and the run ends Succeeded with the pod's termination
-/// message as result, exit code 0, one attempt, Complete=True.
+/// controlled by the JobRun, labelled with it and with the template's labels, with the run's
+/// backoffLimit (0). The job controller runs it, and the run ends Succeeded with the pod's
+/// termination message as result, exit code 0, one attempt, Complete=True; its Pods are the
+/// Job's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_executor_runs_a_batch_job_owned_by_the_run() {
     let configure = |config: &mut horolog::controller::ControllerConfig| config.job_executor = true;

@@ -13,20 +13,39 @@
 //!   earlier run is deleted first), deleted again at the end, pass or fail.
 //! - **The operator**: tests that need one start it **in-process** by default:
 //!   `controller::run` in a tokio task of the test, with the e2e client, watching only the
-//!   test's namespace, stopped at the end of the test. With `HOROLOG_E2E_OPERATOR=external`
-//!   no operator is started and one installed in the cluster (`helm install horolog
-//!   charts/horolog`) is expected to act on the test namespaces.
+//!   test's namespace, stopped at the end of the test. It runs with `horolog run`'s defaults
+//!   (`--schedule-status-delay 60s` included) except `--events all` (some checks look for the
+//!   per-run Normal Events); a test may change more (`harness::e2e_configured`: the Job
+//!   executor test sets `job_executor`), and may stop and start it (the restart test). With
+//!   `HOROLOG_E2E_OPERATOR=external` no operator is started and one installed in the cluster
+//!   (`helm install horolog charts/horolog`, with `--events all`, and `--job-executor` for
+//!   the Job executor test) is expected to act on the test namespaces; the two tests that
+//!   need the operator in-process (restart, no Job executor) then skip.
 //! - **API-server-only tests** (always meaningful): the examples apply; the schema and CEL
-//!   rules reject bad input at apply time with their messages; the printer columns.
+//!   rules reject bad input at apply time with their messages (`cel_rules_…`,
+//!   `schema::cel_rules_…`); the schema's defaults (`schema::the_schema_defaults_…`); the
+//!   printer columns, declared and rendered as Tables (`printer_columns_are_served`,
+//!   `schema::tables_render_…`).
 //! - **Operator tests** (no node needed): JobRuns, Pods, status and Events of an interval
-//!   Schedule; an invalid cron reported on the Ready condition and as an Event; run-now on a
-//!   paused Schedule. Pods stay Pending on a cluster without nodes, which these tests allow.
-//! - **Pod-completion tests**: run only when some node is Ready, schedulable and untainted;
-//!   otherwise they print `skipping pod-completion checks: no schedulable node` and pass.
-//!   They pull `busybox:1.37`.
+//!   Schedule; an invalid cron; run-now; exactly once (`exactly_once::`: a three-day backlog
+//!   coalesced, a trigger edit, an operator restart, cancel); the controls (`controls::`:
+//!   BufferOne, Terminate, Allow, catchUp Disabled, maxRuns, ttlSecondsAfterFinished); Tasks
+//!   (`tasks::`). A run holds its slot from the moment its Pod exists, so the overlap
+//!   policies need no node: a Pod that stays Pending holds it as a running one does.
+//! - **Pod-completion tests and checks** (`jobruns_run_pods_to_completion`,
+//!   `exactly_once::kubectl_wait_…`, `controls::pause_after_failures_…`, the Running part of
+//!   the cancel test, the outcome parts of the Task and Job tests): run only where pods run
+//!   to completion, which a probe Pod finds out once per test process
+//!   (`harness::pods_run`, up to 120 s); otherwise they print `skipping …: <why>` and pass
+//!   (or take their no-node branch). They pull `busybox:1.37`.
+//! - **Job controller** (`executors::the_job_executor_…`): the Job's outcome is checked only
+//!   where kube-controller-manager's job controller acts on a probe Job within 60 s
+//!   (`harness::job_controller_runs`). `controls::ttl_…` needs the garbage collector (it
+//!   waits up to 90 s for it to delete the Schedule's JobRun and that run's Pod).
 //!
-//! Waits are bounded (500 ms polling, 60–120 s deadlines); a failing test prints what it saw
-//! last and then the namespace's Schedules, JobRuns, Pods and Events.
+//! Waits are bounded (500 ms polling, 10–150 s deadlines; no test takes more than about 4
+//! minutes); a failing test prints what it saw last and then the namespace's Schedules,
+//! JobRuns, Tasks, Jobs, Pods and Events.
 //!
 //! # Environment
 //!
@@ -37,7 +56,9 @@
 //!   with a failing test's output, or always with `--nocapture`).
 //!
 //! The credentials need: CRDs (apply, get), namespaces (get, apply, delete), nodes (list),
-//! and in the test namespaces everything the operator's ClusterRole grants.
+//! and in the test namespaces everything the operator's ClusterRole grants, plus pods and
+//! batch/v1 jobs (create, delete) for the probes and `patch` on the horolog kinds' status
+//! (the Table test writes status values itself).
 //!
 //! Run: `HOROLOG_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e -- --test-threads=4`
 
@@ -279,6 +300,32 @@ async fn wait_pods_gone(env: &Env, run: &str, within: Duration) {
         }
     })
     .await;
+}
+
+/// Waits until every Pod of the JobRun `run` is gone or being deleted (a deletionTimestamp:
+/// how long a deleted Pod lingers is its grace period and the node's business), and says
+/// which it saw.
+async fn wait_pods_deleted(env: &Env, run: &str, within: Duration) -> &'static str {
+    env.eventually(within, &format!("the Pods of {run} to be deleted"), || async {
+        let pods = pods_of(env, run).await;
+        let left: Vec<String> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                format!(
+                    "{} (phase {:?})",
+                    p.name_any(),
+                    p.status.as_ref().and_then(|s| s.phase.clone())
+                )
+            })
+            .collect();
+        match (pods.is_empty(), left.is_empty()) {
+            (true, _) => Ok("gone"),
+            (false, true) => Ok("being deleted"),
+            (false, false) => Err(format!("not deleted: {left:?}")),
+        }
+    })
+    .await
 }
 
 /// Waits until an Event with `reason` is about the object `name`, and returns it.

@@ -7,17 +7,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::FutureExt;
-use horolog::api::{JobRun, Schedule};
+use horolog::api::{Backfill, JobRun, Schedule, Task};
 use horolog::clock::SystemClock;
-use horolog::controller::{self, ControllerConfig};
+use horolog::controller::{self, ControllerConfig, EventPolicy};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 use serde::de::Deserialize;
-use tokio::sync::oneshot;
+use tokio::sync::{OnceCell, oneshot};
 use tokio::task::JoinHandle;
 
 /// The field manager of everything the tests apply.
@@ -59,6 +60,11 @@ pub struct Env {
     pub ns: String,
     /// Set when the in-process operator stopped on its own (its error, or "returned").
     operator_exit: Arc<Mutex<Option<String>>>,
+    /// The in-process operator while it runs.
+    operator: Arc<Mutex<Option<Operator>>>,
+    /// How the in-process operator runs; `None` when the test starts none (it needs only the
+    /// API server, or `HOROLOG_E2E_OPERATOR=external`).
+    operator_config: Option<ControllerConfig>,
 }
 
 impl Env {
@@ -72,6 +78,53 @@ impl Env {
 
     pub fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn tasks(&self) -> Api<Task> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn backfills(&self) -> Api<Backfill> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// True when this test runs its own operator in-process (so it can stop and start it).
+    pub fn operator_in_process(&self) -> bool {
+        self.operator_config.is_some()
+    }
+
+    /// Stops the in-process operator and waits until it has (as a process that exits would:
+    /// nothing of it is left). `false` when there is none to stop.
+    pub async fn stop_operator(&self) -> bool {
+        let operator = self
+            .operator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(operator) = operator else {
+            return false;
+        };
+        operator.stop().await;
+        // It stopped because it was told to: waits go on.
+        *self.operator_exit.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        true
+    }
+
+    /// Starts the in-process operator again (a new process: empty caches, state from the API
+    /// server). `false` when this test has no in-process operator.
+    pub fn start_operator(&self) -> bool {
+        let Some(config) = &self.operator_config else {
+            return false;
+        };
+        let mut slot = self.operator.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(Operator::start(self, config.clone()));
+        }
+        true
     }
 
     pub fn crds(&self) -> Api<CustomResourceDefinition> {
@@ -147,11 +200,38 @@ pub fn describe_events(events: &[Event]) -> String {
 
 /// Runs `body` against the e2e cluster in namespace `horolog-e2e-<test>`, or prints why it
 /// skips. Around it: the CRDs applied and Established, a fresh namespace, the in-process
-/// operator when `needs` says so (and `HOROLOG_E2E_OPERATOR` is not `external`). Afterwards,
-/// pass or fail, the operator is stopped and the namespace deleted; on failure the namespace's
-/// Schedules, JobRuns, Pods and Events are printed first.
+/// operator when `needs` says so (and `HOROLOG_E2E_OPERATOR` is not `external`), configured
+/// as [`operator_config`] says. Afterwards, pass or fail, the operator is stopped and the
+/// namespace deleted; on failure the namespace's Schedules, JobRuns, Pods and Events are
+/// printed first.
 pub async fn e2e<F, Fut>(test: &str, needs: Needs, body: F)
 where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    e2e_configured(test, needs, |_| {}, body).await;
+}
+
+/// The in-process operator's configuration: `horolog run`'s defaults (as
+/// `ControllerConfig::default()` has them), watching only the test namespace, except that
+/// every Event is published (`--events all`), since some tests look for the per-run Normal
+/// Events (Fired, PodCreated, Succeeded). An external operator must run with `--events all`
+/// for those checks too.
+pub fn operator_config(ns: &str) -> ControllerConfig {
+    let mut config = ControllerConfig::default().in_namespace(ns);
+    config.events = EventPolicy::All;
+    config
+}
+
+/// [`e2e`] with the in-process operator's configuration changed by `configure` (e.g.
+/// `job_executor = true`). With `HOROLOG_E2E_OPERATOR=external` the installed operator must
+/// be configured alike; the test says so in its output.
+pub async fn e2e_configured<F, Fut>(
+    test: &str,
+    needs: Needs,
+    configure: impl FnOnce(&mut ControllerConfig),
+    body: F,
+) where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -163,21 +243,33 @@ where
     install_crds(&client).await;
     let ns = format!("horolog-e2e-{test}");
     fresh_namespace(&client, &ns).await;
+    let operator_config = match (needs, mode) {
+        (Needs::Operator, OperatorMode::InProcess) => {
+            let mut config = operator_config(&ns);
+            configure(&mut config);
+            Some(config)
+        }
+        _ => None,
+    };
     let env = Env {
         client: client.clone(),
         ns: ns.clone(),
         operator_exit: Arc::new(Mutex::new(None)),
+        operator: Arc::new(Mutex::new(None)),
+        operator_config,
     };
     // From here on the namespace exists: whatever fails, it is cleaned up below.
-    let operator: Mutex<Option<Operator>> = Mutex::new(None);
     let outcome = AssertUnwindSafe(async {
         wait_until_served(&env).await;
         match (needs, mode) {
             (Needs::Operator, OperatorMode::InProcess) => {
-                *operator.lock().unwrap_or_else(PoisonError::into_inner) = Some(Operator::start(&env));
+                env.start_operator();
             }
             (Needs::Operator, OperatorMode::External) => {
-                println!("{test}: expecting an installed horolog operator to act on namespace {ns}");
+                println!(
+                    "{test}: expecting an installed horolog operator to act on namespace {ns} \
+                     (configured as this test's in-process operator would be: see its doc comment)"
+                );
             }
             (Needs::ApiServer, _) => {}
         }
@@ -188,10 +280,7 @@ where
     if outcome.is_err() {
         dump(&env).await;
     }
-    let operator = operator.into_inner().unwrap_or_else(PoisonError::into_inner);
-    if let Some(operator) = operator {
-        operator.stop().await;
-    }
+    env.stop_operator().await;
     if std::env::var_os("HOROLOG_E2E_KEEP_NAMESPACE").is_some() {
         println!("{test}: keeping namespace {ns} (HOROLOG_E2E_KEEP_NAMESPACE is set)");
     } else if let Err(err) = Api::<Namespace>::all(client)
@@ -354,9 +443,8 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(env: &Env) -> Operator {
+    fn start(env: &Env, config: ControllerConfig) -> Operator {
         let (shutdown, stop) = oneshot::channel::<()>();
-        let config = ControllerConfig::default().in_namespace(env.ns.clone());
         let run = controller::run(env.client.clone(), config, Arc::new(SystemClock), async {
             let _ = stop.await;
         });
@@ -384,25 +472,125 @@ impl Operator {
     }
 }
 
-/// A node a pod without tolerations or selectors can run on: Ready, not cordoned, no
-/// NoSchedule/NoExecute taint. `Err` when nodes cannot be listed.
-pub async fn schedulable_node(client: &Client) -> Result<Option<String>, kube::Error> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let list = nodes.list(&ListParams::default()).await?;
-    Ok(list.items.into_iter().find_map(|node| {
-        let spec = node.spec.clone().unwrap_or_default();
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        let tainted = spec
-            .taints
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute");
-        (ready && !spec.unschedulable.unwrap_or(false) && !tainted).then(|| node.name_any())
+/// The image of the probes (and of the tests' pods).
+pub const PROBE_IMAGE: &str = "busybox:1.37";
+
+/// Whether pods run to completion on this cluster, found out once per test process.
+static PODS_RUN: OnceCell<Result<String, String>> = OnceCell::const_new();
+/// Whether kube-controller-manager's job controller acts on Jobs, found out once per process.
+static JOBS_RUN: OnceCell<Result<(), String>> = OnceCell::const_new();
+
+/// `Ok(what ran it)` when a pod (busybox, no tolerations or selectors, as the operator's pods
+/// are) runs to completion on this cluster; `Err(why not)` otherwise. Found out once per test
+/// process by a probe Pod in the asking test's namespace, given 120 s (the image may need
+/// pulling); immediate when the cluster lists no Node at all. A probe, not a look at the Nodes:
+/// a node that binds pods itself may carry taints, and a Ready untainted node may still be
+/// unable to run anything.
+pub async fn pods_run(env: &Env) -> Result<String, String> {
+    PODS_RUN.get_or_init(|| probe_pods(env.clone())).await.clone()
+}
+
+async fn probe_pods(env: Env) -> Result<String, String> {
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    // No Node at all: nothing to wait for. Nodes that cannot be listed (RBAC): the probe tells.
+    if let Ok(list) = nodes.list(&ListParams::default().limit(1)).await
+        && list.items.is_empty()
+    {
+        return Err("the cluster has no Node".into());
+    }
+    let name = "e2e-probe";
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": PROBE_IMAGE, "command": ["sh", "-c", "echo ok > /dev/termination-log"]}],
+        },
     }))
+    .map_err(|err| format!("probe pod: {err}"))?;
+    if let Err(err) = env.pods().create(&PostParams::default(), &pod).await {
+        return Err(format!("cannot create a probe pod ({err})"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let outcome = loop {
+        let seen = match env.pods().get(name).await {
+            Ok(pod) => {
+                let status = pod.status.clone().unwrap_or_default();
+                let phase = status.phase.clone().unwrap_or_default();
+                let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+                match phase.as_str() {
+                    "Succeeded" => break Ok(format!("node {}", node.unwrap_or_default())),
+                    "Failed" => break Err(format!("a probe pod failed on node {node:?}: {status:?}")),
+                    _ => format!(
+                        "phase {phase:?} on node {node:?}, conditions {:?}",
+                        status.conditions
+                    ),
+                }
+            }
+            Err(err) => format!("{err}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break Err(format!(
+                "a probe pod did not run to completion within 120s (last seen: {seen})"
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let _ = env.pods().delete(name, &DeleteParams::default()).await;
+    outcome
+}
+
+/// `Ok` when kube-controller-manager's job controller acts on batch/v1 Jobs (a probe Job
+/// gets a startTime or pods within 60 s), found out once per test process.
+pub async fn job_controller_runs(env: &Env) -> Result<(), String> {
+    JOBS_RUN.get_or_init(|| probe_jobs(env.clone())).await.clone()
+}
+
+async fn probe_jobs(env: Env) -> Result<(), String> {
+    let name = "e2e-job-probe";
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": PROBE_IMAGE, "command": ["true"]}],
+            }},
+        },
+    }))
+    .map_err(|err| format!("probe job: {err}"))?;
+    if let Err(err) = env.jobs().create(&PostParams::default(), &job).await {
+        return Err(format!("cannot create a probe Job ({err})"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let outcome = loop {
+        let seen = match env.jobs().get(name).await {
+            Ok(job) => {
+                let status = job.status.clone().unwrap_or_default();
+                if status.start_time.is_some()
+                    || status.active.unwrap_or(0) + status.succeeded.unwrap_or(0) + status.failed.unwrap_or(0)
+                        > 0
+                {
+                    break Ok(());
+                }
+                format!("{status:?}")
+            }
+            Err(err) => format!("{err}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break Err(format!(
+                "no job controller acted on a probe Job within 60s (its status: {seen})"
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let _ = env.jobs().delete(name, &DeleteParams::background()).await;
+    outcome
 }
 
 /// Prints what the namespace holds: Schedules (conditions, fire times), JobRuns (phase,
@@ -454,6 +642,22 @@ pub async fn dump(env: &Env) {
             }
         }
         Err(err) => out.push_str(&format!("JobRuns: {err}\n")),
+    }
+    match env.tasks().list(&all).await {
+        Ok(list) => {
+            for t in list.items {
+                out.push_str(&format!("Task {}: status={:?}\n", t.name_any(), t.status));
+            }
+        }
+        Err(err) => out.push_str(&format!("Tasks: {err}\n")),
+    }
+    match env.jobs().list(&all).await {
+        Ok(list) => {
+            for j in list.items {
+                out.push_str(&format!("Job {}: status={:?}\n", j.name_any(), j.status));
+            }
+        }
+        Err(err) => out.push_str(&format!("Jobs: {err}\n")),
     }
     match env.pods().list(&all).await {
         Ok(list) => {

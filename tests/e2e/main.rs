@@ -13,20 +13,39 @@
 //!   earlier run is deleted first), deleted again at the end, pass or fail.
 //! - **The operator**: tests that need one start it **in-process** by default:
 //!   `controller::run` in a tokio task of the test, with the e2e client, watching only the
-//!   test's namespace, stopped at the end of the test. With `HOROLOG_E2E_OPERATOR=external`
-//!   no operator is started and one installed in the cluster (`helm install horolog
-//!   charts/horolog`) is expected to act on the test namespaces.
+//!   test's namespace, stopped at the end of the test. It runs with `horolog run`'s defaults
+//!   (`--schedule-status-delay 60s` included) except `--events all` (some checks look for the
+//!   per-run Normal Events); a test may change more (`harness::e2e_configured`: the Job
+//!   executor test sets `job_executor`), and may stop and start it (the restart test). With
+//!   `HOROLOG_E2E_OPERATOR=external` no operator is started and one installed in the cluster
+//!   (`helm install horolog charts/horolog`, with `--events all`, and `--job-executor` for
+//!   the Job executor test) is expected to act on the test namespaces; the two tests that
+//!   need the operator in-process (restart, no Job executor) then skip.
 //! - **API-server-only tests** (always meaningful): the examples apply; the schema and CEL
-//!   rules reject bad input at apply time with their messages; the printer columns.
+//!   rules reject bad input at apply time with their messages (`cel_rules_…`,
+//!   `schema::cel_rules_…`); the schema's defaults (`schema::the_schema_defaults_…`); the
+//!   printer columns, declared and rendered as Tables (`printer_columns_are_served`,
+//!   `schema::tables_render_…`).
 //! - **Operator tests** (no node needed): JobRuns, Pods, status and Events of an interval
-//!   Schedule; an invalid cron reported on the Ready condition and as an Event; run-now on a
-//!   paused Schedule. Pods stay Pending on a cluster without nodes, which these tests allow.
-//! - **Pod-completion tests**: run only when some node is Ready, schedulable and untainted;
-//!   otherwise they print `skipping pod-completion checks: no schedulable node` and pass.
-//!   They pull `busybox:1.37`.
+//!   Schedule; an invalid cron; run-now; exactly once (`exactly_once::`: a three-day backlog
+//!   coalesced, a trigger edit, an operator restart, cancel); the controls (`controls::`:
+//!   BufferOne, Terminate, Allow, catchUp Disabled, maxRuns, ttlSecondsAfterFinished); Tasks
+//!   (`tasks::`). A run holds its slot from the moment its Pod exists, so the overlap
+//!   policies need no node: a Pod that stays Pending holds it as a running one does.
+//! - **Pod-completion tests and checks** (`jobruns_run_pods_to_completion`,
+//!   `exactly_once::kubectl_wait_…`, `controls::pause_after_failures_…`, the Running part of
+//!   the cancel test, the outcome parts of the Task and Job tests): run only where pods run
+//!   to completion, which a probe Pod finds out once per test process
+//!   (`harness::pods_run`, up to 120 s); otherwise they print `skipping …: <why>` and pass
+//!   (or take their no-node branch). They pull `busybox:1.37`.
+//! - **Job controller** (`executors::the_job_executor_…`): the Job's outcome is checked only
+//!   where kube-controller-manager's job controller acts on a probe Job within 60 s
+//!   (`harness::job_controller_runs`). `controls::ttl_…` needs the garbage collector (it
+//!   waits up to 90 s for it to delete the Schedule's JobRun and that run's Pod).
 //!
-//! Waits are bounded (500 ms polling, 60–120 s deadlines); a failing test prints what it saw
-//! last and then the namespace's Schedules, JobRuns, Pods and Events.
+//! Waits are bounded (500 ms polling, 10–150 s deadlines; no test takes more than about 4
+//! minutes); a failing test prints what it saw last and then the namespace's Schedules,
+//! JobRuns, Tasks, Jobs, Pods and Events.
 //!
 //! # Environment
 //!
@@ -37,18 +56,28 @@
 //!   with a failing test's output, or always with `--nocapture`).
 //!
 //! The credentials need: CRDs (apply, get), namespaces (get, apply, delete), nodes (list),
-//! and in the test namespaces everything the operator's ClusterRole grants.
+//! and in the test namespaces everything the operator's ClusterRole grants, plus pods and
+//! batch/v1 jobs (create, delete) for the probes and `patch` on the horolog kinds' status
+//! (the Table test writes status values itself).
 //!
 //! Run: `HOROLOG_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e -- --test-threads=4`
 
+mod controls;
+mod exactly_once;
+mod executors;
 mod harness;
+mod schema;
+mod tasks;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use harness::{Env, Needs, e2e};
-use horolog::api::{JobRun, JobRunPhase, Schedule};
+use horolog::api::{CANCEL_ANNOTATION, JOBRUN_LABEL, JobRun, JobRunPhase, Schedule};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -57,9 +86,13 @@ const SCHEDULE_LABEL: &str = "horolog.dev/schedule";
 const RUN_NOW: &str = "horolog.dev/run-now";
 const IMAGE: &str = "busybox:1.37";
 
-/// A pod template running busybox with `script`.
+/// A pod template running busybox with `script`. Its grace period is 1 s: busybox's `sh` as
+/// PID 1 ignores SIGTERM, so a deleted Pod would otherwise linger 30 s on a real node.
 fn pod_template(script: &str) -> Value {
-    json!({"spec": {"containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", script]}]}})
+    json!({"spec": {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", script]}],
+    }})
 }
 
 /// A Schedule like the examples: busybox writing `ok` to its termination log. `extra` is
@@ -76,6 +109,255 @@ fn schedule(name: &str, trigger: Value, extra: Value) -> Value {
         spec.extend(extra.clone());
     }
     json!({"apiVersion": "horolog.dev/v1alpha1", "kind": "Schedule", "metadata": {"name": name}, "spec": spec})
+}
+
+/// A Schedule like [`schedule`] whose pods run `script`.
+fn schedule_running(name: &str, trigger: Value, script: &str, extra: Value) -> Value {
+    let mut object = schedule(name, trigger, extra);
+    object["spec"]["jobTemplate"]["spec"]["template"] = pod_template(script);
+    object
+}
+
+/// `t` as RFC 3339 with seconds, UTC (`2026-01-01T00:00:00Z`).
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Now, to the second (fire times of the tests' triggers are whole seconds).
+fn now_secs() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+}
+
+/// An object's creationTimestamp, to the second as the API server keeps it.
+fn created_at(meta: &kube::api::ObjectMeta) -> DateTime<Utc> {
+    meta.creation_timestamp
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+        .unwrap_or_else(|| panic!("{:?} has no creationTimestamp", meta.name))
+}
+
+/// The Schedule `name` as stored now.
+async fn get_schedule(env: &Env, name: &str) -> Schedule {
+    env.schedules()
+        .get(name)
+        .await
+        .unwrap_or_else(|err| panic!("get Schedule {name}: {err}"))
+}
+
+/// Waits (at most `within`) until the Schedule `name` satisfies `check`, and returns it.
+async fn wait_schedule(
+    env: &Env,
+    name: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Schedule) -> bool,
+) -> Schedule {
+    env.eventually(within, &format!("{name}: {what}"), || async {
+        let schedule = env
+            .schedules()
+            .get(name)
+            .await
+            .map_err(|err| format!("get: {err}"))?;
+        if check(&schedule) {
+            Ok(schedule)
+        } else {
+            Err(describe_schedule(&schedule))
+        }
+    })
+    .await
+}
+
+/// `(status, reason)` of the Schedule's Ready condition.
+fn ready_of(schedule: &Schedule) -> Option<(String, String)> {
+    schedule
+        .condition("Ready")
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// True once the status describes the Schedule's current spec.
+fn observed(schedule: &Schedule) -> bool {
+    schedule.metadata.generation.is_some()
+        && schedule.status.as_ref().and_then(|s| s.observed_generation) == schedule.metadata.generation
+}
+
+/// The Schedule's status, or the default (all counters 0).
+fn status_of(schedule: &Schedule) -> horolog::api::ScheduleStatus {
+    schedule.status.clone().unwrap_or_default()
+}
+
+/// Waits (at most `within`) until the JobRuns of `schedule` satisfy `check`, and returns them.
+async fn wait_runs(
+    env: &Env,
+    schedule: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&[JobRun]) -> bool,
+) -> Vec<JobRun> {
+    env.eventually(within, &format!("{schedule}: {what}"), || async {
+        let runs = runs_of(env, schedule).await;
+        if check(&runs) {
+            Ok(runs)
+        } else {
+            Err(describe_runs(&runs))
+        }
+    })
+    .await
+}
+
+/// Waits (at most `within`) until the JobRun `name` satisfies `check`, and returns it.
+async fn wait_run(
+    env: &Env,
+    name: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&JobRun) -> bool,
+) -> JobRun {
+    env.eventually(within, &format!("{name}: {what}"), || async {
+        let run = env
+            .jobruns()
+            .get(name)
+            .await
+            .map_err(|err| format!("get: {err}"))?;
+        if check(&run) {
+            Ok(run)
+        } else {
+            Err(format!("phase {:?}, status {:?}", phase(&run), run.status))
+        }
+    })
+    .await
+}
+
+/// The JobRuns of `schedule` by fire time (their names sort the same way only while the unix
+/// seconds have the same number of digits, which they do until 2286).
+fn fire_times(runs: &[JobRun]) -> Vec<DateTime<Utc>> {
+    let mut times: Vec<DateTime<Utc>> = runs.iter().filter_map(|r| r.spec.fire_time).collect();
+    times.sort();
+    times
+}
+
+/// Merge-patches the Schedule `name` (spec or metadata).
+async fn patch_schedule(env: &Env, name: &str, patch: Value) {
+    env.schedules()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|err| panic!("patch Schedule {name} with {patch}: {err}"));
+}
+
+/// Sets annotation `horolog.dev/cancel` on the JobRun `name`, as `kubectl annotate` would.
+async fn cancel_run(env: &Env, name: &str, value: &str) {
+    let patch = json!({"metadata": {"annotations": {CANCEL_ANNOTATION: value}}});
+    env.jobruns()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|err| panic!("annotate JobRun {name}: {err}"));
+}
+
+/// The Pods of the JobRun `run` (label `horolog.dev/jobrun`), by name.
+async fn pods_of(env: &Env, run: &str) -> Vec<Pod> {
+    let params = ListParams::default().labels(&format!("{JOBRUN_LABEL}={run}"));
+    let mut pods = env
+        .pods()
+        .list(&params)
+        .await
+        .unwrap_or_else(|err| panic!("listing the Pods of {run}: {err}"))
+        .items;
+    pods.sort_by_key(|p| p.name_any());
+    pods
+}
+
+/// Waits until the JobRun `run` has a Pod, and returns it.
+async fn wait_pod_of(env: &Env, run: &str, within: Duration) -> Pod {
+    env.eventually(within, &format!("a Pod of {run}"), || async {
+        pods_of(env, run)
+            .await
+            .into_iter()
+            .next_back()
+            .ok_or_else(|| "no Pod".to_string())
+    })
+    .await
+}
+
+/// Waits until no Pod of the JobRun `run` is left.
+async fn wait_pods_gone(env: &Env, run: &str, within: Duration) {
+    env.eventually(within, &format!("the Pods of {run} to be gone"), || async {
+        let pods = pods_of(env, run).await;
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            let seen: Vec<String> = pods
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} (phase {:?}, deleting since {:?})",
+                        p.name_any(),
+                        p.status.as_ref().and_then(|s| s.phase.clone()),
+                        p.metadata.deletion_timestamp
+                    )
+                })
+                .collect();
+            Err(format!("{seen:?}"))
+        }
+    })
+    .await;
+}
+
+/// Waits until every Pod of the JobRun `run` is gone or being deleted (a deletionTimestamp:
+/// how long a deleted Pod lingers is its grace period and the node's business), and says
+/// which it saw.
+async fn wait_pods_deleted(env: &Env, run: &str, within: Duration) -> &'static str {
+    env.eventually(within, &format!("the Pods of {run} to be deleted"), || async {
+        let pods = pods_of(env, run).await;
+        let left: Vec<String> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                format!(
+                    "{} (phase {:?})",
+                    p.name_any(),
+                    p.status.as_ref().and_then(|s| s.phase.clone())
+                )
+            })
+            .collect();
+        match (pods.is_empty(), left.is_empty()) {
+            (true, _) => Ok("gone"),
+            (false, true) => Ok("being deleted"),
+            (false, false) => Err(format!("not deleted: {left:?}")),
+        }
+    })
+    .await
+}
+
+/// Waits until an Event with `reason` is about the object `name`, and returns it.
+async fn wait_event(env: &Env, name: &str, reason: &str, within: Duration) -> Event {
+    env.eventually(within, &format!("a {reason} Event on {name}"), || async {
+        let events = env.events_of(name).await;
+        events
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+            .cloned()
+            .ok_or_else(|| harness::describe_events(&events))
+    })
+    .await
+}
+
+/// The condition `type_` of a JobRun as `(status, reason)`.
+fn run_condition(run: &JobRun, type_: &str) -> Option<(String, String)> {
+    run.status
+        .as_ref()
+        .and_then(|s| horolog::api::find_condition(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Prints why a check that needs pods to run is skipped, and says whether to go on.
+async fn pods_run_or_skip(env: &Env, what: &str) -> bool {
+    match harness::pods_run(env).await {
+        Ok(_) => true,
+        Err(why) => {
+            println!("skipping {what}: {why}");
+            false
+        }
+    }
 }
 
 fn name_of(object: &Value) -> String {
@@ -364,35 +646,60 @@ async fn cel_rules_reject_bad_input_at_apply_time() {
 }
 
 /// The printer columns of API.md, in order, as the CRDs declare them (`kubectl get` shows
-/// them upper-cased).
-const SCHEDULE_COLUMNS: [&str; 8] = [
-    "Trigger",
-    "Timezone",
-    "Next Fire",
-    "Last Fire",
-    "Active",
-    "Paused",
-    "Ready",
-    "Age",
+/// them upper-cased), each with its priority: 1 = only with `-o wide`.
+const SCHEDULE_COLUMNS: [(&str, i32); 10] = [
+    ("Trigger", 0),
+    ("Timezone", 0),
+    ("Next Fire", 0),
+    ("Last Fire", 0),
+    ("Active", 0),
+    ("Paused", 0),
+    ("Ready", 0),
+    ("Reason", 1),
+    ("Last Run", 1),
+    ("Age", 0),
 ];
-const JOBRUN_COLUMNS: [&str; 7] = [
-    "Schedule",
-    "Phase",
-    "Fire Time",
-    "Started",
-    "Duration",
-    "Exit",
-    "Age",
+const JOBRUN_COLUMNS: [(&str, i32); 10] = [
+    ("Schedule", 0),
+    ("Phase", 0),
+    ("Fire Time", 0),
+    ("Started", 0),
+    ("Duration", 0),
+    ("Exit", 0),
+    ("Pod", 1),
+    ("Attempts", 1),
+    ("Reason", 1),
+    ("Age", 0),
+];
+const TASK_COLUMNS: [(&str, i32); 5] = [
+    ("Executor", 0),
+    ("Max Running", 0),
+    ("Running", 0),
+    ("Schedules", 0),
+    ("Age", 0),
+];
+const BACKFILL_COLUMNS: [(&str, i32); 7] = [
+    ("Schedule", 0),
+    ("From", 0),
+    ("To", 0),
+    ("Phase", 0),
+    ("Fire Times", 0),
+    ("Created", 0),
+    ("Age", 0),
 ];
 
-/// (API server) The CRDs the cluster serves declare `kubectl get`'s columns of API.md, and the
-/// server renders them: a Schedule fetched as a Table has those columns and its values.
+/// (API server) The CRDs the cluster serves declare `kubectl get`'s columns of API.md (with
+/// `-o wide`'s at priority 1), and the server renders them: a Schedule fetched as a Table has
+/// those columns and its values. (schema::tables_render_the_columns_of_every_kind does the
+/// same for JobRuns, Tasks and Backfills.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn printer_columns_are_served() {
     e2e("columns", Needs::ApiServer, |env| async move {
         for (crd, expected) in [
             ("schedules.horolog.dev", &SCHEDULE_COLUMNS[..]),
             ("jobruns.horolog.dev", &JOBRUN_COLUMNS[..]),
+            ("tasks.horolog.dev", &TASK_COLUMNS[..]),
+            ("backfills.horolog.dev", &BACKFILL_COLUMNS[..]),
         ] {
             let served = env
                 .crds()
@@ -405,13 +712,14 @@ async fn printer_columns_are_served() {
                 .iter()
                 .find(|v| v.name == "v1alpha1")
                 .unwrap_or_else(|| panic!("CRD {crd} has no v1alpha1"));
-            let columns: Vec<String> = version
+            let columns: Vec<(String, i32)> = version
                 .additional_printer_columns
                 .iter()
                 .flatten()
-                .map(|c| c.name.clone())
+                .map(|c| (c.name.clone(), c.priority.unwrap_or(0)))
                 .collect();
-            assert_eq!(columns, expected, "printer columns of {crd}");
+            let expected: Vec<(String, i32)> = expected.iter().map(|(n, p)| (n.to_string(), *p)).collect();
+            assert_eq!(columns, expected, "printer columns (name, priority) of {crd}");
         }
 
         // The server-side Table `kubectl get` asks for.
@@ -421,21 +729,7 @@ async fn printer_columns_are_served() {
             json!({"paused": true}),
         );
         apply_schedule(&env, &paused).await;
-        let request = http::Request::get(format!(
-            "/apis/horolog.dev/v1alpha1/namespaces/{}/schedules/table",
-            env.ns
-        ))
-        .header(
-            http::header::ACCEPT,
-            "application/json;as=Table;v=v1;g=meta.k8s.io",
-        )
-        .body(Vec::new())
-        .unwrap_or_else(|err| panic!("building the Table request: {err}"));
-        let table: Value = env
-            .client
-            .request(request)
-            .await
-            .unwrap_or_else(|err| panic!("GET the Schedule as a Table: {err}"));
+        let table = table(&env, "schedules", "table").await;
         let names: Vec<&str> = table["columnDefinitions"]
             .as_array()
             .unwrap_or_else(|| panic!("not a Table: {table}"))
@@ -443,7 +737,7 @@ async fn printer_columns_are_served() {
             .filter_map(|c| c["name"].as_str())
             .collect();
         let mut expected = vec!["Name"];
-        expected.extend(SCHEDULE_COLUMNS);
+        expected.extend(SCHEDULE_COLUMNS.map(|(name, _)| name));
         assert_eq!(names, expected, "Table columns");
         let cells = &table["rows"][0]["cells"];
         assert_eq!(cells[0], "table", "Name cell: {table}");
@@ -656,8 +950,14 @@ async fn an_interval_schedule_fires_jobruns_with_pods() {
 
 /// The Schedule `name` as the Table `kubectl get` asks for.
 async fn schedule_table(env: &Env, name: &str) -> Value {
+    table(env, "schedules", name).await
+}
+
+/// The horolog object `plural/name` as the Table `kubectl get` asks for (every column, with
+/// its priority: `-o wide` shows those of priority 1 too).
+async fn table(env: &Env, plural: &str, name: &str) -> Value {
     let request = http::Request::get(format!(
-        "/apis/horolog.dev/v1alpha1/namespaces/{}/schedules/{name}",
+        "/apis/horolog.dev/v1alpha1/namespaces/{}/{plural}/{name}",
         env.ns
     ))
     .header(
@@ -669,7 +969,7 @@ async fn schedule_table(env: &Env, name: &str) -> Value {
     env.client
         .request(request)
         .await
-        .unwrap_or_else(|err| panic!("GET Schedule {name} as a Table: {err}"))
+        .unwrap_or_else(|err| panic!("GET {plural}/{name} as a Table: {err}"))
 }
 
 /// (operator) A cron the schema cannot catch (`61 * * * *`) is accepted by the API server and
@@ -827,14 +1127,10 @@ async fn finished_run(env: &Env, name: &str) -> JobRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobruns_run_pods_to_completion() {
     e2e("pods", Needs::Operator, |env| async move {
-        match harness::schedulable_node(&env.client).await {
-            Ok(Some(node)) => println!("node {node} is schedulable; running pod-completion checks"),
-            Ok(None) => {
-                println!("skipping pod-completion checks: no schedulable node");
-                return;
-            }
-            Err(err) => {
-                println!("skipping pod-completion checks: cannot list nodes ({err})");
+        match harness::pods_run(&env).await {
+            Ok(on) => println!("pods run ({on}); running pod-completion checks"),
+            Err(why) => {
+                println!("skipping pod-completion checks: {why}");
                 return;
             }
         }

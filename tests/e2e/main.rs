@@ -456,6 +456,8 @@ fn resource_of(kind: &str) -> Option<ApiResource> {
     match kind {
         "Schedule" => Some(ApiResource::erase::<Schedule>(&())),
         "JobRun" => Some(ApiResource::erase::<JobRun>(&())),
+        "Task" => Some(ApiResource::erase::<horolog::api::Task>(&())),
+        "Backfill" => Some(ApiResource::erase::<horolog::api::Backfill>(&())),
         _ => None,
     }
 }

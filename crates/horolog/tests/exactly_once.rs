@@ -165,6 +165,37 @@ async fn a_pod_created_before_a_crash_is_adopted_not_created_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_created_by_a_pass_whose_status_was_lost_is_not_also_coalesced() {
+    // Found by tests/property.rs. The operator creates the run of 15 s and dies before its
+    // status write; back at 30 s, it plans (0, 30] again with coalesce Latest: 30 runs, and 15
+    // (which has its run) must not be counted as merged away as well.
+    let mut cluster = Cluster::start().await;
+    cluster
+        .apply(every("lost", "15s").max_running(1, ConcurrencyPolicy::Skip))
+        .await;
+    cluster.pod_exits("lost-1767225600-1", 0, "ok").await;
+    cluster.server.faults().refuse_after(
+        horolog_memserver::RequestMatch::any()
+            .client(cluster::OPERATOR)
+            .verb("create")
+            .resource("jobruns"),
+    );
+    cluster.advance_to(at(15)).await;
+    cluster.kill_operator().await;
+    cluster.server.faults().restore();
+    cluster.advance_to(at(30)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(cluster.fire_secs("lost").await, vec![0, 15, 30]);
+    let status = cluster.schedule("lost").await.status.unwrap_or_default();
+    assert_eq!(
+        (status.coalesced_fire_times, status.missed_fire_times),
+        (0, 0),
+        "each of the three fire times has its run and nothing else"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn replace_during_a_catch_up_starts_only_the_newest_run_and_never_cancels_a_newer_one() {
     let mut cluster = Cluster::start().await;
     cluster

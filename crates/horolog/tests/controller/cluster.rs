@@ -141,6 +141,19 @@ impl Cluster {
         }
     }
 
+    /// Kills the operator as `kill -9` would: whatever it was doing stops between two calls.
+    pub async fn kill_operator(&mut self) {
+        if let Some((_stop, handle)) = self.operator.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
+    /// True while an operator is running (started and neither stopped nor killed).
+    pub fn operator_running(&self) -> bool {
+        self.operator.is_some()
+    }
+
     /// Every write (`METHOD path`) sent so far, by the operator and by the test.
     pub fn writes(&self) -> Vec<String> {
         self.writes.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -310,20 +323,17 @@ impl Cluster {
     /// The kubelet stand-in: the Pod's container exits with `code`, leaving `message` in its
     /// termination log.
     pub async fn pod_exits(&self, pod: &str, code: i32, message: &str) {
-        let phase = if code == 0 { "Succeeded" } else { "Failed" };
-        self.pod_status(
-            pod,
-            json!({
-                "phase": phase,
-                "containerStatuses": [container_status(json!({"terminated": {
-                    "exitCode": code,
-                    "reason": if code == 0 { "Completed" } else { "Error" },
-                    "message": message,
-                    "finishedAt": self.now_text(),
-                }}))],
-            }),
-        )
-        .await;
+        self.pod_status(pod, exit_status(code, message, &self.now_text()))
+            .await;
+    }
+
+    /// [`Cluster::pod_exits`] for a Pod that may be gone by now: true when it was there.
+    pub async fn try_pod_exits(&self, pod: &str, code: i32, message: &str) -> bool {
+        let written = self
+            .patch_pod_status(pod, exit_status(code, message, &self.now_text()))
+            .await;
+        self.settle().await;
+        written.is_ok()
     }
 
     /// Deletes a Pod (as a user or an eviction would).
@@ -336,6 +346,13 @@ impl Cluster {
     }
 
     async fn pod_status(&self, pod: &str, status: serde_json::Value) {
+        self.patch_pod_status(pod, status)
+            .await
+            .unwrap_or_else(|err| panic!("patch pod {pod}: {err}"));
+        self.settle().await;
+    }
+
+    async fn patch_pod_status(&self, pod: &str, status: serde_json::Value) -> kube::Result<Pod> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), NS);
         api.patch_status(
             pod,
@@ -343,8 +360,6 @@ impl Cluster {
             &Patch::Merge(&json!({"status": status})),
         )
         .await
-        .unwrap_or_else(|err| panic!("patch pod {pod}: {err}"));
-        self.settle().await;
     }
 
     fn now_text(&self) -> String {
@@ -382,6 +397,20 @@ impl Cluster {
             .map(|(reason, _)| reason)
             .collect()
     }
+}
+
+/// The status of a Pod whose one container exited with `code` at `now`.
+fn exit_status(code: i32, message: &str, now: &str) -> serde_json::Value {
+    let phase = if code == 0 { "Succeeded" } else { "Failed" };
+    json!({
+        "phase": phase,
+        "containerStatuses": [container_status(json!({"terminated": {
+            "exitCode": code,
+            "reason": if code == 0 { "Completed" } else { "Error" },
+            "message": message,
+            "finishedAt": now,
+        }}))],
+    })
 }
 
 fn container_status(state: serde_json::Value) -> serde_json::Value {

@@ -59,7 +59,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         plan::seeded_jitter(&seed, fire, cap)
     });
     create_runs(pass, &planned, &mut outcome);
-    count(pass, &planned, &mut outcome);
+    count(pass, &planned, cursor, &mut outcome);
     pass.status.cursor = planned.cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
@@ -130,12 +130,15 @@ fn skip_passed(
 ) -> Option<DateTime<Utc>> {
     let policy = policy(pass, CoalescePolicy::Latest, None);
     let skipped = plan::plan(trigger, cursor, until, &policy, |_, _| TimeDelta::zero());
-    let passed = skipped.runs.len() as i64
+    // A run a lost pass created in the window is that fire time's outcome already.
+    let created = existing_runs(pass, cursor, skipped.cursor).len() as i64;
+    let passed = (skipped.runs.len() as i64
         + skipped.missed.len() as i64
         + skipped.coalesced as i64
-        + skipped.dropped as i64;
-    if passed == 0 {
-        return cursor;
+        + skipped.dropped as i64)
+        .saturating_sub(created);
+    if passed <= 0 {
+        return skipped.cursor.max(cursor);
     }
     pass.events.push(Note::warning(
         "Missed",
@@ -191,35 +194,76 @@ fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
 }
 
 /// Counts what the plan merged away and recorded as missed, with the Events that say so.
-fn count(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
+/// A fire time whose run a lost pass created (its status write never happened) is that run:
+/// it is neither missed nor merged away again, whatever this plan did with it.
+fn count(pass: &mut Pass<'_>, planned: &Plan, cursor: Option<DateTime<Utc>>, outcome: &mut PlanOutcome) {
+    let created = existing_runs(pass, cursor, planned.cursor);
+    let kept = planned
+        .runs
+        .first()
+        .map(|r| r.fire_time)
+        .or(planned.missed.first().copied());
+    let mut planned = planned.clone();
+    for fire_time in created {
+        if planned.runs.iter().any(|r| r.fire_time == fire_time) {
+            continue;
+        }
+        if let Some(kept) = planned.missed.iter().position(|t| *t == fire_time) {
+            planned.missed.remove(kept);
+            continue;
+        }
+        match planned.dropped_range.as_ref() {
+            Some(dropped) if dropped.contains(&fire_time) => {
+                planned.dropped = planned.dropped.saturating_sub(1)
+            }
+            _ => planned.coalesced = planned.coalesced.saturating_sub(1),
+        }
+    }
     let schedule = pass.input.schedule;
-    let exists = |fire_time| {
-        let name = run_name(&schedule.name_any(), fire_time);
-        pass.input.runs.iter().any(|run| run.name_any() == name)
-    };
-    let missed: Vec<DateTime<Utc>> = planned.missed.iter().copied().filter(|t| !exists(*t)).collect();
     let status = &mut pass.status;
-    status.last_fire_time = status.last_fire_time.max(missed.iter().copied().max());
-    let missed_count = missed.len() as i64 + planned.dropped as i64;
+    status.last_fire_time = status.last_fire_time.max(planned.missed.iter().copied().max());
+    let missed_count = planned.missed.len() as i64 + planned.dropped as i64;
     status.missed_fire_times += missed_count;
     status.coalesced_fire_times += planned.coalesced as i64;
     outcome.missed += missed_count;
     outcome.coalesced += planned.coalesced as i64;
     let max_runs = pass.input.settings.catch_up.max_runs;
     pass.events
-        .extend(notes(planned, &missed, schedule.spec.coalesce, max_runs));
+        .extend(notes(&planned, kept, schedule.spec.coalesce, max_runs));
 }
 
-/// The Events a plan deserves: merged fire times, missed ones, and the catch-up cap.
-fn notes(planned: &Plan, missed: &[DateTime<Utc>], coalesce: CoalescePolicy, max_runs: usize) -> Vec<Note> {
+/// The fire times in `(after, until]` that already have the run this Schedule's trigger
+/// names after them.
+fn existing_runs(
+    pass: &Pass<'_>,
+    after: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<DateTime<Utc>> {
+    let Some(until) = until else {
+        return Vec::new();
+    };
+    let schedule = pass.input.schedule.name_any();
+    pass.input
+        .runs
+        .iter()
+        .filter(|run| run.name_any() == run_name(&schedule, run.fire_time()))
+        .map(|run| run.fire_time())
+        .filter(|t| after.is_none_or(|after| *t > after) && *t <= until)
+        .collect()
+}
+
+/// The Events a plan deserves: merged fire times (into `kept`), missed ones, and the catch-up
+/// cap.
+fn notes(
+    planned: &Plan,
+    kept: Option<DateTime<Utc>>,
+    coalesce: CoalescePolicy,
+    max_runs: usize,
+) -> Vec<Note> {
+    let missed = &planned.missed;
     let mut notes = Vec::new();
     let at_least = if planned.exact { "" } else { "at least " };
     if planned.coalesced > 0 {
-        let kept = planned
-            .runs
-            .first()
-            .map(|r| r.fire_time)
-            .or(planned.missed.first().copied());
         notes.push(Note::normal(
             "Coalesced",
             format!(

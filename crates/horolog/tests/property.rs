@@ -1,0 +1,404 @@
+//! Exactly once, as a property: random Schedules live through random histories of time
+//! passing, Pods ending, graceful restarts, crashes right after a chosen write, API server
+//! outages and runs deleted by hand, and at the end every fire time between a Schedule's
+//! creation and its cursor is exactly one of: a JobRun (in any phase), a count in
+//! `missedFireTimes`, or a count in `coalescedFireTimes`. Never two, never none.
+//!
+//! The JobRuns are witnessed by the API server's own change stream, so a run created, finished
+//! and deleted by history in between is still seen, and a name created twice is caught.
+//! `missedFireTimes` also counts runs that ended Missed once their Schedule has settled them
+//! (they left `status.active`); those are JobRuns already, so they are taken out of the count.
+//!
+//! The real operator on the in-memory API server, on tokio's paused clock. `PROPTEST_CASES`
+//! sets how many histories are tried (default 24).
+
+#[path = "controller/cluster.rs"]
+mod cluster;
+#[path = "controller/fixtures.rs"]
+mod fixtures;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cluster::{Cluster, NS, OPERATOR};
+use fixtures::*;
+use horolog::api::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, JobRun, JobRunPhase, Schedule};
+use horolog::clock::Clock;
+use horolog_memserver::{ChangeKind, RequestMatch};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, ResourceExt};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+/// One random Schedule: an interval trigger with random policies.
+#[derive(Clone, Debug)]
+struct ScheduleCase {
+    interval_secs: i64,
+    coalesce: CoalescePolicy,
+    grace_secs: Option<i64>,
+    limit: Option<(i32, ConcurrencyPolicy)>,
+    catch_up: CatchUpPolicy,
+    history: i32,
+}
+
+/// The write a crash follows.
+#[derive(Clone, Copy, Debug)]
+enum Write {
+    CreateRun,
+    CreatePod,
+    ScheduleStatus,
+    RunStatus,
+    DeleteRun,
+}
+
+impl Write {
+    fn matching(self) -> RequestMatch {
+        let operator = RequestMatch::any().client(OPERATOR);
+        match self {
+            Write::CreateRun => operator.verb("create").resource("jobruns"),
+            Write::CreatePod => operator.verb("create").resource("pods"),
+            Write::ScheduleStatus => operator.writes().resource("schedules").subresource("status"),
+            Write::RunStatus => operator.writes().resource("jobruns").subresource("status"),
+            Write::DeleteRun => operator.verb("delete").resource("jobruns"),
+        }
+    }
+}
+
+/// One step of a history.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Time passes with everything up.
+    Advance(u64),
+    /// The kubelet ends every Pod that has not ended; the Pod at index `i` fails when bit
+    /// `i % 32` of the mask is set.
+    Kubelet { fail_mask: u32 },
+    /// The operator is stopped gracefully and started again `down` seconds later.
+    Restart { down: u64 },
+    /// The operator dies right after its next write of this kind (or after `window` seconds,
+    /// whichever is first), and starts again `down` seconds later.
+    Crash { after: Write, window: u64, down: u64 },
+    /// The API server refuses every request for this many seconds.
+    Outage(u64),
+    /// A user deletes one JobRun its Schedule has settled (`kubectl delete jobrun`).
+    DeleteSettled(usize),
+}
+
+fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
+    (
+        select(vec![15i64, 40, 60, 90]),
+        select(vec![
+            CoalescePolicy::Earliest,
+            CoalescePolicy::Latest,
+            CoalescePolicy::All,
+        ]),
+        prop::option::of(select(vec![20i64, 45, 120])),
+        select(vec![
+            None,
+            Some((1, ConcurrencyPolicy::Wait)),
+            Some((2, ConcurrencyPolicy::Wait)),
+            Some((1, ConcurrencyPolicy::Skip)),
+            Some((1, ConcurrencyPolicy::BufferOne)),
+            Some((1, ConcurrencyPolicy::Replace)),
+            Some((1, ConcurrencyPolicy::Terminate)),
+        ]),
+        prop_oneof![3 => Just(CatchUpPolicy::Enabled), 1 => Just(CatchUpPolicy::Disabled)],
+        1..4i32,
+    )
+        .prop_map(
+            |(interval_secs, coalesce, grace_secs, limit, catch_up, history)| ScheduleCase {
+                interval_secs,
+                coalesce,
+                grace_secs,
+                limit,
+                catch_up,
+                history,
+            },
+        )
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let write = select(vec![
+        Write::CreateRun,
+        Write::CreatePod,
+        Write::ScheduleStatus,
+        Write::RunStatus,
+        Write::DeleteRun,
+    ]);
+    prop_oneof![
+        3 => (1u64..300).prop_map(Step::Advance),
+        3 => any::<u32>().prop_map(|fail_mask| Step::Kubelet { fail_mask }),
+        1 => (0u64..600).prop_map(|down| Step::Restart { down }),
+        2 => (write, 1u64..120, 0u64..300)
+            .prop_map(|(after, window, down)| Step::Crash { after, window, down }),
+        1 => (1u64..60).prop_map(Step::Outage),
+        1 => any::<usize>().prop_map(Step::DeleteSettled),
+    ]
+}
+
+fn build(name: &str, case: &ScheduleCase) -> Schedule {
+    let mut schedule = every(name, &format!("{}s", case.interval_secs))
+        .coalesce(case.coalesce)
+        .history(case.history, case.history)
+        .backoff_limit(0);
+    if let Some(grace) = case.grace_secs {
+        schedule = schedule.grace(&format!("{grace}s"));
+    }
+    if let Some((limit, policy)) = case.limit {
+        schedule = schedule.max_running(limit, policy);
+    }
+    schedule.spec.catch_up = case.catch_up;
+    schedule
+}
+
+/// Every JobRun the API server ever held: how often each name was created, and the last state
+/// each was seen in (for a deleted run, the state it was deleted in).
+#[derive(Default)]
+struct Witness {
+    created: HashMap<String, usize>,
+    last: BTreeMap<String, JobRun>,
+}
+
+fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
+    let witness = Arc::new(Mutex::new(Witness::default()));
+    let mut changes = cluster.server.subscribe_changes();
+    let seen = witness.clone();
+    tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            if change.resource.plural != "jobruns" {
+                continue;
+            }
+            let Ok(run) = serde_json::from_value::<JobRun>((*change.object).clone()) else {
+                continue;
+            };
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            if change.kind == ChangeKind::Added {
+                *seen.created.entry(run.name_any()).or_default() += 1;
+            }
+            seen.last.insert(run.name_any(), run);
+        }
+    });
+    witness
+}
+
+async fn play(cluster: &mut Cluster, step: &Step) {
+    match *step {
+        Step::Advance(secs) => cluster.advance(secs).await,
+        Step::Kubelet { fail_mask } => {
+            let unfinished: Vec<Pod> = cluster
+                .pods()
+                .await
+                .into_iter()
+                .filter(|pod| {
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    pod.metadata.deletion_timestamp.is_none()
+                        && !matches!(phase, Some("Succeeded" | "Failed"))
+                })
+                .collect();
+            for (i, pod) in unfinished.iter().enumerate() {
+                let code = if fail_mask & (1 << (i % 32)) != 0 { 1 } else { 0 };
+                // The operator may have deleted it meanwhile (Replace): then it stays gone.
+                cluster.try_pod_exits(&pod.name_any(), code, "done").await;
+            }
+        }
+        Step::Restart { down } => {
+            cluster.stop_operator().await;
+            cluster.advance(down).await;
+            cluster.start_operator();
+            cluster.settle().await;
+        }
+        Step::Crash { after, window, down } => {
+            cluster.server.faults().refuse_after(after.matching());
+            cluster.advance(window).await;
+            cluster.kill_operator().await;
+            cluster.server.faults().restore();
+            cluster.advance(down).await;
+            cluster.start_operator();
+            cluster.settle().await;
+        }
+        Step::Outage(secs) => {
+            cluster.server.faults().refuse_all();
+            cluster.advance(secs).await;
+            cluster.server.faults().restore();
+            cluster.settle().await;
+        }
+        Step::DeleteSettled(pick) => delete_settled(cluster, pick).await,
+    }
+}
+
+/// Deletes one finished JobRun that its Schedule has settled: counted (not in
+/// `status.active`) and covered by the cursor it persisted.
+async fn delete_settled(cluster: &Cluster, pick: usize) {
+    let schedules: Api<Schedule> = Api::namespaced(cluster.client.clone(), NS);
+    let Ok(schedules) = schedules.list(&ListParams::default()).await else {
+        return;
+    };
+    let settled: Vec<JobRun> = cluster
+        .runs()
+        .await
+        .into_iter()
+        .filter(|run| {
+            let Some(status) = schedules
+                .items
+                .iter()
+                .find(|s| Some(s.name_any()) == run.spec.schedule_name)
+                .and_then(|s| s.status.as_ref())
+            else {
+                return false;
+            };
+            run.is_finished()
+                && !status.active.iter().any(|a| a.name == run.name_any())
+                && status.cursor.is_some_and(|cursor| run.fire_time() <= cursor)
+        })
+        .collect();
+    if settled.is_empty() {
+        return;
+    }
+    let run = &settled[pick % settled.len()];
+    let api: Api<JobRun> = Api::namespaced(cluster.client.clone(), NS);
+    let _ = api.delete(&run.name_any(), &DeleteParams::default()).await;
+    cluster.settle().await;
+}
+
+/// The fire times of an interval of `secs` from `created` up to `until`, inclusive.
+fn grid(created: DateTime<Utc>, secs: i64, until: DateTime<Utc>) -> BTreeSet<DateTime<Utc>> {
+    (0..)
+        .map(|k| created + TimeDelta::seconds(k * secs))
+        .take_while(|t| *t <= until)
+        .collect()
+}
+
+/// Checks the property for one Schedule; `Err` says how it fails.
+fn check(
+    schedule: &Schedule,
+    case: &ScheduleCase,
+    witness: &Witness,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let name = schedule.name_any();
+    let created = schedule
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32))
+        .unwrap_or_default();
+    let status = schedule.status.clone().unwrap_or_default();
+    // Handled within 2 s of falling due, however the history ended; the fire times up to the
+    // cursor are the ones the property speaks of.
+    let must_be_handled = grid(created, case.interval_secs, now - TimeDelta::seconds(2));
+    let due = grid(created, case.interval_secs, now);
+    let Some(cursor) = status.cursor.filter(|c| due.contains(c)) else {
+        return Err(format!(
+            "{name}: cursor {:?} is not a due fire time",
+            status.cursor
+        ));
+    };
+    if must_be_handled.last().is_some_and(|latest| *latest > cursor) {
+        return Err(format!(
+            "{name}: cursor {cursor}, but {:?} was due 2 s ago",
+            must_be_handled.last()
+        ));
+    }
+    let due: BTreeSet<_> = due.into_iter().filter(|t| *t <= cursor).collect();
+    let runs: Vec<&JobRun> = witness
+        .last
+        .values()
+        .filter(|run| run.spec.schedule_name.as_deref() == Some(name.as_str()))
+        .collect();
+    let mut fire_times = BTreeSet::new();
+    for run in &runs {
+        let times = witness.created.get(&run.name_any()).copied().unwrap_or(0);
+        if times != 1 {
+            return Err(format!(
+                "{name}: JobRun {} was created {times} times",
+                run.name_any()
+            ));
+        }
+        if !due.contains(&run.fire_time()) {
+            return Err(format!(
+                "{name}: JobRun {} is not for a due fire time",
+                run.name_any()
+            ));
+        }
+        if !fire_times.insert(run.fire_time()) {
+            return Err(format!("{name}: two JobRuns for {}", run.fire_time()));
+        }
+    }
+    let settled_missed_runs = runs
+        .iter()
+        .filter(|run| {
+            run.phase() == JobRunPhase::Missed && !status.active.iter().any(|a| a.name == run.name_any())
+        })
+        .count() as i64;
+    let missed = status.missed_fire_times - settled_missed_runs;
+    if missed < 0 {
+        return Err(format!(
+            "{name}: missedFireTimes {} counts fewer than the {settled_missed_runs} settled Missed runs",
+            status.missed_fire_times
+        ));
+    }
+    let outcomes = runs.len() as i64 + missed + status.coalesced_fire_times;
+    if outcomes != due.len() as i64 {
+        return Err(format!(
+            "{name}: {} due fire times but {outcomes} outcomes ({} JobRuns, {missed} missed, {} coalesced)",
+            due.len(),
+            runs.len(),
+            status.coalesced_fire_times
+        ));
+    }
+    Ok(())
+}
+
+async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
+    let mut cluster = Cluster::start().await;
+    let witness = witness(&cluster);
+    for (i, case) in cases.iter().enumerate() {
+        cluster.apply(build(&format!("s{i}"), case)).await;
+    }
+    for step in steps {
+        play(&mut cluster, step).await;
+    }
+    // The end: everything up, and time for the operator to handle what is due (it promises
+    // to within 2 s of the API server's return).
+    cluster.server.faults().restore();
+    if !cluster.operator_running() {
+        cluster.start_operator();
+    }
+    cluster.advance(3).await;
+    let now = cluster.clock.now();
+    cluster.stop_operator().await;
+    cluster.settle().await;
+    for (i, case) in cases.iter().enumerate() {
+        let schedule = cluster.schedule(&format!("s{i}")).await;
+        check(
+            &schedule,
+            case,
+            &witness.lock().unwrap_or_else(|p| p.into_inner()),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_fire_time_is_exactly_one_run_miss_or_coalesced_fire_time(
+        cases in prop::collection::vec(schedule_case(), 1..4),
+        steps in prop::collection::vec(step(), 1..10),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .map_err(|err| TestCaseError::fail(err.to_string()))?;
+        runtime.block_on(history(&cases, &steps)).map_err(TestCaseError::fail)?;
+    }
+}
+

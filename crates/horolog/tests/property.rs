@@ -1,6 +1,6 @@
 //! Exactly once, as a property: random Schedules live through random histories of time
 //! passing, Pods ending, graceful restarts, crashes right after a chosen write, API server
-//! outages and runs deleted by hand, and at the end every fire time between a Schedule's
+//! outages, pauses and runs deleted by hand, and at the end every fire time between a Schedule's
 //! creation and its cursor is exactly one of: a JobRun (in any phase), a count in
 //! `missedFireTimes`, or a count in `coalescedFireTimes`. Never two, never none.
 //!
@@ -31,6 +31,7 @@ use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 use proptest::prelude::*;
 use proptest::sample::select;
+use serde_json::json;
 
 /// One random Schedule: an interval trigger with random policies.
 #[derive(Clone, Debug)]
@@ -83,6 +84,8 @@ enum Step {
     Outage(u64),
     /// A user deletes one JobRun its Schedule has settled (`kubectl delete jobrun`).
     DeleteSettled(usize),
+    /// A user pauses one Schedule and resumes it this many seconds later.
+    Pause { pick: usize, secs: u64 },
 }
 
 fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
@@ -134,6 +137,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(after, window, down)| Step::Crash { after, window, down }),
         1 => (1u64..60).prop_map(Step::Outage),
         1 => any::<usize>().prop_map(Step::DeleteSettled),
+        1 => (any::<usize>(), 1u64..300).prop_map(|(pick, secs)| Step::Pause { pick, secs }),
     ]
 }
 
@@ -182,7 +186,7 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
     witness
 }
 
-async fn play(cluster: &mut Cluster, step: &Step) {
+async fn play(cluster: &mut Cluster, schedules: usize, step: &Step) {
     match *step {
         Step::Advance(secs) => cluster.advance(secs).await,
         Step::Kubelet { fail_mask } => {
@@ -224,6 +228,16 @@ async fn play(cluster: &mut Cluster, step: &Step) {
             cluster.settle().await;
         }
         Step::DeleteSettled(pick) => delete_settled(cluster, pick).await,
+        Step::Pause { pick, secs } => {
+            let name = format!("s{}", pick % schedules.max(1));
+            cluster
+                .patch_schedule(&name, json!({"spec": {"paused": true}}))
+                .await;
+            cluster.advance(secs).await;
+            cluster
+                .patch_schedule(&name, json!({"spec": {"paused": false}}))
+                .await;
+        }
     }
 }
 
@@ -357,7 +371,7 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
         cluster.apply(build(&format!("s{i}"), case)).await;
     }
     for step in steps {
-        play(&mut cluster, step).await;
+        play(&mut cluster, cases.len(), step).await;
     }
     // The end: everything up, and time for the operator to handle what is due (it promises
     // to within 2 s of the API server's return).
@@ -401,4 +415,3 @@ proptest! {
         runtime.block_on(history(&cases, &steps)).map_err(TestCaseError::fail)?;
     }
 }
-

@@ -68,53 +68,29 @@ pub trait FireTimes {
     }
 }
 
-impl<T: FireTimes + ?Sized> FireTimes for &T {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
+/// A source behind a reference or a smart pointer is a source too (`&Trigger`,
+/// `Box<dyn FireTimes>`, `Arc<Trigger>`): each asks the source it points to.
+macro_rules! fire_times_through_pointer {
+    ($($pointer:ty),+) => {$(
+        impl<T: FireTimes + ?Sized> FireTimes for $pointer {
+            fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+                (**self).next_after(after)
+            }
 
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
+            fn due_between(
+                &self,
+                after: Option<DateTime<Utc>>,
+                until: DateTime<Utc>,
+                keep: usize,
+                scan_limit: usize,
+            ) -> Due {
+                (**self).due_between(after, until, keep, scan_limit)
+            }
+        }
+    )+};
 }
 
-impl<T: FireTimes + ?Sized> FireTimes for Box<T> {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
-
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
-}
-
-impl<T: FireTimes + ?Sized> FireTimes for std::sync::Arc<T> {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
-
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
-}
+fire_times_through_pointer!(&T, Box<T>, std::sync::Arc<T>);
 
 /// A summary of the fire times in `(after, until]` (see [`FireTimes::due_between`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -234,7 +234,7 @@ pub fn plan(
         CoalescePolicy::Earliest | CoalescePolicy::Latest => 1,
     };
     let due = source.due_between(cursor, now, keep, policy.catch_up.max_scanned.max(1));
-    let (Some(first), Some(&last_due)) = (due.first, due.last.last()) else {
+    let (Some(_), Some(&last_due)) = (due.first, due.last.last()) else {
         return Plan {
             cursor,
             next_fire_time: due.next,
@@ -242,33 +242,13 @@ pub fn plan(
             ..Plan::default()
         };
     };
-    let count = due.count.max(due.last.len() as u64);
-
     let mut plan = Plan {
         exact: due.exact,
         cursor: Some(last_due),
         next_fire_time: due.next,
         ..Plan::default()
     };
-    let kept: &[DateTime<Utc>] = match policy.coalesce {
-        CoalescePolicy::Earliest => {
-            plan.coalesced = count - 1;
-            std::slice::from_ref(&first)
-        }
-        CoalescePolicy::Latest => {
-            plan.coalesced = count - 1;
-            std::slice::from_ref(&last_due)
-        }
-        CoalescePolicy::All => {
-            let skip = due.last.len().saturating_sub(max_runs);
-            let newest = &due.last[skip..];
-            plan.dropped = count - newest.len() as u64;
-            if plan.dropped > 0 && skip > 0 {
-                plan.dropped_range = Some(first..=due.last[skip - 1]);
-            }
-            newest
-        }
-    };
+    let kept = coalesce(policy.coalesce, &due, max_runs, &mut plan);
 
     let max_jitter = policy.max_jitter.filter(|max| *max > TimeDelta::zero());
     for (i, &fire_time) in kept.iter().enumerate() {
@@ -281,11 +261,7 @@ pub fn plan(
                     None if fire_time == last_due => due.next,
                     None => next_strictly_after(source, Some(fire_time)),
                 };
-                let cap = following
-                    .map_or(max, |following| {
-                        max.min(following - fire_time - TimeDelta::microseconds(1))
-                    })
-                    .max(TimeDelta::zero());
+                let cap = jitter_cap(max, fire_time, following);
                 jitter(fire_time, cap).clamp(TimeDelta::zero(), cap)
             }
         };
@@ -302,6 +278,49 @@ pub fn plan(
         }
     }
     plan
+}
+
+/// The due fire times `coalesce` keeps, recording in `plan` how many it merged away or, for
+/// `All`, how many older ones the catch-up bound `max_runs` dropped.
+fn coalesce<'d>(
+    coalesce: CoalescePolicy,
+    due: &'d Due,
+    max_runs: usize,
+    plan: &mut Plan,
+) -> &'d [DateTime<Utc>] {
+    let (Some(first), Some(last)) = (due.first.as_ref(), due.last.last()) else {
+        return &[];
+    };
+    let count = due.count.max(due.last.len() as u64);
+    match coalesce {
+        CoalescePolicy::Earliest => {
+            plan.coalesced = count - 1;
+            std::slice::from_ref(first)
+        }
+        CoalescePolicy::Latest => {
+            plan.coalesced = count - 1;
+            std::slice::from_ref(last)
+        }
+        CoalescePolicy::All => {
+            let skip = due.last.len().saturating_sub(max_runs);
+            let newest = &due.last[skip..];
+            plan.dropped = count - newest.len() as u64;
+            if plan.dropped > 0 && skip > 0 {
+                plan.dropped_range = Some(*first..=due.last[skip - 1]);
+            }
+            newest
+        }
+    }
+}
+
+/// The largest jitter for `fire_time`: `max`, but short of the `following` fire time, so a
+/// jittered run never reaches it.
+fn jitter_cap(max: TimeDelta, fire_time: DateTime<Utc>, following: Option<DateTime<Utc>>) -> TimeDelta {
+    following
+        .map_or(max, |following| {
+            max.min(following - fire_time - TimeDelta::microseconds(1))
+        })
+        .max(TimeDelta::zero())
 }
 
 /// A jitter in `0..=cap`, whole milliseconds, the same for the same Schedule and fire time

@@ -106,7 +106,6 @@ pub(crate) fn parse_field(kind: FieldKind, text: &str) -> Result<FieldSet, Strin
 }
 
 fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), String> {
-    let (min, max) = kind.range();
     if piece.contains('#') {
         return Err(format!(
             "{piece:?}: the #-syntax is not supported; write the weekday position in the day field, e.g. day: \"2nd mon\""
@@ -115,35 +114,7 @@ fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), S
     let (body, step) = split_step(piece)?;
 
     if body == "*" {
-        // APScheduler counts a `*/n` step from the field minimum; day of week steps over the
-        // Monday-based index (`*/2` = mon,wed,fri,sun).
-        let step = step.unwrap_or(1);
-        if kind == FieldKind::DayOfWeek {
-            if step > 7 {
-                return Err(format!(
-                    "{piece:?}: step {step} is larger than the 7 days of the week"
-                ));
-            }
-            for d in (0..7).step_by(step as usize) {
-                set.insert(d);
-            }
-            set.all |= step == 1;
-        } else {
-            if step > max - min {
-                return Err(format!(
-                    "{piece:?}: step {step} is larger than the range {min}-{max} it steps through"
-                ));
-            }
-            // A plain `*` year never constrains; skip filling its 8030 bits.
-            if !(kind == FieldKind::Year && step == 1) {
-                for v in (min..=max).step_by(step as usize) {
-                    insert_value(kind, set, v);
-                }
-            }
-            set.all |= step == 1;
-        }
-        set.stepped = true;
-        return Ok(());
+        return every_value(kind, piece, step, set);
     }
     set.stepped |= step.is_some();
 
@@ -195,6 +166,38 @@ fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), S
         }
         _ => Err(unrecognized(kind, piece)),
     }
+}
+
+/// `*` or `*/n`: every value of the field, or every n-th. APScheduler counts a `*/n` step from
+/// the field minimum; day of week steps over the Monday-based index (`*/2` = mon,wed,fri,sun).
+fn every_value(kind: FieldKind, piece: &str, step: Option<u32>, set: &mut FieldSet) -> Result<(), String> {
+    let (min, max) = kind.range();
+    let step = step.unwrap_or(1);
+    if kind == FieldKind::DayOfWeek {
+        if step > 7 {
+            return Err(format!(
+                "{piece:?}: step {step} is larger than the 7 days of the week"
+            ));
+        }
+        for d in (0..7).step_by(step as usize) {
+            set.insert(d);
+        }
+    } else {
+        if step > max - min {
+            return Err(format!(
+                "{piece:?}: step {step} is larger than the range {min}-{max} it steps through"
+            ));
+        }
+        // A plain `*` year never constrains; skip filling its 8030 bits.
+        if !(kind == FieldKind::Year && step == 1) {
+            for v in (min..=max).step_by(step as usize) {
+                insert_value(kind, set, v);
+            }
+        }
+    }
+    set.all |= step == 1;
+    set.stepped = true;
+    Ok(())
 }
 
 fn unrecognized(kind: FieldKind, piece: &str) -> String {

@@ -24,7 +24,7 @@ mod table;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,6 +33,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::warn;
 
 pub use executor::Executor;
@@ -178,19 +179,7 @@ pub async fn run_local_until(
     let _ = writeln!(out, "{}", warning());
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (server, state_note) = match &state_path {
-        Some(path) => match state::load(path, clock.clone())? {
-            Some(server) => (server, format!("state loaded from {}", path.display())),
-            None => (
-                ApiServer::with_crds(clock.clone(), &crate::crd::crds()),
-                format!("state will be saved to {} (new)", path.display()),
-            ),
-        },
-        None => (
-            ApiServer::with_crds(clock.clone(), &crate::crd::crds()),
-            "state kept in memory only (use --state FILE to keep it across restarts)".to_string(),
-        ),
-    };
+    let (server, state_note) = open_server(state_path.as_deref(), clock.clone())?;
     let _ = writeln!(
         out,
         "{} Schedule(s) and {} JobRun(s) from {}; {state_note}",
@@ -235,19 +224,8 @@ pub async fn run_local_until(
         () = shutdown => None,
         ended = &mut controller => Some(ended),
     };
-    // Processes first, so their Pods are recorded as interrupted in the state that is saved.
-    let _ = stop_pods_tx.send(true);
-    let executor_end = executor.await;
-    if early_end.is_none() {
-        // Let the controllers record how the stopped processes ended, so the table and the saved
-        // state end consistent; bounded, since a restart would catch up anyway.
-        let _ = tokio::time::timeout(SETTLE_LIMIT, runs_follow_their_pods(&server)).await;
-    }
-    let _ = stop_tx.send(true);
-    let controller_end = match early_end {
-        Some(ended) => ended,
-        None => controller.await,
-    };
+    let (executor_end, controller_end) =
+        stop_in_order(&server, executor, stop_pods_tx, controller, early_end, stop_tx).await;
     let mut out = printer.await.map_err(|e| task_error("table", e))?;
     if let Some(saver) = saver {
         saver.await.map_err(|e| task_error("state saver", e))?;
@@ -262,6 +240,53 @@ pub async fn run_local_until(
     executor_end.map_err(|e| task_error("executor", e))?;
     controller_end.map_err(|e| task_error("controller", e))??;
     Ok(())
+}
+
+/// The in-process API server: the one saved in `state_path` if there is one, else a fresh one
+/// with the CRDs; and a note for the user saying which.
+fn open_server(state_path: Option<&Path>, clock: Arc<dyn Clock>) -> Result<(ApiServer, String), LocalError> {
+    Ok(match state_path {
+        Some(path) => match state::load(path, clock.clone())? {
+            Some(server) => (server, format!("state loaded from {}", path.display())),
+            None => (
+                ApiServer::with_crds(clock, &crate::crd::crds()),
+                format!("state will be saved to {} (new)", path.display()),
+            ),
+        },
+        None => (
+            ApiServer::with_crds(clock, &crate::crd::crds()),
+            "state kept in memory only (use --state FILE to keep it across restarts)".to_string(),
+        ),
+    })
+}
+
+/// How the controllers' task ended: their result, or a panic.
+type ControllerEnd = Result<Result<(), controller::Error>, JoinError>;
+
+/// Stops the executor's processes, then the controllers (unless they ended on their own:
+/// `early_end`); returns how the executor and the controllers ended.
+async fn stop_in_order(
+    server: &ApiServer,
+    executor: JoinHandle<()>,
+    stop_pods: watch::Sender<bool>,
+    controller: JoinHandle<Result<(), controller::Error>>,
+    early_end: Option<ControllerEnd>,
+    stop_controllers: watch::Sender<bool>,
+) -> (Result<(), JoinError>, ControllerEnd) {
+    // Processes first, so their Pods are recorded as interrupted in the state that is saved.
+    let _ = stop_pods.send(true);
+    let executor_end = executor.await;
+    if early_end.is_none() {
+        // Let the controllers record how the stopped processes ended, so the table and the saved
+        // state end consistent; bounded, since a restart would catch up anyway.
+        let _ = tokio::time::timeout(SETTLE_LIMIT, runs_follow_their_pods(server)).await;
+    }
+    let _ = stop_controllers.send(true);
+    let controller_end = match early_end {
+        Some(ended) => ended,
+        None => controller.await,
+    };
+    (executor_end, controller_end)
 }
 
 /// How long stopping waits for the controllers to record the ends of the stopped processes.
@@ -330,7 +355,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-fn task_error(part: &'static str, err: tokio::task::JoinError) -> LocalError {
+fn task_error(part: &'static str, err: JoinError) -> LocalError {
     LocalError::Task {
         part,
         message: err.to_string(),

@@ -376,54 +376,22 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
     let mut objects = Objects::default();
     for manifest in read_manifests(dir)? {
         match manifest {
-            Manifest::Schedule(mut schedule) => {
-                schedule
-                    .metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                schedule.spec.validate().map_err(|source| LocalError::Invalid {
-                    location: format!("Schedule {}", schedule.name_any()),
-                    source,
-                })?;
-                objects.schedules.push(*schedule);
+            Manifest::Schedule(schedule) => {
+                let schedule = in_namespace_if_valid(*schedule, namespace, |s| s.spec.validate().err())?;
+                objects.schedules.push(schedule);
             }
-            Manifest::JobRun(mut run) => {
-                run.metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                run.spec
-                    .run
-                    .validate("spec")
-                    .map_err(|source| LocalError::Invalid {
-                        location: format!("JobRun {}", run.name_any()),
-                        source,
-                    })?;
-                objects.runs.push(*run);
+            Manifest::JobRun(run) => {
+                let run = in_namespace_if_valid(*run, namespace, |r| r.spec.run.validate("spec").err())?;
+                objects.runs.push(run);
             }
-            Manifest::Task(mut task) => {
-                task.metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                if let Some(source) = task.spec.problems().into_iter().next() {
-                    return Err(LocalError::Invalid {
-                        location: format!("Task {}", task.name_any()),
-                        source,
-                    });
-                }
-                objects.tasks.push(*task);
+            Manifest::Task(task) => {
+                let task = in_namespace_if_valid(*task, namespace, |t| t.spec.problems().into_iter().next())?;
+                objects.tasks.push(task);
             }
-            Manifest::Backfill(mut backfill) => {
-                backfill
-                    .metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                if let Some(source) = backfill.spec.problems().into_iter().next() {
-                    return Err(LocalError::Invalid {
-                        location: format!("Backfill {}", backfill.name_any()),
-                        source,
-                    });
-                }
-                objects.backfills.push(*backfill);
+            Manifest::Backfill(backfill) => {
+                let backfill =
+                    in_namespace_if_valid(*backfill, namespace, |b| b.spec.problems().into_iter().next())?;
+                objects.backfills.push(backfill);
             }
             Manifest::Other { api_version, kind } => {
                 let _ = writeln!(
@@ -437,6 +405,29 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
         return Err(LocalError::NothingToRun(dir.to_path_buf()));
     }
     Ok(objects)
+}
+
+/// `object` with `namespace` filled in when its manifest names none, unless `first_problem`
+/// finds it invalid.
+fn in_namespace_if_valid<K>(
+    mut object: K,
+    namespace: &str,
+    first_problem: impl FnOnce(&K) -> Option<FieldError>,
+) -> Result<K, LocalError>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    object
+        .meta_mut()
+        .namespace
+        .get_or_insert_with(|| namespace.to_string());
+    match first_problem(&object) {
+        Some(source) => Err(LocalError::Invalid {
+            location: format!("{} {}", K::kind(&()), object.name_any()),
+            source,
+        }),
+        None => Ok(object),
+    }
 }
 
 /// Server-side applies every object (creating it, or updating its spec and keeping its status)

@@ -589,6 +589,21 @@ mod tests {
         }
     }
 
+    /// A plan that takes the largest jitter each run may have, and the caps it was offered.
+    fn plan_at_the_caps(
+        source: &impl FireTimes,
+        cursor: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        policy: &Policy,
+    ) -> (Plan, Vec<TimeDelta>) {
+        let mut caps = Vec::new();
+        let plan = plan(source, cursor, now, policy, |_, cap| {
+            caps.push(cap);
+            cap
+        });
+        (plan, caps)
+    }
+
     fn fire_times(plan: &Plan) -> Vec<DateTime<Utc>> {
         plan.runs.iter().map(|r| r.fire_time).collect()
     }
@@ -933,11 +948,7 @@ mod tests {
             misfire_grace_time: Some(TimeDelta::seconds(5)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&Every(60), Some(t(0)), t(120), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&Every(60), Some(t(0)), t(120), &policy);
         let almost_a_minute = TimeDelta::seconds(60) - TimeDelta::microseconds(1);
         assert_eq!(caps, vec![almost_a_minute, almost_a_minute]);
         assert_eq!(plan.runs[0].jitter, almost_a_minute);
@@ -956,11 +967,7 @@ mod tests {
             max_jitter: Some(TimeDelta::seconds(50)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&source, None, t(100), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&source, None, t(100), &policy);
         let fifty = TimeDelta::seconds(50);
         assert_eq!(
             caps,
@@ -977,11 +984,7 @@ mod tests {
             max_jitter: Some(TimeDelta::seconds(50)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&source, None, t(100), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&source, None, t(100), &policy);
         assert_eq!(fire_times(&plan), vec![t(0)]);
         assert_eq!(caps, vec![TimeDelta::seconds(10) - TimeDelta::microseconds(1)]);
     }

@@ -318,12 +318,6 @@ mod tests {
             name,
             JobRunSpec {
                 schedule_name: Some("nightly".into()),
-                fire_time: None,
-                jitter: None,
-                start_deadline: None,
-                task_ref: None,
-                env: Vec::new(),
-                args: None,
                 run: JobRunTemplate {
                     template: Some(PodTemplateSpec {
                         metadata: Some(ObjectMeta {
@@ -340,11 +334,10 @@ mod tests {
                             ..PodSpec::default()
                         }),
                     }),
-                    executor: None,
-                    backoff_limit: None,
                     active_deadline_seconds: Some(600),
-                    result_ttl: None,
+                    ..JobRunTemplate::default()
                 },
+                ..JobRunSpec::default()
             },
         );
         run.metadata.namespace = Some("reports".into());

@@ -68,53 +68,29 @@ pub trait FireTimes {
     }
 }
 
-impl<T: FireTimes + ?Sized> FireTimes for &T {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
+/// A source behind a reference or a smart pointer is a source too (`&Trigger`,
+/// `Box<dyn FireTimes>`, `Arc<Trigger>`): each asks the source it points to.
+macro_rules! fire_times_through_pointer {
+    ($($pointer:ty),+) => {$(
+        impl<T: FireTimes + ?Sized> FireTimes for $pointer {
+            fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+                (**self).next_after(after)
+            }
 
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
+            fn due_between(
+                &self,
+                after: Option<DateTime<Utc>>,
+                until: DateTime<Utc>,
+                keep: usize,
+                scan_limit: usize,
+            ) -> Due {
+                (**self).due_between(after, until, keep, scan_limit)
+            }
+        }
+    )+};
 }
 
-impl<T: FireTimes + ?Sized> FireTimes for Box<T> {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
-
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
-}
-
-impl<T: FireTimes + ?Sized> FireTimes for std::sync::Arc<T> {
-    fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        (**self).next_after(after)
-    }
-
-    fn due_between(
-        &self,
-        after: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-        keep: usize,
-        scan_limit: usize,
-    ) -> Due {
-        (**self).due_between(after, until, keep, scan_limit)
-    }
-}
+fire_times_through_pointer!(&T, Box<T>, std::sync::Arc<T>);
 
 /// A summary of the fire times in `(after, until]` (see [`FireTimes::due_between`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +234,7 @@ pub fn plan(
         CoalescePolicy::Earliest | CoalescePolicy::Latest => 1,
     };
     let due = source.due_between(cursor, now, keep, policy.catch_up.max_scanned.max(1));
-    let (Some(first), Some(&last_due)) = (due.first, due.last.last()) else {
+    let (Some(_), Some(&last_due)) = (due.first, due.last.last()) else {
         return Plan {
             cursor,
             next_fire_time: due.next,
@@ -266,33 +242,13 @@ pub fn plan(
             ..Plan::default()
         };
     };
-    let count = due.count.max(due.last.len() as u64);
-
     let mut plan = Plan {
         exact: due.exact,
         cursor: Some(last_due),
         next_fire_time: due.next,
         ..Plan::default()
     };
-    let kept: &[DateTime<Utc>] = match policy.coalesce {
-        CoalescePolicy::Earliest => {
-            plan.coalesced = count - 1;
-            std::slice::from_ref(&first)
-        }
-        CoalescePolicy::Latest => {
-            plan.coalesced = count - 1;
-            std::slice::from_ref(&last_due)
-        }
-        CoalescePolicy::All => {
-            let skip = due.last.len().saturating_sub(max_runs);
-            let newest = &due.last[skip..];
-            plan.dropped = count - newest.len() as u64;
-            if plan.dropped > 0 && skip > 0 {
-                plan.dropped_range = Some(first..=due.last[skip - 1]);
-            }
-            newest
-        }
-    };
+    let kept = coalesce(policy.coalesce, &due, max_runs, &mut plan);
 
     let max_jitter = policy.max_jitter.filter(|max| *max > TimeDelta::zero());
     for (i, &fire_time) in kept.iter().enumerate() {
@@ -305,11 +261,7 @@ pub fn plan(
                     None if fire_time == last_due => due.next,
                     None => next_strictly_after(source, Some(fire_time)),
                 };
-                let cap = following
-                    .map_or(max, |following| {
-                        max.min(following - fire_time - TimeDelta::microseconds(1))
-                    })
-                    .max(TimeDelta::zero());
+                let cap = jitter_cap(max, fire_time, following);
                 jitter(fire_time, cap).clamp(TimeDelta::zero(), cap)
             }
         };
@@ -326,6 +278,49 @@ pub fn plan(
         }
     }
     plan
+}
+
+/// The due fire times `coalesce` keeps, recording in `plan` how many it merged away or, for
+/// `All`, how many older ones the catch-up bound `max_runs` dropped.
+fn coalesce<'d>(
+    coalesce: CoalescePolicy,
+    due: &'d Due,
+    max_runs: usize,
+    plan: &mut Plan,
+) -> &'d [DateTime<Utc>] {
+    let (Some(first), Some(last)) = (due.first.as_ref(), due.last.last()) else {
+        return &[];
+    };
+    let count = due.count.max(due.last.len() as u64);
+    match coalesce {
+        CoalescePolicy::Earliest => {
+            plan.coalesced = count - 1;
+            std::slice::from_ref(first)
+        }
+        CoalescePolicy::Latest => {
+            plan.coalesced = count - 1;
+            std::slice::from_ref(last)
+        }
+        CoalescePolicy::All => {
+            let skip = due.last.len().saturating_sub(max_runs);
+            let newest = &due.last[skip..];
+            plan.dropped = count - newest.len() as u64;
+            if plan.dropped > 0 && skip > 0 {
+                plan.dropped_range = Some(*first..=due.last[skip - 1]);
+            }
+            newest
+        }
+    }
+}
+
+/// The largest jitter for `fire_time`: `max`, but short of the `following` fire time, so a
+/// jittered run never reaches it.
+fn jitter_cap(max: TimeDelta, fire_time: DateTime<Utc>, following: Option<DateTime<Utc>>) -> TimeDelta {
+    following
+        .map_or(max, |following| {
+            max.min(following - fire_time - TimeDelta::microseconds(1))
+        })
+        .max(TimeDelta::zero())
 }
 
 /// A jitter in `0..=cap`, whole milliseconds, the same for the same Schedule and fire time
@@ -592,6 +587,21 @@ mod tests {
             coalesce,
             ..Policy::default()
         }
+    }
+
+    /// A plan that takes the largest jitter each run may have, and the caps it was offered.
+    fn plan_at_the_caps(
+        source: &impl FireTimes,
+        cursor: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        policy: &Policy,
+    ) -> (Plan, Vec<TimeDelta>) {
+        let mut caps = Vec::new();
+        let plan = plan(source, cursor, now, policy, |_, cap| {
+            caps.push(cap);
+            cap
+        });
+        (plan, caps)
     }
 
     fn fire_times(plan: &Plan) -> Vec<DateTime<Utc>> {
@@ -938,11 +948,7 @@ mod tests {
             misfire_grace_time: Some(TimeDelta::seconds(5)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&Every(60), Some(t(0)), t(120), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&Every(60), Some(t(0)), t(120), &policy);
         let almost_a_minute = TimeDelta::seconds(60) - TimeDelta::microseconds(1);
         assert_eq!(caps, vec![almost_a_minute, almost_a_minute]);
         assert_eq!(plan.runs[0].jitter, almost_a_minute);
@@ -961,11 +967,7 @@ mod tests {
             max_jitter: Some(TimeDelta::seconds(50)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&source, None, t(100), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&source, None, t(100), &policy);
         let fifty = TimeDelta::seconds(50);
         assert_eq!(
             caps,
@@ -982,11 +984,7 @@ mod tests {
             max_jitter: Some(TimeDelta::seconds(50)),
             ..Policy::default()
         };
-        let mut caps = Vec::new();
-        let plan = plan(&source, None, t(100), &policy, |_, cap| {
-            caps.push(cap);
-            cap
-        });
+        let (plan, caps) = plan_at_the_caps(&source, None, t(100), &policy);
         assert_eq!(fire_times(&plan), vec![t(0)]);
         assert_eq!(caps, vec![TimeDelta::seconds(10) - TimeDelta::microseconds(1)]);
     }

@@ -223,6 +223,18 @@ fn is_apply(parts: &Parts) -> bool {
         .is_some_and(|c| c.split(';').next().unwrap_or_default().trim() == "application/apply-patch+yaml")
 }
 
+/// The [`RequestMatch`] builder methods that narrow one text field to one value: each sets
+/// `self.$field` and is named after it.
+macro_rules! only_requests_with {
+    ($($(#[$doc:meta])* $field:ident($value:ident);)+) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, $value: impl Into<String>) -> Self {
+            self.$field = Some($value.into());
+            self
+        }
+    )+};
+}
+
 /// Which requests a fault applies to: every field left unset matches anything. Build it from
 /// [`RequestMatch::any`]:
 ///
@@ -249,58 +261,33 @@ impl RequestMatch {
         RequestMatch::default()
     }
 
-    /// Only requests whose `User-Agent` is `user_agent` (see [`crate::ApiServer::client_as`]);
-    /// `unknown` matches requests without one.
-    pub fn client(mut self, user_agent: impl Into<String>) -> Self {
-        self.client = Some(user_agent.into());
-        self
-    }
-
-    /// Only requests with this verb, as RBAC names it: `get`, `list`, `watch`, `create`,
-    /// `update`, `patch` (merge, JSON and server-side apply patches), `delete`,
-    /// `deletecollection`; `apply` matches server-side apply patches alone. Any other word
-    /// matches nothing.
-    pub fn verb(mut self, verb: impl Into<String>) -> Self {
-        self.verb = Some(verb.into());
-        self
-    }
-
     /// Only writes: create, update, patch, delete and deletecollection.
     pub fn writes(mut self) -> Self {
         self.writes = true;
         self
     }
 
-    /// Only requests for resources of this API group (`""` for the core group).
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = Some(group.into());
-        self
-    }
-
-    /// Only requests for this resource, by its plural, e.g. `pods`.
-    pub fn resource(mut self, plural: impl Into<String>) -> Self {
-        self.resource = Some(plural.into());
-        self
-    }
-
-    /// Only requests for this subresource, e.g. `status`; `""` matches requests for the
-    /// object itself.
-    pub fn subresource(mut self, subresource: impl Into<String>) -> Self {
-        self.subresource = Some(subresource.into());
-        self
-    }
-
-    /// Only requests in this namespace.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// Only requests for the object with this name: from the path, the body of a create, or a
-    /// list's or watch's `metadata.name` field selector.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
+    only_requests_with! {
+        /// Only requests whose `User-Agent` is `user_agent` (see [`crate::ApiServer::client_as`]);
+        /// `unknown` matches requests without one.
+        client(user_agent);
+        /// Only requests with this verb, as RBAC names it: `get`, `list`, `watch`, `create`,
+        /// `update`, `patch` (merge, JSON and server-side apply patches), `delete`,
+        /// `deletecollection`; `apply` matches server-side apply patches alone. Any other word
+        /// matches nothing.
+        verb(verb);
+        /// Only requests for resources of this API group (`""` for the core group).
+        group(group);
+        /// Only requests for this resource, by its plural, e.g. `pods`.
+        resource(plural);
+        /// Only requests for this subresource, e.g. `status`; `""` matches requests for the
+        /// object itself.
+        subresource(subresource);
+        /// Only requests in this namespace.
+        namespace(namespace);
+        /// Only requests for the object with this name: from the path, the body of a create, or a
+        /// list's or watch's `metadata.name` field selector.
+        name(name);
     }
 
     /// True when `request` is one of the requests this selects.

@@ -295,25 +295,16 @@ fn media_type(content_type: &str) -> &str {
 
 fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
     let query = Query::parse(parts.uri.query());
-    let metadata_only = parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(|accept| accept.contains(PARTIAL_METADATA));
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or_default();
+    let metadata_only = header_text(parts, header::ACCEPT).contains(PARTIAL_METADATA);
+    let content_type = header_text(parts, header::CONTENT_TYPE);
     let decoded = decode_body(&parts.method, content_type, &body);
     let mut store = server.lock();
-    let route = route(&store, parts.uri.path())?;
     let Route {
         rt,
         namespace,
         name,
         target,
-    } = route;
+    } = route(&store, parts.uri.path())?;
     let ns = namespace.clone().unwrap_or_default();
     let dry_run = query.dry_run();
     match (&parts.method, name) {
@@ -322,58 +313,14 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             Ok(Reply::object(StatusCode::OK, object, metadata_only))
         }
         (&Method::GET, None) if query.flag("watch") => {
-            let filter = query.filter(namespace)?;
-            let after =
-                match query.get("resourceVersion").unwrap_or_default() {
-                    "" | "0" => None,
-                    version => Some(version.parse::<u64>().map_err(|_| {
-                        ApiError::bad_request(format!("invalid resourceVersion {version:?}"))
-                    })?),
-                };
-            let initial_events = query.flag("sendInitialEvents");
-            let start = store.watch(&rt, &filter, after, initial_events);
-            let timeout = query
-                .get("timeoutSeconds")
-                .and_then(|t| t.parse::<u64>().ok())
-                .filter(|&t| t > 0)
-                .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
-            let mut stream = WatchStream {
-                pending: VecDeque::new(),
-                receiver: start.receiver,
+            let stream = open_watch(
+                server,
+                &store,
                 rt,
-                filter,
+                query.filter(namespace)?,
+                &query,
                 metadata_only,
-                bookmarks: query.flag("allowWatchBookmarks"),
-                last_version: start.resource_version,
-                next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
-                deadline: Box::pin(tokio::time::sleep(timeout)),
-                end: server.faults.register_watch(),
-                finished: false,
-            };
-            if start.expired {
-                let message = format!(
-                    "too old resource version: {} ({})",
-                    after.unwrap_or(0),
-                    store.resource_version()
-                );
-                stream
-                    .pending
-                    .push_back(event_line("ERROR", &ApiError::gone(message).to_status()));
-                stream.finished = true;
-            }
-            for object in start.initial {
-                let line = stream.event_line("ADDED", &Object::new(object));
-                stream.pending.push_back(line);
-            }
-            for change in start.replay {
-                if let Some(line) = stream.translate(&change) {
-                    stream.pending.push_back(line);
-                }
-            }
-            if initial_events {
-                let line = stream.bookmark(true);
-                stream.pending.push_back(line);
-            }
+            )?;
             Ok(Reply::Watch(Box::new(stream)))
         }
         (&Method::GET, None) => {
@@ -409,12 +356,9 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             Ok(Reply::object(code, patched, metadata_only))
         }
         (&Method::DELETE, Some(name)) => {
-            let options = delete_options(&query, &body)?;
-            let dry_run = dry_run || options.1;
-            Ok(Reply::Object(
-                StatusCode::OK,
-                store.delete(&rt, &ns, &name, &options.0, dry_run)?,
-            ))
+            let (options, dry_run_in_body) = delete_options(&query, &body)?;
+            let deleted = store.delete(&rt, &ns, &name, &options, dry_run || dry_run_in_body)?;
+            Ok(Reply::Object(StatusCode::OK, deleted))
         }
         (&Method::DELETE, None) => {
             let (options, _) = delete_options(&query, &body)?;
@@ -427,6 +371,81 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             parts.uri.path()
         ))),
     }
+}
+
+/// A request header's value as text; empty when absent or not text.
+fn header_text(parts: &Parts, name: header::HeaderName) -> &str {
+    parts
+        .headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// A watch of `rt` from the `resourceVersion` the query names: the initial events (or the
+/// replay, or a 410 for a version older than the history) queued, then the store's changes
+/// until `timeoutSeconds` (default [`DEFAULT_WATCH_TIMEOUT`]).
+fn open_watch(
+    server: &ApiServer,
+    store: &Store,
+    rt: Arc<ResourceType>,
+    filter: Filter,
+    query: &Query,
+    metadata_only: bool,
+) -> Result<WatchStream, ApiError> {
+    let after = match query.get("resourceVersion").unwrap_or_default() {
+        "" | "0" => None,
+        version => Some(
+            version
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {version:?}")))?,
+        ),
+    };
+    let initial_events = query.flag("sendInitialEvents");
+    let start = store.watch(&rt, &filter, after, initial_events);
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|&t| t > 0)
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let mut stream = WatchStream {
+        pending: VecDeque::new(),
+        receiver: start.receiver,
+        rt,
+        filter,
+        metadata_only,
+        bookmarks: query.flag("allowWatchBookmarks"),
+        last_version: start.resource_version,
+        next_bookmark: Box::pin(tokio::time::sleep(BOOKMARK_INTERVAL)),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        end: server.faults.register_watch(),
+        finished: false,
+    };
+    if start.expired {
+        let message = format!(
+            "too old resource version: {} ({})",
+            after.unwrap_or(0),
+            store.resource_version()
+        );
+        stream
+            .pending
+            .push_back(event_line("ERROR", &ApiError::gone(message).to_status()));
+        stream.finished = true;
+    }
+    for object in start.initial {
+        let line = stream.event_line("ADDED", &Object::new(object));
+        stream.pending.push_back(line);
+    }
+    for change in start.replay {
+        if let Some(line) = stream.translate(&change) {
+            stream.pending.push_back(line);
+        }
+    }
+    if initial_events {
+        let line = stream.bookmark(true);
+        stream.pending.push_back(line);
+    }
+    Ok(stream)
 }
 
 #[allow(clippy::too_many_arguments)]

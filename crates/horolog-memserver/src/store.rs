@@ -260,42 +260,16 @@ impl Store {
         dry_run: bool,
     ) -> Result<Object, ApiError> {
         stamp_type(rt, &mut object)?;
+        if rt.namespaced && names_other_namespace(&object, namespace) {
+            return Err(namespace_mismatch());
+        }
         let meta = metadata_mut(&mut object);
         if rt.namespaced {
-            match meta.get("namespace").and_then(Value::as_str) {
-                Some(ns) if !ns.is_empty() && ns != namespace => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => {
-                    meta.insert("namespace".into(), json!(namespace));
-                }
-            }
+            meta.insert("namespace".into(), json!(namespace));
         } else {
             meta.remove("namespace");
         }
-        let given_name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let generate_name = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let name = if !given_name.is_empty() {
-            given_name
-        } else if !generate_name.is_empty() {
-            self.generated_name(rt, namespace, &generate_name)
-        } else {
-            return Err(ApiError::invalid(
-                rt,
-                "",
-                "metadata.name: Required value: name or generateName is required",
-            ));
-        };
+        let name = self.name_for_create(rt, namespace, meta)?;
         let key = ObjectKey::new(rt, namespace, &name);
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(rt, &name));
@@ -338,6 +312,26 @@ impl Store {
         }
         self.insert(key, object.clone());
         Ok(self.emit(ChangeKind::Added, rt.clone(), object, None))
+    }
+
+    /// The name a create gives its object: `metadata.name`, else one made from
+    /// `metadata.generateName`.
+    fn name_for_create(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        meta: &Map<String, Value>,
+    ) -> Result<String, ApiError> {
+        let text = |field: &str| meta.get(field).and_then(Value::as_str).unwrap_or_default();
+        match (text("name"), text("generateName")) {
+            ("", "") => Err(ApiError::invalid(
+                rt,
+                "",
+                "metadata.name: Required value: name or generateName is required",
+            )),
+            ("", prefix) => Ok(self.generated_name(rt, namespace, prefix)),
+            (name, _) => Ok(name.to_string()),
+        }
     }
 
     /// `generateName` plus five characters from Kubernetes' alphabet, derived from the resource
@@ -399,9 +393,7 @@ impl Store {
                     .and_then(Value::as_str)
                     .is_some_and(|n| n != name)
                 {
-                    return Err(ApiError::bad_request(
-                        "the name of the object does not match the name on the URL",
-                    ));
+                    return Err(name_mismatch());
                 }
                 meta.insert("name".into(), json!(name));
                 // An apply that creates carries no resourceVersion precondition.
@@ -432,60 +424,18 @@ impl Store {
             return Err(ApiError::stale(rt, name));
         }
         if meta_str(&object, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(
-                "the name of the object does not match the name on the URL",
-            ));
+            return Err(name_mismatch());
         }
-        if rt.namespaced && meta_str(&object, "namespace").is_some_and(|ns| !ns.is_empty() && ns != namespace)
-        {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
+        if rt.namespaced && names_other_namespace(&object, namespace) {
+            return Err(namespace_mismatch());
         }
-        let mut updated = match target {
-            Target::Status => {
-                // Server-side apply to status records its fields in metadata.managedFields.
-                let managed = object
-                    .get_mut("metadata")
-                    .and_then(Value::as_object_mut)
-                    .and_then(|meta| meta.remove("managedFields"));
-                // The current object with the written status: built from the written object, so
-                // the parts a status write leaves as they are (usually all) are not copied.
-                restore_all_but_status(&mut object, &current);
-                if let Some(managed) = managed {
-                    metadata_mut(&mut object).insert("managedFields".into(), managed);
-                }
-                object
-            }
-            Target::Main if rt.status_subresource => {
-                set_or_remove(&mut object, "status", current.get("status").cloned());
-                object
-            }
-            Target::Main => object,
-        };
+        let mut updated = written_part(rt, target, object, &current);
         let empty = Map::new();
         let old_meta = current
             .get("metadata")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        let meta = metadata_mut(&mut updated);
-        // Fields only the server writes.
-        for field in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "resourceVersion",
-        ] {
-            match old_meta.get(field) {
-                Some(value) => meta.insert(field.into(), value.clone()),
-                None => meta.remove(field),
-            };
-        }
-        meta.remove("selfLink");
+        keep_server_fields(metadata_mut(&mut updated), old_meta);
         if let Some(schema) = &rt.schema {
             apply_defaults(&mut updated, schema);
         }
@@ -962,6 +912,71 @@ fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
         Value::Object(map) => map,
         _ => unreachable!("made an object above"),
     }
+}
+
+/// True when `object` names a namespace other than the request's (an empty one names none).
+fn names_other_namespace(object: &Value, namespace: &str) -> bool {
+    meta_str(object, "namespace").is_some_and(|ns| !ns.is_empty() && ns != namespace)
+}
+
+/// 400 for an object whose namespace is not the request's, worded as the real server words it.
+fn namespace_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "the namespace of the provided object does not match the namespace sent on the request",
+    )
+}
+
+/// 400 for an object whose name is not the one on the URL, worded as the real server words it.
+fn name_mismatch() -> ApiError {
+    ApiError::bad_request("the name of the object does not match the name on the URL")
+}
+
+/// The object an update of `target` leaves: a status write changes only `.status` (and the
+/// managedFields it records), a main write of a resource with a status subresource keeps the
+/// current `.status`.
+fn written_part(rt: &ResourceType, target: Target, mut object: Value, current: &Value) -> Value {
+    match target {
+        Target::Status => {
+            // Server-side apply to status records its fields in metadata.managedFields.
+            let managed = object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .and_then(|meta| meta.remove("managedFields"));
+            // The current object with the written status: built from the written object, so
+            // the parts a status write leaves as they are (usually all) are not copied.
+            restore_all_but_status(&mut object, current);
+            if let Some(managed) = managed {
+                metadata_mut(&mut object).insert("managedFields".into(), managed);
+            }
+            object
+        }
+        Target::Main if rt.status_subresource => {
+            set_or_remove(&mut object, "status", current.get("status").cloned());
+            object
+        }
+        Target::Main => object,
+    }
+}
+
+/// Puts back the metadata fields only the server writes, as they are in `old_meta`, and drops
+/// `selfLink`.
+fn keep_server_fields(meta: &mut Map<String, Value>, old_meta: &Map<String, Value>) {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
+        match old_meta.get(field) {
+            Some(value) => meta.insert(field.into(), value.clone()),
+            None => meta.remove(field),
+        };
+    }
+    meta.remove("selfLink");
 }
 
 pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {

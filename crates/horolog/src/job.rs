@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use crate::api::{JobRun, SCHEDULE_LABEL};
-use crate::pod::{PodError, chrono_time, context_env, pod_name, run_labels, stored};
+use crate::pod::{PodError, chrono_time, pod_name, prepare_for_run, run_labels, stored};
 
 /// The Job of attempt `attempt` (1-based) of `jobrun`, running `template`: owned by the
 /// JobRun, labelled (and its pods labelled) with the JobRun, attempt, Schedule and Task, with
@@ -30,18 +30,7 @@ pub fn job_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Res
     let mut pod_template = template.clone();
     let pod_meta = pod_template.metadata.get_or_insert_default();
     pod_meta.labels.get_or_insert_default().extend(horolog_labels);
-    let spec = pod_template.spec.get_or_insert_default();
-    spec.restart_policy = Some("Never".to_string());
-    let context = context_env(jobrun, attempt);
-    for container in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
-        let env = container.env.get_or_insert_default();
-        env.retain(|existing| !context.iter().any(|v| v.name == existing.name));
-        env.extend(context.iter().cloned());
-    }
+    prepare_for_run(pod_template.spec.get_or_insert_default(), jobrun, attempt);
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(pod_name(&name, attempt)),

@@ -561,6 +561,14 @@ mod tests {
             }
         }
 
+        /// Replica `a` leading, and `b` started beside it as a standby.
+        async fn leader_and_standby(&self) -> (Replica, Replica) {
+            let mut a = self.start("a");
+            assert!(a.becomes(true, SECOND).await, "a creates the lease and leads");
+            let b = self.start("b");
+            (a, b)
+        }
+
         fn reconnect(&self) {
             self.server.faults().restore();
         }
@@ -662,9 +670,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn first_replica_creates_the_lease_and_of_two_only_one_leads() {
         let cluster = Cluster::new();
-        let mut a = cluster.start("a");
-        assert!(a.becomes(true, SECOND).await, "a creates the lease and leads");
-        let b = cluster.start("b");
+        let (a, b) = cluster.leader_and_standby().await;
         let exclusive = watch_exclusive(&a, &b);
 
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -688,9 +694,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn standby_takes_over_only_after_a_crashed_leaders_lease_expires() {
         let cluster = Cluster::new();
-        let mut a = cluster.start("a");
-        assert!(a.becomes(true, SECOND).await);
-        let mut b = cluster.start("b");
+        let (a, mut b) = cluster.leader_and_standby().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
 
         // A crash: no release, no more renewals.
@@ -716,9 +720,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn release_on_shutdown_hands_over_within_one_retry_period() {
         let cluster = Cluster::new();
-        let mut a = cluster.start("a");
-        assert!(a.becomes(true, SECOND).await);
-        let mut b = cluster.start("b");
+        let (mut a, mut b) = cluster.leader_and_standby().await;
         let exclusive = watch_exclusive(&a, &b);
         tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -754,9 +756,7 @@ mod tests {
     async fn leader_cut_off_from_the_api_steps_down_before_the_standby_takes_over() {
         for how in [Cutoff::Failing, Cutoff::Refused, Cutoff::Hanging] {
             let cluster = Cluster::new();
-            let mut a = cluster.start("a");
-            assert!(a.becomes(true, SECOND).await);
-            let mut b = cluster.start("b");
+            let (mut a, mut b) = cluster.leader_and_standby().await;
             let exclusive = watch_exclusive(&a, &b);
             tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -786,9 +786,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_failed_renewal_within_the_deadline_keeps_the_leader() {
         let cluster = Cluster::new();
-        let mut a = cluster.start("a");
-        assert!(a.becomes(true, SECOND).await);
-        let b = cluster.start("b");
+        let (a, b) = cluster.leader_and_standby().await;
         let exclusive = watch_exclusive(&a, &b);
         tokio::time::sleep(Duration::from_secs(5)).await;
 

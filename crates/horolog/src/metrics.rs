@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 use tokio::net::TcpListener;
 
 /// Buckets of `horolog_fire_delay_seconds`: a healthy operator creates pods within tens of
@@ -101,6 +101,21 @@ struct PerSchedule {
     runs: Family<OutcomeLabels, Counter>,
 }
 
+/// The reconciles of each controller: how many started, how long they took, which failed.
+#[derive(Clone)]
+struct ReconcileMetrics {
+    started: Family<ControllerLabels, Counter>,
+    duration: Family<ControllerLabels, Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+/// The operator's requests to the Kubernetes API: how many, and how long they took.
+#[derive(Clone)]
+struct ApiRequestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<VerbLabels, Histogram>,
+}
+
 /// The outcomes `horolog_schedule_runs_total` counts, so a Schedule's series can be removed.
 const OUTCOMES: [&str; 5] = ["Succeeded", "Failed", "Missed", "Skipped", "Cancelled"];
 
@@ -113,12 +128,9 @@ pub struct Metrics {
     missed: Counter,
     coalesced: Counter,
     skipped: Counter,
-    reconciles: Family<ControllerLabels, Counter>,
-    reconcile_duration: Family<ControllerLabels, Histogram>,
-    reconcile_errors: Family<ErrorLabels, Counter>,
+    reconciles: ReconcileMetrics,
     active_jobruns: Gauge,
-    api_requests: Family<RequestLabels, Counter>,
-    api_request_duration: Family<VerbLabels, Histogram>,
+    api_requests: ApiRequestMetrics,
     /// Counts unfinished JobRuns at scrape time (set once the controllers' caches exist);
     /// one count per scrape instead of bookkeeping on every transition.
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
@@ -145,128 +157,53 @@ impl Metrics {
     /// A fresh registry with every horolog metric registered (and at zero).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("horolog");
-
-        let fire_delay = Histogram::new(FIRE_DELAY_BUCKETS);
-        registry.register_with_unit(
+        let r = &mut registry;
+        let fire_delay = registered_in_seconds(
+            r,
             "fire_delay",
             "Time from a JobRun's scheduled fire time to the creation of its pod",
-            Unit::Seconds,
-            fire_delay.clone(),
+            Histogram::new(FIRE_DELAY_BUCKETS),
         );
-        let jobrun_phase = Family::<PhaseLabels, Counter>::default();
-        registry.register(
+        let jobrun_phase = registered(
+            r,
             "jobrun_phase_transitions",
             "JobRun phase transitions, by the phase entered",
-            jobrun_phase.clone(),
+            Family::default(),
         );
-        let missed = Counter::default();
-        registry.register(
+        let missed = registered(
+            r,
             "missed_fire_times",
             "Fire times recorded as Missed (their start deadline passed before a pod could start)",
-            missed.clone(),
+            Counter::default(),
         );
-        let coalesced = Counter::default();
-        registry.register(
+        let coalesced = registered(
+            r,
             "coalesced_fire_times",
             "Fire times merged away by a Schedule's coalesce policy",
-            coalesced.clone(),
+            Counter::default(),
         );
-        let skipped = Counter::default();
-        registry.register(
+        let skipped = registered(
+            r,
             "skipped_runs",
             "Runs dropped by concurrencyPolicy Skip",
-            skipped.clone(),
+            Counter::default(),
         );
-        let reconciles = Family::<ControllerLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles started, by controller",
-            reconciles.clone(),
-        );
-        let reconcile_duration =
-            Family::<ControllerLabels, Histogram>::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS));
-        registry.register_with_unit(
-            "reconcile_duration",
-            "Duration of reconciles, by controller",
-            Unit::Seconds,
-            reconcile_duration.clone(),
-        );
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that returned an error, by controller and error kind",
-            reconcile_errors.clone(),
-        );
-        let active_jobruns = Gauge::default();
-        registry.register(
+        let reconciles = ReconcileMetrics::registered(r);
+        let active_jobruns = registered(
+            r,
             "active_jobruns",
             "JobRuns not yet finished (Pending, Waiting or Running)",
-            active_jobruns.clone(),
+            Gauge::default(),
         );
-        let api_requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "api_requests",
-            "Requests to the Kubernetes API, by verb (get, list, watch, create, update, patch, \
-             delete), resource (with subresource, e.g. jobruns/status) and HTTP status code",
-            api_requests.clone(),
-        );
-        let api_request_duration =
-            Family::<VerbLabels, Histogram>::new_with_constructor(|| Histogram::new(API_REQUEST_BUCKETS));
-        registry.register_with_unit(
-            "api_request_duration",
-            "Time from sending a Kubernetes API request to its response headers (a watch: to \
-             its start), by verb; excludes waiting for the --kube-qps limit",
-            Unit::Seconds,
-            api_request_duration.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
+        let api_requests = ApiRequestMetrics::registered(r);
+        let leader = registered(
+            r,
             "leader",
             "1 while this replica holds the leader lease (or runs without leader election), else 0",
-            leader.clone(),
+            Gauge::default(),
         );
-        let build_info = Family::<BuildLabels, Gauge>::default();
-        build_info
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            })
-            .set(1);
-        registry.register(
-            "build_info",
-            "The operator's version, as a label; always 1",
-            build_info,
-        );
-
-        let schedules = PerSchedule {
-            enabled: Arc::new(AtomicBool::new(true)),
-            ..PerSchedule::default()
-        };
-        registry.register(
-            "schedule_next_fire_timestamp_seconds",
-            "A Schedule's next fire time (Unix seconds); absent while it does not fire",
-            schedules.next_fire.clone(),
-        );
-        registry.register(
-            "schedule_last_success_timestamp_seconds",
-            "The fire time of a Schedule's latest successful run (Unix seconds)",
-            schedules.last_success.clone(),
-        );
-        registry.register(
-            "schedule_interval_seconds",
-            "The time between a Schedule's next two fire times",
-            schedules.interval.clone(),
-        );
-        registry.register(
-            "schedule_last_run_duration_seconds",
-            "How long a Schedule's latest finished run ran",
-            schedules.last_duration.clone(),
-        );
-        registry.register(
-            "schedule_runs",
-            "A Schedule's runs that finished, by outcome (the JobRun's final phase)",
-            schedules.runs.clone(),
-        );
-
+        register_build_info(r);
+        let schedules = PerSchedule::registered(r);
         Metrics {
             registry: Arc::new(registry),
             fire_delay,
@@ -275,11 +212,8 @@ impl Metrics {
             coalesced,
             skipped,
             reconciles,
-            reconcile_duration,
-            reconcile_errors,
             active_jobruns,
             api_requests,
-            api_request_duration,
             active_source: Arc::default(),
             leader,
             schedules,
@@ -331,9 +265,9 @@ impl Metrics {
         let labels = ControllerLabels {
             controller: controller.to_owned(),
         };
-        self.reconciles.get_or_create(&labels).inc();
+        self.reconciles.started.get_or_create(&labels).inc();
         ReconcileTimer {
-            histogram: Some(self.reconcile_duration.get_or_create_owned(&labels)),
+            histogram: Some(self.reconciles.duration.get_or_create_owned(&labels)),
             start: Instant::now(),
         }
     }
@@ -345,7 +279,7 @@ impl Metrics {
             controller: controller.to_owned(),
             reason: reason.to_owned(),
         };
-        self.reconcile_errors.get_or_create(&labels).inc();
+        self.reconciles.errors.get_or_create(&labels).inc();
     }
 
     /// Counts one Kubernetes API request and how long its response took.
@@ -355,11 +289,11 @@ impl Metrics {
             resource: request.resource.clone(),
             code: code.to_owned(),
         };
-        self.api_requests.get_or_create(&labels).inc();
+        self.api_requests.requests.get_or_create(&labels).inc();
         let verb = VerbLabels {
             verb: request.verb.to_owned(),
         };
-        self.api_request_duration.get_or_create(&verb).observe(seconds);
+        self.api_requests.duration.get_or_create(&verb).observe(seconds);
     }
 
     /// Records whether this replica leads.
@@ -389,6 +323,121 @@ impl Metrics {
             tracing::error!(%error, "encoding metrics failed");
         }
         out
+    }
+}
+
+/// `metric`, registered in `registry` as `name` with `help`; the registry keeps a clone, which
+/// shares the series.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// [`registered`], for a metric measured in seconds (its name gets the `_seconds` suffix).
+fn registered_in_seconds<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register_with_unit(name, help, Unit::Seconds, metric.clone());
+    metric
+}
+
+/// `horolog_build_info`: the operator's version as a label, always 1.
+fn register_build_info(registry: &mut Registry) {
+    let build_info = Family::<BuildLabels, Gauge>::default();
+    build_info
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .set(1);
+    registry.register(
+        "build_info",
+        "The operator's version, as a label; always 1",
+        build_info,
+    );
+}
+
+impl ReconcileMetrics {
+    /// The reconcile families, registered in `registry`.
+    fn registered(registry: &mut Registry) -> Self {
+        ReconcileMetrics {
+            started: registered(
+                registry,
+                "reconciles",
+                "Reconciles started, by controller",
+                Family::default(),
+            ),
+            duration: registered_in_seconds(
+                registry,
+                "reconcile_duration",
+                "Duration of reconciles, by controller",
+                Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+            ),
+            errors: registered(
+                registry,
+                "reconcile_errors",
+                "Reconciles that returned an error, by controller and error kind",
+                Family::default(),
+            ),
+        }
+    }
+}
+
+impl ApiRequestMetrics {
+    /// The API request families, registered in `registry`.
+    fn registered(registry: &mut Registry) -> Self {
+        ApiRequestMetrics {
+            requests: registered(
+                registry,
+                "api_requests",
+                "Requests to the Kubernetes API, by verb (get, list, watch, create, update, patch, \
+                 delete), resource (with subresource, e.g. jobruns/status) and HTTP status code",
+                Family::default(),
+            ),
+            duration: registered_in_seconds(
+                registry,
+                "api_request_duration",
+                "Time from sending a Kubernetes API request to its response headers (a watch: to \
+                 its start), by verb; excludes waiting for the --kube-qps limit",
+                Family::new_with_constructor(|| Histogram::new(API_REQUEST_BUCKETS)),
+            ),
+        }
+    }
+}
+
+impl PerSchedule {
+    /// The per-Schedule families, enabled, registered in `registry`.
+    fn registered(registry: &mut Registry) -> Self {
+        PerSchedule {
+            enabled: Arc::new(AtomicBool::new(true)),
+            next_fire: registered(
+                registry,
+                "schedule_next_fire_timestamp_seconds",
+                "A Schedule's next fire time (Unix seconds); absent while it does not fire",
+                Family::default(),
+            ),
+            last_success: registered(
+                registry,
+                "schedule_last_success_timestamp_seconds",
+                "The fire time of a Schedule's latest successful run (Unix seconds)",
+                Family::default(),
+            ),
+            interval: registered(
+                registry,
+                "schedule_interval_seconds",
+                "The time between a Schedule's next two fire times",
+                Family::default(),
+            ),
+            last_duration: registered(
+                registry,
+                "schedule_last_run_duration_seconds",
+                "How long a Schedule's latest finished run ran",
+                Family::default(),
+            ),
+            runs: registered(
+                registry,
+                "schedule_runs",
+                "A Schedule's runs that finished, by outcome (the JobRun's final phase)",
+                Family::default(),
+            ),
+        }
     }
 }
 

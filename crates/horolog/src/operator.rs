@@ -162,6 +162,19 @@ impl RunArgs {
             ..ControllerConfig::default()
         }
     }
+
+    /// The Lease and timings of the leader election these flags ask for.
+    pub fn leader_election_config(&self) -> LeaderElectionConfig {
+        let mut election = LeaderElectionConfig::new(
+            &self.leader_election_namespace,
+            &self.lease_name,
+            default_identity(),
+        );
+        election.lease_duration = self.lease_duration.as_std();
+        election.renew_deadline = self.renew_deadline.as_std();
+        election.retry_period = self.retry_period.as_std();
+        election
+    }
 }
 
 /// Why the operator could not start or stopped with an error.
@@ -215,9 +228,6 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
         info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
-    let stopped = move |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
 
     let server = tokio::spawn(crate::metrics::serve(
         args.metrics_addr,
@@ -236,40 +246,18 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     config.observer = Some(Arc::new(metrics.clone()));
 
     let result = if args.leader_election {
-        let mut election = LeaderElectionConfig::new(
-            &args.leader_election_namespace,
-            &args.lease_name,
-            default_identity(),
-        );
-        election.lease_duration = args.lease_duration.as_std();
-        election.renew_deadline = args.renew_deadline.as_std();
-        election.retry_period = args.retry_period.as_std();
-        let elector =
-            LeaderElector::new(client.clone(), election, clock.clone())?.with_metrics(metrics.clone());
-        let mut leading = elector.subscribe();
-        let (release_tx, release_rx) = watch::channel(false);
-        let election_task = tokio::spawn(elector.run(stopped(release_rx)));
-        // A standby is healthy and ready: it can take over at any moment.
-        health.set_ready(true);
-        let result = async {
-            tokio::select! {
-                _ = leading.wait_for(|l| *l) => {}
-                () = stopped(stop_rx.clone()) => return Ok(()),
-            }
-            info!("leading: starting the controllers");
-            // Stop when asked, or as soon as leadership is lost: another replica takes over
-            // and two acting operators must never overlap.
-            let lost = async move {
-                let _ = leading.wait_for(|l| !*l).await;
-            };
-            let stop = futures::future::select(Box::pin(stopped(stop_rx.clone())), Box::pin(lost)).map(drop);
-            run_controllers(client.clone(), &args.namespaces, config, clock.clone(), stop).await
-        }
-        .await;
-        // The controllers are stopped: now release the Lease so a standby takes over at once.
-        let _ = release_tx.send(true);
-        let _ = election_task.await;
-        result
+        let elector = LeaderElector::new(client.clone(), args.leader_election_config(), clock.clone())?
+            .with_metrics(metrics.clone());
+        run_while_leading(
+            elector,
+            client,
+            &args.namespaces,
+            config,
+            clock,
+            &health,
+            stop_rx.clone(),
+        )
+        .await
     } else {
         metrics.set_leader(true);
         health.set_ready(true);
@@ -281,6 +269,48 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     if let Err(e) = &result {
         error!(error = %e, "operator stopped");
     }
+    result
+}
+
+/// Resolves once a stop is requested on `stop` (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Campaigns for the Lease with `elector` and runs the controllers while this replica leads,
+/// until a stop is requested on `stop` or leadership is lost; then releases the Lease.
+async fn run_while_leading(
+    elector: LeaderElector,
+    client: kube::Client,
+    namespaces: &[String],
+    config: ControllerConfig,
+    clock: Arc<dyn Clock>,
+    health: &Health,
+    stop: watch::Receiver<bool>,
+) -> Result<(), OperatorError> {
+    let mut leading = elector.subscribe();
+    let (release_tx, release_rx) = watch::channel(false);
+    let election_task = tokio::spawn(elector.run(stopped(release_rx)));
+    // A standby is healthy and ready: it can take over at any moment.
+    health.set_ready(true);
+    let result = async {
+        tokio::select! {
+            _ = leading.wait_for(|l| *l) => {}
+            () = stopped(stop.clone()) => return Ok(()),
+        }
+        info!("leading: starting the controllers");
+        // Stop when asked, or as soon as leadership is lost: another replica takes over
+        // and two acting operators must never overlap.
+        let lost = async move {
+            let _ = leading.wait_for(|l| !*l).await;
+        };
+        let stop = futures::future::select(Box::pin(stopped(stop.clone())), Box::pin(lost)).map(drop);
+        run_controllers(client, namespaces, config, clock, stop).await
+    }
+    .await;
+    // The controllers are stopped: now release the Lease so a standby takes over at once.
+    let _ = release_tx.send(true);
+    let _ = election_task.await;
     result
 }
 

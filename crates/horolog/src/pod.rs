@@ -121,17 +121,9 @@ pub fn pod_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Res
     labels.extend(run_labels(jobrun, attempt));
 
     let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
-    spec.restart_policy = Some("Never".to_string());
+    prepare_for_run(&mut spec, jobrun, attempt);
     if let Some(seconds) = jobrun.spec.run.active_deadline_seconds {
         spec.active_deadline_seconds = Some(seconds);
-    }
-    let context = context_env(jobrun, attempt);
-    for container in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
-        set_env(container, &context);
     }
 
     Ok(Pod {
@@ -146,6 +138,21 @@ pub fn pod_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Res
         spec: Some(spec),
         status: None,
     })
+}
+
+/// Makes `spec` what every pod of a run is, whichever executor creates it: `restartPolicy:
+/// Never` (retries are attempts) and the run's context ([`context_env`]) in every container's
+/// environment, replacing same-named variables.
+pub(crate) fn prepare_for_run(spec: &mut PodSpec, jobrun: &JobRun, attempt: i32) {
+    spec.restart_policy = Some("Never".to_string());
+    let context = context_env(jobrun, attempt);
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        set_env(container, &context);
+    }
 }
 
 /// The name, namespace and owner reference of a stored JobRun.
@@ -311,12 +318,6 @@ mod tests {
             name,
             JobRunSpec {
                 schedule_name: Some("nightly".into()),
-                fire_time: None,
-                jitter: None,
-                start_deadline: None,
-                task_ref: None,
-                env: Vec::new(),
-                args: None,
                 run: JobRunTemplate {
                     template: Some(PodTemplateSpec {
                         metadata: Some(ObjectMeta {
@@ -333,11 +334,10 @@ mod tests {
                             ..PodSpec::default()
                         }),
                     }),
-                    executor: None,
-                    backoff_limit: None,
                     active_deadline_seconds: Some(600),
-                    result_ttl: None,
+                    ..JobRunTemplate::default()
                 },
+                ..JobRunSpec::default()
             },
         );
         run.metadata.namespace = Some("reports".into());

@@ -106,7 +106,6 @@ pub(crate) fn parse_field(kind: FieldKind, text: &str) -> Result<FieldSet, Strin
 }
 
 fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), String> {
-    let (min, max) = kind.range();
     if piece.contains('#') {
         return Err(format!(
             "{piece:?}: the #-syntax is not supported; write the weekday position in the day field, e.g. day: \"2nd mon\""
@@ -115,35 +114,7 @@ fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), S
     let (body, step) = split_step(piece)?;
 
     if body == "*" {
-        // APScheduler counts a `*/n` step from the field minimum; day of week steps over the
-        // Monday-based index (`*/2` = mon,wed,fri,sun).
-        let step = step.unwrap_or(1);
-        if kind == FieldKind::DayOfWeek {
-            if step > 7 {
-                return Err(format!(
-                    "{piece:?}: step {step} is larger than the 7 days of the week"
-                ));
-            }
-            for d in (0..7).step_by(step as usize) {
-                set.insert(d);
-            }
-            set.all |= step == 1;
-        } else {
-            if step > max - min {
-                return Err(format!(
-                    "{piece:?}: step {step} is larger than the range {min}-{max} it steps through"
-                ));
-            }
-            // A plain `*` year never constrains; skip filling its 8030 bits.
-            if !(kind == FieldKind::Year && step == 1) {
-                for v in (min..=max).step_by(step as usize) {
-                    insert_value(kind, set, v);
-                }
-            }
-            set.all |= step == 1;
-        }
-        set.stepped = true;
-        return Ok(());
+        return every_value(kind, piece, step, set);
     }
     set.stepped |= step.is_some();
 
@@ -163,38 +134,102 @@ fn parse_piece(kind: FieldKind, piece: &str, set: &mut FieldSet) -> Result<(), S
     }
 
     if is_digits(first) && last.is_none_or(is_digits) {
-        let a = parse_number(first)?;
-        let b = last.map(parse_number).transpose()?;
+        let span = Span {
+            a: parse_number(first)?,
+            b: last.map(parse_number).transpose()?,
+            step,
+        };
         return match kind {
-            FieldKind::DayOfWeek => crontab_weekdays(piece, a, b, step, set),
-            _ => numeric_range(kind, piece, a, b, step, set),
+            FieldKind::DayOfWeek => crontab_weekdays(piece, span, set),
+            _ => numeric_range(kind, piece, span, set),
         };
     }
 
     match kind {
         FieldKind::Month => {
-            let a = name_index(&MONTHS, first).ok_or_else(|| format!("unknown month {first:?}"))? as u32 + 1;
-            let b = match last {
-                Some(l) => {
-                    Some(name_index(&MONTHS, l).ok_or_else(|| format!("unknown month {l:?}"))? as u32 + 1)
-                }
-                None => None,
-            };
-            numeric_range(kind, piece, a, b, step, set)
+            let span = named_span(&MONTHS, "month", first, last, step)?;
+            numeric_range(kind, piece, span, set)
         }
+        // Names are Monday-based; through the crontab path they are the numbers 1..=7.
         FieldKind::DayOfWeek => {
-            let a = name_index(&WEEKDAYS, first).ok_or_else(|| format!("unknown weekday {first:?}"))? as u32;
-            let b = match last {
-                Some(l) => {
-                    Some(name_index(&WEEKDAYS, l).ok_or_else(|| format!("unknown weekday {l:?}"))? as u32)
-                }
-                None => None,
-            };
-            // Names are Monday-based; feed them through the crontab path as numbers 1..=7.
-            crontab_weekdays(piece, a + 1, b.map(|b| b + 1), step, set)
+            let span = named_span(&WEEKDAYS, "weekday", first, last, step)?;
+            crontab_weekdays(piece, span, set)
         }
         _ => Err(unrecognized(kind, piece)),
     }
+}
+
+/// A piece's values as numbers: `a`, `a-b`, `a/step` or `a-b/step`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    a: u32,
+    b: Option<u32>,
+    step: Option<u32>,
+}
+
+impl Span {
+    /// The last value: `a/step` runs from a to the field maximum `max`, as in APScheduler and
+    /// crontab.
+    fn end(self, max: u32) -> u32 {
+        match (self.b, self.step) {
+            (Some(b), _) => b,
+            (None, Some(_)) => max,
+            (None, None) => self.a,
+        }
+    }
+}
+
+/// The span of a range of names: each name's position in `names`, counted from 1; `what`
+/// names the field in the error.
+fn named_span(
+    names: &[&str],
+    what: &str,
+    first: &str,
+    last: Option<&str>,
+    step: Option<u32>,
+) -> Result<Span, String> {
+    let number = |name: &str| {
+        name_index(names, name)
+            .map(|i| i as u32 + 1)
+            .ok_or_else(|| format!("unknown {what} {name:?}"))
+    };
+    Ok(Span {
+        a: number(first)?,
+        b: last.map(number).transpose()?,
+        step,
+    })
+}
+
+/// `*` or `*/n`: every value of the field, or every n-th. APScheduler counts a `*/n` step from
+/// the field minimum; day of week steps over the Monday-based index (`*/2` = mon,wed,fri,sun).
+fn every_value(kind: FieldKind, piece: &str, step: Option<u32>, set: &mut FieldSet) -> Result<(), String> {
+    let (min, max) = kind.range();
+    let step = step.unwrap_or(1);
+    if kind == FieldKind::DayOfWeek {
+        if step > 7 {
+            return Err(format!(
+                "{piece:?}: step {step} is larger than the 7 days of the week"
+            ));
+        }
+        for d in (0..7).step_by(step as usize) {
+            set.insert(d);
+        }
+    } else {
+        if step > max - min {
+            return Err(format!(
+                "{piece:?}: step {step} is larger than the range {min}-{max} it steps through"
+            ));
+        }
+        // A plain `*` year never constrains; skip filling its 8030 bits.
+        if !(kind == FieldKind::Year && step == 1) {
+            for v in (min..=max).step_by(step as usize) {
+                insert_value(kind, set, v);
+            }
+        }
+    }
+    set.all |= step == 1;
+    set.stepped = true;
+    Ok(())
 }
 
 fn unrecognized(kind: FieldKind, piece: &str) -> String {
@@ -276,21 +311,10 @@ fn parse_day_special(body: &str, step: Option<u32>, set: &mut FieldSet) -> Resul
     Ok(true)
 }
 
-fn numeric_range(
-    kind: FieldKind,
-    piece: &str,
-    a: u32,
-    b: Option<u32>,
-    step: Option<u32>,
-    set: &mut FieldSet,
-) -> Result<(), String> {
+fn numeric_range(kind: FieldKind, piece: &str, span: Span, set: &mut FieldSet) -> Result<(), String> {
     let (min, max) = kind.range();
-    let last = match (b, step) {
-        (Some(b), _) => b,
-        // `a/n` runs from a to the field maximum, as in APScheduler and crontab.
-        (None, Some(_)) => max,
-        (None, None) => a,
-    };
+    let Span { a, step, .. } = span;
+    let last = span.end(max);
     for v in [a, last] {
         if v < min || v > max {
             return Err(format!("{piece:?}: value {v} is out of range {min}-{max}"));
@@ -316,13 +340,8 @@ fn numeric_range(
 /// Day of week in crontab numbering (0 and 7 = Sunday, 1 = Monday). Ranges may wrap around
 /// the week (`5-1` = fri..mon) as APScheduler allows; steps are honoured (`1-5/2` = mon,wed,fri)
 /// and `0-7` is every day, where APScheduler would drop the step or read Sunday only.
-fn crontab_weekdays(
-    piece: &str,
-    a: u32,
-    b: Option<u32>,
-    step: Option<u32>,
-    set: &mut FieldSet,
-) -> Result<(), String> {
+fn crontab_weekdays(piece: &str, span: Span, set: &mut FieldSet) -> Result<(), String> {
+    let Span { a, b, step } = span;
     for v in [Some(a), b].into_iter().flatten() {
         if v > 7 {
             return Err(format!(
@@ -330,11 +349,7 @@ fn crontab_weekdays(
             ));
         }
     }
-    let last = match (b, step) {
-        (Some(b), _) => b,
-        (None, Some(_)) => 7,
-        (None, None) => a,
-    };
+    let last = span.end(7);
     // The walk goes up from a to last; a wrapping range continues through Sunday.
     let span = if a <= last { last - a } else { last + 7 - a };
     let step = step.unwrap_or(1);

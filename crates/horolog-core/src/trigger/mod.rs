@@ -597,9 +597,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-#[cfg(test)]
-mod tests;
-
 impl FireTimes for Trigger {
     fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         Trigger::next_after(self, after)
@@ -622,3 +619,6 @@ impl FireTimes for Trigger {
         scan_due(self, after, until, keep, scan_limit)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,9 @@
 //! that do not pass through an API server (`horolog preview`, local mode) and as a second
 //! line of defence. Trigger expressions are checked by `horolog_core::trigger::Trigger::compile`.
 
-use super::{BackfillSpec, ConcurrencyPolicy, JobRunSpec, JobRunTemplate, ScheduleSpec, TaskSpec};
+use super::{
+    BackfillSpec, ConcurrencyPolicy, JobRunSpec, JobRunTemplate, JobTemplate, ScheduleSpec, TaskSpec,
+};
 
 /// A spec field with a value the schema would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,21 +32,11 @@ impl ScheduleSpec {
     /// Every problem the CRD schema and its CEL rules would report, plus the pod template
     /// checks; the trigger's expressions are checked by `Trigger::compile`. Empty: valid.
     pub fn problems(&self) -> Vec<FieldError> {
-        let mut problems = Vec::new();
-        if let Some(max) = self.max_running_jobs.filter(|&m| m < 1) {
-            problems.push(FieldError::new(
-                "spec.maxRunningJobs",
-                max,
-                "must be at least 1 (absent = unlimited)",
-            ));
-        }
-        if self.max_running_jobs.is_some() && self.concurrency_policy == Some(ConcurrencyPolicy::Allow) {
-            problems.push(FieldError::new(
-                "spec.concurrencyPolicy",
-                "Allow",
-                super::ALLOW_HAS_NO_LIMIT_MESSAGE,
-            ));
-        }
+        let mut problems = concurrency_problems(
+            self.max_running_jobs,
+            self.concurrency_policy,
+            "must be at least 1 (absent = unlimited)",
+        );
         for (field, value, min) in [
             (
                 "spec.successfulRunsHistoryLimit",
@@ -74,14 +66,7 @@ impl ScheduleSpec {
             }
         }
         match (&self.job_template, &self.task_ref) {
-            (Some(template), None) => match &template.spec.template {
-                Some(_) => problems.extend(template.spec.problems("spec.jobTemplate.spec")),
-                None => problems.push(FieldError::new(
-                    "spec.jobTemplate.spec.template",
-                    "<absent>",
-                    "is required",
-                )),
-            },
+            (Some(template), None) => problems.extend(job_template_problems(template)),
             (None, Some(task)) if task.name.is_empty() => {
                 problems.push(FieldError::new("spec.taskRef.name", "\"\"", "is required"));
             }
@@ -206,29 +191,12 @@ impl JobRunTemplate {
 impl TaskSpec {
     /// Every problem the CRD schema would report for a Task's spec. Empty: valid.
     pub fn problems(&self) -> Vec<FieldError> {
-        let mut problems = Vec::new();
-        match &self.job_template.spec.template {
-            Some(_) => problems.extend(self.job_template.spec.problems("spec.jobTemplate.spec")),
-            None => problems.push(FieldError::new(
-                "spec.jobTemplate.spec.template",
-                "<absent>",
-                "is required",
-            )),
-        }
-        if let Some(max) = self.max_running_jobs.filter(|&m| m < 1) {
-            problems.push(FieldError::new(
-                "spec.maxRunningJobs",
-                max,
-                "must be at least 1 (absent = no shared limit)",
-            ));
-        }
-        if self.max_running_jobs.is_some() && self.concurrency_policy == Some(ConcurrencyPolicy::Allow) {
-            problems.push(FieldError::new(
-                "spec.concurrencyPolicy",
-                "Allow",
-                super::ALLOW_HAS_NO_LIMIT_MESSAGE,
-            ));
-        }
+        let mut problems = job_template_problems(&self.job_template);
+        problems.extend(concurrency_problems(
+            self.max_running_jobs,
+            self.concurrency_policy,
+            "must be at least 1 (absent = no shared limit)",
+        ));
         problems
     }
 }
@@ -249,6 +217,39 @@ impl BackfillSpec {
         }
         problems
     }
+}
+
+/// The problems of a Schedule's or Task's `spec.jobTemplate`: its pod template is required.
+fn job_template_problems(template: &JobTemplate) -> Vec<FieldError> {
+    match &template.spec.template {
+        Some(_) => template.spec.problems("spec.jobTemplate.spec"),
+        None => vec![FieldError::new(
+            "spec.jobTemplate.spec.template",
+            "<absent>",
+            "is required",
+        )],
+    }
+}
+
+/// The problems of a Schedule's or Task's `spec.maxRunningJobs` and `spec.concurrencyPolicy`:
+/// a limit below 1 (`too_low` says what absent means there), and a limit with `Allow`.
+fn concurrency_problems(
+    max_running_jobs: Option<i32>,
+    concurrency_policy: Option<ConcurrencyPolicy>,
+    too_low: &str,
+) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    if let Some(max) = max_running_jobs.filter(|&m| m < 1) {
+        problems.push(FieldError::new("spec.maxRunningJobs", max, too_low));
+    }
+    if max_running_jobs.is_some() && concurrency_policy == Some(ConcurrencyPolicy::Allow) {
+        problems.push(FieldError::new(
+            "spec.concurrencyPolicy",
+            "Allow",
+            super::ALLOW_HAS_NO_LIMIT_MESSAGE,
+        ));
+    }
+    problems
 }
 
 #[cfg(test)]

@@ -496,22 +496,7 @@ impl Executor {
         if let Err(err) = tokio::fs::write(termination_file, b"").await {
             return Some(self.start_failed(command, format!("cannot create the termination file: {err}")));
         }
-        let mut process = Command::new(&command.program);
-        process
-            .args(&command.args)
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(dir) = command.working_dir.as_ref().filter(|d| d.is_dir()) {
-            process.current_dir(dir);
-        }
-        // Its own process group, so a deadline or deletion stops `sh -c`'s children too, and a
-        // Ctrl-C in the terminal reaches horolog only (which then stops the group itself).
-        #[cfg(unix)]
-        process.process_group(0);
-        let mut child = match process.spawn() {
+        let mut child = match process_for(command).spawn() {
             Ok(child) => child,
             Err(err) => {
                 let message = format!("cannot run {:?}: {err}", command.program);
@@ -522,22 +507,9 @@ impl Executor {
         let started_at = self.now();
         debug!(pod = %name, program = %command.program, "process started");
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let mut readers = JoinSet::new();
-        if let Some(stdout) = child.stdout.take() {
-            readers.spawn(forward_output(stdout, name.clone(), "stdout", tail.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            readers.spawn(forward_output(stderr, name.clone(), "stderr", tail.clone()));
-        }
-        let running = json!({
-            "phase": "Running",
-            "startTime": time_text(started_at),
-            "message": note,
-            "containerStatuses": [container_status(&command.container, &command.image, true, json!({
-                "running": {"startedAt": time_text(started_at)},
-            }))],
-        });
-        self.write_status(pod, running).await;
+        let readers = forward_outputs(&mut child, &name, &tail);
+        self.write_status(pod, running_status(command, started_at, note.as_deref()))
+            .await;
 
         let deadline = async {
             match command.active_deadline {
@@ -545,47 +517,19 @@ impl Executor {
                 None => std::future::pending().await,
             }
         };
-        enum End {
-            Exited(std::io::Result<ExitStatus>),
-            Deadline,
-            Deleted,
-            Shutdown,
-        }
         let end = tokio::select! {
             status = child.wait() => End::Exited(status),
             () = deadline => End::Deadline,
             _ = &mut deleted => End::Deleted,
             _ = stop.wait_for(|stopped| *stopped) => End::Shutdown,
         };
-        let (status, pod_reason, pod_message) = match end {
-            End::Exited(status) => (status, None, note),
-            End::Deadline => {
-                info!(pod = %name, "active deadline exceeded; stopping the process");
-                let message = "Pod was active on the node longer than the specified deadline";
-                (
-                    stop_group(&mut child, command.grace).await,
-                    Some("DeadlineExceeded"),
-                    Some(message.into()),
-                )
-            }
-            End::Deleted => {
-                info!(pod = %name, "pod deleted; stopping the process");
-                let _ = stop_group(&mut child, command.grace).await;
-                drain(readers).await;
-                return None;
-            }
-            End::Shutdown => {
-                info!(pod = %name, "horolog is stopping; stopping the process");
-                let grace = command.grace.min(SHUTDOWN_GRACE);
-                let status = stop_group(&mut child, grace).await;
-                (
-                    status,
-                    Some("Interrupted"),
-                    Some("horolog stopped while the pod ran".into()),
-                )
-            }
-        };
+        let stopped = stop_for(end, &mut child, command, &name).await;
         drain(readers).await;
+        let (status, pod_failure) = stopped?;
+        let (pod_reason, pod_message) = match pod_failure {
+            Some((reason, message)) => (Some(reason), Some(message)),
+            None => (None, note),
+        };
         let finished_at = self.now();
         let code = match &status {
             Ok(status) => exit_code(*status),
@@ -594,16 +538,7 @@ impl Executor {
                 -1
             }
         };
-        let mut message = match tokio::fs::read(termination_file).await {
-            Ok(raw) => termination_message(&raw),
-            Err(err) => {
-                warn!(pod = %name, error = %err, "cannot read the termination file");
-                String::new()
-            }
-        };
-        if message.is_empty() && code != 0 && command.fallback_to_logs {
-            message = log_tail(&tail);
-        }
+        let message = container_message(command, termination_file, code, &tail, &name).await;
         debug!(pod = %name, exit_code = code, "process exited");
         let succeeded = code == 0 && pod_reason.is_none();
         Some(json!({
@@ -705,6 +640,121 @@ fn container_status(name: &str, image: &str, running: bool, state: Value) -> Val
 /// A metav1 Time as the API server writes it (whole seconds).
 fn time_text(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The host process for `command`: its program, args and env, output piped, in the
+/// container's working directory when that exists here.
+fn process_for(command: &LocalCommand) -> Command {
+    let mut process = Command::new(&command.program);
+    process
+        .args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = command.working_dir.as_ref().filter(|d| d.is_dir()) {
+        process.current_dir(dir);
+    }
+    // Its own process group, so a deadline or deletion stops `sh -c`'s children too, and a
+    // Ctrl-C in the terminal reaches horolog only (which then stops the group itself).
+    #[cfg(unix)]
+    process.process_group(0);
+    process
+}
+
+/// Starts logging the child's stdout and stderr (see [`forward_output`]), keeping the last
+/// lines in `tail`.
+fn forward_outputs(child: &mut Child, pod: &str, tail: &Arc<Mutex<VecDeque<String>>>) -> JoinSet<()> {
+    let mut readers = JoinSet::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.spawn(forward_output(stdout, pod.to_string(), "stdout", tail.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.spawn(forward_output(stderr, pod.to_string(), "stderr", tail.clone()));
+    }
+    readers
+}
+
+/// The status of a Pod whose process started at `started_at` and runs; `note` says what of
+/// the Pod local mode could not honour.
+fn running_status(command: &LocalCommand, started_at: DateTime<Utc>, note: Option<&str>) -> Value {
+    json!({
+        "phase": "Running",
+        "startTime": time_text(started_at),
+        "message": note,
+        "containerStatuses": [container_status(&command.container, &command.image, true, json!({
+            "running": {"startedAt": time_text(started_at)},
+        }))],
+    })
+}
+
+/// The terminated container's message: what the process left in the termination file, or,
+/// when that is empty, the process failed and the container says `FallbackToLogsOnError`,
+/// the tail of its output.
+async fn container_message(
+    command: &LocalCommand,
+    termination_file: &Path,
+    code: i32,
+    tail: &Mutex<VecDeque<String>>,
+    pod: &str,
+) -> String {
+    let message = match tokio::fs::read(termination_file).await {
+        Ok(raw) => termination_message(&raw),
+        Err(err) => {
+            warn!(pod = %pod, error = %err, "cannot read the termination file");
+            String::new()
+        }
+    };
+    if message.is_empty() && code != 0 && command.fallback_to_logs {
+        return log_tail(tail);
+    }
+    message
+}
+
+/// What ended the wait for a running process.
+enum End {
+    Exited(std::io::Result<ExitStatus>),
+    Deadline,
+    Deleted,
+    Shutdown,
+}
+
+/// Why a Pod fails whatever its process's exit status says: a reason and a message.
+type PodFailure = (&'static str, String);
+
+/// Stops the process when `end` asks for it: its exit status, and the reason and message of a
+/// Pod that fails whatever its exit status (a deadline exceeded, horolog stopping). `None` when
+/// the Pod was deleted: a Pod that is gone needs no status.
+async fn stop_for(
+    end: End,
+    child: &mut Child,
+    command: &LocalCommand,
+    pod: &str,
+) -> Option<(std::io::Result<ExitStatus>, Option<PodFailure>)> {
+    match end {
+        End::Exited(status) => Some((status, None)),
+        End::Deadline => {
+            info!(pod = %pod, "active deadline exceeded; stopping the process");
+            let message = "Pod was active on the node longer than the specified deadline";
+            let status = stop_group(child, command.grace).await;
+            Some((status, Some(("DeadlineExceeded", message.into()))))
+        }
+        End::Deleted => {
+            info!(pod = %pod, "pod deleted; stopping the process");
+            let _ = stop_group(child, command.grace).await;
+            None
+        }
+        End::Shutdown => {
+            info!(pod = %pod, "horolog is stopping; stopping the process");
+            let grace = command.grace.min(SHUTDOWN_GRACE);
+            let status = stop_group(child, grace).await;
+            Some((
+                status,
+                Some(("Interrupted", "horolog stopped while the pod ran".into())),
+            ))
+        }
+    }
 }
 
 /// Stops the process group: SIGTERM, then SIGKILL after `grace`; the exit status.

@@ -24,7 +24,7 @@ mod table;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,6 +33,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::warn;
 
 pub use executor::Executor;
@@ -178,19 +179,7 @@ pub async fn run_local_until(
     let _ = writeln!(out, "{}", warning());
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (server, state_note) = match &state_path {
-        Some(path) => match state::load(path, clock.clone())? {
-            Some(server) => (server, format!("state loaded from {}", path.display())),
-            None => (
-                ApiServer::with_crds(clock.clone(), &crate::crd::crds()),
-                format!("state will be saved to {} (new)", path.display()),
-            ),
-        },
-        None => (
-            ApiServer::with_crds(clock.clone(), &crate::crd::crds()),
-            "state kept in memory only (use --state FILE to keep it across restarts)".to_string(),
-        ),
-    };
+    let (server, state_note) = open_server(state_path.as_deref(), clock.clone())?;
     let _ = writeln!(
         out,
         "{} Schedule(s) and {} JobRun(s) from {}; {state_note}",
@@ -235,19 +224,8 @@ pub async fn run_local_until(
         () = shutdown => None,
         ended = &mut controller => Some(ended),
     };
-    // Processes first, so their Pods are recorded as interrupted in the state that is saved.
-    let _ = stop_pods_tx.send(true);
-    let executor_end = executor.await;
-    if early_end.is_none() {
-        // Let the controllers record how the stopped processes ended, so the table and the saved
-        // state end consistent; bounded, since a restart would catch up anyway.
-        let _ = tokio::time::timeout(SETTLE_LIMIT, runs_follow_their_pods(&server)).await;
-    }
-    let _ = stop_tx.send(true);
-    let controller_end = match early_end {
-        Some(ended) => ended,
-        None => controller.await,
-    };
+    let (executor_end, controller_end) =
+        stop_in_order(&server, executor, stop_pods_tx, controller, early_end, stop_tx).await;
     let mut out = printer.await.map_err(|e| task_error("table", e))?;
     if let Some(saver) = saver {
         saver.await.map_err(|e| task_error("state saver", e))?;
@@ -262,6 +240,53 @@ pub async fn run_local_until(
     executor_end.map_err(|e| task_error("executor", e))?;
     controller_end.map_err(|e| task_error("controller", e))??;
     Ok(())
+}
+
+/// The in-process API server: the one saved in `state_path` if there is one, else a fresh one
+/// with the CRDs; and a note for the user saying which.
+fn open_server(state_path: Option<&Path>, clock: Arc<dyn Clock>) -> Result<(ApiServer, String), LocalError> {
+    Ok(match state_path {
+        Some(path) => match state::load(path, clock.clone())? {
+            Some(server) => (server, format!("state loaded from {}", path.display())),
+            None => (
+                ApiServer::with_crds(clock, &crate::crd::crds()),
+                format!("state will be saved to {} (new)", path.display()),
+            ),
+        },
+        None => (
+            ApiServer::with_crds(clock, &crate::crd::crds()),
+            "state kept in memory only (use --state FILE to keep it across restarts)".to_string(),
+        ),
+    })
+}
+
+/// How the controllers' task ended: their result, or a panic.
+type ControllerEnd = Result<Result<(), controller::Error>, JoinError>;
+
+/// Stops the executor's processes, then the controllers (unless they ended on their own:
+/// `early_end`); returns how the executor and the controllers ended.
+async fn stop_in_order(
+    server: &ApiServer,
+    executor: JoinHandle<()>,
+    stop_pods: watch::Sender<bool>,
+    controller: JoinHandle<Result<(), controller::Error>>,
+    early_end: Option<ControllerEnd>,
+    stop_controllers: watch::Sender<bool>,
+) -> (Result<(), JoinError>, ControllerEnd) {
+    // Processes first, so their Pods are recorded as interrupted in the state that is saved.
+    let _ = stop_pods.send(true);
+    let executor_end = executor.await;
+    if early_end.is_none() {
+        // Let the controllers record how the stopped processes ended, so the table and the saved
+        // state end consistent; bounded, since a restart would catch up anyway.
+        let _ = tokio::time::timeout(SETTLE_LIMIT, runs_follow_their_pods(server)).await;
+    }
+    let _ = stop_controllers.send(true);
+    let controller_end = match early_end {
+        Some(ended) => ended,
+        None => controller.await,
+    };
+    (executor_end, controller_end)
 }
 
 /// How long stopping waits for the controllers to record the ends of the stopped processes.
@@ -330,7 +355,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-fn task_error(part: &'static str, err: tokio::task::JoinError) -> LocalError {
+fn task_error(part: &'static str, err: JoinError) -> LocalError {
     LocalError::Task {
         part,
         message: err.to_string(),
@@ -351,54 +376,22 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
     let mut objects = Objects::default();
     for manifest in read_manifests(dir)? {
         match manifest {
-            Manifest::Schedule(mut schedule) => {
-                schedule
-                    .metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                schedule.spec.validate().map_err(|source| LocalError::Invalid {
-                    location: format!("Schedule {}", schedule.name_any()),
-                    source,
-                })?;
-                objects.schedules.push(*schedule);
+            Manifest::Schedule(schedule) => {
+                let schedule = in_namespace_if_valid(*schedule, namespace, |s| s.spec.validate().err())?;
+                objects.schedules.push(schedule);
             }
-            Manifest::JobRun(mut run) => {
-                run.metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                run.spec
-                    .run
-                    .validate("spec")
-                    .map_err(|source| LocalError::Invalid {
-                        location: format!("JobRun {}", run.name_any()),
-                        source,
-                    })?;
-                objects.runs.push(*run);
+            Manifest::JobRun(run) => {
+                let run = in_namespace_if_valid(*run, namespace, |r| r.spec.run.validate("spec").err())?;
+                objects.runs.push(run);
             }
-            Manifest::Task(mut task) => {
-                task.metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                if let Some(source) = task.spec.problems().into_iter().next() {
-                    return Err(LocalError::Invalid {
-                        location: format!("Task {}", task.name_any()),
-                        source,
-                    });
-                }
-                objects.tasks.push(*task);
+            Manifest::Task(task) => {
+                let task = in_namespace_if_valid(*task, namespace, |t| t.spec.problems().into_iter().next())?;
+                objects.tasks.push(task);
             }
-            Manifest::Backfill(mut backfill) => {
-                backfill
-                    .metadata
-                    .namespace
-                    .get_or_insert_with(|| namespace.to_string());
-                if let Some(source) = backfill.spec.problems().into_iter().next() {
-                    return Err(LocalError::Invalid {
-                        location: format!("Backfill {}", backfill.name_any()),
-                        source,
-                    });
-                }
-                objects.backfills.push(*backfill);
+            Manifest::Backfill(backfill) => {
+                let backfill =
+                    in_namespace_if_valid(*backfill, namespace, |b| b.spec.problems().into_iter().next())?;
+                objects.backfills.push(backfill);
             }
             Manifest::Other { api_version, kind } => {
                 let _ = writeln!(
@@ -412,6 +405,29 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
         return Err(LocalError::NothingToRun(dir.to_path_buf()));
     }
     Ok(objects)
+}
+
+/// `object` with `namespace` filled in when its manifest names none, unless `first_problem`
+/// finds it invalid.
+fn in_namespace_if_valid<K>(
+    mut object: K,
+    namespace: &str,
+    first_problem: impl FnOnce(&K) -> Option<FieldError>,
+) -> Result<K, LocalError>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    object
+        .meta_mut()
+        .namespace
+        .get_or_insert_with(|| namespace.to_string());
+    match first_problem(&object) {
+        Some(source) => Err(LocalError::Invalid {
+            location: format!("{} {}", K::kind(&()), object.name_any()),
+            source,
+        }),
+        None => Ok(object),
+    }
 }
 
 /// Server-side applies every object (creating it, or updating its spec and keeping its status)

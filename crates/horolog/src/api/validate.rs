@@ -107,15 +107,14 @@ impl JobRunSpec {
     /// Every problem the CRD schema and its CEL rules would report for a JobRun's spec, plus
     /// the pod template checks. Empty: valid.
     pub fn problems(&self) -> Vec<FieldError> {
-        let mut problems = match (&self.run.template, &self.task_ref) {
-            (Some(_), None) => self.run.problems("spec"),
-            (None, Some(_)) => Vec::new(),
-            _ => vec![FieldError::new(
-                "spec",
-                "template/taskRef",
-                super::TEMPLATE_XOR_TASK_MESSAGE,
-            )],
-        };
+        // The run limits (backoffLimit, activeDeadlineSeconds) apply with taskRef too.
+        let mut problems = self.run.problems("spec");
+        if self.run.template.is_some() == self.task_ref.is_some() {
+            problems.insert(
+                0,
+                FieldError::new("spec", "template/taskRef", super::TEMPLATE_XOR_TASK_MESSAGE),
+            );
+        }
         if self.task_ref.is_none() && (!self.env.is_empty() || self.args.is_some()) {
             problems.push(FieldError::new(
                 "spec.env",
@@ -324,6 +323,23 @@ mod tests {
         assert_eq!(
             spec("trigger: {interval: 1m}\ntaskRef: {name: t}\nargs: [a]\n").validate(),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_jobrun_with_task_ref_still_has_its_limits_checked() {
+        let run: JobRunSpec =
+            serde_yaml::from_str("taskRef: {name: t}\nbackoffLimit: 101\nactiveDeadlineSeconds: 0\n")
+                .expect("a JobRun spec");
+        let fields: Vec<String> = run.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["spec.backoffLimit", "spec.activeDeadlineSeconds"]);
+        let both: JobRunSpec = serde_yaml::from_str(
+            "taskRef: {name: t}\ntemplate: {spec: {containers: [{name: a, image: b}]}}\n",
+        )
+        .expect("a JobRun spec");
+        assert_eq!(
+            both.validate().map_err(|e| e.message),
+            Err(crate::api::TEMPLATE_XOR_TASK_MESSAGE.to_string())
         );
     }
 

@@ -183,11 +183,6 @@ fn lint_document(document: &Document, schemas: &Schemas, now: DateTime<Utc>) -> 
         "JobRun" => {
             if let Some(run) = typed::<JobRun>(&value, &mut found) {
                 found.extend_fields(&value, run.spec.problems());
-                // JobRunSpec::problems leaves out the run limits of a run with taskRef; the
-                // schema checks them all the same.
-                if run.spec.task_ref.is_some() && run.spec.run.template.is_none() {
-                    found.extend_fields(&value, run.spec.run.problems("spec"));
-                }
             }
         }
         "Task" => {

@@ -305,6 +305,15 @@ impl ScheduleSpec {
 }
 
 impl Schedule {
+    /// When it was created (`metadata.creationTimestamp`): where its trigger starts counting
+    /// unless `trigger.startTime` says otherwise.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(crate::pod::chrono_time)
+    }
+
     /// The condition of `type_` in status, if any.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.status

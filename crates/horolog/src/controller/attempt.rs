@@ -2,10 +2,12 @@
 //! place for both callers (the Schedule reconciler starting a run it has just created, and the
 //! JobRun reconciler starting one that waited, a one-off run, or a retry).
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::PostParams;
-use kube::{Api, ResourceExt};
+use kube::core::NamespaceResourceScope;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::index::PodView;
@@ -64,25 +66,10 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
     }
     let pod = pod_for(run, &template, attempt)?;
     let name = pod.name_any();
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let params = PostParams {
-        field_manager: Some(MANAGER.into()),
-        ..PostParams::default()
-    };
-    let started = match api.create(&params, &pod).await {
-        Ok(_) => Started::Created(name.clone()),
-        Err(err) if is_already_exists(&err) => Started::Existed(name.clone()),
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
-            return Ok(Started::Refused {
-                reason: "InvalidPodTemplate",
-                message: format!(
-                    "spec.template: the API server rejected pod {name}: {}",
-                    status.message
-                ),
-            });
-        }
-        Err(err) => return Err(Error::api("create", "Pod", &namespace, &name, err)),
-    };
+    let started = create(ctx, &namespace, &pod).await?;
+    if let Started::Refused { .. } = started {
+        return Ok(started);
+    }
     ctx.pods.created(
         &namespace,
         &run.name_any(),
@@ -114,25 +101,10 @@ async fn start_job(
     let namespace = run.namespace().unwrap_or_default();
     let job = job_for(run, template, attempt)?;
     let name = job.name_any();
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let params = PostParams {
-        field_manager: Some(MANAGER.into()),
-        ..PostParams::default()
-    };
-    let started = match api.create(&params, &job).await {
-        Ok(_) => Started::Created(name.clone()),
-        Err(err) if is_already_exists(&err) => Started::Existed(name.clone()),
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
-            return Ok(Started::Refused {
-                reason: "InvalidPodTemplate",
-                message: format!(
-                    "spec.template: the API server rejected job {name}: {}",
-                    status.message
-                ),
-            });
-        }
-        Err(err) => return Err(Error::api("create", "Job", &namespace, &name, err)),
-    };
+    let started = create(ctx, &namespace, &job).await?;
+    if let Started::Refused { .. } = started {
+        return Ok(started);
+    }
     ctx.jobs.created(&namespace, &run.name_any(), &name);
     if let Started::Created(_) = &started {
         info!(run = %run.name_any(), fire_time = %run.fire_time(), job = %name, "job created");
@@ -141,6 +113,38 @@ async fn start_job(
         }
     }
     Ok(started)
+}
+
+/// Creates a run's Pod or Job: Created, Existed (an earlier reconcile or replica made it),
+/// or Refused when the API server rejects the template (the run then fails, naming it).
+async fn create<K>(ctx: &Context, namespace: &str, object: &K) -> Result<Started, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    };
+    match api.create(&params, object).await {
+        Ok(_) => Ok(Started::Created(name)),
+        Err(err) if is_already_exists(&err) => Ok(Started::Existed(name)),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => Ok(Started::Refused {
+            reason: "InvalidPodTemplate",
+            message: format!(
+                "spec.template: the API server rejected {} {name}: {}",
+                kind.to_lowercase(),
+                status.message
+            ),
+        }),
+        Err(err) => Err(Error::api("create", kind.to_string(), namespace, &name, err)),
+    }
 }
 
 /// The executor of `run`: its own, else its Task's, else the operator's default.

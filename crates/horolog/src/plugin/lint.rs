@@ -241,12 +241,7 @@ fn written(document: &Json, field: &str) -> Option<String> {
 /// Compiles the trigger as the operator does (cron syntax, time zones, the window).
 fn check_trigger(schedule: &Schedule, document: &Json, now: DateTime<Utc>, found: &mut Found) {
     let trigger = &schedule.spec.trigger;
-    let created = schedule
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(crate::pod::chrono_time)
-        .unwrap_or(now);
+    let created = schedule.created_at().unwrap_or(now);
     match Trigger::compile(trigger, created) {
         Err(e) => {
             let field = format!("spec.{}", e.field);

@@ -95,12 +95,7 @@ pub fn next_fire_times(
     now: DateTime<Utc>,
 ) -> Result<NextFireTimes, Error> {
     let name = schedule.name_any();
-    let created = schedule
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(crate::pod::chrono_time)
-        .unwrap_or(now);
+    let created = schedule.created_at().unwrap_or(now);
     let trigger = Trigger::compile(&schedule.spec.trigger, created)
         .map_err(|e| Error::Invalid(format!("schedule/{name}: spec.{e}")))?;
     let status = schedule.status.clone().unwrap_or_default();

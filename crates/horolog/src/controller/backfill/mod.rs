@@ -101,12 +101,7 @@ pub async fn reconcile(backfill: Arc<Backfill>, ctx: Arc<Context>) -> Result<Act
     let now = ctx.now();
     let schedule = ctx.schedule(&namespace, &backfill.spec.schedule_name);
     let trigger = schedule.as_ref().map(|schedule| {
-        let created = schedule
-            .meta()
-            .creation_timestamp
-            .as_ref()
-            .and_then(crate::pod::chrono_time)
-            .unwrap_or(now);
+        let created = schedule.created_at().unwrap_or(now);
         let origin = trigger_origin(&schedule.spec.trigger, created, backfill.spec.from);
         Trigger::compile(&schedule.spec.trigger, origin)
     });

@@ -198,6 +198,28 @@ pub fn finish(
     })
 }
 
+/// Running, once the run has been running (since `started`, else now) for the report delay:
+/// a shorter run goes from Pending to its outcome in one write.
+pub(super) fn report_running(
+    input: &Input<'_>,
+    started: Option<DateTime<Utc>>,
+    facts: JobRunStatus,
+    event: String,
+) -> Decision {
+    let report_at = started.unwrap_or(input.now) + input.running_report_delay;
+    if input.now < report_at {
+        return Decision::wait_until(report_at);
+    }
+    Decision::write(JobRunStatus {
+        phase: Some(JobRunPhase::Running),
+        start_time: facts.start_time.or(Some(input.now)),
+        reason: None,
+        message: None,
+        ..facts
+    })
+    .with_event(Note::normal("Started", event))
+}
+
 fn format_duration(delta: TimeDelta) -> String {
     crate::api::Duration::from(delta.to_std().unwrap_or_default()).to_string()
 }

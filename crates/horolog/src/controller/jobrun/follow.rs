@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use horolog_core::admission::Verdict;
 use kube::ResourceExt;
 
-use super::decide::{Act, Decision, Input, finish, policy};
+use super::decide::{Act, Decision, Input, finish, policy, report_running};
 use crate::api::{ConcurrencyPolicy, JobRun, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 use crate::controller::index::PodView;
@@ -85,18 +85,8 @@ fn running(input: &Input<'_>, old: &JobRunStatus, pod: &PodView, facts: JobRunSt
     if old.phase == Some(JobRunPhase::Running) {
         return Decision::default();
     }
-    let report_at = pod.report.start_time.unwrap_or(input.now) + input.running_report_delay;
-    if input.now < report_at {
-        return Decision::wait_until(report_at);
-    }
-    Decision::write(JobRunStatus {
-        phase: Some(JobRunPhase::Running),
-        start_time: facts.start_time.or(Some(input.now)),
-        reason: None,
-        message: None,
-        ..facts
-    })
-    .with_event(Note::normal("Started", format!("pod {} is running", pod.name)))
+    let started = pod.report.start_time;
+    report_running(input, started, facts, format!("pod {} is running", pod.name))
 }
 
 fn succeeded(input: &Input<'_>, pod: &PodView, facts: JobRunStatus) -> Decision {

@@ -4,7 +4,7 @@
 
 use horolog_core::admission::Verdict;
 
-use super::decide::{Act, Decision, Input, finish, policy};
+use super::decide::{Act, Decision, Input, finish, policy, report_running};
 use super::queued;
 use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
@@ -140,16 +140,6 @@ fn outcome(input: &Input<'_>, job: &JobView, pod: Option<&PodView>, facts: JobRu
 
 /// Running, once the Job has had active pods for the report delay.
 fn running(input: &Input<'_>, job: &JobView, facts: JobRunStatus) -> Decision {
-    let report_at = facts.start_time.unwrap_or(input.now) + input.running_report_delay;
-    if input.now < report_at {
-        return Decision::wait_until(report_at);
-    }
-    Decision::write(JobRunStatus {
-        phase: Some(JobRunPhase::Running),
-        start_time: facts.start_time.or(Some(input.now)),
-        reason: None,
-        message: None,
-        ..facts
-    })
-    .with_event(Note::normal("Started", format!("job {} is running", job.name)))
+    let started = facts.start_time;
+    report_running(input, started, facts, format!("job {} is running", job.name))
 }

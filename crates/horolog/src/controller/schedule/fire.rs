@@ -111,10 +111,7 @@ fn skip_until(pass: &Pass<'_>) -> Option<DateTime<Utc>> {
     }
     if pass.old.trigger_hash.is_none() {
         return schedule
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .and_then(crate::pod::chrono_time)
+            .created_at()
             .map(|created| created - TimeDelta::nanoseconds(1));
     }
     (was_stopped(&pass.old) || pass.input.interrupted).then_some(pass.input.now)

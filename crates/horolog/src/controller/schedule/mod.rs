@@ -151,12 +151,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
     }
     let namespace = schedule.namespace().unwrap_or_default();
     let now = ctx.now();
-    let created = schedule
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .and_then(crate::pod::chrono_time)
-        .unwrap_or(now);
+    let created = schedule.created_at().unwrap_or(now);
     let trigger = Trigger::compile(&schedule.spec.trigger, created);
     let runs = ctx.runs_of(&schedule);
     let task = schedule

@@ -107,6 +107,7 @@ struct ReconcileMetrics {
     started: Family<ControllerLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     errors: Family<ErrorLabels, Counter>,
+    queue_depth: Family<ControllerLabels, Gauge>,
 }
 
 /// The operator's requests to the Kubernetes API: how many, and how long they took.
@@ -282,6 +283,17 @@ impl Metrics {
         self.reconciles.errors.get_or_create(&labels).inc();
     }
 
+    /// Sets how many objects of `controller`'s kind wait for a reconcile.
+    pub fn set_queue_depth(&self, controller: &str, depth: usize) {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        self.reconciles
+            .queue_depth
+            .get_or_create(&labels)
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
     /// Counts one Kubernetes API request and how long its response took.
     pub fn observe_api_request(&self, request: &ApiRequest, code: &str, seconds: f64) {
         let labels = RequestLabels {
@@ -374,6 +386,13 @@ impl ReconcileMetrics {
                 registry,
                 "reconcile_errors",
                 "Reconciles that returned an error, by controller and error kind",
+                Family::default(),
+            ),
+            queue_depth: registered(
+                registry,
+                "reconcile_queue_depth",
+                "Objects waiting for a reconcile a watch event or the recovery asked for, by \
+                 controller (timed requeues not counted)",
                 Family::default(),
             ),
         }
@@ -630,6 +649,10 @@ impl crate::controller::Observer for Metrics {
         });
     }
 
+    fn queue_depth(&self, controller: &'static str, depth: usize) {
+        self.set_queue_depth(controller, depth);
+    }
+
     fn reconciled(
         &self,
         controller: &'static str,
@@ -826,6 +849,7 @@ mod tests {
         metrics.skipped(1);
         metrics.reconcile_started("schedule").finish();
         metrics.reconcile_error("jobrun", "conflict");
+        metrics.set_queue_depth("schedule", 5);
         metrics.count_active_jobruns_with(|| 4);
         metrics.set_leader(true);
         let patch = ApiRequest::of(&Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None);
@@ -843,6 +867,7 @@ mod tests {
             "horolog_reconciles_total{controller=\"schedule\"} 1",
             "horolog_reconcile_duration_seconds_count{controller=\"schedule\"} 1",
             "horolog_reconcile_errors_total{controller=\"jobrun\",reason=\"conflict\"} 1",
+            "horolog_reconcile_queue_depth{controller=\"schedule\"} 5",
             "horolog_build_info{version=\"0.1.0\"} 1",
             "horolog_active_jobruns 4",
             "horolog_leader 1",

@@ -182,3 +182,24 @@ async fn schema_defaults_fill_paused_timezone_and_the_first_phase() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn metrics_follow_each_schedule_and_the_queues_drain() {
+    let metrics = horolog::metrics::Metrics::new();
+    let observer = metrics.clone();
+    let cluster =
+        Cluster::start_with(move |config| config.observer = Some(std::sync::Arc::new(observer))).await;
+    cluster.apply(every("watched", "1m")).await;
+    cluster.pod_exits("watched-1767225600-1", 0, "ok").await;
+    let text = metrics.encode();
+    for line in [
+        // 2026-01-01T00:01:00Z
+        r#"horolog_schedule_next_fire_timestamp_seconds{namespace="default",schedule="watched"} 1767225660"#,
+        r#"horolog_schedule_interval_seconds{namespace="default",schedule="watched"} 60"#,
+        r#"horolog_schedule_runs_total{namespace="default",schedule="watched",outcome="Succeeded"} 1"#,
+        r#"horolog_reconcile_queue_depth{controller="schedule"} 0"#,
+        r#"horolog_reconcile_queue_depth{controller="jobrun"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line} not in\n{text}");
+    }
+}

@@ -31,6 +31,8 @@ pub trait Observer: Send + Sync {
         _error: Option<&'static str>,
     ) {
     }
+    /// `depth` objects of `controller`'s kind wait for a reconcile that was asked for.
+    fn queue_depth(&self, _controller: &'static str, _depth: usize) {}
     /// A Schedule fired `runs` JobRuns.
     fn fired(&self, _namespace: &str, _schedule: &str, _runs: usize) {}
     /// A JobRun reached a final phase after running `duration` (if it ran).

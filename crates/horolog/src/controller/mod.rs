@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 pub mod index;
 pub mod jobrun;
+mod queue;
 mod recovery;
 pub mod schedule;
 pub mod status;

@@ -18,9 +18,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
@@ -34,6 +33,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
+use super::queue::{Queues, Receiver, Receivers};
 use super::{
     Context, ControllerConfig, Error, ErrorKind, MANAGER, Stores, WatchBackoff, backfill, jobrun,
     retry_delay, schedule, status, task, trim,
@@ -68,7 +68,7 @@ pub async fn run(
         backfills,
     };
     let ctx = Arc::new(Context::new(client.clone(), reporter, clock, config, stores));
-    let queues = Queues::default();
+    let queues = Queues::new(&ctx.config.observer);
     // Each part lives on the heap: together they are too large for a test thread's stack.
     let watches = future::join_all([
         watch_schedules(&ctx, &queues, api_for(&client, &namespace), schedule_writer),
@@ -137,12 +137,12 @@ fn watch_schedules(
         });
     let (ctx, queues) = (ctx.clone(), queues.clone());
     drive(reflected(writer, watch), "Schedule", move |schedule: Schedule| {
-        send(&queues.schedules, ObjectRef::from_obj(&schedule));
+        queues.schedules.send(ObjectRef::from_obj(&schedule));
         for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
-            send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
+            queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
         }
         for backfill in backfill::of_schedule(&ctx, &schedule) {
-            send(&queues.backfills, backfill);
+            queues.backfills.send(backfill);
         }
     })
     .boxed()
@@ -200,19 +200,19 @@ fn watch_tasks(
     drive(reflected(writer, watch), "Task", move |task: Task| {
         let namespace = task.namespace().unwrap_or_default();
         let name = task.name_any();
-        send(&queues.tasks, ObjectRef::from_obj(&task));
+        queues.tasks.send(ObjectRef::from_obj(&task));
         let schedules = ctx.stores.schedules.state();
         for schedule in schedules.iter().filter(|s| {
             s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str())
         }) {
-            send(&queues.schedules, ObjectRef::from_obj(schedule.as_ref()));
+            queues.schedules.send(ObjectRef::from_obj(schedule.as_ref()));
         }
         for run in ctx
             .runs_of_task(&namespace, &name)
             .iter()
             .filter(|r| !r.is_finished())
         {
-            send(&queues.jobruns, ObjectRef::from_obj(run.as_ref()));
+            queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
         }
     })
     .boxed()
@@ -223,7 +223,7 @@ fn watch_backfills(queues: &Queues, api: Api<Backfill>, writer: Writer<Backfill>
     drive(
         reflected(writer, watcher(api, watcher::Config::default())),
         "Backfill",
-        move |b: Backfill| send(&queues.backfills, ObjectRef::from_obj(&b)),
+        move |b: Backfill| queues.backfills.send(ObjectRef::from_obj(&b)),
     )
     .boxed()
 }
@@ -247,7 +247,9 @@ fn wake_owner(queues: &Queues, object: &impl Resource) {
         return;
     };
     for owner in object.owner_references().iter().filter(|o| o.kind == "JobRun") {
-        send(&queues.jobruns, ObjectRef::new(&owner.name).within(&namespace));
+        queues
+            .jobruns
+            .send(ObjectRef::new(&owner.name).within(&namespace));
     }
 }
 
@@ -255,27 +257,27 @@ fn wake_owner(queues: &Queues, object: &impl Resource) {
 /// (in its Schedule and its Task) that have not finished — a slot may have freed, or a newer
 /// run may replace them.
 fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
-    send(&queues.jobruns, ObjectRef::from_obj(run));
+    queues.jobruns.send(ObjectRef::from_obj(run));
     let Some(namespace) = run.namespace() else {
         return;
     };
     let mut siblings = Vec::new();
     if let Some(schedule) = &run.spec.schedule_name {
-        send(&queues.schedules, ObjectRef::new(schedule).within(&namespace));
+        queues.schedules.send(ObjectRef::new(schedule).within(&namespace));
         siblings.extend(ctx.runs_named(&namespace, schedule));
     }
     if let Some(task) = run.task_name() {
-        send(&queues.tasks, ObjectRef::new(task).within(&namespace));
+        queues.tasks.send(ObjectRef::new(task).within(&namespace));
         siblings.extend(ctx.runs_of_task(&namespace, task));
     }
     for backfill in backfill::woken_by(ctx, run) {
-        send(&queues.backfills, backfill);
+        queues.backfills.send(backfill);
     }
     for sibling in siblings
         .iter()
         .filter(|s| !s.is_finished() && s.name_any() != run.name_any())
     {
-        send(&queues.jobruns, ObjectRef::from_obj(sibling.as_ref()));
+        queues.jobruns.send(ObjectRef::from_obj(sibling.as_ref()));
     }
 }
 
@@ -289,10 +291,10 @@ fn recover(ctx: Arc<Context>, queues: Queues) -> BoxFuture<'static, ()> {
                 ctx.client.clone(),
                 namespace,
                 |(kind, namespace, name)| match kind.as_str() {
-                    "Schedule" => send(&queues.schedules, ObjectRef::new(&name).within(&namespace)),
-                    "JobRun" => send(&queues.jobruns, ObjectRef::new(&name).within(&namespace)),
-                    "Task" => send(&queues.tasks, ObjectRef::new(&name).within(&namespace)),
-                    "Backfill" => send(&queues.backfills, ObjectRef::new(&name).within(&namespace)),
+                    "Schedule" => queues.schedules.send(ObjectRef::new(&name).within(&namespace)),
+                    "JobRun" => queues.jobruns.send(ObjectRef::new(&name).within(&namespace)),
+                    "Task" => queues.tasks.send(ObjectRef::new(&name).within(&namespace)),
+                    "Backfill" => queues.backfills.send(ObjectRef::new(&name).within(&namespace)),
                     _ => {}
                 },
             )
@@ -371,7 +373,7 @@ fn reconciling<K, R, F>(
     reconcile: R,
     ctx: &Arc<Context>,
     store: Store<K>,
-    requests: UnboundedReceiver<ObjectRef<K>>,
+    (requests, waiting): Receiver<K>,
     config: &ApplierConfig,
 ) -> BoxFuture<'static, ()>
 where
@@ -382,6 +384,7 @@ where
     applier(
         move |object, ctx| {
             let key = status::key_of(object.as_ref());
+            waiting.started(&key);
             timed(controller, key, reconcile(object, ctx.clone()), ctx).boxed()
         },
         error_policy,
@@ -392,63 +395,6 @@ where
     )
     .for_each(|result| async move { log_applier_result(result) })
     .boxed()
-}
-
-/// The reconcile requests of each kind, fed by the watches and the recovery watch.
-#[derive(Clone)]
-struct Queues {
-    schedules: UnboundedSender<ObjectRef<Schedule>>,
-    jobruns: UnboundedSender<ObjectRef<JobRun>>,
-    tasks: UnboundedSender<ObjectRef<Task>>,
-    backfills: UnboundedSender<ObjectRef<Backfill>>,
-    receivers: Arc<Mutex<Option<Receivers>>>,
-}
-
-/// The receiving ends of [`Queues`].
-struct Receivers {
-    schedules: UnboundedReceiver<ObjectRef<Schedule>>,
-    jobruns: UnboundedReceiver<ObjectRef<JobRun>>,
-    tasks: UnboundedReceiver<ObjectRef<Task>>,
-    backfills: UnboundedReceiver<ObjectRef<Backfill>>,
-}
-
-impl Default for Queues {
-    fn default() -> Self {
-        let (schedules, schedule_rx) = unbounded();
-        let (jobruns, jobrun_rx) = unbounded();
-        let (tasks, task_rx) = unbounded();
-        let (backfills, backfill_rx) = unbounded();
-        let receivers = Receivers {
-            schedules: schedule_rx,
-            jobruns: jobrun_rx,
-            tasks: task_rx,
-            backfills: backfill_rx,
-        };
-        Queues {
-            schedules,
-            jobruns,
-            tasks,
-            backfills,
-            receivers: Arc::new(Mutex::new(Some(receivers))),
-        }
-    }
-}
-
-impl Queues {
-    /// The receiving ends; once (later calls get closed queues).
-    fn receivers(&self) -> Receivers {
-        let taken = self
-            .receivers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        taken.unwrap_or_else(|| Receivers {
-            schedules: unbounded().1,
-            jobruns: unbounded().1,
-            tasks: unbounded().1,
-            backfills: unbounded().1,
-        })
-    }
 }
 
 /// Times a reconcile of the object `key`, counts it, and forgets the object's failures when
@@ -490,14 +436,6 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx:
     let delay = retry_delay(kind, failures);
     warn!(object = %key, error = %err, kind = kind.as_str(), failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, object: ObjectRef<K>)
-where
-    K::DynamicType: Clone + Eq + std::hash::Hash,
-{
-    // The receiver lives as long as the appliers; a closed channel means we are shutting down.
-    let _ = tx.unbounded_send(object);
 }
 
 /// Drives a watch: every object it touches goes to `on_object`; watch errors are logged (the

@@ -1,9 +1,9 @@
 //! The planner: which fire times of a Schedule are due, and what they turn into.
 //!
-//! Pure: it takes the fire-time source, the cursor (`status.lastFireTime`), the current time
+//! Pure: it takes the fire-time source, the cursor (`status.cursor`: the last fire time planned), the current time
 //! and the Schedule's policy, and returns a [`Plan`]. No kube, no tokio, no clock.
 //!
-//! The rules are APScheduler 4's (`APSCHEDULER.md` §4.2–4.4):
+//! The rules are APScheduler 4's (see TRIGGERS.md, "Due fire times, coalescing and catch-up"):
 //!
 //! - the due fire times are every fire time after the cursor up to and including `now`, and
 //!   one pass handles all of them, however many there are;
@@ -189,7 +189,7 @@ pub struct Plan {
     /// False when the due fire times were too many to count one by one: `coalesced` and
     /// `dropped` are then lower bounds. The runs, `missed` and `dropped_range` are exact.
     pub exact: bool,
-    /// The new `status.lastFireTime`: the last due fire time, or the old cursor.
+    /// The new cursor (`status.cursor`): the last due fire time, or the old cursor.
     pub cursor: Option<DateTime<Utc>>,
     /// The first fire time after `now` (and after the cursor); `None` when exhausted or paused.
     pub next_fire_time: Option<DateTime<Utc>>,
@@ -676,7 +676,7 @@ mod tests {
         assert!(plan.exact);
     }
 
-    // APSCHEDULER.md §4.2: interval 1 s started 5.5 s in the past.
+    // APScheduler 4 (coalesce, as TRIGGERS.md says): interval 1 s started 5.5 s in the past.
     #[test]
     fn coalesce_earliest_creates_one_run_for_the_oldest_due_fire_time() {
         let plan = plan(

@@ -1,5 +1,5 @@
-//! Benchmarks of the in-memory API server's request path (what `horolog sandbox` spends its CPU
-//! on under `horolog bench`), at the scale of a 10,000-Schedule load test: a store holding
+//! Benchmarks of the in-memory API server's request path (what `horolog-dev sandbox` spends its
+//! CPU on under `horolog-dev load`), at the scale of a 10,000-Schedule load test: a store holding
 //! 10,000 Schedules, 30,000 JobRuns, 3,000 Pods and 1,000 Events, and six open watches drained
 //! after every request, as the operator (Schedules, JobRuns, Pods by `horolog.dev/jobrun`), the
 //! load tool (JobRuns, Pods) and the kubelet stand-in (Pods) hold them.

@@ -1,11 +1,11 @@
 //! An in-process Kubernetes API server: the slice of the API the operator uses, served as a tower
 //! `Service` to a real [`kube::Client`], so `Controller`, watchers, reflectors, `Api` calls and the
-//! event `Recorder` run unchanged against it. Controller tests use it with a manual clock;
-//! `horolog run --local` uses it to run the operator without a cluster. It knows the built-in
-//! resources it needs ([`ResourceType::defaults`]: core Pods, ConfigMaps, Secrets, Services,
-//! ServiceAccounts, Events and Namespaces, `events.k8s.io` Events, Leases, `batch/v1` Jobs and
-//! CronJobs, CRDs); custom resources come from their CRDs ([`ApiServer::register_crd`], or by
-//! creating the CRD through the API, as on a real server).
+//! event `Recorder` run unchanged against it. Controller tests use it with a tokio clock under
+//! `start_paused`; `horolog run --local` uses it to run the operator without a cluster. It knows
+//! the built-in resources it needs ([`ResourceType::defaults`]: core Pods, ConfigMaps, Secrets,
+//! Services, ServiceAccounts, Events and Namespaces, `events.k8s.io` Events, Leases, `batch/v1`
+//! Jobs and CronJobs, CRDs); custom resources come from their CRDs
+//! ([`ApiServer::register_crd`], or by creating the CRD through the API, as on a real server).
 //!
 //! What it serves, for every registered [`ResourceType`]:
 //!

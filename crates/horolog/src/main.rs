@@ -22,7 +22,7 @@ enum Command {
     /// `--local DIR` without any cluster, running the pods' commands on this host.
     Run(Box<horolog::operator::RunArgs>),
 
-    /// Print the CustomResourceDefinitions (Schedule, JobRun) as YAML, ready for
+    /// Print the CustomResourceDefinitions (Schedule, JobRun, Task, Backfill) as YAML, ready for
     /// `kubectl apply --server-side -f -`. crds/horolog.yaml holds exactly this output.
     Crds,
 

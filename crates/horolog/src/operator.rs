@@ -36,7 +36,7 @@ pub struct RunArgs {
     #[arg(long, env = "HOROLOG_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
 
-    /// How many reconciles of each kind (Schedule, JobRun) run at once.
+    /// How many reconciles of each kind (Schedule, JobRun, Task, Backfill) run at once.
     #[arg(long, env = "HOROLOG_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
 

@@ -7,8 +7,12 @@ use chrono::{DateTime, Utc};
 use horolog::manifest::{Manifest, read_manifests};
 use horolog::preview::preview;
 
+/// examples/ (what `run --local examples/` runs) and examples/cluster/ (what needs a cluster).
 fn examples() -> Vec<Manifest> {
-    read_manifests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")).expect("examples parse")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut manifests = read_manifests(&dir).expect("examples parse");
+    manifests.extend(read_manifests(&dir.join("cluster")).expect("examples/cluster parse"));
+    manifests
 }
 
 #[test]

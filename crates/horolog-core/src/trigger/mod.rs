@@ -1,6 +1,6 @@
 //! The trigger engine: compiles a Schedule's `spec.trigger` and answers "when does it fire
 //! next?". Pure: no clock, no I/O; every answer is a function of the spec and the instant asked
-//! about, so `next_after(status.lastFireTime)` works as a stateless cursor.
+//! about, so `next_after(status.cursor)` works as a stateless cursor.
 //!
 //! Semantics follow APScheduler 4's triggers; the deliberate differences are listed in
 //! TRIGGERS.md.

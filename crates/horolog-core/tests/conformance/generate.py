@@ -4,7 +4,7 @@ APScheduler 4 computes for the equivalent Python trigger.
 
 Run from the repository root:
 
-    python3 tests/conformance/generate.py
+    python3 crates/horolog-core/tests/conformance/generate.py
 
 The script creates (or reuses) a throwaway virtualenv in .venv-conformance/ (gitignored),
 installs the pinned APScheduler pre-release and the pinned tzdata package there, then

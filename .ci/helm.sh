@@ -93,15 +93,15 @@ kinds = collections.Counter(d.get("kind") for d in docs)
 
 expected = {
     # Defaults: cluster-wide RBAC (the operator's ClusterRole and the aggregated view, edit and
-    # admin ones), leader election Role, CRDs.
-    "default": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
+    # admin ones), leader election Role, the four CRDs (Schedule, JobRun, Task, Backfill).
+    "default": {"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
     # crds.install=false: the same without CRDs.
     "no-crds": {"ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
     # watchNamespaces [team-a, team-b]: a Role per namespace plus the leader election Role;
     # aggregated ClusterRoles; monitor, alerts and PDB.
-    "all-on": {"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
+    "all-on": {"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
                "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "PodDisruptionBudget": 1},
 }[expectation]
 if dict(kinds) != expected:

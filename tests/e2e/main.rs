@@ -613,38 +613,50 @@ async fn cel_rules_reject_bad_input_at_apply_time() {
         let mut failures = Vec::new();
         for (what, trigger, extra, expected) in cases {
             let bad = schedule("probe", trigger, extra);
-            match probes.patch("probe", &dry_run, &Patch::Apply(&bad)).await {
-                Ok(_) => failures.push(format!("{what}: accepted, expected a 422")),
-                Err(kube::Error::Api(status)) => {
-                    if status.code != 422 {
-                        failures.push(format!(
-                            "{what}: HTTP {} ({}), expected 422: {}",
-                            status.code, status.reason, status.message
-                        ));
-                    }
-                    let missing: Vec<&str> = expected
-                        .iter()
-                        .copied()
-                        .filter(|text| !status.message.contains(text))
-                        .collect();
-                    if !missing.is_empty() {
-                        failures.push(format!(
-                            "{what}: the message lacks {missing:?}: {}",
-                            status.message
-                        ));
-                    }
-                }
-                Err(err) => failures.push(format!("{what}: not an API error: {err}")),
-            }
+            let result = probes.patch("probe", &dry_run, &Patch::Apply(&bad)).await;
+            failures.extend(rejection_failure(what, result, &expected));
         }
-        assert!(
-            failures.is_empty(),
-            "{} bad inputs not rejected as expected:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert_rejected_as_expected(&failures);
     })
     .await;
+}
+
+/// Why `result` is not the 422 `expected` describes (every text in its message), if it is not.
+fn rejection_failure<T>(what: &str, result: kube::Result<T>, expected: &[&str]) -> Vec<String> {
+    let status = match result {
+        Ok(_) => return vec![format!("{what}: accepted, expected a 422")],
+        Err(kube::Error::Api(status)) => status,
+        Err(err) => return vec![format!("{what}: not an API error: {err}")],
+    };
+    let mut failures = Vec::new();
+    if status.code != 422 {
+        failures.push(format!(
+            "{what}: HTTP {} ({}), expected 422: {}",
+            status.code, status.reason, status.message
+        ));
+    }
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|text| !status.message.contains(text))
+        .collect();
+    if !missing.is_empty() {
+        failures.push(format!(
+            "{what}: the message lacks {missing:?}: {}",
+            status.message
+        ));
+    }
+    failures
+}
+
+/// Fails the test with every collected [`rejection_failure`].
+fn assert_rejected_as_expected(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} bad inputs not rejected as expected:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The printer columns of API.md, in order, as the CRDs declare them (`kubectl get` shows

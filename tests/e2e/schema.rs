@@ -208,36 +208,10 @@ async fn cel_rules_of_tasks_controls_backfills_and_jobruns_reject_bad_input() {
         ];
         let mut failures = Vec::new();
         for (what, resource, object, expected) in cases {
-            match dry_run_apply(&env, resource, &object).await {
-                Ok(_) => failures.push(format!("{what}: accepted, expected a 422")),
-                Err(kube::Error::Api(status)) => {
-                    if status.code != 422 {
-                        failures.push(format!(
-                            "{what}: HTTP {} ({}), expected 422: {}",
-                            status.code, status.reason, status.message
-                        ));
-                    }
-                    let missing: Vec<&str> = expected
-                        .iter()
-                        .copied()
-                        .filter(|text| !status.message.contains(text))
-                        .collect();
-                    if !missing.is_empty() {
-                        failures.push(format!(
-                            "{what}: the message lacks {missing:?}: {}",
-                            status.message
-                        ));
-                    }
-                }
-                Err(err) => failures.push(format!("{what}: not an API error: {err}")),
-            }
+            let result = dry_run_apply(&env, resource, &object).await;
+            failures.extend(rejection_failure(what, result, &expected));
         }
-        assert!(
-            failures.is_empty(),
-            "{} bad inputs not rejected as expected:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert_rejected_as_expected(&failures);
     })
     .await;
 }

@@ -909,12 +909,21 @@ async fn pod(cluster: &Cluster, name: &str) {
     cluster.apply(pod).await;
 }
 
-fn logs_args(target: &str, follow: bool, container: Option<&str>) -> LogsArgs {
-    LogsArgs {
+/// What `kubectl horolog logs TARGET [-f] [-c CONTAINER]` prints, or its error.
+async fn logs(
+    client: &kube::Client,
+    target: &str,
+    follow: bool,
+    container: Option<&str>,
+) -> Result<String, plugin::Error> {
+    let args = LogsArgs {
         target: target.into(),
         follow,
         container: container.map(String::from),
-    }
+    };
+    let mut out = Vec::new();
+    plugin::logs(client, &scope(), &args, &mut out).await?;
+    Ok(text(out))
 }
 
 #[tokio::test]
@@ -931,21 +940,10 @@ async fn logs_of_a_jobrun_read_its_pods_first_container_or_the_one_asked_for() {
         .await;
     pod(&cluster, "report-1-2").await;
     let client = cluster.client_with_logs();
-    let mut out = Vec::new();
-    plugin::logs(&client, &scope(), &logs_args("report-1", false, None), &mut out)
-        .await
-        .unwrap();
-    assert_eq!(text(out), "log of report-1-2 container main\nfollow=false\n");
-    let mut out = Vec::new();
-    plugin::logs(
-        &client,
-        &scope(),
-        &logs_args("report-1", true, Some("sidecar")),
-        &mut out,
-    )
-    .await
-    .unwrap();
-    assert_eq!(text(out), "log of report-1-2 container sidecar\nfollow=true\n");
+    let out = logs(&client, "report-1", false, None).await.unwrap();
+    assert_eq!(out, "log of report-1-2 container main\nfollow=false\n");
+    let out = logs(&client, "report-1", true, Some("sidecar")).await.unwrap();
+    assert_eq!(out, "log of report-1-2 container sidecar\nfollow=true\n");
 }
 
 #[tokio::test]
@@ -955,16 +953,10 @@ async fn logs_without_a_pod_name_in_status_read_the_pod_of_the_latest_attempt() 
         .apply(run_of("report", "report-1", "2026-01-01T08:00:00Z"))
         .await;
     pod(&cluster, "report-1-1").await;
-    let mut out = Vec::new();
-    plugin::logs(
-        &cluster.client_with_logs(),
-        &scope(),
-        &logs_args("report-1", false, None),
-        &mut out,
-    )
-    .await
-    .unwrap();
-    assert_eq!(text(out), "log of report-1-1 container main\nfollow=false\n");
+    let out = logs(&cluster.client_with_logs(), "report-1", false, None)
+        .await
+        .unwrap();
+    assert_eq!(out, "log of report-1-1 container main\nfollow=false\n");
 }
 
 #[tokio::test]
@@ -988,16 +980,10 @@ async fn logs_of_a_schedule_read_its_newest_run_that_has_a_pod() {
         cluster.status::<JobRun>(name, status).await;
     }
     pod(&cluster, "report-2-1").await;
-    let mut out = Vec::new();
-    plugin::logs(
-        &cluster.client_with_logs(),
-        &scope(),
-        &logs_args("report", false, None),
-        &mut out,
-    )
-    .await
-    .unwrap();
-    assert_eq!(text(out), "log of report-2-1 container main\nfollow=false\n");
+    let out = logs(&cluster.client_with_logs(), "report", false, None)
+        .await
+        .unwrap();
+    assert_eq!(out, "log of report-2-1 container main\nfollow=false\n");
 }
 
 #[tokio::test]
@@ -1014,26 +1000,12 @@ async fn logs_of_a_run_without_a_pod_say_why_and_an_unknown_name_suggests_runs_a
         )
         .await;
     let client = cluster.client_with_logs();
-    let err = plugin::logs(
-        &client,
-        &scope(),
-        &logs_args("report-1", false, None),
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = logs(&client, "report-1", false, None).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "jobrun/report-1 has no pod (it is Missed: its start deadline passed)"
     );
-    let err = plugin::logs(
-        &client,
-        &scope(),
-        &logs_args("reprt", false, None),
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = logs(&client, "reprt", false, None).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"JobRun or Schedule "reprt" not found in namespace "default"; did you mean report or report-1?"#

@@ -5,13 +5,16 @@
 //! default (each Pod runs for `--pod-run-time` and succeeds, as KWOK's nodes do), or the local
 //! executor (each Pod's command runs as a process here), or none (Pods stay `Pending`).
 //!
-//! It is not a Kubernetes API server: no schema validation, defaulting, admission, RBAC or
-//! discovery (so `kubectl` cannot use it), no authentication and no TLS. That is why it listens
-//! on loopback addresses only. What it is good for: the operator (`horolog run`) and
-//! `horolog-dev load` run against it unchanged, over real HTTP connections, as separate
-//! processes, so the operator's own CPU, memory and fire delay can be measured without a
-//! cluster. It serves what [`horolog_memserver::ResourceType::defaults`] and the horolog CRDs lists (no `batch/v1`,
-//! so `horolog-dev load --compare-cronjob` needs a real cluster).
+//! It is not a Kubernetes API server: no schema validation, admission, RBAC or discovery (so
+//! `kubectl` cannot use it), no authentication and no TLS. That is why it listens on loopback
+//! addresses only. What it is good for: the operator (`horolog run`) and `horolog-dev load` run
+//! against it unchanged, over real HTTP connections, as separate processes, so the operator's
+//! own CPU, memory, fire delay and writes per run can be measured without a cluster. It serves
+//! what [`horolog_memserver::ResourceType::defaults`] and the horolog CRDs list, and `GET
+//! /metrics` with `apiserver_request_total` as a real API server counts it (plus a `client`
+//! label; the kubelet stand-in's writes are client `kubelet`, the garbage collector's
+//! `garbage-collector`). It stores `batch/v1` CronJobs and Jobs but runs no controller for them,
+//! so `horolog-dev load --compare-cronjob` needs a real cluster.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +43,21 @@ fn unavailable(error: &std::io::Error) -> http::Response<ResponseBody> {
         .boxed_unsync();
     let mut response = http::Response::new(body);
     *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
+
+/// `GET /metrics`: the request counts, as a real API server's `/metrics` shows
+/// `apiserver_request_total`.
+fn metrics(server: &ApiServer) -> http::Response<ResponseBody> {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Full::new(bytes::Bytes::from(server.metrics_text()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     response
 }
 
@@ -160,7 +178,8 @@ impl Sandbox {
     /// Pods (simulated and executed Pods end `Interrupted`) and closes the connections.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let client = self.server.client();
+        // Its writes are counted as the kubelet's, as a real node's are (by their client).
+        let client = self.server.client_as("kubelet");
         let mode = match self.kubelet {
             Kubelet::Simulate => Some(Mode::Simulated {
                 run_for: self.pod_run_time,
@@ -181,6 +200,9 @@ impl Sandbox {
         let handler = move |request: Request<Incoming>| {
             let mut server = server.clone();
             async move {
+                if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
+                    return metrics(&server);
+                }
                 match server.call(request).await {
                     Ok(response) => response,
                     // Only an injected fault refuses a request, and the sandbox injects none;

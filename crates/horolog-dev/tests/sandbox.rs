@@ -105,6 +105,21 @@ async fn the_simulated_kubelet_runs_a_pod_to_success_over_http() {
         "Running was recorded first, with its start time"
     );
 
+    // /metrics counts the writes as a real API server does, the kubelet's under its own name.
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let text = client.request_text(request).await.expect("GET /metrics");
+    let counts = horolog_dev::load::WriteCounts::from_api_server(&text);
+    assert_eq!(counts.0.get("pods"), Some(&1.0), "one create:\n{text}");
+    assert!(
+        counts.0.get("pods/status").is_some_and(|&n| n >= 2.0),
+        "Running and Succeeded written:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("client=\"kubelet\"") && l.contains("subresource=\"status\"")),
+        "{text}"
+    );
+
     let _ = stop.send(());
     tokio::time::timeout(PATIENCE, serving)
         .await

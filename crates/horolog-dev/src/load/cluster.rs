@@ -205,6 +205,16 @@ where
     })))
 }
 
+/// The API server's `/metrics` (Prometheus text): `apiserver_request_total` counts every
+/// client's requests. Reading it needs `get` on the non-resource URL `/metrics` (cluster-admin
+/// has it; `horolog-dev sandbox` serves it too).
+pub async fn api_server_metrics(client: &Client) -> Result<String, kube::Error> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(kube::Error::HttpError)?;
+    client.request_text(request).await
+}
+
 /// Deletes what the bench created: the namespace if it created it (everything inside goes
 /// with it), else every object labelled with the run id. Returns what it could not delete.
 pub async fn cleanup(client: &Client, namespace: &str, namespace_created: bool, run_id: &str) -> Vec<String> {

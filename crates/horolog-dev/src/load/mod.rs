@@ -10,21 +10,20 @@ mod cluster;
 mod fires;
 mod mix;
 mod objects;
+mod phase;
 mod process;
 mod report;
 mod runs;
 mod stats;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client};
+use kube::Client;
 use rand::RngExt;
-use tokio::sync::watch;
 
 pub use fires::{FirePattern, Window};
 pub use mix::{IntervalRange, Mix, MixError, PlannedSchedule, ScheduleKind, plan_schedules};
@@ -32,9 +31,11 @@ pub use process::OperatorUsage;
 pub use report::{ApiServerReport, Report, TargetCheck, WindowReport};
 pub use runs::{Delay, FireRef, PodSeen, Rate, RunSeen, RunSummary, Source};
 pub use stats::Distribution;
+pub use writes::{WriteCounts, WritesPerRun};
 
-use horolog::api::{Duration, JobRun, Schedule};
-use objects::{BENCH_LABEL, BenchPod, PodOwner};
+use horolog::api::Duration;
+use objects::BENCH_LABEL;
+use phase::{Counters, Side};
 use process::{ClockTicks, ProcSample, SpawnedOperator};
 
 /// How long a spawned operator gets to shut down after SIGTERM before it is killed.
@@ -126,6 +127,12 @@ pub struct BenchArgs {
     /// temporary directory.
     #[arg(long, requires = "spawn_operator")]
     pub operator_log: Option<PathBuf>,
+
+    /// `host:port` of the operator's metrics server (e.g. a `kubectl port-forward` to the
+    /// operator's pod), read at the window's edges for the operator's own writes per run. A
+    /// spawned operator's is known without it.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "spawn_operator")]
+    pub operator_metrics: Option<String>,
 
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
@@ -224,6 +231,19 @@ fn validate(args: &BenchArgs) -> Result<(), LoadTestError> {
             args.interval_min, args.interval_max
         )));
     }
+    if args.compare_cronjob
+        && !args
+            .mix
+            .counts(args.schedules)
+            .iter()
+            .any(|(kind, n)| *kind == ScheduleKind::EveryMinuteCron && *n > 0)
+    {
+        return Err(LoadTestError::InvalidArgs(
+            "--compare-cronjob creates one CronJob per every-minute-cron Schedule: give --mix an \
+             every-minute-cron share"
+                .into(),
+        ));
+    }
     if args.active_deadline_seconds < 1 {
         return Err(LoadTestError::InvalidArgs(
             "--active-deadline-seconds must be at least 1".into(),
@@ -245,13 +265,20 @@ pub async fn run(client: Client, args: BenchArgs) -> Result<Report, LoadTestErro
     cluster::check_crds(&client, &args.namespace).await?;
     let run_id = new_run_id();
 
+    let mut operator_metrics = args.operator_metrics.clone();
     let mut spawned = if args.spawn_operator {
         let log = args
             .operator_log
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("horolog-bench-{run_id}.log")));
-        tracing::info!(log = %log.display(), "starting the operator");
-        Some(SpawnedOperator::start(&log)?)
+        let metrics = process::free_loopback_addr().map_err(|source| LoadTestError::SpawnOperator {
+            what: "finding a free port for its metrics".into(),
+            source,
+        })?;
+        tracing::info!(log = %log.display(), %metrics, "starting the operator");
+        let operator = SpawnedOperator::start(&log, &metrics)?;
+        operator_metrics = Some(metrics);
+        Some(operator)
     } else {
         None
     };
@@ -269,7 +296,7 @@ pub async fn run(client: Client, args: BenchArgs) -> Result<Report, LoadTestErro
     let pid = args
         .operator_pid
         .or_else(|| spawned.as_ref().and_then(SpawnedOperator::pid));
-    let outcome = measure(&client, &args, &run_id, pid).await;
+    let outcome = measure(&client, &args, &run_id, pid, operator_metrics.as_deref()).await;
 
     tracing::info!(namespace = %args.namespace, "cleaning up");
     let cleanup_problems = tokio::select! {
@@ -316,264 +343,90 @@ pub async fn run(client: Client, args: BenchArgs) -> Result<Report, LoadTestErro
     Ok(report)
 }
 
-/// Creates the load, watches it through warmup, window and drain, and sums it up.
+/// Creates the load, watches it through warmup, window and drain, and sums it up: horolog's
+/// Schedules, then (`--compare-cronjob`), after they are deleted, the same number of CronJobs,
+/// so each side's writes per run are counted alone.
 async fn measure(
     client: &Client,
     args: &BenchArgs,
     run_id: &str,
     pid: Option<u32>,
+    operator_metrics: Option<&str>,
 ) -> Result<Report, LoadTestError> {
     let ns = args.namespace.as_str();
-    let selector = format!("{BENCH_LABEL}={run_id}");
-    let (stop, stopped) = watch::channel(false);
-
-    // Watches first, so no run or pod can be created before they look.
-    let jobruns = cluster::record(
-        Api::<JobRun>::namespaced(client.clone(), ns),
-        selector.clone(),
-        stopped.clone(),
-        objects::jobrun_seen,
-    );
-    let pods = cluster::record(
-        Api::<Pod>::namespaced(client.clone(), ns),
-        selector.clone(),
-        stopped.clone(),
-        |pod: &Pod, seen| objects::pod_seen(pod, seen).map(|(owner, p)| PodSeenBy { owner, pod: p }),
-    );
-    let jobs = args.compare_cronjob.then(|| {
-        cluster::record(
-            Api::<Job>::namespaced(client.clone(), ns),
-            selector.clone(),
-            stopped.clone(),
-            objects::job_seen,
-        )
-    });
-
+    let counters = Counters {
+        client,
+        operator: operator_metrics,
+    };
     let ticks = pid.map(|_| ClockTicks::detect());
-    let sample_creating = sample(pid);
-
-    // Plan: every trigger starts at the next whole second, before any of them exists; fire
-    // times before the window are the operator's catch-up and are not checked.
-    let anchor = next_whole_second(Utc::now());
     let counts = args.mix.counts(args.schedules);
-    let plan = plan_schedules(
-        run_id,
-        &counts,
-        anchor,
-        IntervalRange {
-            min_seconds: args.interval_min.as_std().as_secs() as i64,
-            max_seconds: args.interval_max.as_std().as_secs() as i64,
-        },
-        args.seed,
-    );
-    let pod = BenchPod {
-        image: args.image.clone(),
-        active_deadline_seconds: args.active_deadline_seconds,
+    let interval_range = IntervalRange {
+        min_seconds: args.interval_min.as_std().as_secs() as i64,
+        max_seconds: args.interval_max.as_std().as_secs() as i64,
     };
-    let schedules: Vec<Schedule> = plan
-        .iter()
-        .map(|p| objects::schedule_for(p, ns, run_id, &pod))
-        .collect();
-    let minute_level = plan
-        .iter()
-        .filter(|p| p.kind == ScheduleKind::EveryMinuteCron)
-        .count();
-    let cronjob_names: Vec<String> = if args.compare_cronjob {
-        (0..minute_level).map(|i| format!("{run_id}-cj{i}")).collect()
-    } else {
-        Vec::new()
-    };
-    let cronjobs: Vec<CronJob> = cronjob_names
-        .iter()
-        .map(|n| objects::cronjob_for(n, ns, run_id, &pod))
-        .collect();
-
-    tracing::info!(
-        schedules = schedules.len(),
-        cronjobs = cronjobs.len(),
-        namespace = ns,
-        "creating"
-    );
-    let creating = async {
-        let schedule_api = Api::<Schedule>::namespaced(client.clone(), ns);
-        let created_schedules = cluster::create_all(&schedule_api, schedules, args.create_concurrency).await;
-        let cronjob_api = Api::<CronJob>::namespaced(client.clone(), ns);
-        let created_cronjobs = cluster::create_all(&cronjob_api, cronjobs, args.create_concurrency).await;
-        (created_schedules, created_cronjobs)
-    };
-    let (created_schedules, created_cronjobs) = tokio::select! {
-        created = creating => created,
-        _ = tokio::signal::ctrl_c() => return Err(LoadTestError::Interrupted { during: "creating objects" }),
-    };
-    if created_schedules.names.is_empty() {
-        return Err(LoadTestError::NothingCreated {
-            namespace: ns.to_string(),
-            first: created_schedules.errors.first().cloned().unwrap_or_default(),
-        });
-    }
-
-    tracing::info!(warmup = %args.warmup, "letting the operator catch up");
-    tokio::select! {
-        _ = tokio::time::sleep(args.warmup.as_std()) => {}
-        _ = tokio::signal::ctrl_c() => return Err(LoadTestError::Interrupted { during: "warming up" }),
-    }
-
-    let window_start = next_whole_second(Utc::now());
-    let sample_start = sample(pid);
-    tracing::info!(duration = %args.duration, %window_start, "observing");
-    let planned_end = window_start + args.duration.as_chrono();
-    let until_end = (planned_end - Utc::now()).to_std().unwrap_or_default();
-    let interrupted = tokio::select! {
-        _ = tokio::time::sleep(until_end) => false,
-        _ = tokio::signal::ctrl_c() => true,
-    };
-    let window = Window {
-        start: window_start,
-        end: if interrupted {
-            Utc::now().min(planned_end)
-        } else {
-            planned_end
-        },
-    };
-    let sample_end = sample(pid);
-    if !interrupted {
-        tracing::info!(drain = %args.drain, "waiting for late runs");
+    // The planned names and kinds, for the report; the triggers' anchors are set per phase.
+    let plan = plan_schedules(run_id, &counts, Utc::now(), interval_range, args.seed);
+    let horolog = phase::run(client, args, run_id, pid, Side::Horolog, &counters).await?;
+    let cronjob = if args.compare_cronjob && !horolog.interrupted {
+        tracing::info!("deleting the Schedules before the CronJob phase");
+        let problems = cluster::cleanup(client, ns, false, run_id).await;
+        tracing::info!(pause = %args.warmup, "letting the deletions settle");
         tokio::select! {
-            _ = tokio::time::sleep(args.drain.as_std()) => {}
-            // A Ctrl-C here still reports: the window is complete, only late runs are lost.
-            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::time::sleep(args.warmup.as_std()) => {}
+            _ = tokio::signal::ctrl_c() => return Err(LoadTestError::Interrupted { during: "between the phases" }),
         }
-    }
-
-    let _ = stop.send(true);
-    let jobruns = jobruns.join().await;
-    let pods = pods.join().await;
-    let jobs = match jobs {
-        Some(task) => task.join().await,
-        None => None,
+        let mut cron = phase::run(client, args, run_id, None, Side::CronJob, &counters).await?;
+        cron.notes.extend(problems);
+        Some(cron)
+    } else {
+        None
     };
 
-    let mut notes = Vec::new();
-    let mut watch_errors = 0;
-    let runs: Vec<RunSeen> = jobruns
-        .map(|r| {
-            watch_errors += r.errors;
-            r.seen.into_values().collect()
-        })
-        .unwrap_or_default();
-    let (mut horolog_pods, mut cron_pods) = (Vec::new(), Vec::new());
-    for seen in pods
-        .map(|r| {
-            watch_errors += r.errors;
-            r.seen.into_values()
-        })
-        .into_iter()
-        .flatten()
-    {
-        match seen.owner {
-            PodOwner::JobRun => horolog_pods.push(seen.pod),
-            PodOwner::Job => cron_pods.push(seen.pod),
-        }
-    }
-    let cron_runs: Vec<RunSeen> = jobs
-        .map(|r| {
-            watch_errors += r.errors;
-            r.seen.into_values().collect()
-        })
-        .unwrap_or_default();
-
-    let created_names: std::collections::HashSet<&str> =
-        created_schedules.names.iter().map(String::as_str).collect();
-    let sources: Vec<Source> = plan
-        .iter()
-        .filter(|p| created_names.contains(p.name.as_str()))
-        .map(|p| Source {
-            name: p.name.clone(),
-            pattern: p.pattern,
-        })
-        .collect();
-    let horolog = runs::summarize(&sources, &runs, &horolog_pods, &window);
-
-    let cronjob = args.compare_cronjob.then(|| {
-        let sources: Vec<Source> = created_cronjobs
-            .names
-            .iter()
-            .map(|name| Source {
-                name: name.clone(),
-                pattern: FirePattern::MinutelyAt {
-                    second: 0,
-                    start: anchor,
-                },
-            })
-            .collect();
-        runs::summarize(&sources, &cron_runs, &cron_pods, &window)
-    });
-
+    let mut notes = horolog.notes;
     let operator = pid.map(|pid| {
-        let usage = OperatorUsage::from_samples(
+        let [creating, start, end] = horolog.samples;
+        if end.is_none() {
+            notes.push(format!(
+                "could not read /proc/{pid} at the window's end: is the operator running on this machine?"
+            ));
+        }
+        OperatorUsage::from_samples(
             pid,
             ticks.unwrap_or(ClockTicks {
                 per_second: 100,
                 assumed: true,
             }),
-            sample_creating,
-            sample_start,
-            sample_end,
-            window.seconds(),
-        );
-        if sample_end.is_none() {
-            notes.push(format!(
-                "could not read /proc/{pid} at the window's end: is the operator running on this machine?"
-            ));
-        }
-        usage
+            creating,
+            start,
+            end,
+            horolog.window.seconds(),
+        )
     });
-
-    if interrupted {
-        notes.push("Ctrl-C ended the window early; fire times after it are not checked".into());
-    }
-    if horolog.runs_seen == 0 {
-        notes.push(format!(
-            "no JobRuns seen: is the operator running, and does it copy jobTemplate.metadata.labels \
-             ({selector}) to JobRuns and the pod template's labels to Pods?"
-        ));
-    }
-    let create_errors = created_schedules.errors.len() + created_cronjobs.errors.len();
-    if create_errors > 0 {
-        let first = created_schedules
-            .errors
-            .iter()
-            .chain(&created_cronjobs.errors)
-            .next()
-            .cloned()
-            .unwrap_or_default();
-        notes.push(format!(
-            "{create_errors} creates failed and are left out of expected fire times (first: {first})"
-        ));
-    }
-    if watch_errors > 0 {
-        notes.push(format!(
-            "{watch_errors} watch errors (each watch restarted); runs created while a watch was down \
-             may be seen late or, if deleted meanwhile, not at all"
-        ));
-    }
-    if let Some(lead) = runs::server_clock_lead(&runs, &horolog_pods).filter(|&l| l > 1.0) {
-        notes.push(format!(
-            "the API server's clock is at least {lead:.1} s ahead of this machine's: *watched* delays read low"
-        ));
-    }
+    let mut latencies = horolog.created.latencies.clone();
+    let mut create_errors = horolog.created.errors.len();
+    let mut creating_seconds = horolog.created.seconds;
+    let mut cronjobs = 0;
+    let mut cronjob_window = None;
+    let cronjob_summary = cronjob.map(|cron| {
+        latencies.extend(&cron.created.latencies);
+        create_errors += cron.created.errors.len();
+        creating_seconds += cron.created.seconds;
+        cronjobs = cron.created.names.len();
+        cronjob_window = Some(window_report(&cron.window, cron.interrupted));
+        notes.extend(cron.notes);
+        cron.summary
+    });
     if args.compare_cronjob {
         notes.push(
-            "CronJob schedules have no seconds field: every CronJob fires at second 0 of the minute, \
-             while the Schedules spread over its 60 seconds"
+            "the CronJob phase ran after horolog's, alone, with one CronJob `* * * * *` per \
+             every-minute-cron Schedule; CronJob schedules have no seconds field, so every \
+             CronJob fires at second 0 of the minute, while the Schedules spread over its 60 seconds"
                 .into(),
         );
     }
-
-    let mut latencies = created_schedules.latencies.clone();
-    latencies.extend(&created_cronjobs.latencies);
-    let creating_seconds = created_schedules.seconds + created_cronjobs.seconds;
     let creates = latencies.len();
+    let created_names: std::collections::HashSet<&str> =
+        horolog.created.names.iter().map(String::as_str).collect();
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     for p in plan.iter().filter(|p| created_names.contains(p.name.as_str())) {
         *by_kind.entry(p.kind.as_str().to_string()).or_default() += 1;
@@ -584,13 +437,9 @@ async fn measure(
         namespace: ns.to_string(),
         seed: args.seed,
         schedules: by_kind,
-        cronjobs: created_cronjobs.names.len(),
-        window: WindowReport {
-            start: window.start,
-            end: window.end,
-            seconds: window.seconds(),
-            interrupted,
-        },
+        cronjobs,
+        window: window_report(&horolog.window, horolog.interrupted),
+        cronjob_window,
         api_server: ApiServerReport {
             creates,
             create_errors,
@@ -601,28 +450,23 @@ async fn measure(
             },
             create_latency: Distribution::of(&latencies),
         },
-        targets: report::check_targets(&horolog, operator.as_ref()),
-        horolog,
-        cronjob,
+        targets: report::check_targets(&horolog.summary, operator.as_ref())
+            .into_iter()
+            .chain(report::check_writes(&horolog.summary, cronjob_summary.as_ref()))
+            .collect(),
+        horolog: horolog.summary,
+        cronjob: cronjob_summary,
         operator,
         notes,
     })
 }
 
-/// A pod observation with the controller it belongs to, so one pod watch serves both columns.
-#[derive(Debug)]
-struct PodSeenBy {
-    owner: PodOwner,
-    pod: PodSeen,
-}
-
-impl runs::Observation for PodSeenBy {
-    fn key(&self) -> &str {
-        self.pod.key()
-    }
-
-    fn merge(&mut self, later: Self) {
-        self.pod.merge(later.pod);
+fn window_report(window: &Window, interrupted: bool) -> WindowReport {
+    WindowReport {
+        start: window.start,
+        end: window.end,
+        seconds: window.seconds(),
+        interrupted,
     }
 }
 

@@ -177,7 +177,7 @@ impl SpawnedOperator {
     /// Starts `horolog run` (the `horolog` binary beside this executable, as cargo builds
     /// them, or else the one on PATH) with this process's environment, so it talks to the same
     /// cluster through the same kubeconfig; its output goes to `log`.
-    pub fn start(log: &Path) -> Result<Self, LoadTestError> {
+    pub fn start(log: &Path, metrics_addr: &str) -> Result<Self, LoadTestError> {
         let exe = operator_binary().map_err(|source| LoadTestError::SpawnOperator {
             what: "finding this executable".into(),
             source,
@@ -192,6 +192,7 @@ impl SpawnedOperator {
         })?;
         let child = tokio::process::Command::new(&exe)
             .arg("run")
+            .arg(format!("--metrics-addr={metrics_addr}"))
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(stderr))
@@ -236,6 +237,47 @@ impl SpawnedOperator {
         }
         let _ = self.child.kill().await;
     }
+}
+
+/// A free loopback address for a spawned operator's metrics server: a port the system hands
+/// out and this function releases again (another process could take it meanwhile; the operator
+/// would then fail to start and the bench says so).
+pub fn free_loopback_addr() -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// How long reading the operator's metrics may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The operator's `/metrics` at `addr` (`host:port`), over plain HTTP/1.0: one request, read to
+/// the end of the connection.
+pub async fn operator_metrics(addr: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let scrape = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        http_body(&String::from_utf8_lossy(&response))
+    };
+    tokio::time::timeout(SCRAPE_TIMEOUT, scrape)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))?
+}
+
+/// The body of an HTTP response that must be a 200.
+fn http_body(response: &str) -> std::io::Result<String> {
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(std::io::Error::other(format!("answered {status:?}")));
+    }
+    Ok(body.to_string())
 }
 
 #[cfg(test)]
@@ -314,5 +356,38 @@ mod tests {
     fn this_process_can_be_sampled() {
         let sample = read_sample(std::process::id()).expect("/proc of this process is readable");
         assert!(sample.peak_rss_kib.is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn an_http_response_gives_its_body_only_when_it_is_a_200() {
+        let ok = "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nmetric 1\n";
+        assert_eq!(http_body(ok).expect("a 200"), "metric 1\n");
+        let not_found = "HTTP/1.1 404 Not Found\r\n\r\nno";
+        assert!(http_body(not_found).is_err());
+        assert!(http_body("garbage").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_operators_metrics_are_read_over_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let n = conn.read(&mut request).await.expect("read");
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nhorolog_api_requests_total{verb=\"create\",resource=\"pods\",code=\"201\"} 3\n")
+                .await
+                .expect("write");
+            request
+        });
+        let text = operator_metrics(&addr).await.expect("scraped");
+        assert_eq!(
+            super::super::WriteCounts::from_operator(&text).0.get("pods"),
+            Some(&3.0)
+        );
+        let request = server.await.expect("server ran");
+        assert!(request.starts_with("GET /metrics HTTP/1.0\r\n"), "{request}");
     }
 }

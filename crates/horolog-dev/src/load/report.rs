@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::process::OperatorUsage;
 use super::runs::{Delay, FireRef, RunSummary};
 use super::stats::Distribution;
+use super::writes::WritesPerRun;
 
 /// The issue's bound on fire delay: p99 under one second.
 pub const TARGET_P99_SECONDS: f64 = 1.0;
@@ -29,8 +30,10 @@ pub struct Report {
     pub schedules: BTreeMap<String, usize>,
     /// CronJobs created for the comparison.
     pub cronjobs: usize,
-    /// The observation window: fire times in `[start, end)` are checked.
+    /// horolog's observation window: fire times in `[start, end)` are checked.
     pub window: WindowReport,
+    /// The CronJob phase's window (`--compare-cronjob`), after horolog's.
+    pub cronjob_window: Option<WindowReport>,
     /// The API server as this tool saw it.
     pub api_server: ApiServerReport,
     /// horolog's JobRuns and their pods.
@@ -117,6 +120,74 @@ pub fn check_targets(horolog: &RunSummary, operator: Option<&OperatorUsage>) -> 
         });
     }
     checks
+}
+
+/// Issue 16's bound on the cost of a run: at most this share of CronJob's writes per run,
+/// counted the same way (every client's writes at the API server).
+pub const TARGET_WRITES_SHARE_OF_CRONJOB: f64 = 0.75;
+
+/// Writes per run against CronJob's, when both were counted at the API server.
+pub fn check_writes(horolog: &RunSummary, cronjob: Option<&RunSummary>) -> Option<TargetCheck> {
+    let ours = horolog.writes.as_ref()?.api_server?;
+    let theirs = cronjob?.writes.as_ref()?.api_server?;
+    Some(TargetCheck {
+        target: format!(
+            "writes per run <= {:.0}% of CronJob's",
+            TARGET_WRITES_SHARE_OF_CRONJOB * 100.0
+        ),
+        measured: format!("{ours:.2} / {theirs:.2} = {:.0}%", 100.0 * ours / theirs),
+        met: ours <= TARGET_WRITES_SHARE_OF_CRONJOB * theirs,
+    })
+}
+
+/// The writes-per-run table: every client's writes at the API server per run (in total and by
+/// resource), and the operator's own; one column per side.
+fn writes_rows(sides: &[(&str, &RunSummary)]) -> Vec<Vec<String>> {
+    let per_run = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let mut rows = vec![
+        std::iter::once("writes per run".to_string())
+            .chain(sides.iter().map(|(name, _)| name.to_string()))
+            .collect::<Vec<_>>(),
+    ];
+    let mut row = |name: &str, value: &dyn Fn(&WritesPerRun) -> String| {
+        let mut r = vec![name.to_string()];
+        r.extend(
+            sides
+                .iter()
+                .map(|(_, s)| s.writes.as_ref().map_or("-".to_string(), value)),
+        );
+        rows.push(r);
+    };
+    row("runs in window (divisor)", &|w| w.runs.to_string());
+    row("api server, every client", &|w| per_run(w.api_server));
+    let mut resources: Vec<&String> = sides
+        .iter()
+        .filter_map(|(_, s)| s.writes.as_ref())
+        .flat_map(|w| w.api_server_by_resource.0.keys())
+        .filter(|key| {
+            let resource = key.split('/').next().unwrap_or(key);
+            super::writes::RUN_RESOURCES.contains(&resource)
+        })
+        .collect();
+    resources.sort();
+    resources.dedup();
+    for resource in resources {
+        row(&format!("  {resource}"), &|w| {
+            per_run(
+                w.api_server.and(
+                    w.api_server_by_resource
+                        .0
+                        .get(resource)
+                        .map(|n| n / w.runs.max(1) as f64),
+                ),
+            )
+        });
+    }
+    row("operator's own", &|w| per_run(w.operator));
+    row("other writes in window (not per run)", &|w| {
+        format!("{:.0}", w.api_server_other)
+    });
+    rows
 }
 
 /// Lays out `rows` in columns: the first left-aligned, the others right-aligned (numbers),
@@ -216,18 +287,25 @@ impl Report {
                 String::new()
             }
         );
-        let _ = writeln!(
-            out,
-            "window {} .. {} ({:.0} s){}\n",
-            time(self.window.start),
-            time(self.window.end),
-            self.window.seconds,
-            if self.window.interrupted {
-                ", cut short by Ctrl-C"
-            } else {
-                ""
-            }
-        );
+        for (who, window) in [
+            ("", Some(&self.window)),
+            ("cronjob ", self.cronjob_window.as_ref()),
+        ] {
+            let Some(window) = window else { continue };
+            let _ = writeln!(
+                out,
+                "{who}window {} .. {} ({:.0} s){}",
+                time(window.start),
+                time(window.end),
+                window.seconds,
+                if window.interrupted {
+                    ", cut short by Ctrl-C"
+                } else {
+                    ""
+                }
+            );
+        }
+        out.push('\n');
 
         let mut delays = vec![vec![
             "latency (s)".to_string(),
@@ -285,6 +363,15 @@ impl Report {
             });
         }
         out.push_str(&aligned(&counts));
+
+        if self.horolog.writes.is_some() {
+            let mut sides = vec![("horolog", &self.horolog)];
+            if let Some(cron) = &self.cronjob {
+                sides.push(("cronjob", cron));
+            }
+            out.push('\n');
+            out.push_str(&aligned(&writes_rows(&sides)));
+        }
 
         let api = &self.api_server;
         let _ = writeln!(
@@ -366,6 +453,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::load::runs::Rate;
+    use crate::load::writes::WriteCounts;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -453,8 +541,34 @@ mod tests {
         }
     }
 
+    fn writes(runs: usize, api: &[(&str, f64)], operator: Option<&[(&str, f64)]>) -> WritesPerRun {
+        let counts =
+            |pairs: &[(&str, f64)]| WriteCounts(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+        WritesPerRun::of(runs, Some(counts(api)), operator.map(counts))
+    }
+
     fn report() -> Report {
-        let horolog = summary(1, 0, Some(0.0));
+        let horolog = RunSummary {
+            writes: Some(writes(
+                100,
+                &[
+                    ("jobruns", 100.0),
+                    ("pods", 100.0),
+                    ("pods/binding", 100.0),
+                    ("leases", 30.0),
+                ],
+                Some(&[("jobruns", 100.0), ("pods", 100.0)]),
+            )),
+            ..summary(1, 0, Some(0.0))
+        };
+        let cronjob = RunSummary {
+            writes: Some(writes(
+                50,
+                &[("jobs", 150.0), ("pods", 50.0), ("pods/binding", 50.0)],
+                None,
+            )),
+            ..summary(0, 0, Some(1.0))
+        };
         Report {
             run_id: "x1y2z".into(),
             namespace: "horolog-bench".into(),
@@ -473,8 +587,17 @@ mod tests {
                 creates_per_second: 40.0,
                 create_latency: Distribution::of(&[0.01, 0.02]),
             },
-            targets: check_targets(&horolog, None),
-            cronjob: Some(summary(0, 0, Some(1.0))),
+            cronjob_window: Some(WindowReport {
+                start: at("2026-01-01T00:06:00Z"),
+                end: at("2026-01-01T00:11:00Z"),
+                seconds: 300.0,
+                interrupted: false,
+            }),
+            targets: check_targets(&horolog, None)
+                .into_iter()
+                .chain(check_writes(&horolog, Some(&cronjob)))
+                .collect(),
+            cronjob: Some(cronjob),
             horolog: RunSummary {
                 missed_examples: vec![FireRef {
                     source: "bx-c1".into(),
@@ -494,6 +617,7 @@ mod tests {
             "horolog-dev load x1y2z  namespace horolog-bench  seed 42",
             "schedules 10 (every-minute-cron 10)  cronjobs 10",
             "window 2026-01-01T00:00:00Z .. 2026-01-01T00:05:00Z (300 s)",
+            "cronjob window 2026-01-01T00:06:00Z .. 2026-01-01T00:11:00Z (300 s)",
             "cronjob fire → pod created (1 s steps)",
             "horolog missed e.g.: bx-c1@2026-01-01T00:01:01Z",
             "NOT MET",
@@ -509,7 +633,49 @@ mod tests {
             missed.split_whitespace().collect::<Vec<_>>(),
             ["missed", "fire", "times", "1", "0"]
         );
+        let row = |name: &str| -> Vec<String> {
+            let line = table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no row {name:?} in\n{table}"));
+            line[name.len()..]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(row("api server, every client"), ["3.00", "5.00"]);
+        assert_eq!(row("  jobs"), ["-", "3.00"]);
+        assert_eq!(row("  pods/binding"), ["1.00", "1.00"]);
+        assert_eq!(row("operator's own"), ["2.00", "-"]);
+        assert!(
+            !table.contains("  leases"),
+            "leases are not a run's writes:\n{table}"
+        );
+        assert_eq!(
+            row("writes per run <= 75% of CronJob's"),
+            ["3.00", "/", "5.00", "=", "60%", "met"]
+        );
         assert!(table.lines().all(|l| l == l.trim_end()), "no trailing spaces");
+    }
+
+    #[test]
+    fn the_writes_target_needs_both_sides_counted_at_the_api_server() {
+        let ours = RunSummary {
+            writes: Some(writes(10, &[("pods", 80.0)], None)),
+            ..Default::default()
+        };
+        let theirs = RunSummary {
+            writes: Some(writes(10, &[("pods", 100.0)], None)),
+            ..Default::default()
+        };
+        let check = check_writes(&ours, Some(&theirs)).expect("both counted");
+        assert!(!check.met, "80% is more than three quarters: {check:?}");
+        assert!(check_writes(&ours, None).is_none());
+        let uncounted = RunSummary {
+            writes: Some(WritesPerRun::of(10, None, None)),
+            ..Default::default()
+        };
+        assert!(check_writes(&ours, Some(&uncounted)).is_none());
     }
 
     #[test]

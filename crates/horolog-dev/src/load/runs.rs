@@ -150,6 +150,8 @@ pub struct RunSummary {
     pub runs_per_second: Rate,
     /// Runs seen, by their latest phase (`None` when no status was seen).
     pub phases: BTreeMap<String, usize>,
+    /// API writes in the window per run in it (`None` until the counters were read).
+    pub writes: Option<super::writes::WritesPerRun>,
 }
 
 /// Seconds from `from` to `to`, with millisecond precision.
@@ -272,6 +274,7 @@ pub fn summarize(sources: &[Source], runs: &[RunSeen], pods: &[PodSeen], window:
             max: per_second.values().copied().max().unwrap_or(0),
         },
         phases,
+        writes: None,
     }
 }
 

@@ -223,3 +223,7 @@ pub(super) fn report_running(
 fn format_duration(delta: TimeDelta) -> String {
     crate::api::Duration::from(delta.to_std().unwrap_or_default()).to_string()
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

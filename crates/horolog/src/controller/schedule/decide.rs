@@ -318,3 +318,7 @@ fn history_to_delete(
     }
     delete
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

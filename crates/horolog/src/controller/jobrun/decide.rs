@@ -15,6 +15,7 @@ use horolog_core::admission::Verdict;
 use crate::api::{ConcurrencyPolicy, Condition, Executor, JobRun, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 use crate::controller::index::{JobView, PodView};
+use crate::pod::PodProgress;
 
 /// Everything one reconcile of a JobRun reads.
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +107,10 @@ pub fn decide(input: Input<'_>) -> Decision {
         return super::job::decide(input, &old);
     }
     let latest = input.pods.values().next_back();
-    if let Some(value) = input.run.cancel_requested() {
+    // A cancel that comes after the Pod succeeded (before this reconcile wrote it) is too late:
+    // the outcome stands.
+    let succeeded = latest.is_some_and(|p| p.report.progress == PodProgress::Succeeded);
+    if let Some(value) = input.run.cancel_requested().filter(|_| !succeeded) {
         let mut decision = finish(
             &old,
             latest,

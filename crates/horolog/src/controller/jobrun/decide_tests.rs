@@ -455,6 +455,15 @@ fn the_cancel_annotation_leaves_a_pod_that_is_going_or_gone_alone() {
     }
 }
 
+#[test]
+fn a_cancel_that_comes_after_the_pod_succeeded_leaves_the_success_standing() {
+    let mut done = pod(1, PodProgress::Succeeded);
+    done.report.exit_code = Some(0);
+    let decision = World::new().pod(done).cancel("too late").decide();
+    assert!(decision.acts.is_empty(), "{:?}", decision.acts);
+    assert_eq!(written(&decision).phase, Some(JobRunPhase::Succeeded));
+}
+
 // A run with a Pod: the Pod's progress.
 
 #[test]
@@ -713,7 +722,6 @@ fn a_replaced_run_whose_pod_is_already_being_deleted_deletes_nothing_again() {
 /// A Pod that exited 0 before its run's reconcile saw it has done the run's work: a newer run
 /// that takes the slot in the meantime (Replace) must not record it as Cancelled.
 #[test]
-#[ignore = "bug: the Cancel verdict is checked before the Pod's own outcome (follow::started)"]
 fn a_pod_that_succeeded_before_a_newer_run_replaced_it_ends_succeeded() {
     let mut done = pod(1, PodProgress::Succeeded);
     done.report.completion_time = Some(fire() + secs(59));
@@ -931,7 +939,6 @@ fn a_complete_job_ends_the_run_succeeded_with_its_pods_exit_code() {
 /// As for a Pod: a Job that completed before its run's reconcile saw it has done the run's
 /// work, whatever admission says now.
 #[test]
-#[ignore = "bug: the Cancel verdict is checked before the Job's outcome (job::decide)"]
 fn a_job_that_completed_before_a_newer_run_replaced_it_ends_succeeded() {
     let mut world = job_world();
     world.job = Some(job(JobReport {

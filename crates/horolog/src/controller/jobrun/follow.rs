@@ -13,7 +13,11 @@ use crate::pod::{PodProgress, PodReport, pod_name};
 
 /// Decides for a run whose latest attempt has `pod`. Pure.
 pub fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision {
-    if let Some(Verdict::Cancel { by }) = input.verdict {
+    // A Pod that succeeded did the work: a newer run that took its slot before this reconcile
+    // (the Pod finished while the operator was down, say) does not undo that.
+    if let Some(Verdict::Cancel { by }) = input.verdict
+        && pod.report.progress != PodProgress::Succeeded
+    {
         return replaced(&input, old, pod, by);
     }
     let report = &pod.report;

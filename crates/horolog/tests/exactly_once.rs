@@ -8,10 +8,11 @@ mod cluster;
 mod fixtures;
 
 use chrono::TimeDelta;
-use cluster::Cluster;
+use cluster::{Cluster, OPERATOR};
 use fixtures::*;
 use horolog::api::{CoalescePolicy, ConcurrencyPolicy, JobRunPhase, TriggerSpec};
 use horolog::pod::{pod_for, template_of};
+use horolog_memserver::RequestMatch;
 use kube::ResourceExt;
 use serde_json::json;
 
@@ -226,6 +227,48 @@ async fn replace_during_a_catch_up_starts_only_the_newest_run_and_never_cancels_
         assert_eq!(run.reason.as_deref(), Some("Replaced"));
         assert!(run.message.unwrap_or_default().contains(by));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_that_succeeded_before_its_run_was_written_stays_a_success_when_replace_takes_its_slot() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(
+            every("latest-wins", "1m")
+                .max_running(1, ConcurrencyPolicy::Replace)
+                .history(10, 10),
+        )
+        .await;
+    cluster.pod_running("latest-wins-1767225600-1").await;
+    cluster.advance(10).await;
+    // The run's outcome cannot be written until after the next fire time, so the newer run
+    // asks for its slot while the finished one still holds it (as after an outage).
+    cluster.server.faults().fail(
+        RequestMatch::any()
+            .client(OPERATOR)
+            .verb("patch")
+            .resource("jobruns")
+            .subresource("status"),
+        usize::MAX,
+        500,
+    );
+    cluster.pod_exits("latest-wins-1767225600-1", 0, "done").await;
+    cluster.advance(60).await;
+    cluster.server.faults().restore();
+    cluster.advance(30).await;
+    use JobRunPhase::*;
+    assert_eq!(
+        cluster.phases("latest-wins").await,
+        vec![Succeeded, Pending],
+        "the finished run keeps its outcome; the next one starts"
+    );
+    let first = cluster
+        .run("latest-wins-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(first.result.as_deref(), Some("done"));
+    assert_eq!(first.exit_code, Some(0));
 }
 
 #[tokio::test(start_paused = true)]

@@ -182,7 +182,8 @@ impl Context {
         self.stores.jobruns.get(&ObjectRef::new(name).within(namespace))
     }
 
-    /// The JobRuns owned by `schedule` (matched by owner uid). Costs O(its runs).
+    /// The JobRuns owned by `schedule` (matched by owner uid), less those this operator has
+    /// deleted and the cache still shows. Costs O(its runs).
     pub fn runs_of(&self, schedule: &Schedule) -> Vec<Arc<JobRun>> {
         let Some(uid) = schedule.uid() else {
             return Vec::new();
@@ -193,6 +194,7 @@ impl Context {
             .iter()
             .filter_map(|name| self.jobrun(&namespace, name))
             .filter(|run| run.owner_references().iter().any(|o| o.uid == uid))
+            .filter(|run| run.uid().is_none_or(|uid| !self.runs.is_being_deleted(&uid)))
             .collect()
     }
 

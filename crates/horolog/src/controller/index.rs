@@ -91,6 +91,9 @@ impl RunMaps {
 pub struct RunIndex {
     live: RwLock<(RunMaps, Option<RunMaps>)>,
     deleted: Mutex<Tombstones>,
+    /// Uids of runs this operator deleted whose deletion the watch has not shown yet: the cache
+    /// still holds them, and a reconcile in between must not delete them again (a 404 write).
+    deleting: Mutex<HashSet<String>>,
 }
 
 /// The most deletions [`RunIndex::was_deleted`] remembers (the oldest are forgotten first).
@@ -123,11 +126,35 @@ impl RunIndex {
                 }
                 live.remove(run);
                 self.remember_deleted(run);
+                if let Some(uid) = run.uid() {
+                    self.lock_deleting().remove(&uid);
+                }
             }
             watcher::Event::Init => *relisted = Some(RunMaps::default()),
             watcher::Event::InitApply(run) => relisted.get_or_insert_default().insert(run),
-            watcher::Event::InitDone => *live = relisted.take().unwrap_or_default(),
+            watcher::Event::InitDone => {
+                *live = relisted.take().unwrap_or_default();
+                // The relisted store holds no run deleted before the list; a deletion still in
+                // flight is at worst asked for once more.
+                self.lock_deleting().clear();
+            }
         }
+    }
+
+    fn lock_deleting(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.deleting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Notes that this operator deleted the run with `uid`, until the watch shows it gone.
+    pub fn deleted_by_us(&self, uid: String) {
+        self.lock_deleting().insert(uid);
+    }
+
+    /// True while a run this operator deleted is still in the cache.
+    pub fn is_being_deleted(&self, uid: &str) -> bool {
+        self.lock_deleting().contains(uid)
     }
 
     fn remember_deleted(&self, run: &JobRun) {
@@ -557,6 +584,31 @@ mod tests {
         assert_eq!(sorted(index.of_schedule("default", "a")), ["a-1", "a-2"]);
         deliver(&index, &mut writer, &store, Watch::InitDone);
         assert_eq!(index.of_schedule("default", "a"), ["a-2"]);
+    }
+
+    #[test]
+    fn a_run_deleted_here_is_hidden_until_its_watch_event_or_a_relist() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        let with_uid = |name: &str, uid: &str| {
+            let mut r = run(name, "a");
+            r.metadata.uid = Some(uid.into());
+            r
+        };
+        deliver(&index, &mut writer, &store, Watch::Apply(with_uid("a-1", "u1")));
+        index.deleted_by_us("u1".into());
+        assert!(index.is_being_deleted("u1"));
+        assert!(
+            !index.is_being_deleted("u2"),
+            "a run created again has another uid"
+        );
+        deliver(&index, &mut writer, &store, Watch::Delete(with_uid("a-1", "u1")));
+        assert!(!index.is_being_deleted("u1"), "the watch showed it gone");
+
+        index.deleted_by_us("u3".into());
+        deliver(&index, &mut writer, &store, Watch::Init);
+        deliver(&index, &mut writer, &store, Watch::InitDone);
+        assert!(!index.is_being_deleted("u3"), "a relist starts from what exists");
     }
 
     #[test]

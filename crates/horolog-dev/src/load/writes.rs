@@ -141,8 +141,7 @@ impl WriteCounts {
         self.0
             .iter()
             .filter(|(key, _)| is_run_resource(key))
-            .map(|(_, n)| n)
-            .sum()
+            .fold(0.0, |sum, (_, n)| sum + n)
     }
 
     /// The sum over everything else.
@@ -150,8 +149,7 @@ impl WriteCounts {
         self.0
             .iter()
             .filter(|(key, _)| !is_run_resource(key))
-            .map(|(_, n)| n)
-            .sum()
+            .fold(0.0, |sum, (_, n)| sum + n)
     }
 }
 
@@ -298,5 +296,8 @@ horolog_api_requests_total{verb="delete",resource="jobruns",code="200"} 9
             None
         );
         assert_eq!(WritesPerRun::of(10, None, None).api_server, None);
+        // An empty sum is 0, not -0 (as `Iterator::sum` of floats gives), which prints "-0".
+        let nothing = WritesPerRun::of(10, Some(WriteCounts::default()), None);
+        assert_eq!(format!("{:.0}", nothing.api_server_other), "0");
     }
 }

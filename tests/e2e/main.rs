@@ -30,11 +30,11 @@
 //!   Schedule; an invalid cron; run-now; exactly once (`exactly_once::`: a three-day backlog
 //!   coalesced, a trigger edit, an operator restart, cancel); the controls (`controls::`:
 //!   BufferOne, Terminate, Allow, catchUp Disabled, maxRuns, ttlSecondsAfterFinished); Tasks
-//!   (`tasks::`). A run holds its slot from the moment its Pod exists, so the overlap
+//!   (`tasks::`); a Backfill's dry run and the runs it creates (`backfill::`). A run holds its slot from the moment its Pod exists, so the overlap
 //!   policies need no node: a Pod that stays Pending holds it as a running one does.
 //! - **Pod-completion tests and checks** (`jobruns_run_pods_to_completion`,
 //!   `exactly_once::kubectl_wait_…`, `controls::pause_after_failures_…`, the Running part of
-//!   the cancel test, the outcome parts of the Task and Job tests): run only where pods run
+//!   the cancel test, the outcome parts of the Task, Job and Backfill tests): run only where pods run
 //!   to completion, which a probe Pod finds out once per test process
 //!   (`harness::pods_run`, up to 120 s); otherwise they print `skipping …: <why>` and pass
 //!   (or take their no-node branch). They pull `busybox:1.37`.
@@ -61,7 +61,11 @@
 //! (the Table test writes status values itself).
 //!
 //! Run: `HOROLOG_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e -- --test-threads=4`
+//!
+//! Without a cluster, `horolog-dev sandbox --kubelet exec` stands in for one well enough for
+//! every test but the CEL messages and the server-rendered Tables (README, "Sandbox").
 
+mod backfill;
 mod controls;
 mod exactly_once;
 mod executors;

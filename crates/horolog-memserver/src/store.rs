@@ -294,6 +294,30 @@ impl Store {
             if rt.group.is_empty() && rt.plural == "pods" {
                 fields.insert("status".into(), json!({"phase": "Pending"}));
             }
+            // Its types are served at once, so it is Established at once, as a real server
+            // reports within a second; clients (`kubectl wait --for=condition=Established`)
+            // wait for this condition.
+            if rt.is_crd() {
+                let names = fields
+                    .get("spec")
+                    .and_then(|spec| spec.get("names"))
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                let condition = |type_: &str, reason: &str, message: &str| {
+                    json!({"type": type_, "status": "True", "reason": reason, "message": message,
+                           "lastTransitionTime": now})
+                };
+                fields.insert(
+                    "status".into(),
+                    json!({
+                        "acceptedNames": names,
+                        "conditions": [
+                            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+                            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                        ],
+                    }),
+                );
+            }
         }
         // After status is dropped, as the real server's defaults show on the object it reads
         // back from etcd: a status default appears on a fresh object.

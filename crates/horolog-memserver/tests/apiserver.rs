@@ -1106,12 +1106,27 @@ async fn crd_schema_defaults_fill_missing_fields_and_the_status_of_a_fresh_objec
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_crd_created_through_the_api_defaults_its_objects_too() {
+async fn a_crd_created_through_the_api_is_established_and_defaults_its_objects() {
     let (_, _, client) = server();
     let crds: Api<
         k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     > = Api::all(client.clone());
-    crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
+    let crd = crds.create(&PostParams::default(), &widget_crd()).await.unwrap();
+    let status = crd.status.expect("a CRD's status");
+    let established = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Established")
+        .expect("an Established condition");
+    assert_eq!(
+        established.status, "True",
+        "served at once, so Established at once"
+    );
+    assert_eq!(
+        status.accepted_names.map(|n| n.plural),
+        Some(widget_crd().spec.names.plural)
+    );
     let created = widgets(client)
         .create(&PostParams::default(), &widget("w", json!({})))
         .await

@@ -88,6 +88,7 @@ struct Rules {
     failures: Vec<Failure>,
     refuse_after: Vec<RequestMatch>,
     delays: Vec<(RequestMatch, Duration)>,
+    watch_lags: Vec<(RequestMatch, Duration)>,
 }
 
 impl Rules {
@@ -96,6 +97,7 @@ impl Rules {
             && self.failures.is_empty()
             && self.refuse_after.is_empty()
             && self.delays.is_empty()
+            && self.watch_lags.is_empty()
     }
 
     fn needs_name(&self) -> bool {
@@ -103,6 +105,7 @@ impl Rules {
             || self.failures.iter().any(|f| f.matching.needs_name())
             || self.refuse_after.iter().any(RequestMatch::needs_name)
             || self.delays.iter().any(|(m, _)| m.needs_name())
+            || self.watch_lags.iter().any(|(m, _)| m.needs_name())
     }
 }
 
@@ -185,6 +188,16 @@ impl FaultState {
         }
         self.update_active(&rules);
         answer.unwrap_or(Admission::Proceed)
+    }
+
+    /// How long each event of a watch opened by `request` is held back, if a rule says so.
+    pub fn watch_lag(&self, request: &RequestInfo<'_>) -> Option<Duration> {
+        self.lock()
+            .watch_lags
+            .iter()
+            .filter(|(matching, _)| matching.matches(request))
+            .map(|(_, by)| *by)
+            .max()
     }
 
     fn change(&self, change: impl FnOnce(&mut Rules)) {
@@ -278,6 +291,14 @@ impl Faults {
     /// A very long delay makes requests hang. Until [`Faults::restore`].
     pub fn delay(&self, matching: RequestMatch, by: Duration) {
         self.state.change(|rules| rules.delays.push((matching, by)));
+    }
+
+    /// Holds back every event of the matching watches opened from now on by `by` (tokio time)
+    /// before sending it, one after the other, so a client's cache falls behind the writes it
+    /// makes, as a busy API server's watch cache or a slow connection does. Until
+    /// [`Faults::restore`] (watches already open keep their lag until they end).
+    pub fn lag_watches(&self, matching: RequestMatch, by: Duration) {
+        self.state.change(|rules| rules.watch_lags.push((matching, by)));
     }
 
     /// Ends every open watch stream now, as an API server restart or a load balancer does;

@@ -48,7 +48,8 @@
 //! For tests of what an unreliable API server does to a client, [`ApiServer::faults`] refuses
 //! connections (a transport error, as from a server that is down), fails chosen requests with a
 //! status code, delays them on tokio time, refuses everything right after a chosen request (a
-//! crash between two calls), and ends open watches; see [`Faults`]. Every request is counted as
+//! crash between two calls), holds back the events of chosen watches (a client whose cache
+//! lags its own writes), and ends open watches; see [`Faults`]. Every request is counted as
 //! `apiserver_request_total` counts it, by client (`User-Agent`, set with
 //! [`ApiServer::client_as`]), verb, resource, subresource and code ([`ApiServer::request_counts`],
 //! [`ApiServer::write_count`], [`ApiServer::metrics_text`]), the server's own garbage collection

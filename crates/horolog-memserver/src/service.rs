@@ -232,7 +232,13 @@ where
             }
         }
     }
-    let response = respond(body.and_then(|body| dispatch(&server, &parts, body)));
+    let mut reply = body.and_then(|body| dispatch(&server, &parts, body));
+    if server.faults.is_active()
+        && let Ok(Reply::Watch(stream)) = &mut reply
+    {
+        stream.lag = server.faults.watch_lag(&info);
+    }
+    let response = respond(reply);
     server.counts.count_request(&info, response.status().as_u16());
     Ok(response)
 }
@@ -420,6 +426,7 @@ fn open_watch(
         deadline: Box::pin(tokio::time::sleep(timeout)),
         end: server.faults.register_watch(),
         finished: false,
+        lag: None,
     };
     if start.expired {
         let message = format!(
@@ -662,6 +669,8 @@ struct WatchStream {
     /// Set when `Faults::drop_watches` (or a refusal) ends every open watch.
     end: Arc<WatchEnd>,
     finished: bool,
+    /// Each event is held back this long before it is sent (`Faults::lag_watches`).
+    lag: Option<Duration>,
 }
 
 impl WatchStream {
@@ -729,6 +738,9 @@ impl WatchStream {
                     Ok(change) => {
                         self.last_version = change.resource_version;
                         if let Some(line) = self.translate(&change) {
+                            if let Some(lag) = self.lag {
+                                tokio::time::sleep(lag).await;
+                            }
                             return Some(line);
                         }
                     }

@@ -250,6 +250,42 @@ async fn delay_holds_matching_requests_on_tokio_time() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn lag_watches_holds_back_each_event_of_the_matching_watches() {
+    let server = server();
+    server.faults().lag_watches(
+        RequestMatch::any().client("slow").verb("watch"),
+        Duration::from_secs(2),
+    );
+    let slow: Api<ConfigMap> = Api::default_namespaced(server.client_as("slow"));
+    let fast: Api<ConfigMap> = Api::default_namespaced(server.client_as("fast"));
+    let mut slow_events = watcher(slow, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut fast_events = watcher(fast, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let writer: Api<ConfigMap> = Api::default_namespaced(server.client_as("test"));
+    // Both watchers list (nothing) and open their watches before anything is written.
+    for events in [&mut slow_events, &mut fast_events] {
+        let nothing = tokio::time::timeout(Duration::from_millis(10), events.next()).await;
+        assert!(nothing.is_err(), "no object yet: {nothing:?}");
+    }
+    let start = Instant::now();
+    for name in ["a", "b"] {
+        writer
+            .create(&PostParams::default(), &config_map(name))
+            .await
+            .unwrap();
+    }
+    assert_eq!(next(&mut fast_events).await.unwrap().name_any(), "a");
+    assert_eq!(start.elapsed(), Duration::ZERO, "other watches are not held back");
+    assert_eq!(next(&mut slow_events).await.unwrap().name_any(), "a");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(next(&mut slow_events).await.unwrap().name_any(), "b");
+    assert_eq!(start.elapsed(), Duration::from_secs(4), "one after the other");
+}
+
+#[tokio::test(start_paused = true)]
 async fn drop_watches_makes_a_watcher_watch_again_without_missing_a_change() {
     let server = server();
     let maps: Api<ConfigMap> = Api::default_namespaced(server.client_as("watcher"));

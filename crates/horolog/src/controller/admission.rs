@@ -12,11 +12,13 @@
 //!
 //! Reservations bridge the gap between creating a Pod and seeing it in the Pod index: a run
 //! admitted to start is reserved in its pools under the same lock that computed the verdict,
-//! so two reconciles (the Schedule's fast path and a JobRun's own) can never both take the
-//! last slot. A reservation ends when the Pod index shows the run's Pod, the run finishes or
-//! disappears, or the start fails ([`Slots::release`]).
+//! so two reconciles (the Schedule's fast path and a JobRun's own, or the fast paths of two
+//! Schedules that share a Task) can never both take the last slot. A reserved run counts as
+//! holding its slots even before the JobRun cache shows it. A reservation ends when the cache
+//! shows the run finished or the Pod index shows its Pod, when the watch saw the run deleted,
+//! or when the start fails ([`Slots::release`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -37,11 +39,13 @@ pub enum PoolKey {
     Task(String, String),
 }
 
-/// The runs this process admitted whose Pod the index does not show yet, by pool.
+/// The runs this process admitted whose Pod the index does not show yet, by pool and name.
 #[derive(Debug, Default)]
 pub struct Slots {
-    reserved: Mutex<HashMap<PoolKey, HashSet<String>>>,
+    reserved: Mutex<Reserved>,
 }
+
+type Reserved = HashMap<PoolKey, HashMap<String, Arc<JobRun>>>;
 
 impl Slots {
     /// Ends the reservations of `run` (its start failed, or it finished).
@@ -77,8 +81,8 @@ pub fn verdict(
 ) -> Verdict<String> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let own = own_pool(ctx, run, extra);
-    let task = run
+    let mut own = own_pool(ctx, run, extra);
+    let mut task = run
         .task_name()
         .map(|task| task_pool(ctx, &namespace, task, extra));
 
@@ -87,12 +91,15 @@ pub fn verdict(
         .reserved
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut pools: Vec<&PoolState> = Vec::new();
-    pools.extend(own.as_ref());
-    pools.extend(task.as_ref().and_then(Option::as_ref));
-    for pool in &pools {
-        forget_settled(ctx, &mut reserved, pool);
+    for pool in own.iter_mut().chain(task.iter_mut().flatten()) {
+        forget_settled(ctx, &mut reserved, &pool.key);
+        with_reserved(&reserved, pool);
     }
+    let keys: Vec<PoolKey> = own
+        .iter()
+        .chain(task.iter().flatten())
+        .map(|pool| pool.key.clone())
+        .collect();
 
     let mut verdict = match &own {
         Some(pool) => verdict_in(ctx, &reserved, pool, &name, now),
@@ -128,8 +135,9 @@ pub fn verdict(
         };
     }
     if reserve && verdict == Verdict::Start {
-        for pool in pools {
-            reserved.entry(pool.key.clone()).or_default().insert(name.clone());
+        let run = Arc::new(run.clone());
+        for key in keys {
+            reserved.entry(key).or_default().insert(name.clone(), run.clone());
         }
     }
     verdict
@@ -138,7 +146,7 @@ pub fn verdict(
 /// The verdict of `name` among the members of `pool`.
 fn verdict_in(
     ctx: &Context,
-    reserved: &HashMap<PoolKey, HashSet<String>>,
+    reserved: &Reserved,
     pool: &PoolState,
     name: &str,
     now: DateTime<Utc>,
@@ -167,36 +175,48 @@ fn verdict_in(
 
 /// True when `run` has started: its Pod is in the index, or it is reserved in `pool`, or its
 /// status names a Pod.
-fn is_holding(
-    ctx: &Context,
-    reserved: &HashMap<PoolKey, HashSet<String>>,
-    pool: &PoolKey,
-    run: &JobRun,
-) -> bool {
+fn is_holding(ctx: &Context, reserved: &Reserved, pool: &PoolKey, run: &JobRun) -> bool {
     let name = run.name_any();
     let namespace = run.namespace().unwrap_or_default();
-    reserved.get(pool).is_some_and(|runs| runs.contains(&name))
+    reserved.get(pool).is_some_and(|runs| runs.contains_key(&name))
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
         || ctx.pods.latest(&namespace, &name).is_some()
         || ctx.jobs.of_run(&namespace, &name).is_some()
 }
 
-/// Drops the reservations of `pool` that the caches have caught up with.
-fn forget_settled(ctx: &Context, reserved: &mut HashMap<PoolKey, HashSet<String>>, pool: &PoolState) {
-    let Some(runs) = reserved.get_mut(&pool.key) else {
+/// Drops the reservations of pool `key` that are done: the JobRun cache shows the run finished,
+/// or the Pod (or Job) index shows its Pod, or the watch saw the run deleted. A run the JobRun
+/// cache does not show yet keeps its reservation: it was created a moment ago.
+fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) {
+    let Some(runs) = reserved.get_mut(key) else {
         return;
     };
-    runs.retain(|name| {
-        pool.runs.iter().any(|run| {
-            let namespace = run.namespace().unwrap_or_default();
-            &run.name_any() == name
-                && !run.is_finished()
-                && ctx.pods.latest(&namespace, name).is_none()
-                && ctx.jobs.of_run(&namespace, name).is_none()
-        })
+    runs.retain(|name, run| {
+        let namespace = run.namespace().unwrap_or_default();
+        match ctx.jobrun(&namespace, name) {
+            Some(cached) => {
+                !cached.is_finished()
+                    && ctx.pods.latest(&namespace, name).is_none()
+                    && ctx.jobs.of_run(&namespace, name).is_none()
+            }
+            None => !ctx.runs.was_deleted(&namespace, name),
+        }
     });
     if runs.is_empty() {
-        reserved.remove(&pool.key);
+        reserved.remove(key);
+    }
+}
+
+/// Adds to `pool` the runs reserved in it that it does not list: created and admitted a moment
+/// ago by another reconcile, not yet in the JobRun cache, and holding a slot all the same.
+fn with_reserved(reserved: &Reserved, pool: &mut PoolState) {
+    let Some(runs) = reserved.get(&pool.key) else {
+        return;
+    };
+    for (name, run) in runs {
+        if !pool.runs.iter().any(|r| &r.name_any() == name) {
+            pool.runs.push(run.clone());
+        }
     }
 }
 

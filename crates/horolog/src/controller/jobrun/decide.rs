@@ -47,6 +47,29 @@ pub struct Input<'a> {
     pub running_report_delay: TimeDelta,
 }
 
+impl<'a> Input<'a> {
+    /// The run's work is done and succeeded, though its status may not say so yet: its latest
+    /// Pod Succeeded, or its Job is Complete.
+    fn succeeded(&self) -> bool {
+        match self.executor {
+            Executor::Job => self
+                .job
+                .is_some_and(|job| matches!(job.report.outcome, Some((true, ..)))),
+            Executor::Pod => self
+                .pods
+                .values()
+                .next_back()
+                .is_some_and(|pod| pod.report.progress == PodProgress::Succeeded),
+        }
+    }
+
+    /// The value of the cancel annotation, unless it came after the work succeeded: a success
+    /// stands.
+    pub(super) fn cancel_requested(&self) -> Option<&'a str> {
+        self.run.cancel_requested().filter(|_| !self.succeeded())
+    }
+}
+
 /// Something to do besides writing status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
@@ -103,14 +126,20 @@ pub fn decide(input: Input<'_>) -> Decision {
     if input.run.is_finished() {
         return expire(input, &old);
     }
+    // A success stands: a newer run that took the slot before this reconcile saw the success
+    // (the Pod finished while the operator was down, say) does not cancel it.
+    let input = match input.verdict {
+        Some(Verdict::Cancel { .. }) if input.succeeded() => Input {
+            verdict: None,
+            ..input
+        },
+        _ => input,
+    };
     if input.executor == Executor::Job {
         return super::job::decide(input, &old);
     }
     let latest = input.pods.values().next_back();
-    // A cancel that comes after the Pod succeeded (before this reconcile wrote it) is too late:
-    // the outcome stands.
-    let succeeded = latest.is_some_and(|p| p.report.progress == PodProgress::Succeeded);
-    if let Some(value) = input.run.cancel_requested().filter(|_| !succeeded) {
+    if let Some(value) = input.cancel_requested() {
         let mut decision = finish(
             &old,
             latest,

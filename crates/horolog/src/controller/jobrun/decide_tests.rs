@@ -115,6 +115,13 @@ impl World {
         self
     }
 
+    /// A newer run named `newer` takes this run's slot in a pool of one with `policy`.
+    fn replaced_under(mut self, policy: ConcurrencyPolicy) -> World {
+        self.verdict = Some(Verdict::Cancel { by: "newer".into() });
+        self.pool = Some((policy, Some(1)));
+        self
+    }
+
     fn decide(&self) -> Decision {
         decide(Input {
             run: &self.run,
@@ -674,11 +681,10 @@ fn a_failed_attempt_is_retried_while_backoff_limit_allows_then_the_run_fails() {
 
 #[test]
 fn a_running_run_a_newer_one_replaces_loses_its_pod_gracefully_under_replace() {
-    let mut world = World::new()
+    let world = World::new()
         .status(running_since(fire(), 1))
-        .pod(pod(1, PodProgress::Running));
-    world.verdict = Some(Verdict::Cancel { by: "newer".into() });
-    world.pool = Some((ConcurrencyPolicy::Replace, Some(1)));
+        .pod(pod(1, PodProgress::Running))
+        .replaced_under(ConcurrencyPolicy::Replace);
     let decision = world.decide();
     assert_eq!(decision.acts, [Act::DeletePod(pod_name(RUN, 1), None)]);
     assert_eq!(
@@ -694,11 +700,10 @@ fn a_running_run_a_newer_one_replaces_loses_its_pod_gracefully_under_replace() {
 
 #[test]
 fn a_running_run_a_newer_one_replaces_loses_its_pod_at_once_under_terminate() {
-    let mut world = World::new()
+    let world = World::new()
         .status(running_since(fire(), 1))
-        .pod(pod(1, PodProgress::Running));
-    world.verdict = Some(Verdict::Cancel { by: "newer".into() });
-    world.pool = Some((ConcurrencyPolicy::Terminate, Some(1)));
+        .pod(pod(1, PodProgress::Running))
+        .replaced_under(ConcurrencyPolicy::Terminate);
     let decision = world.decide();
     assert_eq!(decision.acts, [Act::DeletePod(pod_name(RUN, 1), Some(0))]);
     assert_eq!(written(&decision).phase, Some(JobRunPhase::Cancelled));
@@ -725,9 +730,10 @@ fn a_replaced_run_whose_pod_is_already_being_deleted_deletes_nothing_again() {
 fn a_pod_that_succeeded_before_a_newer_run_replaced_it_ends_succeeded() {
     let mut done = pod(1, PodProgress::Succeeded);
     done.report.completion_time = Some(fire() + secs(59));
-    let mut world = World::new().status(running_since(fire(), 1)).pod(done);
-    world.verdict = Some(Verdict::Cancel { by: "newer".into() });
-    world.pool = Some((ConcurrencyPolicy::Replace, Some(1)));
+    let mut world = World::new()
+        .status(running_since(fire(), 1))
+        .pod(done)
+        .replaced_under(ConcurrencyPolicy::Replace);
     world.now = fire() + secs(60);
     let decision = world.decide();
     assert!(decision.acts.is_empty());
@@ -873,7 +879,13 @@ fn the_cancel_annotation_deletes_an_unfinished_job_and_ends_the_run_cancelled() 
         outcome: Some((true, "CompletionsReached".into(), String::new())),
         ..JobReport::default()
     }));
-    assert!(world.decide().acts.is_empty(), "a finished Job is not deleted");
+    let late = world.decide();
+    assert!(late.acts.is_empty(), "a finished Job is not deleted");
+    assert_eq!(
+        outcome(&late),
+        (Some(JobRunPhase::Succeeded), Some("CompletionsReached")),
+        "a cancel after the Job completed is too late: the success stands"
+    );
 }
 
 #[test]
@@ -887,8 +899,7 @@ fn a_job_run_a_newer_one_replaces_deletes_its_job_with_the_policys_grace() {
             active: 1,
             ..JobReport::default()
         }));
-        world.verdict = Some(Verdict::Cancel { by: "newer".into() });
-        world.pool = Some((policy, Some(1)));
+        world = world.replaced_under(policy);
         let decision = world.decide();
         assert_eq!(decision.acts, [Act::DeleteJob(JOB.into(), grace)], "{policy:?}");
         assert_eq!(
@@ -946,8 +957,7 @@ fn a_job_that_completed_before_a_newer_run_replaced_it_ends_succeeded() {
         completion_time: Some(fire() + secs(59)),
         ..JobReport::default()
     }));
-    world.verdict = Some(Verdict::Cancel { by: "newer".into() });
-    world.pool = Some((ConcurrencyPolicy::Replace, Some(1)));
+    world = world.replaced_under(ConcurrencyPolicy::Replace);
     world.now = fire() + secs(60);
     let decision = world.decide();
     assert!(decision.acts.is_empty());

@@ -13,11 +13,7 @@ use crate::pod::{PodProgress, PodReport, pod_name};
 
 /// Decides for a run whose latest attempt has `pod`. Pure.
 pub fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision {
-    // A Pod that succeeded did the work: a newer run that took its slot before this reconcile
-    // (the Pod finished while the operator was down, say) does not undo that.
-    if let Some(Verdict::Cancel { by }) = input.verdict
-        && pod.report.progress != PodProgress::Succeeded
-    {
+    if let Some(Verdict::Cancel { by }) = input.verdict {
         return replaced(&input, old, pod, by);
     }
     let report = &pod.report;

@@ -13,15 +13,7 @@ use crate::controller::index::{JobView, PodView};
 /// Decides one reconcile of a run whose attempts are Jobs. Pure.
 pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
     let latest_pod = input.pods.values().next_back();
-    // A Job that completed did the work: neither a late cancel nor a newer run that took its
-    // slot before this reconcile undoes that.
-    let completed = input.job.is_some_and(|job| {
-        job.report
-            .outcome
-            .as_ref()
-            .is_some_and(|(complete, ..)| *complete)
-    });
-    if let Some(value) = input.run.cancel_requested().filter(|_| !completed) {
+    if let Some(value) = input.cancel_requested() {
         let message = format!("cancelled: annotation horolog.dev/cancel={value:?}");
         return end(
             &input,
@@ -48,9 +40,7 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         }
         return queued::decide(input, old);
     };
-    if let Some(Verdict::Cancel { by }) = input.verdict
-        && !completed
-    {
+    if let Some(Verdict::Cancel { by }) = input.verdict {
         let policy = policy(&input);
         let grace = (policy == ConcurrencyPolicy::Terminate).then_some(0);
         let message = format!("replaced by {by} (concurrencyPolicy {})", policy.as_str());

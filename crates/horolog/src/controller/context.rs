@@ -189,13 +189,15 @@ impl Context {
             return Vec::new();
         };
         let namespace = schedule.namespace().unwrap_or_default();
-        self.runs
+        let mut runs: Vec<Arc<JobRun>> = self
+            .runs
             .of_schedule(&namespace, &schedule.name_any())
             .iter()
             .filter_map(|name| self.jobrun(&namespace, name))
             .filter(|run| run.owner_references().iter().any(|o| o.uid == uid))
-            .filter(|run| run.uid().is_none_or(|uid| !self.runs.is_being_deleted(&uid)))
-            .collect()
+            .collect();
+        self.runs.retain_not_deleted(&mut runs);
+        runs
     }
 
     /// The JobRuns of every Schedule that runs Task `task`, and its one-off runs.
@@ -282,6 +284,19 @@ impl Context {
                 err,
             )),
         }
+    }
+
+    /// Deletes JobRun `namespace/name` (its Pods follow by owner) and hides it from
+    /// [`Context::runs_of`] until the watch shows it gone, so a reconcile in between does not
+    /// delete it again. One that is already gone is fine.
+    pub async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let uid = self.jobrun(namespace, name).and_then(|run| run.uid());
+        self.delete::<JobRun>(namespace, name, &DeleteParams::background())
+            .await?;
+        if let Some(uid) = uid {
+            self.runs.deleted_by_us(uid);
+        }
+        Ok(())
     }
 
     /// The metrics hooks, if any.

@@ -10,7 +10,7 @@
 //! when the relist is complete, as the reflector does with its store.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -152,9 +152,13 @@ impl RunIndex {
         self.lock_deleting().insert(uid);
     }
 
-    /// True while a run this operator deleted is still in the cache.
-    pub fn is_being_deleted(&self, uid: &str) -> bool {
-        self.lock_deleting().contains(uid)
+    /// Drops from `runs` those this operator deleted that the cache still shows (one lock; no
+    /// work while no deletion is in flight).
+    pub fn retain_not_deleted(&self, runs: &mut Vec<Arc<JobRun>>) {
+        let deleting = self.lock_deleting();
+        if !deleting.is_empty() {
+            runs.retain(|run| run.uid().is_none_or(|uid| !deleting.contains(&uid)));
+        }
     }
 
     fn remember_deleted(&self, run: &JobRun) {
@@ -600,22 +604,28 @@ mod tests {
         let with_uid = |name: &str, uid: &str| {
             let mut r = run(name, "a");
             r.metadata.uid = Some(uid.into());
-            r
+            Arc::new(r)
         };
-        deliver(&index, &mut writer, &store, Watch::Apply(with_uid("a-1", "u1")));
+        let visible = |runs: &[Arc<JobRun>]| {
+            let mut runs = runs.to_vec();
+            index.retain_not_deleted(&mut runs);
+            runs.iter().map(|r| r.name_any()).collect::<Vec<_>>()
+        };
+        let cached = [with_uid("a-1", "u1"), with_uid("a-2", "u2")];
+        deliver(&index, &mut writer, &store, Watch::Apply((*cached[0]).clone()));
         index.deleted_by_us("u1".into());
-        assert!(index.is_being_deleted("u1"));
-        assert!(
-            !index.is_being_deleted("u2"),
-            "a run created again has another uid"
-        );
-        deliver(&index, &mut writer, &store, Watch::Delete(with_uid("a-1", "u1")));
-        assert!(!index.is_being_deleted("u1"), "the watch showed it gone");
-
-        index.deleted_by_us("u3".into());
+        assert_eq!(visible(&cached), ["a-2"], "deleted here, still cached: hidden");
+        let again = with_uid("a-1", "u3");
+        assert_eq!(visible(&[again]), ["a-1"], "a run created again has another uid");
+        deliver(&index, &mut writer, &store, Watch::Delete((*cached[0]).clone()));
+        index.deleted_by_us("u2".into());
         deliver(&index, &mut writer, &store, Watch::Init);
         deliver(&index, &mut writer, &store, Watch::InitDone);
-        assert!(!index.is_being_deleted("u3"), "a relist starts from what exists");
+        assert_eq!(
+            visible(&cached),
+            ["a-1", "a-2"],
+            "the watch event and a relist end it"
+        );
     }
 
     #[test]

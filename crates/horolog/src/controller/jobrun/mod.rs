@@ -113,8 +113,7 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
             }
             Act::DeleteSelf => {
                 info!("deleting JobRun: resultTTL passed");
-                ctx.delete::<JobRun>(&namespace, &run.name_any(), &DeleteParams::background())
-                    .await?;
+                ctx.delete_run(&namespace, &run.name_any()).await?;
                 return Ok(Action::await_change());
             }
         }

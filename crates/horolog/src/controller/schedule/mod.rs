@@ -223,12 +223,7 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     if written || decision.write == Write::Nothing {
         for run_name in &decision.delete {
             info!(run = %run_name, "deleting JobRun beyond the history limit");
-            let uid = ctx.jobrun(&namespace, run_name).and_then(|run| run.uid());
-            ctx.delete::<JobRun>(&namespace, run_name, &DeleteParams::background())
-                .await?;
-            if let Some(uid) = uid {
-                ctx.runs.deleted_by_us(uid);
-            }
+            ctx.delete_run(&namespace, run_name).await?;
         }
     }
     if !created.is_empty() {

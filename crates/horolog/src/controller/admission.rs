@@ -74,7 +74,7 @@ struct PoolState {
 /// With `reserve`, a run told to start holds its slots until its Pod shows in the index.
 pub fn verdict(
     ctx: &Context,
-    run: &JobRun,
+    run: &Arc<JobRun>,
     extra: &[Arc<JobRun>],
     now: DateTime<Utc>,
     reserve: bool,
@@ -135,7 +135,6 @@ pub fn verdict(
         };
     }
     if reserve && verdict == Verdict::Start {
-        let run = Arc::new(run.clone());
         for key in keys {
             reserved.entry(key).or_default().insert(name.clone(), run.clone());
         }

@@ -35,30 +35,42 @@ use horolog_memserver::{ApiServer, ResponseBody};
 /// How long open connections (watches) get to end when the sandbox stops.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A 503 response saying why.
-fn unavailable(error: &std::io::Error) -> http::Response<ResponseBody> {
+/// A plain-text response.
+fn text_response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    text: String,
+) -> http::Response<ResponseBody> {
     use http_body_util::BodyExt;
-    let body = http_body_util::Full::new(bytes::Bytes::from(format!("unavailable: {error}")))
+    let body = http_body_util::Full::new(bytes::Bytes::from(text))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut response = http::Response::new(body);
-    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     response
+}
+
+/// A 503 response saying why.
+fn unavailable(error: &std::io::Error) -> http::Response<ResponseBody> {
+    text_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        format!("unavailable: {error}"),
+    )
 }
 
 /// `GET /metrics`: the request counts, as a real API server's `/metrics` shows
 /// `apiserver_request_total`.
 fn metrics(server: &ApiServer) -> http::Response<ResponseBody> {
-    use http_body_util::BodyExt;
-    let body = http_body_util::Full::new(bytes::Bytes::from(server.metrics_text()))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = http::Response::new(body);
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    response
+    text_response(
+        http::StatusCode::OK,
+        "text/plain; version=0.0.4",
+        server.metrics_text(),
+    )
 }
 
 /// The name of the cluster, user and context in the kubeconfig the sandbox writes.

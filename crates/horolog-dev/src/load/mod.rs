@@ -17,7 +17,6 @@ mod runs;
 mod stats;
 mod writes;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
@@ -359,15 +358,8 @@ async fn measure(
         operator: operator_metrics,
     };
     let ticks = pid.map(|_| ClockTicks::detect());
-    let counts = args.mix.counts(args.schedules);
-    let interval_range = IntervalRange {
-        min_seconds: args.interval_min.as_std().as_secs() as i64,
-        max_seconds: args.interval_max.as_std().as_secs() as i64,
-    };
-    // The planned names and kinds, for the report; the triggers' anchors are set per phase.
-    let plan = plan_schedules(run_id, &counts, Utc::now(), interval_range, args.seed);
     let horolog = phase::run(client, args, run_id, pid, Side::Horolog, &counters).await?;
-    let cronjob = if args.compare_cronjob && !horolog.interrupted {
+    let cronjob = if args.compare_cronjob && !horolog.window.interrupted {
         tracing::info!("deleting the Schedules before the CronJob phase");
         let problems = cluster::cleanup(client, ns, false, run_id).await;
         tracing::info!(pause = %args.warmup, "letting the deletions settle");
@@ -399,23 +391,20 @@ async fn measure(
             creating,
             start,
             end,
-            horolog.window.seconds(),
+            horolog.window.seconds,
         )
     });
-    let mut latencies = horolog.created.latencies.clone();
-    let mut create_errors = horolog.created.errors.len();
-    let mut creating_seconds = horolog.created.seconds;
-    let mut cronjobs = 0;
-    let mut cronjob_window = None;
-    let cronjob_summary = cronjob.map(|cron| {
-        latencies.extend(&cron.created.latencies);
-        create_errors += cron.created.errors.len();
-        creating_seconds += cron.created.seconds;
+    let mut created = horolog.created;
+    let (mut cronjobs, mut cronjob_window, mut cronjob_summary) = (0, None, None);
+    if let Some(cron) = cronjob {
+        created.latencies.extend(&cron.created.latencies);
+        created.errors.extend(cron.created.errors);
+        created.seconds += cron.created.seconds;
         cronjobs = cron.created.names.len();
-        cronjob_window = Some(window_report(&cron.window, cron.interrupted));
+        cronjob_window = Some(cron.window);
+        cronjob_summary = Some(cron.summary);
         notes.extend(cron.notes);
-        cron.summary
-    });
+    }
     if args.compare_cronjob {
         notes.push(
             "the CronJob phase ran after horolog's, alone, with one CronJob `* * * * *` per \
@@ -424,31 +413,25 @@ async fn measure(
                 .into(),
         );
     }
-    let creates = latencies.len();
-    let created_names: std::collections::HashSet<&str> =
-        horolog.created.names.iter().map(String::as_str).collect();
-    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-    for p in plan.iter().filter(|p| created_names.contains(p.name.as_str())) {
-        *by_kind.entry(p.kind.as_str().to_string()).or_default() += 1;
-    }
+    let creates = created.latencies.len();
 
     Ok(Report {
         run_id: run_id.to_string(),
         namespace: ns.to_string(),
         seed: args.seed,
-        schedules: by_kind,
+        schedules: horolog.kinds,
         cronjobs,
-        window: window_report(&horolog.window, horolog.interrupted),
+        window: horolog.window,
         cronjob_window,
         api_server: ApiServerReport {
             creates,
-            create_errors,
-            creates_per_second: if creating_seconds > 0.0 {
-                creates as f64 / creating_seconds
+            create_errors: created.errors.len(),
+            creates_per_second: if created.seconds > 0.0 {
+                creates as f64 / created.seconds
             } else {
                 0.0
             },
-            create_latency: Distribution::of(&latencies),
+            create_latency: Distribution::of(&created.latencies),
         },
         targets: report::check_targets(&horolog.summary, operator.as_ref())
             .into_iter()
@@ -459,15 +442,6 @@ async fn measure(
         operator,
         notes,
     })
-}
-
-fn window_report(window: &Window, interrupted: bool) -> WindowReport {
-    WindowReport {
-        start: window.start,
-        end: window.end,
-        seconds: window.seconds(),
-        interrupted,
-    }
 }
 
 #[cfg(test)]
@@ -505,6 +479,8 @@ mod tests {
             "--compare-cronjob",
             "--operator-pid",
             "4242",
+            "--operator-metrics",
+            "127.0.0.1:8080",
             "-o",
             "json",
         ])
@@ -518,13 +494,20 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(600));
         assert!(args.compare_cronjob);
         assert_eq!(args.operator_pid, Some(4242));
+        assert_eq!(args.operator_metrics.as_deref(), Some("127.0.0.1:8080"));
         assert_eq!(args.output, OutputFormat::Json);
     }
 
     #[test]
     fn contradictory_flags_are_rejected() {
-        let cases: [&[&str]; 5] = [
+        let cases: [&[&str]; 6] = [
             &["bench", "--operator-pid", "1", "--spawn-operator"],
+            &[
+                "bench",
+                "--operator-metrics",
+                "127.0.0.1:8080",
+                "--spawn-operator",
+            ],
             &["bench", "--operator-log", "/tmp/x"],
             &["bench", "--mix", "interval=50%"],
             &["bench", "--duration", "5 minutes"],
@@ -533,7 +516,10 @@ mod tests {
         for argv in cases {
             assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
         }
-        let invalid: [&[&str]; 4] = [
+        let invalid: [&[&str]; 5] = [
+            // CronJobs are made for every-minute-cron Schedules; without any there is nothing
+            // to compare.
+            &["bench", "--compare-cronjob", "--mix", "interval=100%"],
             &["bench", "--schedules", "0"],
             &["bench", "--duration", "0s"],
             &["bench", "--interval-min", "1m", "--interval-max", "30s"],

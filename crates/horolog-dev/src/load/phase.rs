@@ -2,6 +2,8 @@
 //! created, a warmup, the observation window with the write counters read at its edges, the
 //! drain, and the summary.
 
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
@@ -14,6 +16,7 @@ use super::fires::{FirePattern, Window};
 use super::mix::{IntervalRange, ScheduleKind, plan_schedules};
 use super::objects::{self, BENCH_LABEL, BenchPod, PodOwner};
 use super::process::{self, ProcSample};
+use super::report::WindowReport;
 use super::runs::{self, PodSeen, RunSeen, RunSummary, Source};
 use super::writes::{WriteCounts, WritesPerRun};
 use super::{BenchArgs, LoadTestError, cluster, next_whole_second, sample};
@@ -30,9 +33,10 @@ pub(super) enum Side {
 /// What one phase (one scheduler, one window) measured.
 pub(super) struct Phase {
     pub(super) summary: RunSummary,
-    pub(super) window: Window,
-    pub(super) interrupted: bool,
+    pub(super) window: WindowReport,
     pub(super) created: cluster::Created,
+    /// Schedules created, by kind (none in the CronJob phase).
+    pub(super) kinds: BTreeMap<String, usize>,
     /// The operator's /proc samples: creating, window start, window end (horolog's phase).
     pub(super) samples: [Option<ProcSample>; 3],
     pub(super) notes: Vec<String>,
@@ -228,7 +232,13 @@ pub(super) async fn run(
         .map(|seen| seen.pod)
         .collect();
 
-    let created_names: std::collections::HashSet<&str> = created.names.iter().map(String::as_str).collect();
+    let created_names: HashSet<&str> = created.names.iter().map(String::as_str).collect();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    if side == Side::Horolog {
+        for p in plan.iter().filter(|p| created_names.contains(p.name.as_str())) {
+            *kinds.entry(p.kind.as_str().to_string()).or_default() += 1;
+        }
+    }
     let sources: Vec<Source> = match side {
         Side::Horolog => plan
             .iter()
@@ -296,9 +306,14 @@ pub(super) async fn run(
 
     Ok(Phase {
         summary,
-        window,
-        interrupted,
+        window: WindowReport {
+            start: window.start,
+            end: window.end,
+            seconds: window.seconds(),
+            interrupted,
+        },
         created,
+        kinds,
         samples: [sample_creating, sample_start, sample_end],
         notes,
     })

@@ -368,6 +368,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_operator_that_does_not_answer_is_an_error_naming_why() {
+        // A port just released: nothing listens there.
+        let addr = free_loopback_addr().expect("a free port");
+        let err = operator_metrics(&addr).await.expect_err("nothing listens");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    #[tokio::test]
     async fn the_operators_metrics_are_read_over_http() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

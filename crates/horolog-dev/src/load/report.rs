@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::process::OperatorUsage;
 use super::runs::{Delay, FireRef, RunSummary};
 use super::stats::Distribution;
-use super::writes::WritesPerRun;
+use super::writes::{WritesPerRun, is_run_resource};
 
 /// The bound on fire delay: p99 under one second.
 pub const TARGET_P99_SECONDS: f64 = 1.0;
@@ -164,10 +164,7 @@ fn writes_rows(sides: &[(&str, &RunSummary)]) -> Vec<Vec<String>> {
         .iter()
         .filter_map(|(_, s)| s.writes.as_ref())
         .flat_map(|w| w.api_server_by_resource.0.keys())
-        .filter(|key| {
-            let resource = key.split('/').next().unwrap_or(key);
-            super::writes::RUN_RESOURCES.contains(&resource)
-        })
+        .filter(|key| is_run_resource(key))
         .collect();
     resources.sort();
     resources.dedup();

@@ -153,7 +153,8 @@ impl WriteCounts {
     }
 }
 
-fn is_run_resource(key: &str) -> bool {
+/// True for a key (`pods`, `pods/binding`) of one of [`RUN_RESOURCES`].
+pub(super) fn is_run_resource(key: &str) -> bool {
     let resource = key.split('/').next().unwrap_or(key);
     RUN_RESOURCES.contains(&resource)
 }

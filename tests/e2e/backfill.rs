@@ -42,31 +42,23 @@ async fn wait_backfill(
     what: &str,
     check: impl Fn(&BackfillStatus) -> bool,
 ) -> BackfillStatus {
-    env.eventually(within, &format!("{name}: {what}"), || async {
-        let status = env
-            .backfills()
-            .get(name)
-            .await
-            .map_err(|err| format!("get: {err}"))?
-            .status
-            .unwrap_or_default();
-        if check(&status) {
-            Ok(status)
-        } else {
-            Err(format!("{status:?}"))
-        }
-    })
-    .await
+    let status_of = |b: &Backfill| b.status.clone().unwrap_or_default();
+    let backfill = wait_object(
+        env,
+        env.backfills(),
+        name,
+        within,
+        what,
+        |b| check(&status_of(b)),
+        |b| format!("{:?}", status_of(b)),
+    )
+    .await;
+    status_of(&backfill)
 }
 
 /// The JobRuns labelled as created by Backfill `name`.
 async fn backfilled(env: &Env, name: &str) -> Vec<JobRun> {
-    let params = ListParams::default().labels(&format!("{BACKFILL_LABEL}={name}"));
-    env.jobruns()
-        .list(&params)
-        .await
-        .unwrap_or_else(|err| panic!("listing the JobRuns of Backfill {name}: {err}"))
-        .items
+    labelled(env.jobruns(), BACKFILL_LABEL, name).await
 }
 
 /// (operator; with a node, also the runs' outcome) A paused Schedule `interval: 1m` whose

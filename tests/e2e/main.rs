@@ -149,6 +149,31 @@ async fn get_schedule(env: &Env, name: &str) -> Schedule {
         .unwrap_or_else(|err| panic!("get Schedule {name}: {err}"))
 }
 
+/// Waits (at most `within`) until the object `name` of `api` satisfies `check`, and returns
+/// it; while it does not, `describe` says what it was.
+async fn wait_object<K>(
+    env: &Env,
+    api: Api<K>,
+    name: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+    describe: impl Fn(&K) -> String,
+) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    env.eventually(within, &format!("{name}: {what}"), || async {
+        let object = api.get(name).await.map_err(|err| format!("get: {err}"))?;
+        if check(&object) {
+            Ok(object)
+        } else {
+            Err(describe(&object))
+        }
+    })
+    .await
+}
+
 /// Waits (at most `within`) until the Schedule `name` satisfies `check`, and returns it.
 async fn wait_schedule(
     env: &Env,
@@ -157,19 +182,7 @@ async fn wait_schedule(
     what: &str,
     check: impl Fn(&Schedule) -> bool,
 ) -> Schedule {
-    env.eventually(within, &format!("{name}: {what}"), || async {
-        let schedule = env
-            .schedules()
-            .get(name)
-            .await
-            .map_err(|err| format!("get: {err}"))?;
-        if check(&schedule) {
-            Ok(schedule)
-        } else {
-            Err(describe_schedule(&schedule))
-        }
-    })
-    .await
+    wait_object(env, env.schedules(), name, within, what, check, describe_schedule).await
 }
 
 /// `(status, reason)` of the Schedule's Ready condition.
@@ -217,21 +230,11 @@ async fn wait_run(
     what: &str,
     check: impl Fn(&JobRun) -> bool,
 ) -> JobRun {
-    env.eventually(within, &format!("{name}: {what}"), || async {
-        let run = env
-            .jobruns()
-            .get(name)
-            .await
-            .map_err(|err| format!("get: {err}"))?;
-        if check(&run) {
-            Ok(run)
-        } else {
-            Err(format!("phase {:?}, status {:?}", phase(&run), run.status))
-        }
+    wait_object(env, env.jobruns(), name, within, what, check, |run| {
+        format!("phase {:?}, status {:?}", phase(run), run.status)
     })
     .await
 }
-
 /// The JobRuns of `schedule` by fire time (their names sort the same way only while the unix
 /// seconds have the same number of digits, which they do until 2286).
 fn fire_times(runs: &[JobRun]) -> Vec<DateTime<Utc>> {
@@ -257,17 +260,24 @@ async fn cancel_run(env: &Env, name: &str, value: &str) {
         .unwrap_or_else(|err| panic!("annotate JobRun {name}: {err}"));
 }
 
+/// The objects of `api` labelled `label=value`, by name.
+async fn labelled<K>(api: Api<K>, label: &str, value: &str) -> Vec<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let selector = format!("{label}={value}");
+    let mut objects = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap_or_else(|err| panic!("listing what is labelled {selector}: {err}"))
+        .items;
+    objects.sort_by_key(|o| o.name_any());
+    objects
+}
+
 /// The Pods of the JobRun `run` (label `horolog.dev/jobrun`), by name.
 async fn pods_of(env: &Env, run: &str) -> Vec<Pod> {
-    let params = ListParams::default().labels(&format!("{JOBRUN_LABEL}={run}"));
-    let mut pods = env
-        .pods()
-        .list(&params)
-        .await
-        .unwrap_or_else(|err| panic!("listing the Pods of {run}: {err}"))
-        .items;
-    pods.sort_by_key(|p| p.name_any());
-    pods
+    labelled(env.pods(), JOBRUN_LABEL, run).await
 }
 
 /// Waits until the JobRun `run` has a Pod, and returns it.
@@ -386,15 +396,7 @@ async fn apply_schedule(env: &Env, object: &Value) -> Schedule {
 
 /// The JobRuns labelled as runs of `schedule`, by name.
 async fn runs_of(env: &Env, schedule: &str) -> Vec<JobRun> {
-    let params = ListParams::default().labels(&format!("{SCHEDULE_LABEL}={schedule}"));
-    let mut runs = env
-        .jobruns()
-        .list(&params)
-        .await
-        .unwrap_or_else(|err| panic!("listing JobRuns of {schedule}: {err}"))
-        .items;
-    runs.sort_by_key(|r| r.name_any());
-    runs
+    labelled(env.jobruns(), SCHEDULE_LABEL, schedule).await
 }
 
 fn phase(run: &JobRun) -> Option<JobRunPhase> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use horolog::api::{TASK_LABEL, Task};
 use kube::ResourceExt;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 use super::*;
@@ -43,12 +43,8 @@ async fn create_task(env: &Env, object: &Value) -> Task {
 
 /// The Pods of the Task's runs (label `horolog.dev/task`) not finished and not being deleted.
 async fn live_pods_of_task(env: &Env, task: &str) -> Vec<String> {
-    let params = ListParams::default().labels(&format!("{TASK_LABEL}={task}"));
-    env.pods()
-        .list(&params)
+    labelled(env.pods(), TASK_LABEL, task)
         .await
-        .unwrap_or_else(|err| panic!("listing the Pods of Task {task}: {err}"))
-        .items
         .into_iter()
         .filter(|p| {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");

@@ -16,6 +16,8 @@ mod recovery;
 pub mod schedule;
 pub mod status;
 pub mod task;
+#[cfg(test)]
+mod test_support;
 pub mod trim;
 mod wiring;
 

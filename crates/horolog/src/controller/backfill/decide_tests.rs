@@ -2,29 +2,13 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::api::{
-    BackfillSpec, Duration as ApiDuration, JobRunPhase, JobRunStatus, ScheduleSpec, TriggerSpec,
-};
+use crate::api::{BackfillSpec, JobRunPhase, JobRunStatus, TriggerSpec};
 use crate::controller::backfill::trigger_origin;
+use crate::controller::test_support::{at, hourly_schedule};
 
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
+/// The hourly Schedule the Backfills run, created long before their ranges.
 fn hourly() -> Schedule {
-    let mut schedule = Schedule::new(
-        "nightly",
-        ScheduleSpec {
-            trigger: TriggerSpec {
-                interval: Some(ApiDuration::from_secs(3600)),
-                ..TriggerSpec::default()
-            },
-            ..ScheduleSpec::default()
-        },
-    );
-    schedule.metadata.namespace = Some("default".into());
-    schedule.metadata.uid = Some("uid-1".into());
-    schedule
+    hourly_schedule(at("2025-01-01T00:00:00Z"))
 }
 
 fn backfill(from: &str, to: &str) -> Backfill {

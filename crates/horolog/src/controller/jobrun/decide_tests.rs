@@ -5,13 +5,10 @@ use crate::job::JobReport;
 use crate::pod::{PodProgress, PodReport, pod_name};
 
 use super::*;
+use crate::controller::test_support::at;
 
 const RUN: &str = "nightly-1767254400";
 const JOB: &str = "nightly-1767254400-job";
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
 
 /// The run's fire time.
 fn fire() -> DateTime<Utc> {

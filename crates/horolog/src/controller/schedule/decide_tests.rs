@@ -1,6 +1,5 @@
 //! Unit tests of the Schedule decision: planning, gates, settling, write urgency, history and
 //! the end of a Schedule, each through `decide` with plain values and explicit times.
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
 use crate::api::{
@@ -8,10 +7,7 @@ use crate::api::{
     JobTemplate, RESUME_ANNOTATION, SCHEDULE_LABEL, ScheduleSpec, TaskRef, TaskSpec, TriggerSpec,
 };
 use crate::controller::schedule::{run_name, trigger_hash};
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
+use crate::controller::test_support::{at, hourly_schedule};
 
 /// When the Schedule was created: its interval trigger's first fire time.
 fn created() -> DateTime<Utc> {
@@ -87,23 +83,8 @@ struct World {
 impl World {
     /// `nightly`: every hour from its creation, with a jobTemplate, never reconciled.
     fn new() -> World {
-        let mut schedule = Schedule::new(
-            "nightly",
-            ScheduleSpec {
-                trigger: TriggerSpec {
-                    interval: Some(ApiDuration::from_secs(3600)),
-                    ..TriggerSpec::default()
-                },
-                job_template: Some(JobTemplate::default()),
-                ..ScheduleSpec::default()
-            },
-        );
-        schedule.metadata.namespace = Some("default".into());
-        schedule.metadata.uid = Some("uid-1".into());
-        schedule.metadata.generation = Some(1);
-        schedule.metadata.creation_timestamp = Some(Time(
-            k8s_openapi::jiff::Timestamp::from_second(created().timestamp()).unwrap(),
-        ));
+        let mut schedule = hourly_schedule(created());
+        schedule.spec.job_template = Some(JobTemplate::default());
         World {
             schedule,
             runs: Vec::new(),

@@ -359,43 +359,47 @@ mod tests {
     }
 
     #[test]
-    fn an_http_response_gives_its_body_only_when_it_is_a_200() {
+    fn an_http_response_gives_its_body_only_when_it_is_a_200() -> std::io::Result<()> {
         let ok = "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nmetric 1\n";
-        assert_eq!(http_body(ok).expect("a 200"), "metric 1\n");
+        assert_eq!(http_body(ok)?, "metric 1\n");
         let not_found = "HTTP/1.1 404 Not Found\r\n\r\nno";
         assert!(http_body(not_found).is_err());
         assert!(http_body("garbage").is_err());
+        Ok(())
     }
 
     #[tokio::test]
-    async fn an_operator_that_does_not_answer_is_an_error_naming_why() {
+    async fn an_operator_that_does_not_answer_is_an_error_naming_why() -> std::io::Result<()> {
         // A port just released: nothing listens there.
-        let addr = free_loopback_addr().expect("a free port");
-        let err = operator_metrics(&addr).await.expect_err("nothing listens");
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        let addr = free_loopback_addr()?;
+        let result = operator_metrics(&addr).await;
+        assert!(
+            matches!(&result, Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused),
+            "{result:?}"
+        );
+        Ok(())
     }
 
     #[tokio::test]
-    async fn the_operators_metrics_are_read_over_http() {
+    async fn the_operators_metrics_are_read_over_http() -> std::io::Result<()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
         let server = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.expect("accept");
+            let (mut conn, _) = listener.accept().await?;
             let mut request = [0u8; 1024];
-            let n = conn.read(&mut request).await.expect("read");
-            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let n = conn.read(&mut request).await?;
             conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nhorolog_api_requests_total{verb=\"create\",resource=\"pods\",code=\"201\"} 3\n")
-                .await
-                .expect("write");
-            request
+                .await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&request[..n]).to_string())
         });
-        let text = operator_metrics(&addr).await.expect("scraped");
+        let text = operator_metrics(&addr).await?;
         assert_eq!(
             super::super::WriteCounts::from_operator(&text).0.get("pods"),
             Some(&3.0)
         );
-        let request = server.await.expect("server ran");
+        let request = server.await.map_err(std::io::Error::other)??;
         assert!(request.starts_with("GET /metrics HTTP/1.0\r\n"), "{request}");
+        Ok(())
     }
 }

@@ -213,7 +213,7 @@ fn with_reserved(reserved: &Reserved, pool: &mut PoolState) {
         return;
     };
     for (name, run) in runs {
-        if !pool.runs.iter().any(|r| &r.name_any() == name) {
+        if !pool.runs.iter().any(|r| r.metadata.name.as_ref() == Some(name)) {
             pool.runs.push(run.clone());
         }
     }

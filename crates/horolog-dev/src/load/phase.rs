@@ -335,3 +335,43 @@ impl runs::Observation for PodSeenBy {
         self.pod.merge(later.pod);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use horolog::clock::SystemClock;
+    use horolog_memserver::ApiServer;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn counters_that_cannot_be_read_are_left_out_with_a_note_saying_which() {
+        // The in-process API server serves no /metrics, and nothing listens at the address.
+        let server = ApiServer::new(Arc::new(SystemClock));
+        let client = server.client();
+        let addr = process::free_loopback_addr().unwrap_or_else(|err| panic!("a free port: {err}"));
+        let counters = Counters {
+            client: &client,
+            operator: Some(&addr),
+        };
+        let mut notes = Vec::new();
+        let (api_server, operator) = counters.read(Side::Horolog, &mut notes).await;
+        assert_eq!((api_server, operator), (None, None));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with("could not read the API server's /metrics"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].starts_with(&format!("could not read the operator's metrics at {addr}")),
+            "{notes:?}"
+        );
+
+        // The CronJob phase has no operator of its own to read.
+        let mut notes = Vec::new();
+        let (_, operator) = counters.read(Side::CronJob, &mut notes).await;
+        assert_eq!(operator, None);
+        assert_eq!(notes.len(), 1, "only the API server's note: {notes:?}");
+    }
+}

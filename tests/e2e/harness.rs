@@ -297,6 +297,12 @@ pub async fn e2e_configured<F, Fut>(
 /// A client for the e2e cluster, or `None` (with the reason printed) when there is none.
 async fn cluster_client(test: &str) -> Option<Client> {
     let Some(path) = std::env::var_os("HOROLOG_E2E_KUBECONFIG").filter(|p| !p.is_empty()) else {
+        // CI runs the suite against the sandbox with HOROLOG_E2E_REQUIRE set, so a rig that
+        // lost its kubeconfig fails instead of passing 30 empty tests.
+        assert!(
+            std::env::var_os("HOROLOG_E2E_REQUIRE").is_none(),
+            "{test}: HOROLOG_E2E_REQUIRE is set but HOROLOG_E2E_KUBECONFIG is not"
+        );
         println!(
             "skipping {test}: HOROLOG_E2E_KUBECONFIG is not set (point it at a kubeconfig of a \
              Kubernetes cluster to run the end-to-end tests)"

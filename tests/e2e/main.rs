@@ -52,6 +52,8 @@
 //! - `HOROLOG_E2E_KUBECONFIG`: kubeconfig of the cluster (its current context is used).
 //! - `HOROLOG_E2E_OPERATOR`: `in-process` (default) or `external`.
 //! - `HOROLOG_E2E_KEEP_NAMESPACE`: set to keep the test namespaces for inspection.
+//! - `HOROLOG_E2E_REQUIRE`: set to make a missing `HOROLOG_E2E_KUBECONFIG` a failure instead
+//!   of a skip (CI sets it when it runs the suite against the sandbox, `.ci/e2e-sandbox.sh`).
 //! - `HOROLOG_E2E_LOG`: log filter of the in-process operator (default `horolog=info`; shown
 //!   with a failing test's output, or always with `--nocapture`).
 //!

@@ -23,7 +23,13 @@ async fn after_an_api_outage_every_due_fire_time_is_handled_within_two_seconds()
         )
         .await;
     cluster.advance(3).await;
-    cluster.server.faults().refuse_all();
+    // The operator's side of an outage: its requests are refused and its watches end; the
+    // test's own client still reads, so "nothing was created" is checked, not assumed.
+    cluster
+        .server
+        .faults()
+        .refuse(RequestMatch::any().client(OPERATOR));
+    cluster.server.faults().drop_watches();
     cluster.advance(12).await;
     let before = cluster.fire_secs("pulse").await;
     assert!(

@@ -137,7 +137,13 @@ impl Cluster {
     pub async fn stop_operator(&mut self) {
         if let Some((stop, handle)) = self.operator.take() {
             let _ = stop.send(());
-            let _ = handle.await;
+            // An operator that died before it was asked to stop fails the test here, with its
+            // own panic, instead of leaving the rest of the test to run without it.
+            if let Err(err) = handle.await
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
         }
     }
 
@@ -249,8 +255,8 @@ impl Cluster {
         let mut runs = api
             .list(&ListParams::default())
             .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+            .unwrap_or_else(|err| panic!("list jobruns: {err}"))
+            .items;
         runs.sort_by_key(|run| (run.spec.fire_time, run.name_any()));
         runs
     }
@@ -297,8 +303,8 @@ impl Cluster {
         let mut pods = api
             .list(&ListParams::default())
             .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+            .unwrap_or_else(|err| panic!("list pods: {err}"))
+            .items;
         pods.sort_by_key(|p| p.name_any());
         pods
     }
@@ -374,8 +380,8 @@ impl Cluster {
         let mut events: Vec<Event> = api
             .list(&ListParams::default())
             .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+            .unwrap_or_else(|err| panic!("list events: {err}"))
+            .items;
         events.sort_by_key(|e| {
             e.metadata
                 .resource_version

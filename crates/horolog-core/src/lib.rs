@@ -11,7 +11,10 @@
 //! takes the current instant as an argument, so every rule is testable without a cluster and
 //! without sleeping. Cargo enforces it: this crate depends on neither kube nor tokio, and on
 //! chrono without its `clock` feature.
+
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod clock;

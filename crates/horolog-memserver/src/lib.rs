@@ -64,6 +64,9 @@
 //! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio
 //! time, so tests under `tokio::time::pause()` see them without waiting.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod apply;
 mod counts;
 mod defaulting;

@@ -4,7 +4,9 @@
 //! the operator around it (`api`, `controller`, `pod`, `leader`, `metrics`, `operator`) and
 //! the user's command line (`crd`, `manifest`, `preview`, `local` mode, and `plugin`, the
 //! `kubectl horolog` plugin). ARCHITECTURE.md at the top of the repository is the map.
+
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod api;
 pub mod clock;

@@ -132,8 +132,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "HOROLOG_DEFAULT_EXECUTOR",
-        value_enum,
-        ignore_case = true,
+        value_parser = executor_named,
         default_value = "Pod"
     )]
     pub default_executor: Executor,
@@ -523,6 +522,15 @@ where
     }
 }
 
+/// `--default-executor`: `Pod` or `Job`, in any case. (The API type stays free of CLI traits.)
+fn executor_named(value: &str) -> Result<Executor, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "pod" => Ok(Executor::Pod),
+        "job" => Ok(Executor::Job),
+        _ => Err(format!("{value:?} is not an executor: use Pod or Job")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,5 +620,32 @@ mod tests {
         );
         let bad = <Cli as clap::Parser>::try_parse_from(["horolog", "--lease-duration=15 seconds"]);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_default_executor_is_pod_and_parses_in_any_case() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let parse =
+            |args: &[&str]| <Cli as clap::Parser>::try_parse_from(args).map(|c| c.run.default_executor);
+        assert_eq!(parse(&["horolog"]).unwrap(), Executor::Pod);
+        assert_eq!(
+            parse(&["horolog", "--default-executor=job"]).unwrap(),
+            Executor::Job
+        );
+        assert_eq!(
+            parse(&["horolog", "--default-executor=Job"]).unwrap(),
+            Executor::Job
+        );
+        let err = parse(&["horolog", "--default-executor=Cron"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"Cron\" is not an executor: use Pod or Job"),
+            "{err}"
+        );
     }
 }

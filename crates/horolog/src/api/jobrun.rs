@@ -91,7 +91,7 @@ pub const TEMPLATE_XOR_TASK_RULE: &str = "has(self.template) != has(self.taskRef
 pub const TEMPLATE_XOR_TASK_MESSAGE: &str = "exactly one of template and taskRef must be set";
 
 /// What runs each attempt of a JobRun.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Executor {
     /// A bare Pod owned by the JobRun (the default).
     #[default]

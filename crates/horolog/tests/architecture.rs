@@ -1,0 +1,82 @@
+//! ARCHITECTURE.md stays true to the tree: every file or folder it names in backticks exists.
+//! A name may be given from the repository root (`crates/horolog/src/pod.rs`) or, where the
+//! text has said which crate or folder it is in, by its tail (`controller/wiring.rs`,
+//! `fire.rs`); either way some path in the repository must end with it.
+
+use std::path::{Path, PathBuf};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every file and folder below `dir`, as `/`-separated paths relative to the repository,
+/// folders with a trailing `/`; build output and git's own files left out.
+fn tree(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let relative = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        if path.is_dir() {
+            out.push(format!("{relative}/"));
+            tree(root, &path, out);
+        } else {
+            out.push(relative);
+        }
+    }
+}
+
+/// The backticked words of `text` that name a file or a folder: a path of plain path
+/// characters that ends in a known extension or in `/`.
+fn named_paths(text: &str) -> Vec<String> {
+    const EXTENSIONS: [&str; 7] = [".rs", ".md", ".yaml", ".toml", ".json", ".sh", ".txt"];
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+                && !word.starts_with('/')
+                && (word.ends_with('/') || EXTENSIONS.iter().any(|ext| word.ends_with(ext)))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_path_architecture_md_names_exists() {
+    let root = repository();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut paths = Vec::new();
+    tree(&root, &root, &mut paths);
+    let named = named_paths(&text);
+    assert!(named.len() > 10, "the check finds the paths: {named:?}");
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|name| {
+            !paths
+                .iter()
+                .any(|path| path == *name || path.ends_with(&format!("/{name}")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist (moved or renamed? update the map): {missing:?}"
+    );
+}
+
+#[test]
+fn the_path_check_tells_a_path_from_other_code() {
+    let named = named_paths("`a/b.rs`, `x/`, `cargo run -- crds`, `*/n`, `/healthz`, `Trigger::compile`");
+    assert_eq!(named, ["a/b.rs", "x/"]);
+}

@@ -85,6 +85,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -137,6 +142,10 @@ pub struct Metrics {
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
     leader: Gauge,
     schedules: PerSchedule,
+    /// Objects that do not decode into the operator's types, by kind.
+    invalid_objects: Family<KindLabels, Gauge>,
+    /// Watch failures, by kind.
+    watch_errors: Family<KindLabels, Counter>,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -205,6 +214,20 @@ impl Metrics {
         );
         register_build_info(r);
         let schedules = PerSchedule::registered(r);
+        let invalid_objects = registered(
+            r,
+            "invalid_objects",
+            "Objects the operator cannot read (they do not decode into its types; each has \
+             Ready=False reason InvalidSpec) and ignores until fixed, by kind",
+            Family::default(),
+        );
+        let watch_errors = registered(
+            r,
+            "watch_errors",
+            "Failed watch or list requests, by kind; each is retried with a backoff. A count that \
+             keeps rising means that kind's cache is not being updated",
+            Family::default(),
+        );
         Metrics {
             registry: Arc::new(registry),
             fire_delay,
@@ -218,6 +241,8 @@ impl Metrics {
             active_source: Arc::default(),
             leader,
             schedules,
+            invalid_objects,
+            watch_errors,
         }
     }
 
@@ -653,6 +678,20 @@ impl crate::controller::Observer for Metrics {
         self.set_queue_depth(controller, depth);
     }
 
+    fn invalid_objects(&self, kind: &'static str, count: usize) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.invalid_objects.get_or_create(&labels).set(count as i64);
+    }
+
+    fn watch_failed(&self, kind: &'static str) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.watch_errors.get_or_create(&labels).inc();
+    }
+
     fn reconciled(
         &self,
         controller: &'static str,
@@ -852,6 +891,8 @@ mod tests {
         metrics.set_queue_depth("schedule", 5);
         metrics.count_active_jobruns_with(|| 4);
         metrics.set_leader(true);
+        crate::controller::Observer::invalid_objects(&metrics, "Schedule", 2);
+        crate::controller::Observer::watch_failed(&metrics, "JobRun");
         let patch = ApiRequest::of(&Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None);
         metrics.observe_api_request(&patch, "200", 0.02);
 
@@ -871,6 +912,8 @@ mod tests {
             "horolog_build_info{version=\"0.1.0\"} 1",
             "horolog_active_jobruns 4",
             "horolog_leader 1",
+            "horolog_invalid_objects{kind=\"Schedule\"} 2",
+            "horolog_watch_errors_total{kind=\"JobRun\"} 1",
             "horolog_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"} 1",
             "horolog_api_request_duration_seconds_bucket{le=\"0.025\",verb=\"patch\"} 1",
             "horolog_api_request_duration_seconds_bucket{le=\"0.01\",verb=\"patch\"} 0",

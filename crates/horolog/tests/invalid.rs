@@ -10,7 +10,11 @@ mod fixtures;
 
 use cluster::{Cluster, NS};
 use fixtures::*;
+use std::sync::Arc;
+
 use horolog::api::{Backfill, JobRun, Schedule, Task};
+use horolog::controller::Observer;
+use horolog::metrics::Metrics;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -137,15 +141,31 @@ async fn a_schedule_whose_grace_time_overflows_is_reported_and_others_fire() {
     assert_reported::<Schedule>(&cluster, "huge", "spec.misfireGraceTime").await;
 }
 
+/// The `horolog_invalid_objects` line of `kind` in `metrics`.
+fn invalid_gauge(metrics: &Metrics, kind: &str) -> Option<String> {
+    let prefix = format!("horolog_invalid_objects{{kind=\"{kind}\"}} ");
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_string)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_schedule_that_is_fixed_is_served_again_and_its_condition_replaced() {
-    let cluster = Cluster::start().await;
+    let metrics = Metrics::new();
+    let observer: Arc<dyn Observer> = Arc::new(metrics.clone());
+    let cluster = Cluster::start_with(|config| config.observer = Some(observer)).await;
     store(
         &cluster,
         broken(&every("bad", "1m"), SCHEDULE_COMMAND, json!("echo hi")),
     );
     cluster.settle().await;
     assert_reported::<Schedule>(&cluster, "bad", SCHEDULE_COMMAND_PATH).await;
+    assert_eq!(
+        invalid_gauge(&metrics, "Schedule").as_deref(),
+        Some("horolog_invalid_objects{kind=\"Schedule\"} 1")
+    );
 
     cluster
         .patch_schedule(
@@ -159,6 +179,10 @@ async fn a_schedule_that_is_fixed_is_served_again_and_its_condition_replaced() {
     let (status, reason, _) = ready::<Schedule>(&cluster, "bad").await.unwrap_or_default();
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Scheduled"));
     assert!(!cluster.fire_secs("bad").await.is_empty(), "it fires once fixed");
+    assert_eq!(
+        invalid_gauge(&metrics, "Schedule").as_deref(),
+        Some("horolog_invalid_objects{kind=\"Schedule\"} 0")
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -33,6 +33,14 @@ const RECONCILE_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How long a watch must have kept failing before `/readyz` answers 503: a watch that only
+/// failed in passing (a restarted API server, a dropped connection) resumes within seconds.
+const WATCH_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A pause this long between two failures of a watch ends its run of failures (a stuck watch
+/// retries at least every 2 s, see `WatchBackoff`).
+const WATCH_FAILURE_GAP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -146,6 +154,8 @@ pub struct Metrics {
     invalid_objects: Family<KindLabels, Gauge>,
     /// Watch failures, by kind.
     watch_errors: Family<KindLabels, Counter>,
+    /// For each kind whose watch is failing: when its run of failures began, and its latest.
+    watch_failures: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, Instant)>>>,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -243,7 +253,39 @@ impl Metrics {
             schedules,
             invalid_objects,
             watch_errors,
+            watch_failures: Arc::default(),
         }
+    }
+
+    /// Records that the watch of `kind` failed at `now`.
+    pub fn watch_failed_at(&self, kind: &'static str, now: Instant) {
+        self.watch_errors
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+        let mut failures = self.watch_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let run = failures.entry(kind).or_insert((now, now));
+        if now.saturating_duration_since(run.1) > WATCH_FAILURE_GAP {
+            run.0 = now;
+        }
+        run.1 = now;
+    }
+
+    /// The kinds whose watch has kept failing for [`WATCH_STUCK_AFTER`] up to `now`: their
+    /// cache no longer follows the cluster.
+    pub fn stuck_watches(&self, now: Instant) -> Vec<&'static str> {
+        let failures = self.watch_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stuck: Vec<&'static str> = failures
+            .iter()
+            .filter(|(_, (first, last))| {
+                now.saturating_duration_since(*last) <= WATCH_FAILURE_GAP
+                    && last.saturating_duration_since(*first) >= WATCH_STUCK_AFTER
+            })
+            .map(|(kind, _)| *kind)
+            .collect();
+        stuck.sort_unstable();
+        stuck
     }
 
     /// Turns the per-Schedule series on or off (`--schedule-metrics`).
@@ -644,6 +686,11 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> R
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")),
         // Alive means this task answers: a wedged runtime cannot.
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        // A watch that keeps failing leaves its cache behind the cluster: not ready.
+        "/readyz" if !metrics.stuck_watches(Instant::now()).is_empty() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: a watch keeps failing (horolog_watch_errors_total, logs)\n",
+        ),
         "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -686,10 +733,7 @@ impl crate::controller::Observer for Metrics {
     }
 
     fn watch_failed(&self, kind: &'static str) {
-        let labels = KindLabels {
-            kind: kind.to_string(),
-        };
-        self.watch_errors.get_or_create(&labels).inc();
+        self.watch_failed_at(kind, Instant::now());
     }
 
     fn reconciled(
@@ -921,6 +965,35 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    }
+
+    #[test]
+    fn a_watch_is_stuck_after_five_minutes_of_failures_without_a_pause() {
+        let metrics = Metrics::new();
+        let start = Instant::now();
+        let at = |secs: u64| start + std::time::Duration::from_secs(secs);
+        for secs in (0..=290).step_by(2) {
+            metrics.watch_failed_at("Schedule", at(secs));
+        }
+        assert!(metrics.stuck_watches(at(290)).is_empty(), "not five minutes yet");
+        metrics.watch_failed_at("Schedule", at(300));
+        assert_eq!(metrics.stuck_watches(at(300)), vec!["Schedule"]);
+        assert!(
+            metrics.stuck_watches(at(400)).is_empty(),
+            "no failure for over a minute: it recovered"
+        );
+        metrics.watch_failed_at("Schedule", at(400));
+        assert!(
+            metrics.stuck_watches(at(400)).is_empty(),
+            "a failure after a pause starts a new run"
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains("horolog_watch_errors_total{kind=\"Schedule\"} 148"),
+            "{}",
+            metrics.encode()
+        );
     }
 
     #[test]

@@ -8,13 +8,14 @@ mod cluster;
 #[path = "controller/fixtures.rs"]
 mod fixtures;
 
-use cluster::{Cluster, NS};
+use cluster::{Cluster, NS, OPERATOR};
 use fixtures::*;
 use std::sync::Arc;
 
 use horolog::api::{Backfill, JobRun, Schedule, Task};
 use horolog::controller::Observer;
 use horolog::metrics::Metrics;
+use horolog_memserver::RequestMatch;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -254,4 +255,34 @@ async fn an_undecodable_task_or_backfill_is_reported_and_schedules_still_fire() 
             .ok(),
         Some("bad-task".to_string())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relist_with_an_unreadable_schedule_reports_nothing_again_and_serves_the_rest() {
+    let cluster = Cluster::start().await;
+    cluster.apply(every("before", "1m")).await;
+    store(
+        &cluster,
+        broken(&every("bad", "1m"), SCHEDULE_COMMAND, json!("echo hi")),
+    );
+    cluster.settle().await;
+    // The watch of Schedules is dropped and its resume is refused as expired: a relist.
+    let schedule_watches = RequestMatch::any().verb("watch").resource("schedules");
+    cluster.server.faults().fail(schedule_watches, 1, 410);
+    cluster.server.faults().drop_watches();
+    cluster.settle().await;
+    let lists = cluster
+        .server
+        .request_counts()
+        .iter()
+        .filter(|(key, _)| key.client == OPERATOR && key.resource == "schedules" && key.verb.name() == "list")
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(lists >= 2, "the operator relisted Schedules: {lists} lists");
+
+    cluster.apply(every("after", "1m")).await;
+    cluster.advance(60).await;
+    assert_eq!(cluster.fire_secs("before").await, vec![0, 60]);
+    assert_eq!(cluster.fire_secs("after").await, vec![0, 60]);
+    assert_reported::<Schedule>(&cluster, "bad", SCHEDULE_COMMAND_PATH).await;
 }

@@ -33,6 +33,8 @@ use crate::api::{Backfill, Condition, JobRun, JobRunTemplate, Schedule, Task, fi
 pub const INVALID_SPEC: &str = "InvalidSpec";
 /// The condition type it is reported in.
 const READY: &str = "Ready";
+/// The most of the decoder's message a report quotes.
+const ERROR_LIMIT: usize = 512;
 
 /// One object of kind `K` as a watch or a list delivers it: decoded, or why it could not be.
 #[derive(Clone, Debug)]
@@ -52,11 +54,21 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    /// What the condition and the Event say.
+    /// What the condition and the Event say. The decoder's message quotes the value it could
+    /// not read, which may be long: it is cut to [`ERROR_LIMIT`] bytes.
     pub fn message(&self, kind: &str) -> String {
+        let mut error = self.error.as_str();
+        if error.len() > ERROR_LIMIT {
+            let mut end = ERROR_LIMIT;
+            while !error.is_char_boundary(end) {
+                end -= 1;
+            }
+            error = &error[..end];
+        }
+        let cut = if error.len() < self.error.len() { "…" } else { "" };
         format!(
-            "the operator cannot read this {kind} at {}: {}; it is ignored until fixed",
-            self.path, self.error
+            "the operator cannot read this {kind} at {}: {error}{cut}; it is ignored until fixed",
+            self.path
         )
     }
 
@@ -552,6 +564,15 @@ mod tests {
         let invalid = decoded.0.unwrap_err();
         assert_eq!(invalid.path, "spec.template.spec.containers[0].command");
         assert!(invalid.error.contains("expected a sequence"), "{}", invalid.error);
+    }
+
+    #[test]
+    fn a_long_value_is_cut_from_the_message() {
+        let long = "é".repeat(2000);
+        let decoded: Decoded<Schedule> = serde_json::from_value(schedule(json!(long))).unwrap();
+        let message = decoded.0.unwrap_err().message("Schedule");
+        assert!(message.len() < 700, "{}", message.len());
+        assert!(message.contains("…; it is ignored until fixed"), "{message}");
     }
 
     #[test]

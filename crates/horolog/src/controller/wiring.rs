@@ -12,6 +12,10 @@
 //! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
 //!   firing) and its runs that have not finished.
 //!
+//! The watches of the four horolog kinds decode each object on its own (`invalid.rs`): one the
+//! types cannot read is reported on itself and left out, so it cannot fail the LIST that a
+//! restart or a relist needs for every other object of its kind.
+//!
 //! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
 //! Schedule reconciler could then read a JobRun store older than the event it reacts to; the
 //! stable [`applier`] with our own queues avoids that.)

@@ -264,6 +264,34 @@ impl ApiServer {
         counts::metrics_text(&self.counts.snapshot())
     }
 
+    /// Creates `object` (it names its `apiVersion`, `kind` and, if namespaced,
+    /// `metadata.namespace`) as a create request would, but without reading it through any
+    /// type or schema: whatever JSON it holds is stored and served as is. For tests of objects
+    /// a real API server holds despite the operator's types (an older schema's leftover, a
+    /// field the CRD kept free-form, a write that bypassed validation). Returns the stored
+    /// object.
+    pub fn create_unchecked(&self, object: Value) -> Result<Value, ApiError> {
+        let text = |field: &str| {
+            object
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind) = (text("apiVersion"), text("kind"));
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut store = self.lock();
+        let rt = store
+            .resource_for_kind(&api_version, &kind)
+            .ok_or_else(|| ApiError::bad_request(format!("no resource serves {api_version} {kind}")))?;
+        let created = store.create(&rt, &namespace, object, false)?;
+        Ok((*created.value).clone())
+    }
+
     /// The resource version of the latest change.
     pub fn resource_version(&self) -> u64 {
         self.lock().resource_version()

@@ -202,7 +202,7 @@ impl Store {
             .cloned()
     }
 
-    fn resource_for_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
+    pub(crate) fn resource_for_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
         self.resources
             .iter()
             .find(|r| r.api_version() == api_version && r.kind == kind)

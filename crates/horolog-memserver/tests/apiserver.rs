@@ -185,6 +185,26 @@ async fn create_stamps_server_fields_from_the_clock_and_get_returns_the_object()
 }
 
 #[tokio::test(start_paused = true)]
+async fn create_unchecked_stores_json_the_types_cannot_read_and_serves_it_as_is() {
+    let (server, _, client) = server();
+    let stored = server
+        .create_unchecked(json!({
+            "apiVersion": "horolog.dev/v1alpha1", "kind": "Schedule",
+            "metadata": {"name": "odd", "namespace": "team"},
+            "spec": {"trigger": {"interval": 7}, "jobTemplate": "not an object"},
+        }))
+        .unwrap();
+    assert_eq!(stored["metadata"]["resourceVersion"], json!("1"));
+    let raw: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client, "team", &kube::api::ApiResource::erase::<Schedule>(&()));
+    let fetched = raw.get("odd").await.unwrap();
+    assert_eq!(fetched.data["spec"]["jobTemplate"], json!("not an object"));
+    let unknown =
+        server.create_unchecked(json!({"apiVersion": "v9", "kind": "Nothing", "metadata": {"name": "x"}}));
+    assert_eq!(unknown.map_err(|e| e.code).err(), Some(400));
+}
+
+#[tokio::test(start_paused = true)]
 async fn duplicate_create_is_already_exists() {
     let (_, _, client) = server();
     let maps: Api<ConfigMap> = Api::default_namespaced(client);

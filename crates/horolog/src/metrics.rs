@@ -33,6 +33,14 @@ const RECONCILE_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How long a watch must have kept failing before `/readyz` answers 503: a watch that only
+/// failed in passing (a restarted API server, a dropped connection) resumes within seconds.
+const WATCH_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A pause this long between two failures of a watch ends its run of failures (a stuck watch
+/// retries at least every 2 s, see `WatchBackoff`).
+const WATCH_FAILURE_GAP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -82,6 +90,11 @@ struct OutcomeLabels {
     namespace: String,
     schedule: String,
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,6 +150,12 @@ pub struct Metrics {
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
     leader: Gauge,
     schedules: PerSchedule,
+    /// Objects that do not decode into the operator's types, by kind.
+    invalid_objects: Family<KindLabels, Gauge>,
+    /// Watch failures, by kind.
+    watch_errors: Family<KindLabels, Counter>,
+    /// For each kind whose watch is failing: when its run of failures began, and its latest.
+    watch_failures: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, Instant)>>>,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -205,6 +224,20 @@ impl Metrics {
         );
         register_build_info(r);
         let schedules = PerSchedule::registered(r);
+        let invalid_objects = registered(
+            r,
+            "invalid_objects",
+            "Objects the operator cannot read (they do not decode into its types; each has \
+             Ready=False reason InvalidSpec) and ignores until fixed, by kind",
+            Family::default(),
+        );
+        let watch_errors = registered(
+            r,
+            "watch_errors",
+            "Failed watch or list requests, by kind; each is retried with a backoff. A count that \
+             keeps rising means that kind's cache is not being updated",
+            Family::default(),
+        );
         Metrics {
             registry: Arc::new(registry),
             fire_delay,
@@ -218,7 +251,41 @@ impl Metrics {
             active_source: Arc::default(),
             leader,
             schedules,
+            invalid_objects,
+            watch_errors,
+            watch_failures: Arc::default(),
         }
+    }
+
+    /// Records that the watch of `kind` failed at `now`.
+    pub fn watch_failed_at(&self, kind: &'static str, now: Instant) {
+        self.watch_errors
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+        let mut failures = self.watch_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let run = failures.entry(kind).or_insert((now, now));
+        if now.saturating_duration_since(run.1) > WATCH_FAILURE_GAP {
+            run.0 = now;
+        }
+        run.1 = now;
+    }
+
+    /// The kinds whose watch has kept failing for [`WATCH_STUCK_AFTER`] up to `now`: their
+    /// cache no longer follows the cluster.
+    pub fn stuck_watches(&self, now: Instant) -> Vec<&'static str> {
+        let failures = self.watch_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stuck: Vec<&'static str> = failures
+            .iter()
+            .filter(|(_, (first, last))| {
+                now.saturating_duration_since(*last) <= WATCH_FAILURE_GAP
+                    && last.saturating_duration_since(*first) >= WATCH_STUCK_AFTER
+            })
+            .map(|(kind, _)| *kind)
+            .collect();
+        stuck.sort_unstable();
+        stuck
     }
 
     /// Turns the per-Schedule series on or off (`--schedule-metrics`).
@@ -619,6 +686,11 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics, health: &Health) -> R
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")),
         // Alive means this task answers: a wedged runtime cannot.
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        // A watch that keeps failing leaves its cache behind the cluster: not ready.
+        "/readyz" if !metrics.stuck_watches(Instant::now()).is_empty() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: a watch keeps failing (horolog_watch_errors_total, logs)\n",
+        ),
         "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -651,6 +723,17 @@ impl crate::controller::Observer for Metrics {
 
     fn queue_depth(&self, controller: &'static str, depth: usize) {
         self.set_queue_depth(controller, depth);
+    }
+
+    fn invalid_objects(&self, kind: &'static str, count: usize) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.invalid_objects.get_or_create(&labels).set(count as i64);
+    }
+
+    fn watch_failed(&self, kind: &'static str) {
+        self.watch_failed_at(kind, Instant::now());
     }
 
     fn reconciled(
@@ -852,6 +935,8 @@ mod tests {
         metrics.set_queue_depth("schedule", 5);
         metrics.count_active_jobruns_with(|| 4);
         metrics.set_leader(true);
+        crate::controller::Observer::invalid_objects(&metrics, "Schedule", 2);
+        crate::controller::Observer::watch_failed(&metrics, "JobRun");
         let patch = ApiRequest::of(&Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None);
         metrics.observe_api_request(&patch, "200", 0.02);
 
@@ -871,6 +956,8 @@ mod tests {
             "horolog_build_info{version=\"0.1.0\"} 1",
             "horolog_active_jobruns 4",
             "horolog_leader 1",
+            "horolog_invalid_objects{kind=\"Schedule\"} 2",
+            "horolog_watch_errors_total{kind=\"JobRun\"} 1",
             "horolog_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"} 1",
             "horolog_api_request_duration_seconds_bucket{le=\"0.025\",verb=\"patch\"} 1",
             "horolog_api_request_duration_seconds_bucket{le=\"0.01\",verb=\"patch\"} 0",
@@ -878,6 +965,35 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    }
+
+    #[test]
+    fn a_watch_is_stuck_after_five_minutes_of_failures_without_a_pause() {
+        let metrics = Metrics::new();
+        let start = Instant::now();
+        let at = |secs: u64| start + std::time::Duration::from_secs(secs);
+        for secs in (0..=290).step_by(2) {
+            metrics.watch_failed_at("Schedule", at(secs));
+        }
+        assert!(metrics.stuck_watches(at(290)).is_empty(), "not five minutes yet");
+        metrics.watch_failed_at("Schedule", at(300));
+        assert_eq!(metrics.stuck_watches(at(300)), vec!["Schedule"]);
+        assert!(
+            metrics.stuck_watches(at(400)).is_empty(),
+            "no failure for over a minute: it recovered"
+        );
+        metrics.watch_failed_at("Schedule", at(400));
+        assert!(
+            metrics.stuck_watches(at(400)).is_empty(),
+            "a failure after a pause starts a new run"
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains("horolog_watch_errors_total{kind=\"Schedule\"} 148"),
+            "{}",
+            metrics.encode()
+        );
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub trait Observer: Send + Sync {
     fn schedule_state(&self, _state: &ScheduleState) {}
     /// A Schedule is gone: forget its series.
     fn schedule_gone(&self, _namespace: &str, _schedule: &str) {}
+    /// `count` objects of `kind` cannot be read (they do not decode into the operator's
+    /// types) and are ignored until fixed.
+    fn invalid_objects(&self, _kind: &'static str, _count: usize) {}
+    /// The watch of `kind` failed (it retries by itself, with a backoff).
+    fn watch_failed(&self, _kind: &'static str) {}
     /// The controllers' JobRun cache exists (called once at start), e.g. for gauges read at
     /// scrape time.
     fn caches(&self, _jobruns: Store<JobRun>) {}

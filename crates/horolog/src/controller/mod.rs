@@ -10,6 +10,7 @@ mod context;
 mod error;
 pub mod events;
 pub mod index;
+pub mod invalid;
 pub mod jobrun;
 mod queue;
 mod recovery;

@@ -12,6 +12,10 @@
 //! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
 //!   firing) and its runs that have not finished.
 //!
+//! The watches of the four horolog kinds decode each object on its own (`invalid.rs`): one the
+//! types cannot read is reported on itself and left out, so it cannot fail the LIST that a
+//! restart or a relist needs for every other object of its kind.
+//!
 //! (kube-runtime's `Controller` would give each controller its own watch of JobRuns, and the
 //! Schedule reconciler could then read a JobRun store older than the event it reacts to; the
 //! stable [`applier`] with our own queues avoids that.)
@@ -33,9 +37,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
+use super::invalid::{self, Decoded, Invalids, Watched};
 use super::queue::{Queues, Receiver, Receivers};
 use super::{
-    Context, ControllerConfig, Error, ErrorKind, MANAGER, Stores, WatchBackoff, backfill, jobrun,
+    Context, ControllerConfig, Error, ErrorKind, MANAGER, Observer, Stores, WatchBackoff, backfill, jobrun,
     retry_delay, schedule, status, task, trim,
 };
 use crate::api::{Backfill, JOBRUN_LABEL, JobRun, Schedule, Task};
@@ -69,13 +74,14 @@ pub async fn run(
     };
     let ctx = Arc::new(Context::new(client.clone(), reporter, clock, config, stores));
     let queues = Queues::new(&ctx.config.observer);
+    let invalids = Arc::new(Invalids::default());
     // Each part lives on the heap: together they are too large for a test thread's stack.
     let watches = future::join_all([
-        watch_schedules(&ctx, &queues, api_for(&client, &namespace), schedule_writer),
-        watch_jobruns(&ctx, &queues, api_for(&client, &namespace), jobrun_writer),
+        watch_schedules(&ctx, &queues, &invalids, schedule_writer),
+        watch_jobruns(&ctx, &queues, &invalids, jobrun_writer),
         watch_pods(&ctx, &queues, api_for(&client, &namespace)),
-        watch_tasks(&ctx, &queues, api_for(&client, &namespace), task_writer),
-        watch_backfills(&queues, api_for(&client, &namespace), backfill_writer),
+        watch_tasks(&ctx, &queues, &invalids, task_writer),
+        watch_backfills(&ctx, &queues, &invalids, backfill_writer),
         watch_jobs(&ctx, &queues, api_for(&client, &namespace)),
     ]);
     let recovery = recover(ctx.clone(), queues.clone());
@@ -121,14 +127,25 @@ where
     }
 }
 
+/// The watch of every object of kind `K`, each decoded on its own: one that does not decode is
+/// reported and left out ([`invalid::sift`]) instead of failing the whole list.
+fn watch_decoded<K: Watched>(
+    ctx: &Arc<Context>,
+    invalids: &Arc<Invalids>,
+    store: Store<K>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static {
+    let api = api_for::<Decoded<K>>(&ctx.client, &ctx.config.namespace);
+    invalid::sift(ctx, invalids, store, watcher(api, watcher::Config::default()))
+}
+
 fn watch_schedules(
     ctx: &Arc<Context>,
     queues: &Queues,
-    api: Api<Schedule>,
+    invalids: &Arc<Invalids>,
     writer: Writer<Schedule>,
 ) -> BoxFuture<'static, ()> {
     let forgetting = ctx.clone();
-    let watch = watcher(api, watcher::Config::default())
+    let watch = watch_decoded(ctx, invalids, ctx.stores.schedules.clone())
         .modify(trim::trim_schedule)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(schedule) = event {
@@ -136,32 +153,42 @@ fn watch_schedules(
             }
         });
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "Schedule", move |schedule: Schedule| {
-        queues.schedules.send(ObjectRef::from_obj(&schedule));
-        for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
-            queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
-        }
-        for backfill in backfill::of_schedule(&ctx, &schedule) {
-            queues.backfills.send(backfill);
-        }
-    })
+    let observer = ctx.config.observer.clone();
+    drive(
+        reflected(writer, watch),
+        "Schedule",
+        observer,
+        move |schedule: Schedule| {
+            queues.schedules.send(ObjectRef::from_obj(&schedule));
+            for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
+                queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
+            }
+            for backfill in backfill::of_schedule(&ctx, &schedule) {
+                queues.backfills.send(backfill);
+            }
+        },
+    )
     .boxed()
 }
 
 fn watch_jobruns(
     ctx: &Arc<Context>,
     queues: &Queues,
-    api: Api<JobRun>,
+    invalids: &Arc<Invalids>,
     writer: Writer<JobRun>,
 ) -> BoxFuture<'static, ()> {
     let (indexing, store) = (ctx.clone(), ctx.stores.jobruns.clone());
-    let watch = watcher(api, watcher::Config::default())
+    let watch = watch_decoded(ctx, invalids, store.clone())
         .modify(trim::trim_jobrun)
         .inspect_ok(move |event| indexing.runs.apply(event, &store));
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "JobRun", move |run: JobRun| {
-        wake_for_run(&ctx, &queues, &run)
-    })
+    let observer = ctx.config.observer.clone();
+    drive(
+        reflected(writer, watch),
+        "JobRun",
+        observer,
+        move |run: JobRun| wake_for_run(&ctx, &queues, &run),
+    )
     .boxed()
 }
 
@@ -172,7 +199,8 @@ fn watch_pods(ctx: &Arc<Context>, queues: &Queues, api: Api<Pod>) -> BoxFuture<'
         .backoff(WatchBackoff::default())
         .touched_objects();
     let queues = queues.clone();
-    drive(events, "Pod", move |pod: Pod| wake_owner(&queues, &pod)).boxed()
+    let observer = ctx.config.observer.clone();
+    drive(events, "Pod", observer, move |pod: Pod| wake_owner(&queues, &pod)).boxed()
 }
 
 /// The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).
@@ -186,18 +214,20 @@ fn watch_jobs(ctx: &Arc<Context>, queues: &Queues, api: Api<Job>) -> BoxFuture<'
         .backoff(WatchBackoff::default())
         .touched_objects();
     let queues = queues.clone();
-    drive(events, "Job", move |job: Job| wake_owner(&queues, &job)).boxed()
+    let observer = ctx.config.observer.clone();
+    drive(events, "Job", observer, move |job: Job| wake_owner(&queues, &job)).boxed()
 }
 
 fn watch_tasks(
     ctx: &Arc<Context>,
     queues: &Queues,
-    api: Api<Task>,
+    invalids: &Arc<Invalids>,
     writer: Writer<Task>,
 ) -> BoxFuture<'static, ()> {
-    let watch = watcher(api, watcher::Config::default());
+    let watch = watch_decoded(ctx, invalids, ctx.stores.tasks.clone());
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "Task", move |task: Task| {
+    let observer = ctx.config.observer.clone();
+    drive(reflected(writer, watch), "Task", observer, move |task: Task| {
         let namespace = task.namespace().unwrap_or_default();
         let name = task.name_any();
         queues.tasks.send(ObjectRef::from_obj(&task));
@@ -218,11 +248,18 @@ fn watch_tasks(
     .boxed()
 }
 
-fn watch_backfills(queues: &Queues, api: Api<Backfill>, writer: Writer<Backfill>) -> BoxFuture<'static, ()> {
+fn watch_backfills(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    invalids: &Arc<Invalids>,
+    writer: Writer<Backfill>,
+) -> BoxFuture<'static, ()> {
     let queues = queues.clone();
+    let watch = watch_decoded(ctx, invalids, ctx.stores.backfills.clone());
     drive(
-        reflected(writer, watcher(api, watcher::Config::default())),
+        reflected(writer, watch),
         "Backfill",
+        ctx.config.observer.clone(),
         move |b: Backfill| queues.backfills.send(ObjectRef::from_obj(&b)),
     )
     .boxed()
@@ -438,11 +475,12 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx:
     Action::requeue(delay)
 }
 
-/// Drives a watch: every object it touches goes to `on_object`; watch errors are logged (the
-/// watcher backs off and resumes by itself).
+/// Drives a watch: every object it touches goes to `on_object`; watch errors are logged and
+/// counted (`horolog_watch_errors_total`; the watcher backs off and resumes by itself).
 async fn drive<K>(
     events: impl Stream<Item = Result<K, watcher::Error>>,
     kind: &'static str,
+    observer: Option<Arc<dyn Observer>>,
     mut on_object: impl FnMut(K),
 ) {
     let events = events.into_stream();
@@ -450,7 +488,12 @@ async fn drive<K>(
     while let Some(event) = events.next().await {
         match event {
             Ok(object) => on_object(object),
-            Err(err) => warn!(kind, error = %err, "watch failed; retrying"),
+            Err(err) => {
+                warn!(kind, error = %err, "watch failed; retrying");
+                if let Some(observer) = &observer {
+                    observer.watch_failed(kind);
+                }
+            }
         }
     }
 }

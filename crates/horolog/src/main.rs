@@ -20,6 +20,9 @@ enum Command {
     /// Run the operator against the in-cluster configuration or the current kubeconfig
     /// (needs the CRDs: `horolog crds | kubectl apply --server-side -f -`), or with
     /// `--local DIR` without any cluster, running the pods' commands on this host.
+    /// A flag given twice takes its last value (as kubectl's and client-go's flags do), so the
+    /// chart's `extraArgs` can override a value the chart passes.
+    #[command(args_override_self = true)]
     Run(Box<horolog::operator::RunArgs>),
 
     /// Print the CustomResourceDefinitions (Schedule, JobRun, Task, Backfill) as YAML, ready for

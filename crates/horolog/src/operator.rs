@@ -145,6 +145,18 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The checks of flags that clap cannot make alone (combinations, finite numbers): what
+    /// `horolog run` refuses before it connects to anything.
+    pub fn check(&self) -> Result<(), OperatorError> {
+        check_rate_limit(self.kube_qps, self.kube_burst)?;
+        if self.default_executor == Executor::Job && !self.job_executor {
+            return Err(OperatorError::Flag(
+                "--default-executor Job needs --job-executor (and RBAC on batch jobs)".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The controllers' configuration these flags ask for.
     pub fn controller_config(&self) -> ControllerConfig {
         ControllerConfig {
@@ -203,7 +215,7 @@ pub enum OperatorError {
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(args.log_level.as_deref().unwrap_or("info"), args.log_format)?;
-    check_rate_limit(args.kube_qps, args.kube_burst)?;
+    args.check()?;
     let metrics = Metrics::new();
     let config = kube::Config::infer().await?;
     // The throttle outside the counter, so request durations do not include the wait for a token.
@@ -235,11 +247,6 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
         stopped(stop_rx.clone()),
     ));
 
-    if args.default_executor == Executor::Job && !args.job_executor {
-        return Err(OperatorError::Flag(
-            "--default-executor Job needs --job-executor (and RBAC on batch jobs)".to_string(),
-        ));
-    }
     metrics.per_schedule(args.schedule_metrics);
     let mut config = args.controller_config();
     config.observer = Some(Arc::new(metrics.clone()));

@@ -777,6 +777,52 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     }
 }
 
+/// The rendered Deployment's container args, parsed by the operator's own `horolog run` flags
+/// and checked as `horolog run` checks them before it connects: a flag the chart writes that
+/// the CLI does not take, or a combination it refuses, fails here instead of in a cluster.
+fn assert_args_parse_as_horolog_run(docs: &[Value], what: &str) {
+    #[derive(clap::Parser)]
+    struct Horolog {
+        #[command(subcommand)]
+        command: Sub,
+    }
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        #[command(args_override_self = true)]
+        Run(horolog::operator::RunArgs),
+    }
+    let args: Vec<String> = args(docs)
+        .into_iter()
+        .map(|a| a.replace("$(POD_NAMESPACE)", "horolog-system"))
+        .collect();
+    assert_eq!(args.first().map(String::as_str), Some("run"), "{what}: {args:?}");
+    let parsed =
+        <Horolog as clap::Parser>::try_parse_from(std::iter::once("horolog".to_owned()).chain(args.clone()))
+            .unwrap_or_else(|err| panic!("{what}: horolog does not take the chart's args {args:?}: {err}"));
+    let Sub::Run(run) = parsed.command;
+    run.check()
+        .unwrap_or_else(|err| panic!("{what}: horolog run refuses the chart's args {args:?}: {err}"));
+    // And the binary itself: clap reads every flag before `--help` (an unknown or repeated
+    // one is an error), then prints the help and exits 0 without starting anything.
+    let output = Command::new(env!("CARGO_BIN_EXE_horolog"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .expect("running the horolog binary");
+    assert!(
+        output.status.success(),
+        "{what}: the horolog binary refuses the chart's args {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_rendered_deployment_args_parse_as_horolog_run() {
+    let Some(helm) = helm() else { return };
+    assert_args_parse_as_horolog_run(&render(helm, &[]), "default values");
+    assert_args_parse_as_horolog_run(&render_all_on(helm, &[]), "ci/all-on-values.yaml");
+}
+
 #[test]
 fn crds_render_from_the_generated_file_with_install_and_keep() {
     let Some(helm) = helm() else { return };
@@ -1045,11 +1091,7 @@ fn all_on_values_render_every_knob() {
     ] {
         assert!(args.contains(&want.to_owned()), "{args:?} lacks {want}");
     }
-    assert_eq!(
-        args.last().unwrap(),
-        "--example-extra-flag=1",
-        "extraArgs come last"
-    );
+    assert_eq!(args.last().unwrap(), "--concurrency=6", "extraArgs come last");
     assert_eq!(env_names(&docs), ["POD_NAME", "POD_NAMESPACE", "RUST_BACKTRACE"]);
 
     let c = container(&docs);

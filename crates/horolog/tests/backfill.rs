@@ -32,6 +32,7 @@ fn backfill(name: &str, schedule: &str, from: DateTime<Utc>, to: DateTime<Utc>) 
             from,
             to,
             concurrency_policy: None,
+            max_fire_times: None,
             dry_run: false,
         },
     )

@@ -4,6 +4,9 @@
 //! carrying the server's message; it is retried with backoff, and everything resumes when
 //! it lifts. A quota refusal is never a failed run: past the run's start deadline it is
 //! Missed.
+//!
+//! Also the bound on waiting: beyond `maxWaitingRuns` a due run is Skipped (QueueFull), so a
+//! hung run never makes the queue, or the Schedule's status.active, grow without bound.
 
 #[path = "controller/cluster.rs"]
 mod cluster;
@@ -12,7 +15,7 @@ mod fixtures;
 
 use cluster::{Cluster, OPERATOR};
 use fixtures::*;
-use horolog::api::{Condition, JobRunPhase, find_condition};
+use horolog::api::{ConcurrencyPolicy, Condition, JobRunPhase, find_condition};
 use horolog_memserver::RequestMatch;
 
 /// What a real API server answers when `count/jobruns.horolog.dev=0`.
@@ -178,5 +181,42 @@ async fn a_quota_refusal_past_the_start_deadline_ends_missed_not_failed() {
         status.reason.as_deref(),
         Some("MissedStartDeadline"),
         "{status:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn beyond_max_waiting_runs_a_due_run_is_skipped_queue_full_and_active_stays_bounded() {
+    let cluster = Cluster::start().await;
+    let mut busy = every("busy", "1s")
+        .max_running(1, ConcurrencyPolicy::Wait)
+        .history(1000, 1000);
+    busy.spec.max_waiting_runs = Some(3);
+    cluster.apply(busy).await;
+    // The first run's pod never ends: every later run queues behind it.
+    cluster.advance(20).await;
+    let runs = cluster.runs_of("busy").await;
+    let waiting = runs
+        .iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(JobRunPhase::Waiting))
+        .count();
+    let queue_full = runs
+        .iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("QueueFull"))
+        .count();
+    assert_eq!(waiting, 3, "{runs:#?}");
+    assert!(
+        queue_full >= 14,
+        "the rest are Skipped, reason QueueFull: {queue_full}"
+    );
+    assert!(runs.iter().all(|r| {
+        r.status.as_ref().and_then(|s| s.reason.as_deref()) != Some("QueueFull")
+            || r.status.as_ref().and_then(|s| s.phase) == Some(JobRunPhase::Skipped)
+    }));
+    let status = cluster.schedule("busy").await.status.unwrap_or_default();
+    assert!(status.skipped_runs >= 14, "counted: {}", status.skipped_runs);
+    assert!(
+        status.active.len() <= 1 + 3 + 2,
+        "status.active stays near maxRunningJobs + maxWaitingRuns: {}",
+        status.active.len()
     );
 }

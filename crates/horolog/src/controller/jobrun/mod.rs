@@ -257,8 +257,7 @@ fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
 fn may_expire(ctx: &Context, run: &JobRun) -> bool {
     let namespace = run.namespace().unwrap_or_default();
     if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
-        return ctx
-            .backfill(&namespace, backfill)
+        return super::backfill::of_label(ctx, &namespace, backfill)
             .and_then(|b| b.status.clone())
             .is_none_or(|status| status.cursor.is_some_and(|cursor| cursor >= run.fire_time()));
     }

@@ -220,3 +220,31 @@ async fn beyond_max_waiting_runs_a_due_run_is_skipped_queue_full_and_active_stay
         status.active.len()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_one_off_run_with_a_name_longer_than_a_label_value_still_follows_its_pod() {
+    let cluster = Cluster::start().await;
+    // A valid object name, too long for the `horolog.dev/jobrun` label value (63): the label
+    // holds the hashed short form, and the operator must find the Pod by that form.
+    let name = format!("nightly-{}", "x".repeat(80));
+    cluster.create_run(one_off(&name)).await;
+    let pods = cluster.pod_names().await;
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let pod = cluster.pods().await.remove(0);
+    let label = pod
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .get("horolog.dev/jobrun")
+        .cloned()
+        .unwrap_or_default();
+    assert!(label.len() <= 63, "{label}");
+    cluster.pod_exits(&pods[0], 0, "ok").await;
+    cluster.advance(1).await;
+    let status = cluster
+        .run(&name)
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(status.phase, Some(JobRunPhase::Succeeded), "{status:?}");
+}

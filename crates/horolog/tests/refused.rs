@@ -248,3 +248,58 @@ async fn a_one_off_run_with_a_name_longer_than_a_label_value_still_follows_its_p
         .unwrap_or_default();
     assert_eq!(status.phase, Some(JobRunPhase::Succeeded), "{status:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_whose_jobrun_create_is_refused_says_so_and_carries_on_once_it_goes_through() {
+    use horolog::api::{Backfill, BackfillSpec};
+    use kube::Api;
+    use kube::api::PostParams;
+
+    let cluster = Cluster::start().await;
+    let mut etl = every("etl", "1h");
+    etl.spec.paused = true;
+    cluster.apply(etl).await;
+    cluster
+        .server
+        .faults()
+        .fail_with(creates("jobruns"), usize::MAX, 403, "Forbidden", RUNS_QUOTA);
+    let backfills: Api<Backfill> = Api::namespaced(cluster.client.clone(), cluster::NS);
+    let rerun = Backfill::new(
+        "rerun",
+        BackfillSpec {
+            schedule_name: "etl".into(),
+            from: at(-2 * 3600),
+            to: at(0),
+            concurrency_policy: None,
+            max_fire_times: None,
+            dry_run: false,
+        },
+    );
+    backfills
+        .create(&PostParams::default(), &rerun)
+        .await
+        .expect("create backfill");
+    cluster.advance(1).await;
+    let status = backfills
+        .get("rerun")
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("exceeded quota")),
+        "{status:?}"
+    );
+    assert!(
+        cluster
+            .reasons_of("rerun")
+            .await
+            .contains(&"CreateRefused".to_string())
+    );
+    cluster.server.faults().restore();
+    cluster.advance(60).await;
+    assert_eq!(cluster.runs_of("etl").await.len(), 2);
+}

@@ -331,3 +331,34 @@ pub fn policy_of(schedule: &Schedule, task: Option<&Task>) -> ConcurrencyPolicy 
         .or_else(|| task.and_then(|t| t.spec.concurrency_policy))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JobTemplate, TaskSpec};
+    use crate::controller::test_support::{at, hourly_schedule};
+
+    fn task(max_waiting_runs: Option<i32>) -> Task {
+        Task::new(
+            "shared",
+            TaskSpec {
+                job_template: JobTemplate::default(),
+                max_running_jobs: None,
+                concurrency_policy: None,
+                max_waiting_runs,
+                misfire_grace_time: None,
+            },
+        )
+    }
+
+    #[test]
+    fn max_waiting_runs_is_the_schedules_else_the_tasks_else_one_hundred() {
+        let mut schedule = hourly_schedule(at("2026-01-01T00:00:00Z"));
+        assert_eq!(max_waiting_of(&schedule, None), DEFAULT_MAX_WAITING);
+        assert_eq!(DEFAULT_MAX_WAITING, 100);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(None))), 100);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(Some(7)))), 7);
+        schedule.spec.max_waiting_runs = Some(0);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(Some(7)))), 0);
+    }
+}

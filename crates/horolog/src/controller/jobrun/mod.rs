@@ -186,7 +186,8 @@ async fn start(
                 phase: Some(JobRunPhase::Pending),
                 reason: Some(CREATE_REFUSED.into()),
                 message: Some(text.clone()),
-                ..old.clone()
+                // A retry's decision already counts the new attempt: keep what it says.
+                ..decision.status.clone().unwrap_or_else(|| old.clone())
             };
             if old.reason.as_deref() != Some(CREATE_REFUSED) || old.message != status.message {
                 decision.events.push(Note::warning(CREATE_REFUSED, text));

@@ -13,7 +13,7 @@
 //! | policy | the due runs that get no slot | running runs |
 //! |---|---|---|
 //! | `Allow` (or no limit) | none: every due run starts | kept |
-//! | `Wait` | wait (until a slot frees or their start deadline passes) | kept |
+//! | `Wait` | wait (until a slot frees or their start deadline passes); beyond `max_waiting` waiting runs, the newer ones are dropped (`QueueFull`) | kept |
 //! | `Skip` | are skipped | kept |
 //! | `BufferOne` | the newest waits, the older ones are skipped | kept |
 //! | `Replace`, `Terminate` | the newest `limit` runs of all (running or due) hold the slots: older due runs are superseded, older running runs are cancelled | see left |
@@ -22,6 +22,9 @@ use chrono::{DateTime, Utc};
 
 use crate::spec::ConcurrencyPolicy;
 
+/// How many runs of a pool may wait for a slot when `maxWaitingRuns` is not set.
+pub const DEFAULT_MAX_WAITING: usize = 100;
+
 /// A pool of slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool {
@@ -29,6 +32,9 @@ pub struct Pool {
     pub limit: Option<usize>,
     /// What happens to due members that get no slot.
     pub policy: ConcurrencyPolicy,
+    /// How many due members may wait for a slot (policy `Wait`), oldest first; the newer ones
+    /// beyond it get [`Verdict::QueueFull`]. `None` = no bound.
+    pub max_waiting: Option<usize>,
 }
 
 /// Where a member of a pool is.
@@ -65,6 +71,11 @@ pub enum Verdict<K> {
     Wait,
     /// Queued and due, no slot: drop it (Skip, or an older run under BufferOne).
     Skip,
+    /// Queued and due, no slot, and `max_waiting` older runs already wait: drop it.
+    QueueFull {
+        /// The pool's `max_waiting`.
+        max_waiting: usize,
+    },
     /// Queued, due, but a newer run takes the slot (Replace, Terminate): it never starts.
     Supersede {
         /// The newest due run, which takes the slot.
@@ -124,11 +135,16 @@ pub fn admit<K: Clone + Ord>(pool: Pool, members: &[Member<K>], now: DateTime<Ut
             let (start, rest) = due.split_at(free.min(due.len()));
             verdicts.extend(start.iter().map(|m| (m.key.clone(), Verdict::Start)));
             let newest = rest.len().checked_sub(1);
+            let mut waiting = 0;
             for (i, member) in rest.iter().enumerate() {
-                let verdict = match policy {
-                    ConcurrencyPolicy::Skip => Verdict::Skip,
-                    ConcurrencyPolicy::BufferOne if Some(i) != newest => Verdict::Skip,
-                    _ => Verdict::Wait,
+                let verdict = match (policy, pool.max_waiting) {
+                    (ConcurrencyPolicy::Skip, _) => Verdict::Skip,
+                    (ConcurrencyPolicy::BufferOne, _) if Some(i) != newest => Verdict::Skip,
+                    (_, Some(max_waiting)) if waiting >= max_waiting => Verdict::QueueFull { max_waiting },
+                    _ => {
+                        waiting += 1;
+                        Verdict::Wait
+                    }
                 };
                 verdicts.push((member.key.clone(), verdict));
             }
@@ -208,10 +224,52 @@ mod tests {
         Pool {
             limit: Some(limit),
             policy,
+            max_waiting: None,
         }
     }
 
     use State::{Holding, Queued};
+
+    #[test]
+    fn beyond_max_waiting_the_newer_due_runs_are_dropped_as_queue_full() {
+        let members = [
+            member("a", 0, Holding),
+            member("b", 1, Queued),
+            member("c", 2, Queued),
+            member("d", 3, Queued),
+        ];
+        let bounded = Pool {
+            max_waiting: Some(1),
+            ..pool(1, ConcurrencyPolicy::Wait)
+        };
+        assert_eq!(
+            admit(bounded, &members, t(10)),
+            [
+                ("a", Verdict::Keep),
+                ("b", Verdict::Wait),
+                ("c", Verdict::QueueFull { max_waiting: 1 }),
+                ("d", Verdict::QueueFull { max_waiting: 1 }),
+            ]
+        );
+        let buffer = Pool {
+            max_waiting: Some(1),
+            ..pool(1, ConcurrencyPolicy::BufferOne)
+        };
+        assert_eq!(
+            admit(buffer, &members, t(10))[3],
+            ("d", Verdict::Wait),
+            "BufferOne keeps its one newest run"
+        );
+        let none = Pool {
+            max_waiting: Some(0),
+            ..pool(1, ConcurrencyPolicy::Wait)
+        };
+        assert!(
+            admit(none, &members, t(10))[1..]
+                .iter()
+                .all(|(_, v)| *v == Verdict::QueueFull { max_waiting: 0 })
+        );
+    }
 
     #[test]
     fn without_a_limit_every_due_run_starts() {
@@ -223,6 +281,7 @@ mod tests {
         let none = Pool {
             limit: None,
             policy: ConcurrencyPolicy::Skip,
+            max_waiting: None,
         };
         let verdicts = admit(none, &members, t(10));
         assert_eq!(
@@ -382,8 +441,9 @@ mod tests {
         #[test]
         fn the_verdicts_never_depend_on_the_order_of_the_members(
             members in any_members(), policy in any_policy(), limit in proptest::option::of(1usize..4), now in 0i64..300,
+            max_waiting in proptest::option::of(0usize..3),
         ) {
-            let pool = Pool { limit, policy };
+            let pool = Pool { limit, policy, max_waiting };
             let mut reversed = members.clone();
             reversed.reverse();
             let mut forward = admit(pool, &members, t(now));
@@ -397,7 +457,7 @@ mod tests {
         fn no_more_runs_hold_slots_than_the_limit_allows(
             members in any_members(), policy in any_policy(), limit in 1usize..4, now in 0i64..300,
         ) {
-            let verdicts = admit(Pool { limit: Some(limit), policy }, &members, t(now));
+            let verdicts = admit(Pool { limit: Some(limit), policy, max_waiting: None }, &members, t(now));
             prop_assert_eq!(verdicts.len(), members.len());
             let after = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Start | Verdict::Keep)).count();
             let holding = members.iter().filter(|m| m.state == Holding).count();

@@ -34,14 +34,15 @@ impl std::fmt::Debug for Faults {
 }
 
 /// What the faults decided about one request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Admission {
     /// Serve it.
     Proceed,
     /// Fail it as a refused connection.
     Refuse,
-    /// Answer it with a `Status` with this code.
-    Fail(u16),
+    /// Answer it with a `Status` with this code, and this reason and message when set (else
+    /// the ones the real server gives with that code).
+    Fail(u16, Option<Answer>),
 }
 
 /// The faults of one server, shared by its clones and every [`Faults`] handle.
@@ -109,12 +110,16 @@ impl Rules {
     }
 }
 
-/// `times` matching requests after skipping `skip` get `code`.
+/// The reason and message of a `Status` chosen by the test ([`Faults::fail_with`]).
+pub(crate) type Answer = (&'static str, String);
+
+/// `times` matching requests after skipping `skip` get `code` (with `answer`, if set).
 struct Failure {
     matching: RequestMatch,
     skip: usize,
     times: usize,
     code: u16,
+    answer: Option<Answer>,
 }
 
 impl Default for FaultState {
@@ -174,7 +179,7 @@ impl FaultState {
                 continue;
             }
             failure.times -= 1;
-            answer = Some(Admission::Fail(failure.code));
+            answer = Some(Admission::Fail(failure.code, failure.answer.clone()));
             break;
         }
         rules.failures.retain(|failure| failure.times > 0);
@@ -258,6 +263,31 @@ impl Faults {
                 skip: 0,
                 times,
                 code,
+                answer: None,
+            })
+        });
+    }
+
+    /// Like [`Faults::fail`], but the `Status` carries `reason` and `message`: what a real
+    /// server says when a ResourceQuota or an admission webhook refuses a request, e.g. 403
+    /// `Forbidden` with `exceeded quota: q, requested: count/pods=1, used: count/pods=0,
+    /// limited: count/pods=0`.
+    pub fn fail_with(
+        &self,
+        matching: RequestMatch,
+        times: usize,
+        code: u16,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) {
+        let message = message.into();
+        self.state.change(|rules| {
+            rules.failures.push(Failure {
+                matching,
+                skip: 0,
+                times,
+                code,
+                answer: Some((reason, message)),
             })
         });
     }
@@ -274,6 +304,7 @@ impl Faults {
                 skip: n - 1,
                 times: 1,
                 code,
+                answer: None,
             })
         });
     }

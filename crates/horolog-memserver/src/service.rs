@@ -225,8 +225,12 @@ where
                     "connection refused (the in-memory API server is refusing requests)",
                 ));
             }
-            Admission::Fail(code) => {
-                let response = error_response(&ApiError::injected(code));
+            Admission::Fail(code, answer) => {
+                let error = match answer {
+                    Some((reason, message)) => ApiError::new(code, reason, message),
+                    None => ApiError::injected(code),
+                };
+                let response = error_response(&error);
                 server.counts.count_request(&info, code);
                 return Ok(response);
             }

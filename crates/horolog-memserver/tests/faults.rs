@@ -143,6 +143,28 @@ async fn fail_answers_the_next_matching_requests_with_the_status_code() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn fail_with_answers_with_the_chosen_reason_and_message() {
+    let server = server();
+    let maps: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let quota = "configmaps \"a\" is forbidden: exceeded quota: q, requested: count/configmaps=1";
+    server
+        .faults()
+        .fail_with(RequestMatch::any().verb("create"), 1, 403, "Forbidden", quota);
+    match maps.create(&PostParams::default(), &config_map("a")).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(
+                (status.code, status.reason.as_str(), status.message.as_str()),
+                (403, "Forbidden", quota)
+            );
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    maps.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn fail_nth_fails_exactly_the_nth_matching_request() {
     let server = server();
     let maps: Api<ConfigMap> = Api::default_namespaced(server.client());

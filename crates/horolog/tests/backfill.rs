@@ -32,6 +32,7 @@ fn backfill(name: &str, schedule: &str, from: DateTime<Utc>, to: DateTime<Utc>) 
             from,
             to,
             concurrency_policy: None,
+            max_fire_times: None,
             dry_run: false,
         },
     )
@@ -406,5 +407,35 @@ async fn backfilled_runs_wait_in_their_own_pool_and_never_hold_up_the_schedules_
         running.len(),
         2,
         "one live run and one backfilled run: {running:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_named_longer_than_a_label_value_keeps_its_own_concurrency_policy() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(paused(every("etl", "1h").max_running(1, ConcurrencyPolicy::Wait)))
+        .await;
+    // The `horolog.dev/backfill` label holds the hashed short form of this name; admission
+    // must still find the Backfill (and its Skip) from it.
+    let name = format!("rerun-{}", "x".repeat(80));
+    let mut skipping = backfill(&name, "etl", hours(-5), hours(0));
+    skipping.spec.concurrency_policy = Some(ConcurrencyPolicy::Skip);
+    create(&cluster, skipping).await;
+    cluster.advance(1).await;
+    let runs: Vec<JobRun> = cluster
+        .runs()
+        .await
+        .into_iter()
+        .filter(|r| r.labels().contains_key(BACKFILL_LABEL))
+        .collect();
+    assert_eq!(runs.len(), 5);
+    let label = runs[0].labels()[BACKFILL_LABEL].clone();
+    assert!(label.len() <= 63, "{label}");
+    let phases: Vec<JobRunPhase> = runs.iter().map(|r| r.phase()).collect();
+    assert_eq!(
+        phases.iter().filter(|p| **p == JobRunPhase::Skipped).count(),
+        4,
+        "the Backfill's Skip, not the Schedule's Wait: {phases:?}"
     );
 }

@@ -30,6 +30,7 @@ fn task(name: &str, max_running: Option<i32>) -> Task {
             },
             max_running_jobs: max_running,
             concurrency_policy: None,
+            max_waiting_runs: None,
             misfire_grace_time: None,
         },
     )

@@ -53,6 +53,14 @@ pub struct BackfillSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
 
+    /// The most fire times this Backfill may cover. A range that holds more is refused as a
+    /// whole (phase Failed, naming both counts) and creates nothing: split it into smaller
+    /// Backfills or raise this. A dry run counts the range either way (status.fireTimes).
+    /// Absent: 10000. Minimum 1. Example: `50000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_fire_times: Option<i64>,
+
     /// True: count the fire times and list the first 100 in status.preview; create nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,

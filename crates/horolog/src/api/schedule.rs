@@ -107,6 +107,14 @@ pub struct ScheduleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
 
+    /// At most this many of this Schedule's runs wait for a slot (phase Waiting, under
+    /// concurrencyPolicy Wait); a run that falls due beyond it is Skipped with reason
+    /// QueueFull and counted in status.skippedRuns, so a hung run cannot make the queue (and
+    /// status.active) grow without bound. Absent: the Task's, else 100. Minimum 0. Example: `10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_waiting_runs: Option<i32>,
+
     /// After this many consecutive Failed runs the Schedule stops firing (Ready=False, reason
     /// TooManyFailures, a Warning Event). Lifted by a run that succeeds (e.g. run-now), by a
     /// new value of the annotation `horolog.dev/resume`, or by any spec change; the operator

@@ -47,6 +47,13 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
 
+    /// At most this many runs of this Task wait for one of its shared slots; a run beyond it
+    /// is Skipped with reason QueueFull. Also the default for the Schedules that leave their
+    /// own maxWaitingRuns unset. Absent: 100. Minimum 0. Example: `10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_waiting_runs: Option<i32>,
+
     /// Default misfireGraceTime for the Schedules that leave theirs unset. Example: `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misfire_grace_time: Option<Duration>,

@@ -55,6 +55,7 @@ impl ScheduleSpec {
             ),
             ("spec.maxRuns", self.max_runs, 1),
             ("spec.ttlSecondsAfterFinished", self.ttl_seconds_after_finished, 0),
+            ("spec.maxWaitingRuns", self.max_waiting_runs.map(i64::from), 0),
         ] {
             if let Some(value) = value.filter(|&v| v < min) {
                 let message = if min == 0 {
@@ -196,6 +197,9 @@ impl TaskSpec {
             self.concurrency_policy,
             "must be at least 1 (absent = no shared limit)",
         ));
+        if let Some(max) = self.max_waiting_runs.filter(|&m| m < 0) {
+            problems.push(FieldError::new("spec.maxWaitingRuns", max, "must be 0 or more"));
+        }
         problems
     }
 }
@@ -213,6 +217,9 @@ impl BackfillSpec {
                 self.to.to_rfc3339(),
                 super::BACKFILL_RANGE_MESSAGE,
             ));
+        }
+        if let Some(max) = self.max_fire_times.filter(|&m| m < 1) {
+            problems.push(FieldError::new("spec.maxFireTimes", max, "must be at least 1"));
         }
         problems
     }
@@ -275,6 +282,18 @@ mod tests {
             (err.field.as_str(), err.value.as_str()),
             ("spec.maxRunningJobs", "0")
         );
+    }
+
+    #[test]
+    fn negative_max_waiting_runs_is_refused() {
+        let err = spec(&format!("{BASE}maxWaitingRuns: -1\n"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.value.as_str()),
+            ("spec.maxWaitingRuns", "-1")
+        );
+        assert!(spec(&format!("{BASE}maxWaitingRuns: 0\n")).validate().is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use horolog_core::admission::{Member, Pool, State, Verdict, admit, verdict_of};
+use horolog_core::admission::{DEFAULT_MAX_WAITING, Member, Pool, State, Verdict, admit, verdict_of};
 use kube::ResourceExt;
 
 use super::Context;
@@ -227,8 +227,7 @@ fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolSt
     let limit = limit_of(ctx, &schedule);
     let policy = policy_of(&schedule, task.as_deref());
     if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
-        let policy = ctx
-            .backfill(&namespace, backfill)
+        let policy = super::backfill::of_label(ctx, &namespace, backfill)
             .and_then(|b: Arc<Backfill>| b.spec.concurrency_policy)
             .unwrap_or(policy);
         let runs = with_extra(
@@ -246,6 +245,8 @@ fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolSt
             pool: Pool {
                 limit: Some(limit.unwrap_or(1)),
                 policy,
+                // A Backfill creates its runs in batches of its limit plus a small buffer.
+                max_waiting: None,
             },
             runs,
         });
@@ -260,7 +261,11 @@ fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolSt
     );
     Some(PoolState {
         key: PoolKey::Schedule(namespace, schedule.name_any()),
-        pool: Pool { limit, policy },
+        pool: Pool {
+            limit,
+            policy,
+            max_waiting: Some(max_waiting_of(&schedule, task.as_deref())),
+        },
         runs,
     })
 }
@@ -276,6 +281,11 @@ fn task_pool(ctx: &Context, namespace: &str, task: &str, extra: &[Arc<JobRun>]) 
         pool: Pool {
             limit: spec.spec.max_running_jobs.map(|m| m.max(1) as usize),
             policy: spec.spec.concurrency_policy.unwrap_or_default(),
+            max_waiting: Some(
+                spec.spec
+                    .max_waiting_runs
+                    .map_or(DEFAULT_MAX_WAITING, |m| m.max(0) as usize),
+            ),
         },
         runs,
     })
@@ -304,6 +314,15 @@ pub fn limit_of(ctx: &Context, schedule: &Schedule) -> Option<usize> {
         .map(|m| m.max(1) as usize)
 }
 
+/// A Schedule's `maxWaitingRuns`, else its Task's, else 100.
+pub fn max_waiting_of(schedule: &Schedule, task: Option<&Task>) -> usize {
+    schedule
+        .spec
+        .max_waiting_runs
+        .or_else(|| task.and_then(|t| t.spec.max_waiting_runs))
+        .map_or(DEFAULT_MAX_WAITING, |m| m.max(0) as usize)
+}
+
 /// A Schedule's `concurrencyPolicy`, else its Task's, else Wait.
 pub fn policy_of(schedule: &Schedule, task: Option<&Task>) -> ConcurrencyPolicy {
     schedule
@@ -311,4 +330,35 @@ pub fn policy_of(schedule: &Schedule, task: Option<&Task>) -> ConcurrencyPolicy 
         .concurrency_policy
         .or_else(|| task.and_then(|t| t.spec.concurrency_policy))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JobTemplate, TaskSpec};
+    use crate::controller::test_support::{at, hourly_schedule};
+
+    fn task(max_waiting_runs: Option<i32>) -> Task {
+        Task::new(
+            "shared",
+            TaskSpec {
+                job_template: JobTemplate::default(),
+                max_running_jobs: None,
+                concurrency_policy: None,
+                max_waiting_runs,
+                misfire_grace_time: None,
+            },
+        )
+    }
+
+    #[test]
+    fn max_waiting_runs_is_the_schedules_else_the_tasks_else_one_hundred() {
+        let mut schedule = hourly_schedule(at("2026-01-01T00:00:00Z"));
+        assert_eq!(max_waiting_of(&schedule, None), DEFAULT_MAX_WAITING);
+        assert_eq!(DEFAULT_MAX_WAITING, 100);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(None))), 100);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(Some(7)))), 7);
+        schedule.spec.max_waiting_runs = Some(0);
+        assert_eq!(max_waiting_of(&schedule, Some(&task(Some(7)))), 0);
+    }
 }

@@ -33,6 +33,18 @@ pub enum Started {
     },
     /// The run's Task does not exist (yet): the run waits for it.
     TaskMissing(String),
+    /// The API server refused the create with 403: a ResourceQuota (`exceeded quota`), an
+    /// admission webhook or policy. Nothing is wrong with the template itself, so the run
+    /// stays Pending (reason `CreateRefused`) and is retried with backoff until its start
+    /// deadline.
+    CreateRefused {
+        /// The kind of the object, `Pod` or `Job`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The server's message.
+        message: String,
+    },
 }
 
 /// Creates the Pod of attempt `attempt` (1-based) of `run` and records it in the Pod index.
@@ -67,7 +79,7 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
     let pod = pod_for(run, &template, attempt)?;
     let name = pod.name_any();
     let started = create(ctx, &namespace, &pod).await?;
-    if let Started::Refused { .. } = started {
+    if let Started::Refused { .. } | Started::CreateRefused { .. } = started {
         return Ok(started);
     }
     ctx.pods.created(
@@ -102,7 +114,7 @@ async fn start_job(
     let job = job_for(run, template, attempt)?;
     let name = job.name_any();
     let started = create(ctx, &namespace, &job).await?;
-    if let Started::Refused { .. } = started {
+    if let Started::Refused { .. } | Started::CreateRefused { .. } = started {
         return Ok(started);
     }
     ctx.jobs.created(&namespace, &run.name_any(), &name);
@@ -116,7 +128,9 @@ async fn start_job(
 }
 
 /// Creates a run's Pod or Job: Created, Existed (an earlier reconcile or replica made it),
-/// or Refused when the API server rejects the template (the run then fails, naming it).
+/// Refused when the API server rejects the template as invalid (400, 422: the run then
+/// fails, naming it), or CreateRefused when it forbids the create (403: a ResourceQuota, an
+/// admission webhook or policy, which may change: the run waits and is retried).
 async fn create<K>(ctx: &Context, namespace: &str, object: &K) -> Result<Started, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -135,7 +149,12 @@ where
     match api.create(&params, object).await {
         Ok(_) => Ok(Started::Created(name)),
         Err(err) if is_already_exists(&err) => Ok(Started::Existed(name)),
-        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => Ok(Started::Refused {
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Started::CreateRefused {
+            kind: kind.to_string(),
+            name,
+            message: status.message,
+        }),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => Ok(Started::Refused {
             reason: "InvalidPodTemplate",
             message: format!(
                 "spec.template: the API server rejected {} {name}: {}",

@@ -30,6 +30,23 @@ pub enum Error {
     /// A JobRun's Pod or Job could not be built.
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
+    /// The API server refused to create an object the operator makes (a JobRun, Pod or Job):
+    /// a ResourceQuota, an admission webhook or policy, a name or label rule. The refusal is
+    /// already on the owner's status and in a Warning Event (reason `CreateRefused`); this
+    /// error only makes the reconcile retry with backoff.
+    #[error("the API server refused to create {kind} {namespace}/{name}: {message}")]
+    Refused {
+        /// The kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The server's message.
+        message: String,
+        /// Retry no later than this (a run's start deadline, so it is Missed on time).
+        retry_by: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// The kinds of failure, as `horolog_reconcile_errors_total{reason}` names them.
@@ -45,6 +62,9 @@ pub enum ErrorKind {
     Forbidden,
     /// Any other answer (400, 404, 422, ...), or a request the operator could not build.
     Rejected,
+    /// A create the API server refused (quota, webhook, admission, name or label rules), shown
+    /// on status as `CreateRefused` and retried with backoff.
+    Refused,
 }
 
 impl ErrorKind {
@@ -55,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Rejected => "rejected",
+            ErrorKind::Refused => "refused",
         }
     }
 }
@@ -83,7 +104,26 @@ impl Error {
             Error::Api { source, .. } => kind_of(source),
             Error::CrdsMissing(source) => kind_of(source),
             Error::Pod(_) => ErrorKind::Rejected,
+            Error::Refused { .. } => ErrorKind::Refused,
         }
+    }
+
+    /// The latest instant the failed reconcile must be retried by, if any.
+    pub fn retry_by(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Error::Refused { retry_by, .. } => *retry_by,
+            _ => None,
+        }
+    }
+}
+
+/// The server's message when `err` is the API server refusing a create: a ResourceQuota or an
+/// admission webhook or policy (403), a name or label rule (400, 422). `None` for anything
+/// else (a conflict, an outage, a missing namespace), which is retried as the error it is.
+pub(crate) fn refusal(err: &kube::Error) -> Option<String> {
+    match err {
+        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => Some(status.message.clone()),
+        _ => None,
     }
 }
 
@@ -122,12 +162,15 @@ pub(crate) fn is_already_exists(err: &kube::Error) -> bool {
 ///   outage puts on a server that is starting up again; the recovery watch
 ///   (`recovery.rs`) retries every parked object at once when the server answers again, so
 ///   firing resumes within a second of the outage's end, whatever this delay is.
+/// - A refused create (quota, webhook): 1 s, doubling to at most 1 min: quota frees as soon
+///   as another run ends, and a person fixing a webhook or quota should see it work soon.
 /// - Anything else (a permission, a rejected request): 1 s, doubling to at most 5 min.
 pub fn retry_delay(kind: ErrorKind, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(10);
     let (first, cap) = match kind {
         ErrorKind::Conflict => (Duration::from_millis(200), Duration::from_secs(5)),
         ErrorKind::Unavailable => (Duration::from_millis(500), Duration::from_secs(30)),
+        ErrorKind::Refused => (Duration::from_secs(1), Duration::from_secs(60)),
         ErrorKind::Forbidden | ErrorKind::Rejected => (Duration::from_secs(1), Duration::from_secs(300)),
     };
     (first * (1u32 << doublings)).min(cap)
@@ -162,6 +205,32 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
         )));
         assert_eq!(kind_of(&refused), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn refused_creates_back_off_to_one_minute() {
+        let delays: Vec<u64> = [1, 2, 6, 7, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Refused, n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 32, 60, 60]);
+    }
+
+    #[test]
+    fn refused_creates_are_told_from_other_answers() {
+        let status = |code: u16, message: &str| {
+            kube::Error::Api(
+                kube::core::Status::failure(message, "Forbidden")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let quota = status(403, "jobruns.horolog.dev \"a\" is forbidden: exceeded quota: q");
+        assert!(refusal(&quota).is_some_and(|m| m.contains("exceeded quota")));
+        assert!(refusal(&status(403, "admission webhook \"w\" denied the request")).is_some());
+        assert!(refusal(&status(422, "metadata.labels: Invalid value")).is_some());
+        assert!(refusal(&status(409, "conflict")).is_none());
+        assert!(refusal(&status(503, "unavailable")).is_none());
     }
 
     #[test]

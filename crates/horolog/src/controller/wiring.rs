@@ -470,7 +470,12 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx:
             object.name_any(),
         ));
     }
-    let delay = retry_delay(kind, failures);
+    let mut delay = retry_delay(kind, failures);
+    if let Some(by) = err.retry_by() {
+        // A refused start is retried by the run's start deadline at the latest, so the run
+        // is Missed on time rather than one backoff late.
+        delay = delay.min((by - ctx.now()).to_std().unwrap_or_default());
+    }
     warn!(object = %key, error = %err, kind = kind.as_str(), failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -68,6 +68,7 @@ pub async fn backfill(client: &Client, scope: &Scope, args: &BackfillArgs, out: 
         from: args.from,
         to: args.to,
         concurrency_policy: None,
+        max_fire_times: None,
         dry_run: args.dry_run,
     };
     if let Some(problem) = spec.problems().into_iter().next() {

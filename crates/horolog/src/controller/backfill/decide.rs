@@ -29,6 +29,10 @@ pub const COMPLETE: &str = "Complete";
 /// frees is taken at once by the JobRun reconciler, without waiting for the next batch.
 pub const BATCH_BUFFER: usize = 10;
 
+/// The most fire times a Backfill covers when its spec.maxFireTimes is absent: a larger range
+/// is refused as a whole (phase Failed, reason TooManyFireTimes).
+pub const DEFAULT_MAX_FIRE_TIMES: i64 = 10_000;
+
 /// Fire times one pass visits at most (those whose JobRun exists cost a visit but no slot).
 pub const MAX_VISITS_PER_PASS: usize = 1000;
 
@@ -102,12 +106,31 @@ pub fn decide(input: Input<'_>) -> Decision {
         ..old.clone()
     };
     let count_text = count(&input, &mut status, schedule, trigger, range);
+    let max = backfill
+        .spec
+        .max_fire_times
+        .unwrap_or(DEFAULT_MAX_FIRE_TIMES)
+        .max(1);
+    let too_many = status.fire_times.is_some_and(|count| count > max);
+    if too_many && !backfill.spec.dry_run && old.created == 0 {
+        let message = format!(
+            "{range} holds {count_text} fire times, more than spec.maxFireTimes ({max}); nothing was created: split the range into smaller Backfills or raise maxFireTimes"
+        );
+        let mut decision = failed(&input, "TooManyFireTimes", message);
+        decision.status.fire_times = status.fire_times;
+        return decision;
+    }
     if backfill.spec.dry_run {
         status.preview = upcoming(trigger, Some(range.after()), BACKFILL_PREVIEW)
             .into_iter()
             .filter(|t| range.contains(*t))
             .collect();
-        let message = format!("dry run: {count_text} fire time(s) in {range}; nothing created");
+        let mut message = format!("dry run: {count_text} fire time(s) in {range}; nothing created");
+        if too_many {
+            message.push_str(&format!(
+                "; more than spec.maxFireTimes ({max}): a real run would be refused"
+            ));
+        }
         return complete(&input, status, "DryRun", message);
     }
     let (create, exhausted) = next_batch(&input, &mut status, schedule, &task, trigger, range);

@@ -19,6 +19,7 @@ fn backfill(from: &str, to: &str) -> Backfill {
             from: at(from),
             to: at(to),
             concurrency_policy: None,
+            max_fire_times: None,
             dry_run: false,
         },
     );
@@ -252,4 +253,36 @@ fn a_missing_schedule_fails_with_a_warning_once() {
     let again = missing(&backfill);
     assert_eq!(again.status, decision.status);
     assert!(again.events.is_empty());
+}
+
+#[test]
+fn a_range_beyond_max_fire_times_is_refused_whole_and_a_dry_run_says_so() {
+    // Hourly over 2024 and 2025: 17,544 fire times, more than the default 10,000.
+    let world = World::new("2024-01-01T00:00:00Z");
+    let big = backfill("2024-01-01T00:00:00Z", "2026-01-01T00:00:00Z");
+    let decision = world.decide(&big, 1);
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.status.phase, Some(BackfillPhase::Failed));
+    assert_eq!(decision.status.fire_times, Some(17_544));
+    let message = decision.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("17544") && message.contains("maxFireTimes (10000)"),
+        "{message}"
+    );
+    let ready = find_condition(&decision.status.conditions, COMPLETE).unwrap();
+    assert_eq!(ready.reason, "TooManyFireTimes");
+
+    let mut dry = big.clone();
+    dry.spec.dry_run = true;
+    let decision = world.decide(&dry, 1);
+    assert_eq!(decision.status.phase, Some(BackfillPhase::Complete));
+    assert_eq!(decision.status.fire_times, Some(17_544));
+    let message = decision.status.message.unwrap_or_default();
+    assert!(message.contains("a real run would be refused"), "{message}");
+
+    let mut raised = big;
+    raised.spec.max_fire_times = Some(20_000);
+    let decision = world.decide(&raised, 1);
+    assert_eq!(decision.status.phase, Some(BackfillPhase::Running));
+    assert!(!decision.create.is_empty());
 }

@@ -33,10 +33,13 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, instrument};
 
+use super::error::refusal;
+use super::events::Note;
+use super::jobrun::CREATE_REFUSED;
 use super::schedule::decide::TaskLookup;
 use super::schedule::run_name;
 use super::{Context, Error, MANAGER, admission, is_already_exists};
-use crate::api::{BACKFILL_LABEL, Backfill, BackfillPhase, JobRun, Schedule};
+use crate::api::{BACKFILL_LABEL, Backfill, BackfillPhase, BackfillStatus, JobRun, Schedule};
 use crate::pod::{MAX_NAME_LEN, short_name};
 
 use decide::CACHE_BEHIND_RECHECK;
@@ -64,6 +67,21 @@ pub fn woken_by(ctx: &Context, run: &JobRun) -> Vec<ObjectRef<Backfill>> {
         b.spec.schedule_name == schedule
             && (label == Some(&short_name(&b.name_any(), MAX_NAME_LEN))
                 || Range::of(b).contains(run.fire_time()))
+    })
+}
+
+/// The Backfill that a run's `horolog.dev/backfill` label names. The label holds the
+/// Backfill's name, shortened with a hash when longer than a label value may be (63
+/// characters, see `short_name`), so a long name is found by shortening each name the same way.
+pub fn of_label(ctx: &Context, namespace: &str, label: &str) -> Option<Arc<Backfill>> {
+    if let Some(backfill) = ctx.backfill(namespace, label) {
+        return Some(backfill);
+    }
+    if label.len() < MAX_NAME_LEN {
+        return None;
+    }
+    ctx.stores.backfills.state().into_iter().find(|b| {
+        b.namespace().as_deref() == Some(namespace) && short_name(&b.name_any(), MAX_NAME_LEN) == label
     })
 }
 
@@ -183,7 +201,30 @@ async fn apply(backfill: &Backfill, decision: Decision, ctx: &Context) -> Result
                 info!(run = %run.name_any(), "JobRun exists but the cache does not show it yet; looking again");
                 return Ok(Action::requeue(CACHE_BEHIND_RECHECK));
             }
-            Err(err) => return Err(Error::api("create", "JobRun", &namespace, &run.name_any(), err)),
+            Err(err) => {
+                let name = run.name_any();
+                let Some(message) = refusal(&err) else {
+                    return Err(Error::api("create", "JobRun", &namespace, &name, err));
+                };
+                // Quota, a webhook, a name or label rule: said in status and a Warning Event,
+                // and retried with backoff; the cursor stays, so nothing is skipped.
+                let old = backfill.status.clone().unwrap_or_default();
+                let text = format!("the API server refused to create JobRun {name}: {message}; retrying");
+                let status = BackfillStatus {
+                    message: Some(text.clone()),
+                    ..old.clone()
+                };
+                if ctx.status.patch(&ctx.client, backfill, &old, &status).await? {
+                    ctx.publish(backfill, Note::warning(CREATE_REFUSED, text)).await;
+                }
+                return Err(Error::Refused {
+                    kind: "JobRun".into(),
+                    namespace,
+                    name,
+                    message,
+                    retry_by: None,
+                });
+            }
         }
     }
     let old = backfill.status.clone().unwrap_or_default();

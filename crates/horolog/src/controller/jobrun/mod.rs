@@ -92,9 +92,10 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
 async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let old = run.status.clone().unwrap_or_default();
+    let mut refused = None;
     for act in std::mem::take(&mut decision.acts) {
         match act {
-            Act::Start(attempt) => start(ctx, run, attempt, &old, &mut decision).await?,
+            Act::Start(attempt) => refused = start(ctx, run, attempt, &old, &mut decision).await?,
             Act::DeletePod(pod, grace) => {
                 info!(%pod, grace = ?grace, "deleting the run's pod");
                 let params = match grace {
@@ -127,21 +128,26 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
     for note in decision.events {
         ctx.publish(run, note).await;
     }
+    if let Some(err) = refused {
+        // On status and in an Event already: the error only makes the retry back off.
+        return Err(err);
+    }
     Ok(match decision.requeue {
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
 }
 
-/// Starts `attempt`; what stops it (a rejected template, a missing Task) becomes the status
-/// the decision writes.
+/// Starts `attempt`; what stops it (a rejected template, a missing Task, a refused create)
+/// becomes the status the decision writes. A refused create also returns the error that
+/// makes the reconcile retry with backoff, once that status is written.
 async fn start(
     ctx: &Context,
     run: &JobRun,
     attempt: i32,
     old: &JobRunStatus,
     decision: &mut Decision,
-) -> Result<(), Error> {
+) -> Result<Option<Error>, Error> {
     let started = attempt::start(ctx, run, attempt).await;
     if !matches!(started, Ok(Started::Created(_) | Started::Existed(_))) {
         ctx.slots.release(run);
@@ -167,9 +173,45 @@ async fn start(
                 ..old.clone()
             });
         }
+        Started::CreateRefused { kind, name, message } => {
+            let until = match run.spec.start_deadline {
+                Some(deadline) => format!("until its start deadline {}", deadline.to_rfc3339()),
+                None => "with backoff".to_string(),
+            };
+            let text = format!(
+                "the API server refused to create {} {name}: {message}; retrying {until}",
+                kind.to_lowercase()
+            );
+            let status = JobRunStatus {
+                phase: Some(JobRunPhase::Pending),
+                reason: Some(CREATE_REFUSED.into()),
+                message: Some(text.clone()),
+                // A retry's decision already counts the new attempt: keep what it says.
+                ..decision.status.clone().unwrap_or_else(|| old.clone())
+            };
+            if old.reason.as_deref() != Some(CREATE_REFUSED) || old.message != status.message {
+                decision.events.push(Note::warning(CREATE_REFUSED, text));
+            }
+            decision.status = Some(status);
+            decision.requeue = None;
+            return Ok(Some(Error::Refused {
+                kind,
+                namespace: run.namespace().unwrap_or_default(),
+                name,
+                message,
+                retry_by: run
+                    .spec
+                    .start_deadline
+                    .map(|d| d + chrono::TimeDelta::milliseconds(1)),
+            }));
+        }
     }
-    Ok(())
+    Ok(None)
 }
+
+/// The reason of a run whose Pod or Job create the API server refused (403), and of a
+/// Schedule's Ready condition when its JobRun create is refused.
+pub const CREATE_REFUSED: &str = "CreateRefused";
 
 /// A run that has just reached a final phase gives its slots back and is counted.
 fn finished(ctx: &Context, run: &JobRun, status: &JobRunStatus) {
@@ -216,8 +258,7 @@ fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
 fn may_expire(ctx: &Context, run: &JobRun) -> bool {
     let namespace = run.namespace().unwrap_or_default();
     if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
-        return ctx
-            .backfill(&namespace, backfill)
+        return super::backfill::of_label(ctx, &namespace, backfill)
             .and_then(|b| b.status.clone())
             .is_none_or(|status| status.cursor.is_some_and(|cursor| cursor >= run.fire_time()));
     }

@@ -29,6 +29,7 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         Verdict::Missed => missed(&input, old),
         Verdict::Wait => waiting(&input, old),
         Verdict::Skip => skipped(&input, old),
+        Verdict::QueueFull { max_waiting } => queue_full(&input, old, *max_waiting),
         Verdict::Supersede { by } | Verdict::Cancel { by } => {
             let message = format!(
                 "replaced by {by} before it started (concurrencyPolicy {})",
@@ -119,4 +120,22 @@ fn skipped(input: &Input<'_>, old: &JobRunStatus) -> Decision {
         input.now,
     )
     .with_event(Note::normal("Skipped", message))
+}
+
+/// No slot, and `maxWaitingRuns` older runs already wait for one: it is dropped, so a hung
+/// run cannot make the queue grow without bound.
+fn queue_full(input: &Input<'_>, old: &JobRunStatus, max_waiting: usize) -> Decision {
+    let message = format!(
+        "maxRunningJobs {} reached and maxWaitingRuns ({max_waiting}) older runs already wait for a slot",
+        limit(input)
+    );
+    finish(
+        old,
+        None,
+        JobRunPhase::Skipped,
+        "QueueFull",
+        message.clone(),
+        input.now,
+    )
+    .with_event(Note::warning("QueueFull", message))
 }

@@ -301,6 +301,7 @@ fn the_misfire_grace_time_is_the_schedules_else_its_tasks_else_the_operators_def
             job_template: JobTemplate::default(),
             max_running_jobs: None,
             concurrency_policy: None,
+            max_waiting_runs: None,
             misfire_grace_time: Some(ApiDuration::from_secs(120)),
         },
     ));
@@ -464,6 +465,7 @@ fn a_missing_task_holds_firing_until_the_task_exists() {
             job_template: JobTemplate::default(),
             max_running_jobs: None,
             concurrency_policy: None,
+            max_waiting_runs: None,
             misfire_grace_time: None,
         },
     ));

@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 use tracing::{info, instrument, warn};
 
 use super::attempt::{self, Started};
+use super::error::refusal;
 use super::events::Note;
+use super::jobrun::CREATE_REFUSED;
 use super::{Context, Error, MANAGER, admission, is_already_exists};
 use crate::api::{
     JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef,
@@ -206,7 +208,13 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
             Ok(stored) => created.push(Arc::new(stored)),
             // The name is derived from the fire time: it exists, so this fire time was handled.
             Err(err) if is_already_exists(&err) => {}
-            Err(err) => return Err(Error::api("create", "JobRun", &namespace, &run.name_any(), err)),
+            Err(err) => {
+                let name = run.name_any();
+                return match refusal(&err) {
+                    Some(message) => Err(refused(ctx, schedule, &name, message).await?),
+                    None => Err(Error::api("create", "JobRun", &namespace, &name, err)),
+                };
+            }
         }
     }
     start_created(ctx, &created).await;
@@ -253,6 +261,31 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     })
 }
 
+/// The API server refused to create the JobRun `name` (quota, webhook, a name or label rule):
+/// Ready=False with reason `CreateRefused` and a Warning Event with the server's message, then
+/// the error that retries with backoff. Nothing else of the pass is written: its cursor does
+/// not move, so the next pass plans the same fire times again (the runs it created before the
+/// refusal answer AlreadyExists then), and a fire time whose start deadline passes meanwhile
+/// is counted missed. The next pass that goes through sets Ready back to True.
+async fn refused(ctx: &Context, schedule: &Schedule, name: &str, message: String) -> Result<Error, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let old = schedule.status.clone().unwrap_or_default();
+    let text = format!("the API server refused to create JobRun {name}: {message}; retrying");
+    let mut status = old.clone();
+    ready::refused(&mut status, text.clone(), schedule.metadata.generation, ctx.now());
+    let written = ctx.status.patch(&ctx.client, schedule, &old, &status).await?;
+    if written {
+        ctx.publish(schedule, Note::warning(CREATE_REFUSED, text)).await;
+    }
+    Ok(Error::Refused {
+        kind: "JobRun".into(),
+        namespace,
+        name: name.to_string(),
+        message,
+        retry_by: None,
+    })
+}
+
 /// Starts the runs just created that may start now, so a run's Pod is the first write after
 /// its JobRun. A run that may not start yet (jitter, no slot) is left to its own reconcile.
 async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
@@ -271,7 +304,9 @@ async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
             }
             Ok(Started::Existed(_)) => {}
             // The JobRun reconciler reports what stopped it.
-            Ok(Started::Refused { .. } | Started::TaskMissing(_)) => ctx.slots.release(run),
+            Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
+                ctx.slots.release(run)
+            }
             Err(err) => {
                 ctx.slots.release(run);
                 warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");

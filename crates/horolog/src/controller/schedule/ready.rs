@@ -154,3 +154,20 @@ fn transition(gate: Option<&Gate>, previous_reason: Option<&str>) -> Option<Note
         None => None,
     }
 }
+
+/// Ready=False with reason `CreateRefused`: the API server refused the JobRun this Schedule
+/// must create (a ResourceQuota, an admission webhook, a name or label rule). The next pass
+/// whose creates go through sets Ready back by [`ready`].
+pub fn refused(status: &mut ScheduleStatus, message: String, generation: Option<i64>, now: DateTime<Utc>) {
+    let previous = find_condition(&status.conditions, READY);
+    let condition = Condition::transition(
+        previous,
+        READY,
+        false,
+        crate::controller::jobrun::CREATE_REFUSED,
+        message,
+        generation,
+        now,
+    );
+    set_condition(&mut status.conditions, condition);
+}

@@ -118,7 +118,11 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
             }
         }
     }
-    if let Some(status) = &decision.status {
+    if let Some(status) = &mut decision.status {
+        // Every condition says which generation it was computed from (kstatus).
+        for condition in &mut status.conditions {
+            condition.observed_generation = condition.observed_generation.or(run.metadata.generation);
+        }
         ctx.status.patch(&ctx.client, run, &old, status).await?;
         if old.phase != status.phase {
             finished(ctx, run, status);

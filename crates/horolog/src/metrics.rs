@@ -77,6 +77,15 @@ struct ScheduleLabels {
     schedule: String,
 }
 
+/// A per-Schedule series with the reason of a condition (`horolog_schedule_ready`,
+/// `horolog_schedule_paused`): one series per Schedule, its reason the condition's.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    namespace: String,
+    schedule: String,
+    reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     namespace: String,
@@ -89,11 +98,19 @@ struct BuildLabels {
     version: String,
 }
 
-/// The per-Schedule series (`--schedule-metrics`): about 8 series per Schedule (three gauges,
-/// the last run's duration, and a counter per outcome that occurred).
+/// The per-Schedule series (`--schedule-metrics`): about 12 series per Schedule (seven
+/// gauges, the last run's duration, and a counter per outcome that occurred), named as
+/// kube-state-metrics names a CronJob's.
 #[derive(Clone, Default)]
 struct PerSchedule {
     enabled: Arc<AtomicBool>,
+    ready: Family<ReasonLabels, Gauge>,
+    paused: Family<ReasonLabels, Gauge>,
+    active_runs: Family<ScheduleLabels, Gauge>,
+    consecutive_failures: Family<ScheduleLabels, Gauge>,
+    /// The reasons of each Schedule's `ready` and `paused` series, so a new reason replaces
+    /// the old series instead of adding one.
+    reasons: Arc<std::sync::Mutex<std::collections::HashMap<ScheduleLabels, [String; 2]>>>,
     next_fire: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_success: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     interval: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -426,15 +443,42 @@ impl PerSchedule {
     fn registered(registry: &mut Registry) -> Self {
         PerSchedule {
             enabled: Arc::new(AtomicBool::new(true)),
+            ready: registered(
+                registry,
+                "schedule_ready",
+                "1 while a Schedule's Ready condition is True (paused and finished included), 0 \
+                 while a person must act; reason: the condition's",
+                Family::default(),
+            ),
+            paused: registered(
+                registry,
+                "schedule_paused",
+                "1 while a Schedule is paused; reason: Paused (spec.paused), TooManyFailures \
+                 (pauseAfterFailures) or NotPaused",
+                Family::default(),
+            ),
+            active_runs: registered(
+                registry,
+                "schedule_active_runs",
+                "A Schedule's runs not yet finished and counted (status.activeCount)",
+                Family::default(),
+            ),
+            consecutive_failures: registered(
+                registry,
+                "schedule_consecutive_failures",
+                "Failed runs of a Schedule in a row (status.consecutiveFailures)",
+                Family::default(),
+            ),
+            reasons: Arc::default(),
             next_fire: registered(
                 registry,
-                "schedule_next_fire_timestamp_seconds",
+                "schedule_next_fire_time_seconds",
                 "A Schedule's next fire time (Unix seconds); absent while it does not fire",
                 Family::default(),
             ),
             last_success: registered(
                 registry,
-                "schedule_last_success_timestamp_seconds",
+                "schedule_last_successful_time_seconds",
                 "The fire time of a Schedule's latest successful run (Unix seconds)",
                 Family::default(),
             ),
@@ -728,6 +772,34 @@ impl crate::controller::Observer for Metrics {
         set(&self.schedules.next_fire, state.next_fire_time.map(seconds));
         set(&self.schedules.interval, state.interval_seconds);
         set(&self.schedules.last_success, state.last_success.map(seconds));
+        self.schedules
+            .active_runs
+            .get_or_create(&labels)
+            .set(state.active_runs);
+        self.schedules
+            .consecutive_failures
+            .get_or_create(&labels)
+            .set(state.consecutive_failures);
+        let reasons = [state.ready.1.clone(), state.paused.1.clone()];
+        let old = self
+            .schedules
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(labels.clone(), reasons.clone());
+        let families = [&self.schedules.ready, &self.schedules.paused];
+        let values = [state.ready.0, state.paused.0];
+        for (i, family) in families.into_iter().enumerate() {
+            let with = |reason: &str| ReasonLabels {
+                namespace: labels.namespace.clone(),
+                schedule: labels.schedule.clone(),
+                reason: reason.to_string(),
+            };
+            if let Some(old) = old.as_ref().filter(|old| old[i] != reasons[i]) {
+                family.remove(&with(&old[i]));
+            }
+            family.get_or_create(&with(&reasons[i])).set(i64::from(values[i]));
+        }
     }
 
     fn schedule_gone(&self, namespace: &str, schedule: &str) {
@@ -742,6 +814,23 @@ impl crate::controller::Observer for Metrics {
             &self.schedules.last_duration,
         ] {
             family.remove(&labels);
+        }
+        self.schedules.active_runs.remove(&labels);
+        self.schedules.consecutive_failures.remove(&labels);
+        let old = self
+            .schedules
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&labels);
+        if let Some([ready, paused]) = old {
+            let with = |reason: String| ReasonLabels {
+                namespace: labels.namespace.clone(),
+                schedule: labels.schedule.clone(),
+                reason,
+            };
+            self.schedules.ready.remove(&with(ready));
+            self.schedules.paused.remove(&with(paused));
         }
         for outcome in OUTCOMES {
             self.schedules.runs.remove(&OutcomeLabels {
@@ -891,6 +980,47 @@ mod tests {
             next_fire_time: at(1_767_254_400),
             interval_seconds: Some(86_400.0),
             last_success: at(1_767_168_000),
+            ready: (true, "Scheduled".into()),
+            paused: (false, "NotPaused".into()),
+            active_runs: 1,
+            consecutive_failures: 0,
+        });
+        let stopped = ScheduleState {
+            namespace: "ns".into(),
+            name: "nightly".into(),
+            next_fire_time: None,
+            interval_seconds: None,
+            last_success: at(1_767_168_000),
+            ready: (false, "TooManyFailures".into()),
+            paused: (true, "TooManyFailures".into()),
+            active_runs: 0,
+            consecutive_failures: 3,
+        };
+        let before = metrics.encode();
+        for line in [
+            "horolog_schedule_ready{namespace=\"ns\",schedule=\"nightly\",reason=\"Scheduled\"} 1",
+            "horolog_schedule_paused{namespace=\"ns\",schedule=\"nightly\",reason=\"NotPaused\"} 0",
+            "horolog_schedule_active_runs{namespace=\"ns\",schedule=\"nightly\"} 1",
+        ] {
+            assert!(before.lines().any(|l| l == line), "missing {line:?} in\n{before}");
+        }
+        metrics.schedule_state(&stopped);
+        let after = metrics.encode();
+        for line in [
+            "horolog_schedule_ready{namespace=\"ns\",schedule=\"nightly\",reason=\"TooManyFailures\"} 0",
+            "horolog_schedule_paused{namespace=\"ns\",schedule=\"nightly\",reason=\"TooManyFailures\"} 1",
+            "horolog_schedule_consecutive_failures{namespace=\"ns\",schedule=\"nightly\"} 3",
+        ] {
+            assert!(after.lines().any(|l| l == line), "missing {line:?} in\n{after}");
+        }
+        assert!(
+            !after.contains("reason=\"NotPaused\"") && !after.contains("reason=\"Scheduled\""),
+            "a new reason replaces the old series:\n{after}"
+        );
+        metrics.schedule_state(&ScheduleState {
+            next_fire_time: at(1_767_254_400),
+            interval_seconds: Some(86_400.0),
+            ..stopped
         });
         metrics.finished(
             "ns",
@@ -900,8 +1030,8 @@ mod tests {
         );
         let text = metrics.encode();
         for line in [
-            "horolog_schedule_next_fire_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
-            "horolog_schedule_last_success_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767168000.0",
+            "horolog_schedule_next_fire_time_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
+            "horolog_schedule_last_successful_time_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767168000.0",
             "horolog_schedule_interval_seconds{namespace=\"ns\",schedule=\"nightly\"} 86400.0",
             "horolog_schedule_last_run_duration_seconds{namespace=\"ns\",schedule=\"nightly\"} 12.0",
             "horolog_schedule_runs_total{namespace=\"ns\",schedule=\"nightly\",outcome=\"Failed\"} 1",

@@ -71,6 +71,15 @@ pub struct ScheduleState {
     pub interval_seconds: Option<f64>,
     /// The fire time of its latest successful run.
     pub last_success: Option<DateTime<Utc>>,
+    /// Whether its Ready condition is True, and that condition's reason.
+    pub ready: (bool, String),
+    /// The reason of its Paused condition (`Paused`, `TooManyFailures`, `NotPaused`) and
+    /// whether it is paused.
+    pub paused: (bool, String),
+    /// Its runs not yet finished and counted (`status.activeCount`).
+    pub active_runs: i64,
+    /// Failed runs in a row (`status.consecutiveFailures`).
+    pub consecutive_failures: i64,
 }
 
 /// The watch caches.

@@ -302,7 +302,17 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
             _ => None,
         },
         last_success: decision.status.last_successful_time,
+        ready: condition_of(&decision.status, READY),
+        paused: condition_of(&decision.status, "Paused"),
+        active_runs: i64::from(decision.status.active_count),
+        consecutive_failures: decision.status.consecutive_failures,
     });
+}
+
+/// (status is True, reason) of a condition of `status`; (false, "") when it is absent.
+fn condition_of(status: &crate::api::ScheduleStatus, type_: &str) -> (bool, String) {
+    crate::api::find_condition(&status.conditions, type_)
+        .map_or((false, String::new()), |c| (c.status == "True", c.reason.clone()))
 }
 
 #[cfg(test)]

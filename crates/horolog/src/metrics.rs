@@ -1,9 +1,13 @@
 //! Prometheus metrics of the operator, and the small HTTP server that exposes them
 //! together with the liveness (`/healthz`) and readiness (`/readyz`) probes.
 //!
-//! Every metric is named `horolog_*`. The reconcilers hold a [`Metrics`] (cheap to
-//! clone: every handle inside shares its counters) and call its methods; the server
-//! renders the registry in the OpenMetrics text format on each scrape.
+//! horolog's own metrics are named `horolog_*`. Beside them the same facts are exported under
+//! the names controller-runtime and client-go operators use (`workqueue_*`,
+//! `controller_runtime_reconcile_*`, `rest_client_requests_total`) and the `process_*` series
+//! of the Prometheus client libraries, so stock dashboards and alerts work unchanged (see
+//! [`Ecosystem`]). The reconcilers hold a [`Metrics`] (cheap to clone: every handle inside
+//! shares its counters) and call its methods; the server renders the registry in the
+//! OpenMetrics text format on each scrape.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -94,6 +98,31 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+/// controller-runtime's workqueue label: the queue's name (the controller).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    controller: String,
+    result: String,
+}
+
+/// client-go's `rest_client_requests_total` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestLabels {
+    code: String,
+    method: String,
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -134,6 +163,24 @@ struct ApiRequestMetrics {
     duration: Family<VerbLabels, Histogram>,
 }
 
+/// The series under the names of controller-runtime, client-go and the Prometheus client
+/// libraries' process collector, fed by the same hooks as horolog's own.
+#[derive(Clone)]
+struct Ecosystem {
+    workqueue_depth: Family<NameLabels, Gauge>,
+    workqueue_adds: Family<NameLabels, Counter>,
+    workqueue_queue_duration: Family<NameLabels, Histogram>,
+    workqueue_work_duration: Family<NameLabels, Histogram>,
+    reconcile_total: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_time: Family<ControllerLabels, Histogram>,
+    rest_requests: Family<RestLabels, Counter>,
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    resident_memory: Gauge,
+    open_fds: Gauge,
+    start_time: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
 /// The outcomes `horolog_schedule_runs_total` counts, so a Schedule's series can be removed.
 const OUTCOMES: [&str; 5] = ["Succeeded", "Failed", "Missed", "Skipped", "Cancelled"];
 
@@ -154,6 +201,8 @@ pub struct Metrics {
     active_source: Arc<std::sync::Mutex<Option<ActiveSource>>>,
     leader: Gauge,
     schedules: PerSchedule,
+    watch_errors: Family<KindLabels, Counter>,
+    ecosystem: Ecosystem,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -174,8 +223,8 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every horolog metric registered (and at zero).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("horolog");
-        let r = &mut registry;
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("horolog");
         let fire_delay = registered_in_seconds(
             r,
             "fire_delay",
@@ -222,6 +271,13 @@ impl Metrics {
         );
         register_build_info(r);
         let schedules = PerSchedule::registered(r);
+        let watch_errors = registered(
+            r,
+            "watch_errors",
+            "Watches of the Kubernetes API that failed (each is retried with backoff), by kind",
+            Family::default(),
+        );
+        let ecosystem = Ecosystem::registered(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             fire_delay,
@@ -235,7 +291,18 @@ impl Metrics {
             active_source: Arc::default(),
             leader,
             schedules,
+            watch_errors,
+            ecosystem,
         }
+    }
+
+    /// Counts a failed watch of `kind`.
+    pub fn watch_error(&self, kind: &str) {
+        self.watch_errors
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Turns the per-Schedule series on or off (`--schedule-metrics`).
@@ -309,6 +376,12 @@ impl Metrics {
             .queue_depth
             .get_or_create(&labels)
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.ecosystem
+            .workqueue_depth
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Counts one Kubernetes API request and how long its response took.
@@ -323,6 +396,14 @@ impl Metrics {
             verb: request.verb.to_owned(),
         };
         self.api_requests.duration.get_or_create(&verb).observe(seconds);
+        self.ecosystem
+            .rest_requests
+            .get_or_create(&RestLabels {
+                code: code.to_owned(),
+                method: request.method().to_owned(),
+                host: request.host.clone(),
+            })
+            .inc();
     }
 
     /// Records whether this replica leads.
@@ -345,6 +426,7 @@ impl Metrics {
         {
             self.active_jobruns.set(count());
         }
+        self.ecosystem.read_process();
         let mut out = String::new();
         if let Err(error) = encode(&mut out, &self.registry) {
             // Writing to a String cannot fail; an error here is a bug in a metric's encoder,
@@ -504,6 +586,189 @@ impl PerSchedule {
     }
 }
 
+/// Buckets of controller-runtime's `workqueue_*_duration_seconds`.
+const WORKQUEUE_BUCKETS: [f64; 10] = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0];
+
+impl Ecosystem {
+    /// The ecosystem's families, registered in `registry` (no prefix).
+    fn registered(registry: &mut Registry) -> Self {
+        let workqueue = || Histogram::new(WORKQUEUE_BUCKETS);
+        let ecosystem = Ecosystem {
+            workqueue_depth: registered(
+                registry,
+                "workqueue_depth",
+                "Current depth of workqueue (objects waiting for a reconcile), by controller",
+                Family::default(),
+            ),
+            workqueue_adds: registered(
+                registry,
+                "workqueue_adds",
+                "Total number of adds handled by workqueue",
+                Family::default(),
+            ),
+            workqueue_queue_duration: registered_in_seconds(
+                registry,
+                "workqueue_queue_duration",
+                "How long in seconds an item stays in workqueue before being requested",
+                Family::new_with_constructor(workqueue),
+            ),
+            workqueue_work_duration: registered_in_seconds(
+                registry,
+                "workqueue_work_duration",
+                "How long in seconds processing an item from workqueue takes",
+                Family::new_with_constructor(workqueue),
+            ),
+            reconcile_total: registered(
+                registry,
+                "controller_runtime_reconcile",
+                "Total number of reconciliations per controller, by result (success, error)",
+                Family::default(),
+            ),
+            reconcile_errors: registered(
+                registry,
+                "controller_runtime_reconcile_errors",
+                "Total number of reconciliation errors per controller",
+                Family::default(),
+            ),
+            reconcile_time: registered_in_seconds(
+                registry,
+                "controller_runtime_reconcile_time",
+                "Length of time per reconciliation per controller",
+                Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+            ),
+            rest_requests: registered(
+                registry,
+                "rest_client_requests",
+                "Number of HTTP requests, partitioned by status code, method, and host",
+                Family::default(),
+            ),
+            cpu_seconds: registered_in_seconds(
+                registry,
+                "process_cpu",
+                "Total user and system CPU time spent in seconds",
+                Counter::default(),
+            ),
+            resident_memory: registry_unit(
+                registry,
+                "process_resident_memory",
+                "Resident memory size in bytes",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+            open_fds: registered(
+                registry,
+                "process_open_fds",
+                "Number of open file descriptors",
+                Gauge::default(),
+            ),
+            start_time: registered_in_seconds(
+                registry,
+                "process_start_time",
+                "Start time of the process since unix epoch in seconds",
+                Gauge::default(),
+            ),
+        };
+        ecosystem.read_process();
+        ecosystem
+    }
+
+    fn reconciled(&self, controller: &str, elapsed: std::time::Duration, failed: bool) {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        let result = if failed { "error" } else { "success" };
+        self.reconcile_total
+            .get_or_create(&ResultLabels {
+                controller: controller.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        if failed {
+            self.reconcile_errors.get_or_create(&labels).inc();
+        }
+        self.reconcile_time
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.workqueue_work_duration
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Reads the process series from /proc/self (Linux; elsewhere they stay 0).
+    fn read_process(&self) {
+        let Some(process) = process::read() else {
+            return;
+        };
+        let cpu = self.cpu_seconds.get();
+        if process.cpu_seconds > cpu {
+            self.cpu_seconds.inc_by(process.cpu_seconds - cpu);
+        }
+        self.resident_memory.set(process.resident_bytes);
+        self.open_fds.set(process.open_fds);
+        self.start_time.set(process.start_time_seconds);
+    }
+}
+
+/// `metric`, registered in `registry` as `name` with `help` and `unit`.
+fn registry_unit<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    metric: M,
+) -> M {
+    registry.register_with_unit(name, help, unit, metric.clone());
+    metric
+}
+
+/// What /proc/self says about this process.
+mod process {
+    /// The process collector's facts.
+    pub(super) struct Process {
+        pub(super) cpu_seconds: f64,
+        pub(super) resident_bytes: i64,
+        pub(super) open_fds: i64,
+        pub(super) start_time_seconds: f64,
+    }
+
+    /// Reads /proc/self/stat, /proc/self/fd and /proc/stat; `None` where there is no /proc.
+    pub(super) fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: split after it.
+        let after = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Fields from 3 on, so index = field number - 3.
+        let number = |field: usize| fields.get(field - 3).and_then(|v| v.parse::<f64>().ok());
+        let ticks = clock_ticks();
+        let cpu_seconds = (number(14)? + number(15)?) / ticks;
+        let start_ticks = number(22)?;
+        let resident_bytes = number(24)? as i64 * page_size();
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as i64);
+        Some(Process {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+            start_time_seconds: boot + start_ticks / ticks,
+        })
+    }
+
+    /// USER_HZ: 100 on every Linux architecture Kubernetes runs on.
+    fn clock_ticks() -> f64 {
+        100.0
+    }
+
+    /// The page size: 4 KiB on x86-64 and most arm64 kernels.
+    fn page_size() -> i64 {
+        4096
+    }
+}
+
 /// Times one reconcile; records the duration once, on [`ReconcileTimer::finish`] or on drop.
 #[must_use = "the duration is recorded when the timer is finished or dropped"]
 #[derive(Debug)]
@@ -606,6 +871,8 @@ pub struct ApiRequest {
     /// The resource's plural, with `/subresource` when there is one (`jobruns/status`); empty
     /// for paths that name no resource (discovery, `/version`).
     pub resource: String,
+    /// The API server's host and port, when the request's URL names it; else empty.
+    pub host: String,
 }
 
 impl ApiRequest {
@@ -646,7 +913,33 @@ impl ApiRequest {
             Method::OPTIONS => "options",
             _ => "other",
         };
-        ApiRequest { verb, resource }
+        ApiRequest {
+            verb,
+            resource,
+            host: String::new(),
+        }
+    }
+
+    /// The same request, to `host` (client-go's `host` label).
+    pub fn on_host(self, host: impl Into<String>) -> Self {
+        ApiRequest {
+            host: host.into(),
+            ..self
+        }
+    }
+
+    /// The HTTP method of the verb, as client-go's `method` label has it.
+    fn method(&self) -> &'static str {
+        match self.verb {
+            "get" | "list" | "watch" => "GET",
+            "create" => "POST",
+            "update" => "PUT",
+            "patch" => "PATCH",
+            "delete" | "deletecollection" => "DELETE",
+            "head" => "HEAD",
+            "options" => "OPTIONS",
+            _ => "OTHER",
+        }
     }
 }
 
@@ -707,6 +1000,29 @@ impl crate::controller::Observer for Metrics {
         if let Some(kind) = error {
             self.reconcile_error(controller, kind);
         }
+        self.ecosystem.reconciled(controller, elapsed, error.is_some());
+    }
+
+    fn queue_added(&self, controller: &'static str) {
+        self.ecosystem
+            .workqueue_adds
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .inc();
+    }
+
+    fn queue_waited(&self, controller: &'static str, waited: std::time::Duration) {
+        self.ecosystem
+            .workqueue_queue_duration
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    fn watch_error(&self, kind: &'static str) {
+        Metrics::watch_error(self, kind);
     }
 
     fn finished(
@@ -1044,6 +1360,46 @@ mod tests {
         metrics.per_schedule(false);
         metrics.finished("ns", Some("other"), "Succeeded", None);
         assert!(!metrics.encode().contains("other"), "off: no per-Schedule series");
+    }
+
+    #[test]
+    fn the_ecosystem_names_carry_the_same_facts() {
+        use crate::controller::Observer;
+        let metrics = Metrics::new();
+        metrics.reconciled("schedule", std::time::Duration::from_millis(20), None);
+        metrics.reconciled("jobrun", std::time::Duration::from_millis(20), Some("conflict"));
+        metrics.queue_depth("schedule", 3);
+        metrics.queue_added("schedule");
+        metrics.queue_waited("schedule", std::time::Duration::from_millis(5));
+        Observer::watch_error(&metrics, "Pod");
+        let get = ApiRequest::of(&Method::GET, "/api/v1/namespaces/ns/pods", None).on_host("10.0.0.1:443");
+        metrics.observe_api_request(&get, "200", 0.01);
+        let text = metrics.encode();
+        for line in [
+            "controller_runtime_reconcile_total{controller=\"schedule\",result=\"success\"} 1",
+            "controller_runtime_reconcile_total{controller=\"jobrun\",result=\"error\"} 1",
+            "controller_runtime_reconcile_errors_total{controller=\"jobrun\"} 1",
+            "controller_runtime_reconcile_time_seconds_count{controller=\"schedule\"} 1",
+            "workqueue_depth{name=\"schedule\"} 3",
+            "workqueue_adds_total{name=\"schedule\"} 1",
+            "workqueue_queue_duration_seconds_count{name=\"schedule\"} 1",
+            "workqueue_work_duration_seconds_count{name=\"schedule\"} 1",
+            "rest_client_requests_total{code=\"200\",method=\"GET\",host=\"10.0.0.1:443\"} 1",
+            "horolog_watch_errors_total{kind=\"Pod\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        if cfg!(target_os = "linux") {
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            };
+            assert!(value("process_resident_memory_bytes") > 1e6);
+            assert!(value("process_open_fds") >= 3.0);
+            assert!(value("process_start_time_seconds") > 1.6e9);
+            assert!(value("process_cpu_seconds_total") >= 0.0);
+        }
     }
 
     #[test]

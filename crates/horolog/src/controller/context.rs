@@ -33,6 +33,12 @@ pub trait Observer: Send + Sync {
     }
     /// `depth` objects of `controller`'s kind wait for a reconcile that was asked for.
     fn queue_depth(&self, _controller: &'static str, _depth: usize) {}
+    /// An object of `controller`'s kind that was not waiting now waits for a reconcile.
+    fn queue_added(&self, _controller: &'static str) {}
+    /// A reconcile of `controller` starts after its object waited `waited`.
+    fn queue_waited(&self, _controller: &'static str, _waited: std::time::Duration) {}
+    /// A watch of `kind` failed (it is retried with backoff).
+    fn watch_error(&self, _kind: &'static str) {}
     /// A Schedule fired `runs` JobRuns.
     fn fired(&self, _namespace: &str, _schedule: &str, _runs: usize) {}
     /// A JobRun reached a final phase after running `duration` (if it ran).

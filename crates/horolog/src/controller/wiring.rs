@@ -75,7 +75,7 @@ pub async fn run(
         watch_jobruns(&ctx, &queues, api_for(&client, &namespace), jobrun_writer),
         watch_pods(&ctx, &queues, api_for(&client, &namespace)),
         watch_tasks(&ctx, &queues, api_for(&client, &namespace), task_writer),
-        watch_backfills(&queues, api_for(&client, &namespace), backfill_writer),
+        watch_backfills(&ctx, &queues, api_for(&client, &namespace), backfill_writer),
         watch_jobs(&ctx, &queues, api_for(&client, &namespace)),
     ]);
     let recovery = recover(ctx.clone(), queues.clone());
@@ -136,15 +136,19 @@ fn watch_schedules(
             }
         });
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "Schedule", move |schedule: Schedule| {
-        queues.schedules.send(ObjectRef::from_obj(&schedule));
-        for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
-            queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
-        }
-        for backfill in backfill::of_schedule(&ctx, &schedule) {
-            queues.backfills.send(backfill);
-        }
-    })
+    drive(
+        reflected(writer, watch),
+        ("Schedule", ctx.config.observer.clone()),
+        move |schedule: Schedule| {
+            queues.schedules.send(ObjectRef::from_obj(&schedule));
+            for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
+                queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
+            }
+            for backfill in backfill::of_schedule(&ctx, &schedule) {
+                queues.backfills.send(backfill);
+            }
+        },
+    )
     .boxed()
 }
 
@@ -159,9 +163,11 @@ fn watch_jobruns(
         .modify(trim::trim_jobrun)
         .inspect_ok(move |event| indexing.runs.apply(event, &store));
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "JobRun", move |run: JobRun| {
-        wake_for_run(&ctx, &queues, &run)
-    })
+    drive(
+        reflected(writer, watch),
+        ("JobRun", ctx.config.observer.clone()),
+        move |run: JobRun| wake_for_run(&ctx, &queues, &run),
+    )
     .boxed()
 }
 
@@ -171,8 +177,11 @@ fn watch_pods(ctx: &Arc<Context>, queues: &Queues, api: Api<Pod>) -> BoxFuture<'
         .inspect_ok(move |event| indexing.pods.apply(event))
         .backoff(WatchBackoff::default())
         .touched_objects();
-    let queues = queues.clone();
-    drive(events, "Pod", move |pod: Pod| wake_owner(&queues, &pod)).boxed()
+    let (queues, observer) = (queues.clone(), ctx.config.observer.clone());
+    drive(events, ("Pod", observer), move |pod: Pod| {
+        wake_owner(&queues, &pod)
+    })
+    .boxed()
 }
 
 /// The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).
@@ -185,8 +194,11 @@ fn watch_jobs(ctx: &Arc<Context>, queues: &Queues, api: Api<Job>) -> BoxFuture<'
         .inspect_ok(move |event| indexing.jobs.apply(event))
         .backoff(WatchBackoff::default())
         .touched_objects();
-    let queues = queues.clone();
-    drive(events, "Job", move |job: Job| wake_owner(&queues, &job)).boxed()
+    let (queues, observer) = (queues.clone(), ctx.config.observer.clone());
+    drive(events, ("Job", observer), move |job: Job| {
+        wake_owner(&queues, &job)
+    })
+    .boxed()
 }
 
 fn watch_tasks(
@@ -197,32 +209,41 @@ fn watch_tasks(
 ) -> BoxFuture<'static, ()> {
     let watch = watcher(api, watcher::Config::default());
     let (ctx, queues) = (ctx.clone(), queues.clone());
-    drive(reflected(writer, watch), "Task", move |task: Task| {
-        let namespace = task.namespace().unwrap_or_default();
-        let name = task.name_any();
-        queues.tasks.send(ObjectRef::from_obj(&task));
-        let schedules = ctx.stores.schedules.state();
-        for schedule in schedules.iter().filter(|s| {
-            s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str())
-        }) {
-            queues.schedules.send(ObjectRef::from_obj(schedule.as_ref()));
-        }
-        for run in ctx
-            .runs_of_task(&namespace, &name)
-            .iter()
-            .filter(|r| !r.is_finished())
-        {
-            queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
-        }
-    })
+    drive(
+        reflected(writer, watch),
+        ("Task", ctx.config.observer.clone()),
+        move |task: Task| {
+            let namespace = task.namespace().unwrap_or_default();
+            let name = task.name_any();
+            queues.tasks.send(ObjectRef::from_obj(&task));
+            let schedules = ctx.stores.schedules.state();
+            for schedule in schedules.iter().filter(|s| {
+                s.namespace().as_deref() == Some(namespace.as_str()) && s.task_name() == Some(name.as_str())
+            }) {
+                queues.schedules.send(ObjectRef::from_obj(schedule.as_ref()));
+            }
+            for run in ctx
+                .runs_of_task(&namespace, &name)
+                .iter()
+                .filter(|r| !r.is_finished())
+            {
+                queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
+            }
+        },
+    )
     .boxed()
 }
 
-fn watch_backfills(queues: &Queues, api: Api<Backfill>, writer: Writer<Backfill>) -> BoxFuture<'static, ()> {
+fn watch_backfills(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    api: Api<Backfill>,
+    writer: Writer<Backfill>,
+) -> BoxFuture<'static, ()> {
     let queues = queues.clone();
     drive(
         reflected(writer, watcher(api, watcher::Config::default())),
-        "Backfill",
+        ("Backfill", ctx.config.observer.clone()),
         move |b: Backfill| queues.backfills.send(ObjectRef::from_obj(&b)),
     )
     .boxed()
@@ -438,11 +459,11 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, err: &Error, ctx:
     Action::requeue(delay)
 }
 
-/// Drives a watch: every object it touches goes to `on_object`; watch errors are logged (the
-/// watcher backs off and resumes by itself).
+/// Drives a watch: every object it touches goes to `on_object`; watch errors are logged and
+/// counted (the watcher backs off and resumes by itself).
 async fn drive<K>(
     events: impl Stream<Item = Result<K, watcher::Error>>,
-    kind: &'static str,
+    (kind, observer): (&'static str, Option<Arc<dyn super::Observer>>),
     mut on_object: impl FnMut(K),
 ) {
     let events = events.into_stream();
@@ -450,7 +471,12 @@ async fn drive<K>(
     while let Some(event) = events.next().await {
         match event {
             Ok(object) => on_object(object),
-            Err(err) => warn!(kind, error = %err, "watch failed; retrying"),
+            Err(err) => {
+                warn!(kind, error = %err, "watch failed; retrying");
+                if let Some(observer) = &observer {
+                    observer.watch_error(kind);
+                }
+            }
         }
     }
 }

@@ -1195,7 +1195,7 @@ fn expr(rule: &Value) -> String {
 }
 
 #[test]
-fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_leader() {
+fn prometheus_rule_alerts_on_what_needs_a_person_and_only_then() {
     let Some(helm) = helm() else { return };
     let docs = render(helm, &["--set", "metrics.prometheusRule.enabled=true"]);
     let alerts = alerts(&docs);
@@ -1205,18 +1205,58 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
             "HorologFireDelayHigh",
             "HorologNoLeader",
             "HorologOperatorDown",
-            "HorologScheduleNotSucceeding"
+            "HorologRunsMissed",
+            "HorologScheduleNotReady",
+            "HorologScheduleNotSucceeding",
+            "HorologSchedulePausedByFailures",
+            "HorologWatchErrors",
         ]
     );
     let job = "job=\"horolog-metrics\"";
-    let late = expr(&alerts["HorologScheduleNotSucceeding"]);
-    for part in [
-        "time()",
-        &format!("horolog_schedule_last_success_timestamp_seconds{{{job}}}) > 0"),
-        &format!("> 3 * (max by (namespace, schedule) (horolog_schedule_interval_seconds{{{job}}}) > 0)"),
-        "horolog_schedule_next_fire_timestamp_seconds",
-    ] {
-        assert!(late.contains(part), "{late} lacks {part}");
+    // Ready=False for good (invalid trigger, missing Task) pages; paused and finished are
+    // Ready=True and do not; TooManyFailures has its own alert.
+    assert_eq!(
+        expr(&alerts["HorologScheduleNotReady"]),
+        format!(
+            "max by (namespace, schedule, reason) (horolog_schedule_ready{{{job}, reason!=\"TooManyFailures\"}}) == 0"
+        )
+    );
+    assert_eq!(alerts["HorologScheduleNotReady"]["for"], "10m");
+    // pauseAfterFailures stopping a Schedule is when it must page, not go quiet.
+    assert_eq!(
+        expr(&alerts["HorologSchedulePausedByFailures"]),
+        format!(
+            "max by (namespace, schedule) (horolog_schedule_paused{{{job}, reason=\"TooManyFailures\"}}) == 1"
+        )
+    );
+    // Counted in runs, not in periods of time: no Monday page for a weekday cron, and a
+    // Schedule that never succeeded counts too.
+    let failing = expr(&alerts["HorologScheduleNotSucceeding"]);
+    assert!(
+        failing.starts_with(&format!(
+            "max by (namespace, schedule) (horolog_schedule_consecutive_failures{{{job}}}) >= 3 unless on (namespace, schedule)"
+        )),
+        "{failing}"
+    );
+    assert!(!failing.contains("time()"), "{failing}");
+    assert_eq!(
+        expr(&alerts["HorologRunsMissed"]),
+        format!("sum(increase(horolog_missed_fire_times_total{{{job}}}[15m])) > 0")
+    );
+    assert_eq!(
+        expr(&alerts["HorologWatchErrors"]),
+        format!("sum by (kind) (rate(horolog_watch_errors_total{{{job}}}[5m])) > 0")
+    );
+    // Every alert links its runbook section in the README.
+    let readme = read(&repo().join("README.md"));
+    for (name, rule) in &alerts {
+        let url = rule["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let anchor = name.to_lowercase();
+        assert!(url.ends_with(&format!("README.md#{anchor}")), "{name}: {url}");
+        assert!(
+            readme.contains(&format!("### {name}\n")),
+            "README has no runbook section ### {name}"
+        );
     }
     assert_eq!(
         expr(&alerts["HorologFireDelayHigh"]),
@@ -1244,14 +1284,19 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
     let prometheus_rule = one(&docs, "PrometheusRule");
     assert_eq!(prometheus_rule["metadata"]["labels"]["release"], "prometheus");
     let alerts = self::alerts(&docs);
-    assert_eq!(alerts.len(), 4);
-    assert!(expr(&alerts["HorologScheduleNotSucceeding"]).contains("> 4 * ("));
+    assert_eq!(alerts.len(), 8);
+    assert!(expr(&alerts["HorologScheduleNotSucceeding"]).contains(">= 4 unless"));
+    assert!(expr(&alerts["HorologRunsMissed"]).contains("[30m]"));
     assert!(expr(&alerts["HorologFireDelayHigh"]).ends_with("by (le)) > 2.5"));
     for (name, r#for, severity) in [
         ("HorologScheduleNotSucceeding", "15m", "ticket"),
         ("HorologFireDelayHigh", "20m", "page"),
         ("HorologOperatorDown", "3m", "page"),
         ("HorologNoLeader", "2m", "page"),
+        ("HorologScheduleNotReady", "20m", "ticket"),
+        ("HorologSchedulePausedByFailures", "2m", "ticket"),
+        ("HorologRunsMissed", "5m", "ticket"),
+        ("HorologWatchErrors", "30m", "ticket"),
     ] {
         let rule = &alerts[name];
         assert_eq!(rule["for"], r#for, "{name}");
@@ -1273,7 +1318,15 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
             "metrics.perSchedule=false",
         ],
     );
-    assert!(!self::alerts(&docs).contains_key("HorologScheduleNotSucceeding"));
+    let without = self::alerts(&docs);
+    for name in [
+        "HorologScheduleNotSucceeding",
+        "HorologScheduleNotReady",
+        "HorologSchedulePausedByFailures",
+    ] {
+        assert!(!without.contains_key(name), "{name} needs per-Schedule series");
+    }
+    assert!(without.contains_key("HorologRunsMissed"));
     assert!(args(&docs).contains(&"--schedule-metrics=false".to_owned()));
     let docs = render(
         helm,

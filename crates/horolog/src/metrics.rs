@@ -834,8 +834,31 @@ pub async fn serve(
     health: Health,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind(addr).await?;
     serve_listener(listener, metrics, health, shutdown).await
+}
+
+/// Binds `addr`. The IPv6 wildcard `[::]` (the default) listens on IPv6 and, dual-stack, on
+/// IPv4 too; on a node without IPv6 it falls back to `0.0.0.0` on the same port.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(error) => match ipv4_fallback(addr) {
+            Some(v4) => {
+                tracing::info!(%addr, %error, fallback = %v4, "no IPv6 here: listening on IPv4 only");
+                TcpListener::bind(v4).await
+            }
+            None => Err(error),
+        },
+    }
+}
+
+/// `0.0.0.0:PORT` for the IPv6 wildcard `[::]:PORT`; `None` for any other address.
+pub fn ipv4_fallback(addr: SocketAddr) -> Option<SocketAddr> {
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => Some(SocketAddr::from(([0, 0, 0, 0], v6.port()))),
+        _ => None,
+    }
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on an already bound listener (tests bind
@@ -1426,6 +1449,30 @@ mod tests {
             text.contains("horolog_fire_delay_seconds_bucket{le=\"0.01\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_falls_back_to_the_ipv4_one_and_nothing_else_does() {
+        let v6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(ipv4_fallback(v6), Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(ipv4_fallback("127.0.0.1:8080".parse().unwrap()), None);
+        assert_eq!(ipv4_fallback("[::1]:8080".parse().unwrap()), None);
+    }
+
+    /// Bound on `[::]` (IPv6 with dual stack, or the IPv4 fallback), the server answers on
+    /// IPv4 loopback either way.
+    #[tokio::test]
+    async fn the_wildcard_listener_answers_ipv4_clients() {
+        let listener = bind("[::]:0".parse().unwrap()).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_listener(listener, Metrics::new(), Health::new(), async {
+            let _ = rx.await;
+        }));
+        let (status, _) = get(SocketAddr::from(([127, 0, 0, 1], port)), "/healthz").await;
+        assert_eq!(status, 200);
+        let _ = tx.send(());
+        let _ = server.await;
     }
 
     /// A minimal HTTP/1.1 client: status code and body of `GET path`.

@@ -97,8 +97,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "local")]
     pub state: Option<std::path::PathBuf>,
 
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address of the HTTP server for /metrics, /healthz and /readyz. The default `[::]`
+    /// listens on IPv6 and IPv4 (dual stack), and on IPv4 alone where the node has no IPv6.
+    #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "[::]:8080")]
     pub metrics_addr: SocketAddr,
 
     /// Which Events to publish: `warnings` (the default: Warnings, and the Normal Events that

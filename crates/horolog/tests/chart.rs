@@ -481,7 +481,7 @@ const RUN_FLAGS: [&str; 20] = [
     "--lease-duration=",
     "--renew-deadline=",
     "--retry-period=",
-    "--metrics-addr=0.0.0.0:",
+    "--metrics-addr=[::]:",
     "--events=",
     "--schedule-metrics=",
     "--schedule-status-delay=",
@@ -975,7 +975,7 @@ fn default_render_passes_the_default_flags_and_locks_the_pod_down() {
         "--schedule-status-delay=60s",
         "--default-executor=Pod",
         "--kube-qps=0",
-        "--metrics-addr=0.0.0.0:8080",
+        "--metrics-addr=[::]:8080",
     ] {
         assert!(args.contains(&want.to_owned()), "{args:?} lacks {want}");
     }
@@ -1041,7 +1041,7 @@ fn all_on_values_render_every_knob() {
         "--default-executor=Job",
         "--job-executor=true",
         "--lease-duration=30s",
-        "--metrics-addr=0.0.0.0:9090",
+        "--metrics-addr=[::]:9090",
     ] {
         assert!(args.contains(&want.to_owned()), "{args:?} lacks {want}");
     }
@@ -1434,4 +1434,88 @@ fn schema_and_templates_refuse_typos_bad_durations_and_unsafe_values() {
         .output()
         .unwrap();
     assert!(!lint.status.success(), "helm lint accepted a bad duration");
+}
+
+#[test]
+fn the_grafana_dashboard_ships_in_a_configmap_the_sidecar_loads_only_when_asked() {
+    let Some(helm) = helm() else { return };
+    let dashboards = |docs: &[Value]| {
+        of_kind(docs, "ConfigMap")
+            .into_iter()
+            .filter(|cm| !cm["metadata"]["labels"]["grafana_dashboard"].is_null())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(dashboards(&render(helm, &[])).is_empty(), "off by default");
+    let docs = render(helm, &["--set", "metrics.grafanaDashboard.enabled=true"]);
+    let found = dashboards(&docs);
+    assert_eq!(found.len(), 1);
+    let cm = &found[0];
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["name"], "horolog-dashboard");
+    let json = cm["data"]["horolog.json"].as_str().expect("horolog.json");
+    let shipped: serde_json::Value = serde_json::from_str(json).expect("the ConfigMap holds JSON");
+    let file: serde_json::Value =
+        serde_json::from_str(&read(&chart().join("files/grafana-dashboard.json"))).unwrap();
+    assert_eq!(shipped, file);
+    assert_eq!(shipped["uid"], "horolog-operator");
+}
+
+#[test]
+fn the_network_policy_is_optional_and_lets_in_only_scrapes_and_out_only_dns_and_the_api() {
+    let Some(helm) = helm() else { return };
+    assert!(
+        of_kind(&render(helm, &[]), "NetworkPolicy").is_empty(),
+        "off by default"
+    );
+    let docs = render(helm, &["--set", "networkPolicy.enabled=true"]);
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "horolog"
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_yaml::from_str::<Value>("[Ingress, Egress]").unwrap()
+    );
+    let ingress = policy["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0]["ports"][0]["port"], 8080);
+    let egress_ports: Vec<u64> = policy["spec"]["egress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_sequence().unwrap().iter())
+        .map(|port| port["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(egress_ports, [53, 53, 443, 6443]);
+
+    let docs = render_all_on(helm, &[]);
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(
+        policy["spec"]["egress"][1]["to"][0]["ipBlock"]["cidr"],
+        "10.0.0.1/32"
+    );
+    // The other pod-level values of this round.
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 5);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 45);
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "corporate-ca");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/ssl/corporate"
+    );
+    let defaults = render(helm, &[]);
+    let deployment = one(&defaults, "Deployment");
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 3);
+    assert!(deployment["spec"]["template"]["spec"]["volumes"].is_null());
+    assert!(
+        args(&defaults).contains(&"--log-format=json".to_owned()),
+        "JSON logs by default"
+    );
 }

@@ -16,7 +16,7 @@ use crate::api::{Condition, Task, TaskStatus, find_condition};
 pub const READY: &str = "Ready";
 
 /// Reconciles one Task: counts its running runs and its Schedules, checks its template.
-#[instrument(skip(task, ctx), fields(task = %task.name_any(), namespace = %task.namespace().unwrap_or_default()))]
+#[instrument(skip(task, ctx), fields(kind = "Task", namespace = %task.namespace().unwrap_or_default(), object = %task.name_any()))]
 pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Error> {
     if task.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());

@@ -31,7 +31,7 @@ use decide::{Act, Decision, Input};
 pub const RUNNING_REPORT_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Reconciles one JobRun.
-#[instrument(skip(run, ctx), fields(jobrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), schedule = run.spec.schedule_name.as_deref().unwrap_or("")))]
+#[instrument(skip(run, ctx), fields(kind = "JobRun", namespace = %run.namespace().unwrap_or_default(), object = %run.name_any(), fire_time = %run.fire_time().to_rfc3339(), schedule = run.spec.schedule_name.as_deref().unwrap_or("")))]
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     if run.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());

@@ -139,7 +139,7 @@ pub(crate) fn jobrun_for(
 
 /// Reconciles one Schedule: read the caches, decide, create runs (and the Pods of those that
 /// may start), write status when it changed, delete history, publish Events, requeue.
-#[instrument(skip(schedule, ctx), fields(schedule = %schedule.name_any(), namespace = %schedule.namespace().unwrap_or_default()))]
+#[instrument(skip(schedule, ctx), fields(kind = "Schedule", namespace = %schedule.namespace().unwrap_or_default(), object = %schedule.name_any()))]
 pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {
     if schedule.meta().deletion_timestamp.is_some() {
         // Garbage collection removes the runs with their owner.

@@ -733,7 +733,8 @@ mod process {
         pub(super) start_time_seconds: f64,
     }
 
-    /// Reads /proc/self/stat, /proc/self/fd and /proc/stat; `None` where there is no /proc.
+    /// Reads /proc/self/stat, /proc/self/status, /proc/self/fd and /proc/stat; `None` where
+    /// there is no /proc.
     pub(super) fn read() -> Option<Process> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // The command name (field 2) is in parentheses and may hold spaces: split after it.
@@ -744,7 +745,19 @@ mod process {
         let ticks = clock_ticks();
         let cpu_seconds = (number(14)? + number(15)?) / ticks;
         let start_ticks = number(22)?;
-        let resident_bytes = number(24)? as i64 * page_size();
+        // VmRSS is in kB whatever the page size (4 KiB, or 64 KiB on some arm64 kernels).
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            })?
+            * 1024;
         let boot = std::fs::read_to_string("/proc/stat")
             .ok()?
             .lines()
@@ -761,11 +774,6 @@ mod process {
     /// USER_HZ: 100 on every Linux architecture Kubernetes runs on.
     fn clock_ticks() -> f64 {
         100.0
-    }
-
-    /// The page size: 4 KiB on x86-64 and most arm64 kernels.
-    fn page_size() -> i64 {
-        4096
     }
 }
 

@@ -100,9 +100,10 @@ expected = {
     "no-crds": {"ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
     # watchNamespaces [team-a, team-b]: a Role per namespace plus the leader election Role;
-    # aggregated ClusterRoles; monitor, alerts and PDB.
+    # aggregated ClusterRoles; monitor, alerts, dashboard, NetworkPolicy and PDB.
     "all-on": {"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
-               "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "PodDisruptionBudget": 1},
+               "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "PodDisruptionBudget": 1,
+               "ConfigMap": 1, "NetworkPolicy": 1},
 }[expectation]
 if dict(kinds) != expected:
     errors.append(f"kinds {dict(sorted(kinds.items()))}, expected {dict(sorted(expected.items()))}")
@@ -141,14 +142,14 @@ if deploy:
         errors.append(f"Deployment is not locked down: {sc}")
     defaults = ["--leader-election=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--lease-name=horolog",
                 "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
-                "--log-format=text", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
-                "--metrics-addr=0.0.0.0:8080", "--events=warnings", "--schedule-metrics=true",
+                "--log-format=json", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
+                "--metrics-addr=[::]:8080", "--events=warnings", "--schedule-metrics=true",
                 "--schedule-status-delay=60s", "--default-executor=Pod"]
     want = {
         "default": defaults,
         "no-crds": defaults,
-        "all-on": ["--leader-election=true", "--namespaces=team-a,team-b", "--log-format=json",
-                   "--metrics-addr=0.0.0.0:9090", "--events=all", "--schedule-status-delay=30s",
+        "all-on": ["--leader-election=true", "--namespaces=team-a,team-b", "--log-format=text",
+                   "--metrics-addr=[::]:9090", "--events=all", "--schedule-status-delay=30s",
                    "--default-misfire-grace-time=10m", "--default-max-running-jobs=5",
                    "--default-executor=Job", "--job-executor=true", "--example-extra-flag=1"],
     }[expectation]

@@ -260,8 +260,8 @@ async fn catch_up_disabled_records_the_fire_times_of_a_pause_as_missed() {
         let anchor = fire_times(&runs)[0];
         patch_schedule(&env, name, json!({"spec": {"paused": true}})).await;
         let paused = Utc::now();
-        wait_schedule(&env, name, Duration::from_secs(60), "Ready=False Paused", |s| {
-            observed(s) && ready_of(s) == Some(("False".into(), "Paused".into()))
+        wait_schedule(&env, name, Duration::from_secs(60), "Ready=True Paused", |s| {
+            observed(s) && ready_of(s) == Some(("True".into(), "Paused".into()))
         })
         .await;
         let missed_before = status_of(&get_schedule(&env, name).await).missed_fire_times;
@@ -309,15 +309,15 @@ async fn catch_up_disabled_records_the_fire_times_of_a_pause_as_missed() {
 }
 
 /// (operator) maxRuns 3 on a 2 s interval: exactly three runs, status.firedCount 3, no next
-/// fire time, Ready=False reason Finished and a Finished Event.
+/// fire time, Ready=True reason Finished (the spec is done, nothing is wrong) and a Finished Event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_runs_fires_that_many_times_then_finishes() {
     e2e("max-runs", Needs::Operator, |env| async move {
         let name = "thrice";
         let extra = keeping_history(json!({"maxRuns": 3}));
         apply_schedule(&env, &schedule(name, json!({"interval": "2s"}), extra)).await;
-        let schedule = wait_schedule(&env, name, Duration::from_secs(60), "Ready=False Finished", |s| {
-            ready_of(s) == Some(("False".into(), "Finished".into()))
+        let schedule = wait_schedule(&env, name, Duration::from_secs(60), "Ready=True Finished", |s| {
+            ready_of(s) == Some(("True".into(), "Finished".into()))
         })
         .await;
         let status = status_of(&schedule);

@@ -1,9 +1,13 @@
 //! Prometheus metrics of the operator, and the small HTTP server that exposes them
 //! together with the liveness (`/healthz`) and readiness (`/readyz`) probes.
 //!
-//! Every metric is named `horolog_*`. The reconcilers hold a [`Metrics`] (cheap to
-//! clone: every handle inside shares its counters) and call its methods; the server
-//! renders the registry in the OpenMetrics text format on each scrape.
+//! horolog's own metrics are named `horolog_*`. Beside them the same facts are exported under
+//! the names controller-runtime and client-go operators use (`workqueue_*`,
+//! `controller_runtime_reconcile_*`, `rest_client_requests_total`) and the `process_*` series
+//! of the Prometheus client libraries, so stock dashboards and alerts work unchanged (see
+//! [`Ecosystem`]). The reconcilers hold a [`Metrics`] (cheap to clone: every handle inside
+//! shares its counters) and call its methods; the server renders the registry in the
+//! OpenMetrics text format on each scrape.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,6 +89,15 @@ struct ScheduleLabels {
     schedule: String,
 }
 
+/// A per-Schedule series with the reason of a condition (`horolog_schedule_ready`,
+/// `horolog_schedule_paused`): one series per Schedule, its reason the condition's.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    namespace: String,
+    schedule: String,
+    reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     namespace: String,
@@ -97,16 +110,44 @@ struct KindLabels {
     kind: String,
 }
 
+/// controller-runtime's workqueue label: the queue's name (the controller).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    controller: String,
+    result: String,
+}
+
+/// client-go's `rest_client_requests_total` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestLabels {
+    code: String,
+    method: String,
+    host: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
 
-/// The per-Schedule series (`--schedule-metrics`): about 8 series per Schedule (three gauges,
-/// the last run's duration, and a counter per outcome that occurred).
+/// The per-Schedule series (`--schedule-metrics`): about 12 series per Schedule (seven
+/// gauges, the last run's duration, and a counter per outcome that occurred), named as
+/// kube-state-metrics names a CronJob's.
 #[derive(Clone, Default)]
 struct PerSchedule {
     enabled: Arc<AtomicBool>,
+    ready: Family<ReasonLabels, Gauge>,
+    paused: Family<ReasonLabels, Gauge>,
+    active_runs: Family<ScheduleLabels, Gauge>,
+    consecutive_failures: Family<ScheduleLabels, Gauge>,
+    /// The reasons of each Schedule's `ready` and `paused` series, so a new reason replaces
+    /// the old series instead of adding one.
+    reasons: Arc<std::sync::Mutex<std::collections::HashMap<ScheduleLabels, [String; 2]>>>,
     next_fire: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_success: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     interval: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -128,6 +169,24 @@ struct ReconcileMetrics {
 struct ApiRequestMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<VerbLabels, Histogram>,
+}
+
+/// The series under the names of controller-runtime, client-go and the Prometheus client
+/// libraries' process collector, fed by the same hooks as horolog's own.
+#[derive(Clone)]
+struct Ecosystem {
+    workqueue_depth: Family<NameLabels, Gauge>,
+    workqueue_adds: Family<NameLabels, Counter>,
+    workqueue_queue_duration: Family<NameLabels, Histogram>,
+    workqueue_work_duration: Family<NameLabels, Histogram>,
+    reconcile_total: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_time: Family<ControllerLabels, Histogram>,
+    rest_requests: Family<RestLabels, Counter>,
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    resident_memory: Gauge,
+    open_fds: Gauge,
+    start_time: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// The outcomes `horolog_schedule_runs_total` counts, so a Schedule's series can be removed.
@@ -156,6 +215,7 @@ pub struct Metrics {
     watch_errors: Family<KindLabels, Counter>,
     /// For each kind whose watch is failing: when its run of failures began, and its latest.
     watch_failures: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, Instant)>>>,
+    ecosystem: Ecosystem,
 }
 
 type ActiveSource = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -176,8 +236,8 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every horolog metric registered (and at zero).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("horolog");
-        let r = &mut registry;
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("horolog");
         let fire_delay = registered_in_seconds(
             r,
             "fire_delay",
@@ -238,6 +298,7 @@ impl Metrics {
              keeps rising means that kind's cache is not being updated",
             Family::default(),
         );
+        let ecosystem = Ecosystem::registered(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             fire_delay,
@@ -254,6 +315,7 @@ impl Metrics {
             invalid_objects,
             watch_errors,
             watch_failures: Arc::default(),
+            ecosystem,
         }
     }
 
@@ -359,6 +421,12 @@ impl Metrics {
             .queue_depth
             .get_or_create(&labels)
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.ecosystem
+            .workqueue_depth
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Counts one Kubernetes API request and how long its response took.
@@ -373,6 +441,14 @@ impl Metrics {
             verb: request.verb.to_owned(),
         };
         self.api_requests.duration.get_or_create(&verb).observe(seconds);
+        self.ecosystem
+            .rest_requests
+            .get_or_create(&RestLabels {
+                code: code.to_owned(),
+                method: request.method().to_owned(),
+                host: request.host.clone(),
+            })
+            .inc();
     }
 
     /// Records whether this replica leads.
@@ -395,6 +471,7 @@ impl Metrics {
         {
             self.active_jobruns.set(count());
         }
+        self.ecosystem.read_process();
         let mut out = String::new();
         if let Err(error) = encode(&mut out, &self.registry) {
             // Writing to a String cannot fail; an error here is a bug in a metric's encoder,
@@ -493,15 +570,42 @@ impl PerSchedule {
     fn registered(registry: &mut Registry) -> Self {
         PerSchedule {
             enabled: Arc::new(AtomicBool::new(true)),
+            ready: registered(
+                registry,
+                "schedule_ready",
+                "1 while a Schedule's Ready condition is True (paused and finished included), 0 \
+                 while a person must act; reason: the condition's",
+                Family::default(),
+            ),
+            paused: registered(
+                registry,
+                "schedule_paused",
+                "1 while a Schedule is paused; reason: Paused (spec.paused), TooManyFailures \
+                 (pauseAfterFailures) or NotPaused",
+                Family::default(),
+            ),
+            active_runs: registered(
+                registry,
+                "schedule_active_runs",
+                "A Schedule's runs not yet finished and counted (status.activeCount)",
+                Family::default(),
+            ),
+            consecutive_failures: registered(
+                registry,
+                "schedule_consecutive_failures",
+                "Failed runs of a Schedule in a row (status.consecutiveFailures)",
+                Family::default(),
+            ),
+            reasons: Arc::default(),
             next_fire: registered(
                 registry,
-                "schedule_next_fire_timestamp_seconds",
+                "schedule_next_fire_time_seconds",
                 "A Schedule's next fire time (Unix seconds); absent while it does not fire",
                 Family::default(),
             ),
             last_success: registered(
                 registry,
-                "schedule_last_success_timestamp_seconds",
+                "schedule_last_successful_time_seconds",
                 "The fire time of a Schedule's latest successful run (Unix seconds)",
                 Family::default(),
             ),
@@ -524,6 +628,197 @@ impl PerSchedule {
                 Family::default(),
             ),
         }
+    }
+}
+
+/// Buckets of controller-runtime's `workqueue_*_duration_seconds`.
+const WORKQUEUE_BUCKETS: [f64; 10] = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0];
+
+impl Ecosystem {
+    /// The ecosystem's families, registered in `registry` (no prefix).
+    fn registered(registry: &mut Registry) -> Self {
+        let workqueue = || Histogram::new(WORKQUEUE_BUCKETS);
+        let ecosystem = Ecosystem {
+            workqueue_depth: registered(
+                registry,
+                "workqueue_depth",
+                "Current depth of workqueue (objects waiting for a reconcile), by controller",
+                Family::default(),
+            ),
+            workqueue_adds: registered(
+                registry,
+                "workqueue_adds",
+                "Total number of adds handled by workqueue",
+                Family::default(),
+            ),
+            workqueue_queue_duration: registered_in_seconds(
+                registry,
+                "workqueue_queue_duration",
+                "How long in seconds an item stays in workqueue before being requested",
+                Family::new_with_constructor(workqueue),
+            ),
+            workqueue_work_duration: registered_in_seconds(
+                registry,
+                "workqueue_work_duration",
+                "How long in seconds processing an item from workqueue takes",
+                Family::new_with_constructor(workqueue),
+            ),
+            reconcile_total: registered(
+                registry,
+                "controller_runtime_reconcile",
+                "Total number of reconciliations per controller, by result (success, error)",
+                Family::default(),
+            ),
+            reconcile_errors: registered(
+                registry,
+                "controller_runtime_reconcile_errors",
+                "Total number of reconciliation errors per controller",
+                Family::default(),
+            ),
+            reconcile_time: registered_in_seconds(
+                registry,
+                "controller_runtime_reconcile_time",
+                "Length of time per reconciliation per controller",
+                Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+            ),
+            rest_requests: registered(
+                registry,
+                "rest_client_requests",
+                "Number of HTTP requests, partitioned by status code, method, and host",
+                Family::default(),
+            ),
+            cpu_seconds: registered_in_seconds(
+                registry,
+                "process_cpu",
+                "Total user and system CPU time spent in seconds",
+                Counter::default(),
+            ),
+            resident_memory: registry_unit(
+                registry,
+                "process_resident_memory",
+                "Resident memory size in bytes",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+            open_fds: registered(
+                registry,
+                "process_open_fds",
+                "Number of open file descriptors",
+                Gauge::default(),
+            ),
+            start_time: registered_in_seconds(
+                registry,
+                "process_start_time",
+                "Start time of the process since unix epoch in seconds",
+                Gauge::default(),
+            ),
+        };
+        ecosystem.read_process();
+        ecosystem
+    }
+
+    fn reconciled(&self, controller: &str, elapsed: std::time::Duration, failed: bool) {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        let result = if failed { "error" } else { "success" };
+        self.reconcile_total
+            .get_or_create(&ResultLabels {
+                controller: controller.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        if failed {
+            self.reconcile_errors.get_or_create(&labels).inc();
+        }
+        self.reconcile_time
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.workqueue_work_duration
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Reads the process series from /proc/self (Linux; elsewhere they stay 0).
+    fn read_process(&self) {
+        let Some(process) = process::read() else {
+            return;
+        };
+        let cpu = self.cpu_seconds.get();
+        if process.cpu_seconds > cpu {
+            self.cpu_seconds.inc_by(process.cpu_seconds - cpu);
+        }
+        self.resident_memory.set(process.resident_bytes);
+        self.open_fds.set(process.open_fds);
+        self.start_time.set(process.start_time_seconds);
+    }
+}
+
+/// `metric`, registered in `registry` as `name` with `help` and `unit`.
+fn registry_unit<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    metric: M,
+) -> M {
+    registry.register_with_unit(name, help, unit, metric.clone());
+    metric
+}
+
+/// What /proc/self says about this process.
+mod process {
+    /// The process collector's facts.
+    pub(super) struct Process {
+        pub(super) cpu_seconds: f64,
+        pub(super) resident_bytes: i64,
+        pub(super) open_fds: i64,
+        pub(super) start_time_seconds: f64,
+    }
+
+    /// Reads /proc/self/stat, /proc/self/status, /proc/self/fd and /proc/stat; `None` where
+    /// there is no /proc.
+    pub(super) fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: split after it.
+        let after = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Fields from 3 on, so index = field number - 3.
+        let number = |field: usize| fields.get(field - 3).and_then(|v| v.parse::<f64>().ok());
+        let ticks = clock_ticks();
+        let cpu_seconds = (number(14)? + number(15)?) / ticks;
+        let start_ticks = number(22)?;
+        // VmRSS is in kB whatever the page size (4 KiB, or 64 KiB on some arm64 kernels).
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            })?
+            * 1024;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as i64);
+        Some(Process {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+            start_time_seconds: boot + start_ticks / ticks,
+        })
+    }
+
+    /// USER_HZ: 100 on every Linux architecture Kubernetes runs on.
+    fn clock_ticks() -> f64 {
+        100.0
     }
 }
 
@@ -592,8 +887,31 @@ pub async fn serve(
     health: Health,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind(addr).await?;
     serve_listener(listener, metrics, health, shutdown).await
+}
+
+/// Binds `addr`. The IPv6 wildcard `[::]` (the default) listens on IPv6 and, dual-stack, on
+/// IPv4 too; on a node without IPv6 it falls back to `0.0.0.0` on the same port.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(error) => match ipv4_fallback(addr) {
+            Some(v4) => {
+                tracing::info!(%addr, %error, fallback = %v4, "no IPv6 here: listening on IPv4 only");
+                TcpListener::bind(v4).await
+            }
+            None => Err(error),
+        },
+    }
+}
+
+/// `0.0.0.0:PORT` for the IPv6 wildcard `[::]:PORT`; `None` for any other address.
+pub fn ipv4_fallback(addr: SocketAddr) -> Option<SocketAddr> {
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => Some(SocketAddr::from(([0, 0, 0, 0], v6.port()))),
+        _ => None,
+    }
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on an already bound listener (tests bind
@@ -629,6 +947,8 @@ pub struct ApiRequest {
     /// The resource's plural, with `/subresource` when there is one (`jobruns/status`); empty
     /// for paths that name no resource (discovery, `/version`).
     pub resource: String,
+    /// The API server's host and port, when the request's URL names it; else empty.
+    pub host: String,
 }
 
 impl ApiRequest {
@@ -669,7 +989,33 @@ impl ApiRequest {
             Method::OPTIONS => "options",
             _ => "other",
         };
-        ApiRequest { verb, resource }
+        ApiRequest {
+            verb,
+            resource,
+            host: String::new(),
+        }
+    }
+
+    /// The same request, to `host` (client-go's `host` label).
+    pub fn on_host(self, host: impl Into<String>) -> Self {
+        ApiRequest {
+            host: host.into(),
+            ..self
+        }
+    }
+
+    /// The HTTP method of the verb, as client-go's `method` label has it.
+    fn method(&self) -> &'static str {
+        match self.verb {
+            "get" | "list" | "watch" => "GET",
+            "create" => "POST",
+            "update" => "PUT",
+            "patch" => "PATCH",
+            "delete" | "deletecollection" => "DELETE",
+            "head" => "HEAD",
+            "options" => "OPTIONS",
+            _ => "OTHER",
+        }
     }
 }
 
@@ -746,7 +1092,27 @@ impl crate::controller::Observer for Metrics {
         if let Some(kind) = error {
             self.reconcile_error(controller, kind);
         }
+        self.ecosystem.reconciled(controller, elapsed, error.is_some());
     }
+
+    fn queue_added(&self, controller: &'static str) {
+        self.ecosystem
+            .workqueue_adds
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .inc();
+    }
+
+    fn queue_waited(&self, controller: &'static str, waited: std::time::Duration) {
+        self.ecosystem
+            .workqueue_queue_duration
+            .get_or_create(&NameLabels {
+                name: controller.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
 
     fn finished(
         &self,
@@ -811,6 +1177,34 @@ impl crate::controller::Observer for Metrics {
         set(&self.schedules.next_fire, state.next_fire_time.map(seconds));
         set(&self.schedules.interval, state.interval_seconds);
         set(&self.schedules.last_success, state.last_success.map(seconds));
+        self.schedules
+            .active_runs
+            .get_or_create(&labels)
+            .set(state.active_runs);
+        self.schedules
+            .consecutive_failures
+            .get_or_create(&labels)
+            .set(state.consecutive_failures);
+        let reasons = [state.ready.1.clone(), state.paused.1.clone()];
+        let old = self
+            .schedules
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(labels.clone(), reasons.clone());
+        let families = [&self.schedules.ready, &self.schedules.paused];
+        let values = [state.ready.0, state.paused.0];
+        for (i, family) in families.into_iter().enumerate() {
+            let with = |reason: &str| ReasonLabels {
+                namespace: labels.namespace.clone(),
+                schedule: labels.schedule.clone(),
+                reason: reason.to_string(),
+            };
+            if let Some(old) = old.as_ref().filter(|old| old[i] != reasons[i]) {
+                family.remove(&with(&old[i]));
+            }
+            family.get_or_create(&with(&reasons[i])).set(i64::from(values[i]));
+        }
     }
 
     fn schedule_gone(&self, namespace: &str, schedule: &str) {
@@ -825,6 +1219,23 @@ impl crate::controller::Observer for Metrics {
             &self.schedules.last_duration,
         ] {
             family.remove(&labels);
+        }
+        self.schedules.active_runs.remove(&labels);
+        self.schedules.consecutive_failures.remove(&labels);
+        let old = self
+            .schedules
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&labels);
+        if let Some([ready, paused]) = old {
+            let with = |reason: String| ReasonLabels {
+                namespace: labels.namespace.clone(),
+                schedule: labels.schedule.clone(),
+                reason,
+            };
+            self.schedules.ready.remove(&with(ready));
+            self.schedules.paused.remove(&with(paused));
         }
         for outcome in OUTCOMES {
             self.schedules.runs.remove(&OutcomeLabels {
@@ -1007,6 +1418,47 @@ mod tests {
             next_fire_time: at(1_767_254_400),
             interval_seconds: Some(86_400.0),
             last_success: at(1_767_168_000),
+            ready: (true, "Scheduled".into()),
+            paused: (false, "NotPaused".into()),
+            active_runs: 1,
+            consecutive_failures: 0,
+        });
+        let stopped = ScheduleState {
+            namespace: "ns".into(),
+            name: "nightly".into(),
+            next_fire_time: None,
+            interval_seconds: None,
+            last_success: at(1_767_168_000),
+            ready: (false, "TooManyFailures".into()),
+            paused: (true, "TooManyFailures".into()),
+            active_runs: 0,
+            consecutive_failures: 3,
+        };
+        let before = metrics.encode();
+        for line in [
+            "horolog_schedule_ready{namespace=\"ns\",schedule=\"nightly\",reason=\"Scheduled\"} 1",
+            "horolog_schedule_paused{namespace=\"ns\",schedule=\"nightly\",reason=\"NotPaused\"} 0",
+            "horolog_schedule_active_runs{namespace=\"ns\",schedule=\"nightly\"} 1",
+        ] {
+            assert!(before.lines().any(|l| l == line), "missing {line:?} in\n{before}");
+        }
+        metrics.schedule_state(&stopped);
+        let after = metrics.encode();
+        for line in [
+            "horolog_schedule_ready{namespace=\"ns\",schedule=\"nightly\",reason=\"TooManyFailures\"} 0",
+            "horolog_schedule_paused{namespace=\"ns\",schedule=\"nightly\",reason=\"TooManyFailures\"} 1",
+            "horolog_schedule_consecutive_failures{namespace=\"ns\",schedule=\"nightly\"} 3",
+        ] {
+            assert!(after.lines().any(|l| l == line), "missing {line:?} in\n{after}");
+        }
+        assert!(
+            !after.contains("reason=\"NotPaused\"") && !after.contains("reason=\"Scheduled\""),
+            "a new reason replaces the old series:\n{after}"
+        );
+        metrics.schedule_state(&ScheduleState {
+            next_fire_time: at(1_767_254_400),
+            interval_seconds: Some(86_400.0),
+            ..stopped
         });
         metrics.finished(
             "ns",
@@ -1016,8 +1468,8 @@ mod tests {
         );
         let text = metrics.encode();
         for line in [
-            "horolog_schedule_next_fire_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
-            "horolog_schedule_last_success_timestamp_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767168000.0",
+            "horolog_schedule_next_fire_time_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
+            "horolog_schedule_last_successful_time_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767168000.0",
             "horolog_schedule_interval_seconds{namespace=\"ns\",schedule=\"nightly\"} 86400.0",
             "horolog_schedule_last_run_duration_seconds{namespace=\"ns\",schedule=\"nightly\"} 12.0",
             "horolog_schedule_runs_total{namespace=\"ns\",schedule=\"nightly\",outcome=\"Failed\"} 1",
@@ -1030,6 +1482,46 @@ mod tests {
         metrics.per_schedule(false);
         metrics.finished("ns", Some("other"), "Succeeded", None);
         assert!(!metrics.encode().contains("other"), "off: no per-Schedule series");
+    }
+
+    #[test]
+    fn the_ecosystem_names_carry_the_same_facts() {
+        use crate::controller::Observer;
+        let metrics = Metrics::new();
+        metrics.reconciled("schedule", std::time::Duration::from_millis(20), None);
+        metrics.reconciled("jobrun", std::time::Duration::from_millis(20), Some("conflict"));
+        metrics.queue_depth("schedule", 3);
+        metrics.queue_added("schedule");
+        metrics.queue_waited("schedule", std::time::Duration::from_millis(5));
+        Observer::watch_failed(&metrics, "Pod");
+        let get = ApiRequest::of(&Method::GET, "/api/v1/namespaces/ns/pods", None).on_host("10.0.0.1:443");
+        metrics.observe_api_request(&get, "200", 0.01);
+        let text = metrics.encode();
+        for line in [
+            "controller_runtime_reconcile_total{controller=\"schedule\",result=\"success\"} 1",
+            "controller_runtime_reconcile_total{controller=\"jobrun\",result=\"error\"} 1",
+            "controller_runtime_reconcile_errors_total{controller=\"jobrun\"} 1",
+            "controller_runtime_reconcile_time_seconds_count{controller=\"schedule\"} 1",
+            "workqueue_depth{name=\"schedule\"} 3",
+            "workqueue_adds_total{name=\"schedule\"} 1",
+            "workqueue_queue_duration_seconds_count{name=\"schedule\"} 1",
+            "workqueue_work_duration_seconds_count{name=\"schedule\"} 1",
+            "rest_client_requests_total{code=\"200\",method=\"GET\",host=\"10.0.0.1:443\"} 1",
+            "horolog_watch_errors_total{kind=\"Pod\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        if cfg!(target_os = "linux") {
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            };
+            assert!(value("process_resident_memory_bytes") > 1e6);
+            assert!(value("process_open_fds") >= 3.0);
+            assert!(value("process_start_time_seconds") > 1.6e9);
+            assert!(value("process_cpu_seconds_total") >= 0.0);
+        }
     }
 
     #[test]
@@ -1056,6 +1548,30 @@ mod tests {
             text.contains("horolog_fire_delay_seconds_bucket{le=\"0.01\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_falls_back_to_the_ipv4_one_and_nothing_else_does() {
+        let v6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(ipv4_fallback(v6), Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(ipv4_fallback("127.0.0.1:8080".parse().unwrap()), None);
+        assert_eq!(ipv4_fallback("[::1]:8080".parse().unwrap()), None);
+    }
+
+    /// Bound on `[::]` (IPv6 with dual stack, or the IPv4 fallback), the server answers on
+    /// IPv4 loopback either way.
+    #[tokio::test]
+    async fn the_wildcard_listener_answers_ipv4_clients() {
+        let listener = bind("[::]:0".parse().unwrap()).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_listener(listener, Metrics::new(), Health::new(), async {
+            let _ = rx.await;
+        }));
+        let (status, _) = get(SocketAddr::from(([127, 0, 0, 1], port)), "/healthz").await;
+        assert_eq!(status, 200);
+        let _ = tx.send(());
+        let _ = server.await;
     }
 
     /// A minimal HTTP/1.1 client: status code and body of `GET path`.

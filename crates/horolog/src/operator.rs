@@ -97,8 +97,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "local")]
     pub state: Option<std::path::PathBuf>,
 
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address of the HTTP server for /metrics, /healthz and /readyz. The default `[::]`
+    /// listens on IPv6 and IPv4 (dual stack), and on IPv4 alone where the node has no IPv6.
+    #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "[::]:8080")]
     pub metrics_addr: SocketAddr,
 
     /// Which Events to publish: `warnings` (the default: Warnings, and the Normal Events that
@@ -218,9 +219,14 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
     args.check()?;
     let metrics = Metrics::new();
     let config = kube::Config::infer().await?;
+    let host = config
+        .cluster_url
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     // The throttle outside the counter, so request durations do not include the wait for a token.
     let client = kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&RequestMetricsLayer(metrics.clone()))
+        .with_layer(&RequestMetricsLayer(metrics.clone(), host))
         .with_layer(&ThrottleLayer::new(args.kube_qps, args.kube_burst))
         .build();
     if args.kube_qps > 0.0 {
@@ -479,7 +485,7 @@ where
 /// Counts every Kubernetes API request in [`Metrics`], by verb, resource and status code, and
 /// times it.
 #[derive(Clone, Debug)]
-struct RequestMetricsLayer(Metrics);
+struct RequestMetricsLayer(Metrics, String);
 
 impl<S> tower::Layer<S> for RequestMetricsLayer {
     type Service = RequestMetrics<S>;
@@ -488,6 +494,7 @@ impl<S> tower::Layer<S> for RequestMetricsLayer {
         RequestMetrics {
             inner,
             metrics: self.0.clone(),
+            host: self.1.clone(),
         }
     }
 }
@@ -497,6 +504,9 @@ impl<S> tower::Layer<S> for RequestMetricsLayer {
 struct RequestMetrics<S> {
     inner: S,
     metrics: Metrics,
+    /// The API server's host:port (client-go's `host` label), for requests whose URL is
+    /// still relative at this layer.
+    host: String,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for RequestMetrics<S>
@@ -513,7 +523,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let kind = ApiRequest::of(request.method(), request.uri().path(), request.uri().query());
+        let host = request
+            .uri()
+            .authority()
+            .map_or_else(|| self.host.clone(), |a| a.to_string());
+        let kind =
+            ApiRequest::of(request.method(), request.uri().path(), request.uri().query()).on_host(host);
         let metrics = self.metrics.clone();
         let start = Instant::now();
         let response = self.inner.call(request);

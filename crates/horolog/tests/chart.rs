@@ -481,7 +481,7 @@ const RUN_FLAGS: [&str; 20] = [
     "--lease-duration=",
     "--renew-deadline=",
     "--retry-period=",
-    "--metrics-addr=0.0.0.0:",
+    "--metrics-addr=[::]:",
     "--events=",
     "--schedule-metrics=",
     "--schedule-status-delay=",
@@ -1021,7 +1021,7 @@ fn default_render_passes_the_default_flags_and_locks_the_pod_down() {
         "--schedule-status-delay=60s",
         "--default-executor=Pod",
         "--kube-qps=0",
-        "--metrics-addr=0.0.0.0:8080",
+        "--metrics-addr=[::]:8080",
     ] {
         assert!(args.contains(&want.to_owned()), "{args:?} lacks {want}");
     }
@@ -1087,7 +1087,7 @@ fn all_on_values_render_every_knob() {
         "--default-executor=Job",
         "--job-executor=true",
         "--lease-duration=30s",
-        "--metrics-addr=0.0.0.0:9090",
+        "--metrics-addr=[::]:9090",
     ] {
         assert!(args.contains(&want.to_owned()), "{args:?} lacks {want}");
     }
@@ -1237,7 +1237,7 @@ fn expr(rule: &Value) -> String {
 }
 
 #[test]
-fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_leader() {
+fn prometheus_rule_alerts_on_what_needs_a_person_and_only_then() {
     let Some(helm) = helm() else { return };
     let docs = render(helm, &["--set", "metrics.prometheusRule.enabled=true"]);
     let alerts = alerts(&docs);
@@ -1247,18 +1247,58 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
             "HorologFireDelayHigh",
             "HorologNoLeader",
             "HorologOperatorDown",
-            "HorologScheduleNotSucceeding"
+            "HorologRunsMissed",
+            "HorologScheduleNotReady",
+            "HorologScheduleNotSucceeding",
+            "HorologSchedulePausedByFailures",
+            "HorologWatchErrors",
         ]
     );
     let job = "job=\"horolog-metrics\"";
-    let late = expr(&alerts["HorologScheduleNotSucceeding"]);
-    for part in [
-        "time()",
-        &format!("horolog_schedule_last_success_timestamp_seconds{{{job}}}) > 0"),
-        &format!("> 3 * (max by (namespace, schedule) (horolog_schedule_interval_seconds{{{job}}}) > 0)"),
-        "horolog_schedule_next_fire_timestamp_seconds",
-    ] {
-        assert!(late.contains(part), "{late} lacks {part}");
+    // Ready=False for good (invalid trigger, missing Task) pages; paused and finished are
+    // Ready=True and do not; TooManyFailures has its own alert.
+    assert_eq!(
+        expr(&alerts["HorologScheduleNotReady"]),
+        format!(
+            "max by (namespace, schedule, reason) (horolog_schedule_ready{{{job}, reason!=\"TooManyFailures\"}}) == 0"
+        )
+    );
+    assert_eq!(alerts["HorologScheduleNotReady"]["for"], "10m");
+    // pauseAfterFailures stopping a Schedule is when it must page, not go quiet.
+    assert_eq!(
+        expr(&alerts["HorologSchedulePausedByFailures"]),
+        format!(
+            "max by (namespace, schedule) (horolog_schedule_paused{{{job}, reason=\"TooManyFailures\"}}) == 1"
+        )
+    );
+    // Counted in runs, not in periods of time: no Monday page for a weekday cron, and a
+    // Schedule that never succeeded counts too.
+    let failing = expr(&alerts["HorologScheduleNotSucceeding"]);
+    assert!(
+        failing.starts_with(&format!(
+            "max by (namespace, schedule) (horolog_schedule_consecutive_failures{{{job}}}) >= 3 unless on (namespace, schedule)"
+        )),
+        "{failing}"
+    );
+    assert!(!failing.contains("time()"), "{failing}");
+    assert_eq!(
+        expr(&alerts["HorologRunsMissed"]),
+        format!("sum(increase(horolog_missed_fire_times_total{{{job}}}[15m])) > 0")
+    );
+    assert_eq!(
+        expr(&alerts["HorologWatchErrors"]),
+        format!("sum by (kind) (rate(horolog_watch_errors_total{{{job}}}[5m])) > 0")
+    );
+    // Every alert links its runbook section in the README.
+    let readme = read(&repo().join("README.md"));
+    for (name, rule) in &alerts {
+        let url = rule["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let anchor = name.to_lowercase();
+        assert!(url.ends_with(&format!("README.md#{anchor}")), "{name}: {url}");
+        assert!(
+            readme.contains(&format!("### {name}\n")),
+            "README has no runbook section ### {name}"
+        );
     }
     assert_eq!(
         expr(&alerts["HorologFireDelayHigh"]),
@@ -1286,14 +1326,19 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
     let prometheus_rule = one(&docs, "PrometheusRule");
     assert_eq!(prometheus_rule["metadata"]["labels"]["release"], "prometheus");
     let alerts = self::alerts(&docs);
-    assert_eq!(alerts.len(), 4);
-    assert!(expr(&alerts["HorologScheduleNotSucceeding"]).contains("> 4 * ("));
+    assert_eq!(alerts.len(), 8);
+    assert!(expr(&alerts["HorologScheduleNotSucceeding"]).contains(">= 4 unless"));
+    assert!(expr(&alerts["HorologRunsMissed"]).contains("[30m]"));
     assert!(expr(&alerts["HorologFireDelayHigh"]).ends_with("by (le)) > 2.5"));
     for (name, r#for, severity) in [
         ("HorologScheduleNotSucceeding", "15m", "ticket"),
         ("HorologFireDelayHigh", "20m", "page"),
         ("HorologOperatorDown", "3m", "page"),
         ("HorologNoLeader", "2m", "page"),
+        ("HorologScheduleNotReady", "20m", "ticket"),
+        ("HorologSchedulePausedByFailures", "2m", "ticket"),
+        ("HorologRunsMissed", "5m", "ticket"),
+        ("HorologWatchErrors", "30m", "ticket"),
     ] {
         let rule = &alerts[name];
         assert_eq!(rule["for"], r#for, "{name}");
@@ -1315,7 +1360,15 @@ fn prometheus_rule_alerts_on_late_schedules_fire_delay_operator_down_and_no_lead
             "metrics.perSchedule=false",
         ],
     );
-    assert!(!self::alerts(&docs).contains_key("HorologScheduleNotSucceeding"));
+    let without = self::alerts(&docs);
+    for name in [
+        "HorologScheduleNotSucceeding",
+        "HorologScheduleNotReady",
+        "HorologSchedulePausedByFailures",
+    ] {
+        assert!(!without.contains_key(name), "{name} needs per-Schedule series");
+    }
+    assert!(without.contains_key("HorologRunsMissed"));
     assert!(args(&docs).contains(&"--schedule-metrics=false".to_owned()));
     let docs = render(
         helm,
@@ -1423,4 +1476,88 @@ fn schema_and_templates_refuse_typos_bad_durations_and_unsafe_values() {
         .output()
         .unwrap();
     assert!(!lint.status.success(), "helm lint accepted a bad duration");
+}
+
+#[test]
+fn the_grafana_dashboard_ships_in_a_configmap_the_sidecar_loads_only_when_asked() {
+    let Some(helm) = helm() else { return };
+    let dashboards = |docs: &[Value]| {
+        of_kind(docs, "ConfigMap")
+            .into_iter()
+            .filter(|cm| !cm["metadata"]["labels"]["grafana_dashboard"].is_null())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(dashboards(&render(helm, &[])).is_empty(), "off by default");
+    let docs = render(helm, &["--set", "metrics.grafanaDashboard.enabled=true"]);
+    let found = dashboards(&docs);
+    assert_eq!(found.len(), 1);
+    let cm = &found[0];
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["name"], "horolog-dashboard");
+    let json = cm["data"]["horolog.json"].as_str().expect("horolog.json");
+    let shipped: serde_json::Value = serde_json::from_str(json).expect("the ConfigMap holds JSON");
+    let file: serde_json::Value =
+        serde_json::from_str(&read(&chart().join("files/grafana-dashboard.json"))).unwrap();
+    assert_eq!(shipped, file);
+    assert_eq!(shipped["uid"], "horolog-operator");
+}
+
+#[test]
+fn the_network_policy_is_optional_and_lets_in_only_scrapes_and_out_only_dns_and_the_api() {
+    let Some(helm) = helm() else { return };
+    assert!(
+        of_kind(&render(helm, &[]), "NetworkPolicy").is_empty(),
+        "off by default"
+    );
+    let docs = render(helm, &["--set", "networkPolicy.enabled=true"]);
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "horolog"
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_yaml::from_str::<Value>("[Ingress, Egress]").unwrap()
+    );
+    let ingress = policy["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0]["ports"][0]["port"], 8080);
+    let egress_ports: Vec<u64> = policy["spec"]["egress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_sequence().unwrap().iter())
+        .map(|port| port["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(egress_ports, [53, 53, 443, 6443]);
+
+    let docs = render_all_on(helm, &[]);
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(
+        policy["spec"]["egress"][1]["to"][0]["ipBlock"]["cidr"],
+        "10.0.0.1/32"
+    );
+    // The other pod-level values of this round.
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 5);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 45);
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "corporate-ca");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/ssl/corporate"
+    );
+    let defaults = render(helm, &[]);
+    let deployment = one(&defaults, "Deployment");
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 3);
+    assert!(deployment["spec"]["template"]["spec"]["volumes"].is_null());
+    assert!(
+        args(&defaults).contains(&"--log-format=json".to_owned()),
+        "JSON logs by default"
+    );
 }

@@ -118,6 +118,11 @@ async fn after_pause_after_failures_consecutive_failures_the_schedule_stops_firi
         ready.map(|c| (c.status, c.reason)),
         Some(("False".to_string(), "TooManyFailures".to_string()))
     );
+    let paused = status.conditions.iter().find(|c| c.type_ == "Paused").cloned();
+    assert_eq!(
+        paused.map(|c| (c.status, c.reason)),
+        Some(("True".to_string(), "TooManyFailures".to_string()))
+    );
     assert!(
         cluster
             .reasons_of("fragile")
@@ -259,10 +264,24 @@ async fn max_runs_fires_that_many_times_then_finishes() {
     let status = cluster.schedule("thrice").await.status.unwrap_or_default();
     assert_eq!(status.fired_count, 3);
     assert_eq!(status.next_fire_time, None);
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").cloned();
+    // Finished is what the spec asked for: Ready stays True, Finished says so.
+    let of = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    assert_eq!(of("Ready"), Some(("True".to_string(), "Finished".to_string())));
+    assert_eq!(of("Finished"), Some(("True".to_string(), "Finished".to_string())));
     assert_eq!(
-        ready.map(|c| (c.status, c.reason)),
-        Some(("False".to_string(), "Finished".to_string()))
+        of("Stalled"),
+        Some(("False".to_string(), "Progressing".to_string()))
+    );
+    assert!(
+        status.conditions.iter().all(|c| c.observed_generation.is_some()),
+        "every condition carries observedGeneration: {:?}",
+        status.conditions
     );
 }
 

@@ -194,7 +194,7 @@ async fn metrics_follow_each_schedule_and_the_queues_drain() {
     let text = metrics.encode();
     for line in [
         // 2026-01-01T00:01:00Z
-        r#"horolog_schedule_next_fire_timestamp_seconds{namespace="default",schedule="watched"} 1767225660"#,
+        r#"horolog_schedule_next_fire_time_seconds{namespace="default",schedule="watched"} 1767225660"#,
         r#"horolog_schedule_interval_seconds{namespace="default",schedule="watched"} 60"#,
         r#"horolog_schedule_runs_total{namespace="default",schedule="watched",outcome="Succeeded"} 1"#,
         r#"horolog_reconcile_queue_depth{controller="schedule"} 0"#,

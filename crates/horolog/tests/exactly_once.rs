@@ -337,16 +337,17 @@ async fn finished_runs_carry_the_conditions_batch_jobs_write() {
         status
             .conditions
             .iter()
-            .map(|c| (c.type_.clone(), c.status.clone()))
+            .map(|c| (c.type_.clone(), c.status.clone(), c.observed_generation))
             .collect::<Vec<_>>()
     };
+    // observedGeneration: kstatus readers compare it with metadata.generation.
     assert_eq!(
         condition(cluster.run("done-1767225600").await),
-        vec![("Complete".to_string(), "True".to_string())]
+        vec![("Complete".to_string(), "True".to_string(), Some(1))]
     );
     assert_eq!(
         condition(cluster.run("done-1767225660").await),
-        vec![("Failed".to_string(), "True".to_string())]
+        vec![("Failed".to_string(), "True".to_string(), Some(1))]
     );
 }
 

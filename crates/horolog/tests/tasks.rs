@@ -91,6 +91,20 @@ async fn a_tasks_limit_is_shared_by_all_its_schedules_oldest_fire_time_first() {
     assert_eq!(cluster.phases("a").await, vec![Running, Waiting]);
     assert_eq!(task_status(&cluster, "report").await.running_jobs, 1);
     assert_eq!(task_status(&cluster, "report").await.schedules, 2);
+    // kstatus conditions: Ready True, Stalled False, each with observedGeneration.
+    let conditions: Vec<_> = task_status(&cluster, "report")
+        .await
+        .conditions
+        .into_iter()
+        .map(|c| (c.type_, c.status, c.observed_generation))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            ("Ready".to_string(), "True".to_string(), Some(1)),
+            ("Stalled".to_string(), "False".to_string(), Some(1))
+        ]
+    );
     cluster.pod_exits("a-1767225600-1", 0, "").await;
     // b's run (fire time 30 s) is older than a's second run (60 s): it goes first.
     assert_eq!(

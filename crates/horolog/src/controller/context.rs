@@ -33,6 +33,10 @@ pub trait Observer: Send + Sync {
     }
     /// `depth` objects of `controller`'s kind wait for a reconcile that was asked for.
     fn queue_depth(&self, _controller: &'static str, _depth: usize) {}
+    /// An object of `controller`'s kind that was not waiting now waits for a reconcile.
+    fn queue_added(&self, _controller: &'static str) {}
+    /// A reconcile of `controller` starts after its object waited `waited`.
+    fn queue_waited(&self, _controller: &'static str, _waited: std::time::Duration) {}
     /// A Schedule fired `runs` JobRuns.
     fn fired(&self, _namespace: &str, _schedule: &str, _runs: usize) {}
     /// A JobRun reached a final phase after running `duration` (if it ran).
@@ -76,6 +80,15 @@ pub struct ScheduleState {
     pub interval_seconds: Option<f64>,
     /// The fire time of its latest successful run.
     pub last_success: Option<DateTime<Utc>>,
+    /// Whether its Ready condition is True, and that condition's reason.
+    pub ready: (bool, String),
+    /// The reason of its Paused condition (`Paused`, `TooManyFailures`, `NotPaused`) and
+    /// whether it is paused.
+    pub paused: (bool, String),
+    /// Its runs not yet finished and counted (`status.activeCount`).
+    pub active_runs: i64,
+    /// Failed runs in a row (`status.consecutiveFailures`).
+    pub consecutive_failures: i64,
 }
 
 /// The watch caches.

@@ -3,8 +3,9 @@
 //! depth is a metric (`horolog_reconcile_queue_depth`): a queue that stays deep means the
 //! reconcilers do not keep up (raise `--concurrency`, or look at the API server's latency).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::Resource;
@@ -48,7 +49,8 @@ impl<K: Resource<DynamicType = ()>> Queue<K> {
 /// requests for one object, so a set counts what waits.
 pub(super) struct Waiting {
     controller: &'static str,
-    keys: Mutex<HashSet<String>>,
+    /// Each waiting object, with when it started waiting.
+    keys: Mutex<HashMap<String, Instant>>,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -56,7 +58,7 @@ impl Waiting {
     fn new(controller: &'static str, observer: Option<Arc<dyn Observer>>) -> Arc<Waiting> {
         Arc::new(Waiting {
             controller,
-            keys: Mutex::new(HashSet::new()),
+            keys: Mutex::new(HashMap::new()),
             observer,
         })
     }
@@ -64,24 +66,31 @@ impl Waiting {
     fn requested(&self, key: String) {
         let depth = {
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            if !keys.insert(key) {
+            if keys.contains_key(&key) {
                 return;
             }
+            keys.insert(key, Instant::now());
             keys.len()
         };
+        if let Some(observer) = &self.observer {
+            observer.queue_added(self.controller);
+        }
         self.report(depth);
     }
 
     /// A reconcile of `key` (as `status::key_of` names it) starts: whatever it waited for is
     /// served by it.
     pub(super) fn started(&self, key: &str) {
-        let depth = {
+        let (depth, since) = {
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            if !keys.remove(key) {
+            let Some(since) = keys.remove(key) else {
                 return;
-            }
-            keys.len()
+            };
+            (keys.len(), since)
         };
+        if let Some(observer) = &self.observer {
+            observer.queue_waited(self.controller, since.elapsed());
+        }
         self.report(depth);
     }
 

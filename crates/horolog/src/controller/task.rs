@@ -16,7 +16,7 @@ use crate::api::{Condition, Task, TaskStatus, find_condition};
 pub const READY: &str = "Ready";
 
 /// Reconciles one Task: counts its running runs and its Schedules, checks its template.
-#[instrument(skip(task, ctx), fields(task = %task.name_any(), namespace = %task.namespace().unwrap_or_default()))]
+#[instrument(skip(task, ctx), fields(kind = "Task", namespace = %task.namespace().unwrap_or_default(), object = %task.name_any()))]
 pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Error> {
     if task.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -52,17 +52,24 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
         schedules: schedules as i32,
         ..old.clone()
     };
-    let previous = find_condition(&old.conditions, READY);
-    let condition = Condition::transition(
-        previous,
-        READY,
-        ok,
-        reason,
-        message,
-        task.metadata.generation,
-        ctx.now(),
-    );
-    set_condition(&mut status.conditions, condition);
+    // kstatus: Stalled is True exactly while Ready is False (a person must fix the template).
+    let stalled_reason = if ok { "Progressing" } else { reason };
+    for (type_, on, reason, message) in [
+        (READY, ok, reason, message.clone()),
+        ("Stalled", !ok, stalled_reason, message),
+    ] {
+        let previous = find_condition(&old.conditions, type_);
+        let condition = Condition::transition(
+            previous,
+            type_,
+            on,
+            reason,
+            message,
+            task.metadata.generation,
+            ctx.now(),
+        );
+        set_condition(&mut status.conditions, condition);
+    }
     ctx.status
         .patch(&ctx.client, task.as_ref(), &old, &status)
         .await?;

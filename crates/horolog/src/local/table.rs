@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::api::{JobRun, Schedule, find_condition};
+use crate::api::{Condition, JobRun, Schedule, find_condition};
 use horolog_memserver::{ApiServer, Change, ChangeKind};
 
 /// The table's header line.
@@ -128,7 +128,12 @@ impl<W: Write> Table<W> {
                     return;
                 };
                 let conditions = schedule.status.map(|s| s.conditions).unwrap_or_default();
-                match find_condition(&conditions, "Ready").filter(|c| c.status == "False") {
+                // Paused and Finished are Ready=True (the operator does what the spec says) but
+                // still worth a line.
+                let stopped = |c: &&Condition| {
+                    c.status == "False" || matches!(c.reason.as_str(), "Paused" | "Finished")
+                };
+                match find_condition(&conditions, "Ready").filter(stopped) {
                     Some(ready) => {
                         let why = format!("{}: {}", ready.reason, ready.message);
                         if self.not_ready.get(&key(object)) != Some(&why) {

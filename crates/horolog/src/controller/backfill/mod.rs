@@ -103,7 +103,7 @@ fn backfills_where(
 
 /// Reconciles one Backfill: read the caches, decide, create the batch's runs, write status
 /// when it changed, publish Events.
-#[instrument(skip(backfill, ctx), fields(backfill = %backfill.name_any(), namespace = %backfill.namespace().unwrap_or_default()))]
+#[instrument(skip(backfill, ctx), fields(kind = "Backfill", namespace = %backfill.namespace().unwrap_or_default(), object = %backfill.name_any()))]
 pub async fn reconcile(backfill: Arc<Backfill>, ctx: Arc<Context>) -> Result<Action, Error> {
     if backfill.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());

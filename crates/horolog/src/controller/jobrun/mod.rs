@@ -31,7 +31,7 @@ use decide::{Act, Decision, Input};
 pub const RUNNING_REPORT_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Reconciles one JobRun.
-#[instrument(skip(run, ctx), fields(jobrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), schedule = run.spec.schedule_name.as_deref().unwrap_or("")))]
+#[instrument(skip(run, ctx), fields(kind = "JobRun", namespace = %run.namespace().unwrap_or_default(), object = %run.name_any(), fire_time = %run.fire_time().to_rfc3339(), schedule = run.spec.schedule_name.as_deref().unwrap_or("")))]
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     if run.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -119,7 +119,11 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
             }
         }
     }
-    if let Some(status) = &decision.status {
+    if let Some(status) = &mut decision.status {
+        // Every condition says which generation it was computed from (kstatus).
+        for condition in &mut status.conditions {
+            condition.observed_generation = condition.observed_generation.or(run.metadata.generation);
+        }
         ctx.status.patch(&ctx.client, run, &old, status).await?;
         if old.phase != status.phase {
             finished(ctx, run, status);

@@ -6,6 +6,7 @@ use crate::api::{
     BACKFILL_LABEL, CatchUpPolicy, CoalescePolicy, Duration as ApiDuration, JobRunPhase, JobRunStatus,
     JobTemplate, RESUME_ANNOTATION, SCHEDULE_LABEL, ScheduleSpec, TaskRef, TaskSpec, TriggerSpec,
 };
+use crate::controller::schedule::ready::{FINISHED, PAUSED, STALLED};
 use crate::controller::schedule::{run_name, trigger_hash};
 use crate::controller::test_support::{at, hourly_schedule};
 
@@ -486,7 +487,11 @@ fn pausing_says_so_once_and_resuming_catches_up_what_passed() {
     world.edit(|spec| spec.paused = true);
     let paused = world.pass(hour(2) + secs(1));
     assert!(paused.create.is_empty());
-    assert_eq!(ready(&paused), Some(("False", "Paused")));
+    // Paused is what the spec asks for: Ready stays True (kubectl wait, Argo CD), Paused says it.
+    assert_eq!(ready(&paused), Some(("True", "Paused")));
+    assert_eq!(condition(&paused, PAUSED), Some(("True", "Paused")));
+    assert_eq!(condition(&paused, STALLED), Some(("False", "Progressing")));
+    assert_eq!(condition(&paused, FINISHED), Some(("False", "NotFinished")));
     assert_eq!(events(&paused), [(false, "Paused")]);
     assert_eq!(paused.status.cursor, Some(created()), "the cursor waits");
     assert_eq!(paused.status.next_fire_time, None);
@@ -525,6 +530,8 @@ fn too_many_failures_in_a_row_stop_firing_with_warnings() {
     assert_eq!(decision.status.consecutive_failures, 2);
     assert!(decision.status.active.is_empty());
     assert_eq!(ready(&decision), Some(("False", "TooManyFailures")));
+    assert_eq!(condition(&decision, PAUSED), Some(("True", "TooManyFailures")));
+    assert_eq!(condition(&decision, STALLED), Some(("True", "TooManyFailures")));
     assert_eq!(
         condition(&decision, settle::LAST_RUN_SUCCEEDED),
         Some(("False", "Failed"))
@@ -599,7 +606,7 @@ fn run_now_fires_once_per_annotation_value_even_while_paused() {
         "run-now runs do not count toward maxRuns"
     );
     assert_eq!(active(&decision.status), [run_now_name("nightly", "a")]);
-    assert_eq!(ready(&decision), Some(("False", "Paused")));
+    assert_eq!(ready(&decision), Some(("True", "Paused")));
     assert_eq!(decision.write, Write::Now);
 
     assert!(
@@ -758,9 +765,11 @@ fn max_runs_caps_the_runs_and_finishes_the_schedule() {
     assert_eq!(decision.status.fired_count, 2);
     assert_eq!(decision.status.next_fire_time, None);
     assert!(decision.status.upcoming_fire_times.is_empty());
-    assert_eq!(ready(&decision), Some(("False", "Finished")));
+    assert_eq!(ready(&decision), Some(("True", "Finished")));
+    assert_eq!(condition(&decision, FINISHED), Some(("True", "Finished")));
+    assert_eq!(condition(&decision, PAUSED), Some(("False", "NotPaused")));
     assert_eq!(
-        find_condition(&decision.status.conditions, READY).map(|c| c.message.as_str()),
+        find_condition(&decision.status.conditions, FINISHED).map(|c| c.message.as_str()),
         Some("fired maxRuns (2) times")
     );
     assert_eq!(events(&decision), [(false, "Finished")]);
@@ -807,7 +816,8 @@ fn a_schedule_whose_trigger_has_no_more_fire_times_finishes() {
     };
     let fired = world.pass(created() + TimeDelta::minutes(6));
     assert_eq!(fired.create.len(), 1);
-    assert_eq!(ready(&fired), Some(("False", "Finished")));
+    assert_eq!(ready(&fired), Some(("True", "Finished")));
+    assert_eq!(condition(&fired, FINISHED), Some(("True", "Finished")));
     assert_eq!(fired.status.finished_at, None);
     let name = fired.create[0].name_any();
     world.end(&name, JobRunPhase::Failed, created() + TimeDelta::minutes(7));

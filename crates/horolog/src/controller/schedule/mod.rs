@@ -141,7 +141,7 @@ pub(crate) fn jobrun_for(
 
 /// Reconciles one Schedule: read the caches, decide, create runs (and the Pods of those that
 /// may start), write status when it changed, delete history, publish Events, requeue.
-#[instrument(skip(schedule, ctx), fields(schedule = %schedule.name_any(), namespace = %schedule.namespace().unwrap_or_default()))]
+#[instrument(skip(schedule, ctx), fields(kind = "Schedule", namespace = %schedule.namespace().unwrap_or_default(), object = %schedule.name_any()))]
 pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {
     if schedule.meta().deletion_timestamp.is_some() {
         // Garbage collection removes the runs with their owner.
@@ -337,7 +337,17 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
             _ => None,
         },
         last_success: decision.status.last_successful_time,
+        ready: condition_of(&decision.status, READY),
+        paused: condition_of(&decision.status, "Paused"),
+        active_runs: i64::from(decision.status.active_count),
+        consecutive_failures: decision.status.consecutive_failures,
     });
+}
+
+/// (status is True, reason) of a condition of `status`; (false, "") when it is absent.
+fn condition_of(status: &crate::api::ScheduleStatus, type_: &str) -> (bool, String) {
+    crate::api::find_condition(&status.conditions, type_)
+        .map_or((false, String::new()), |c| (c.status == "True", c.reason.clone()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Whether a Schedule fires: the gates that stop it (an invalid trigger, a missing Task, a
-//! pause, too many failures, the end of its trigger), the Ready condition that says which,
-//! and the Events of its transitions.
+//! pause, too many failures, the end of its trigger), the conditions that say which (kstatus
+//! style: `Ready` is False only where a person must act; `Paused`, `Finished` and `Stalled`
+//! say the rest), and the Events of their transitions.
 
 use chrono::{DateTime, Utc};
 
@@ -18,6 +19,24 @@ pub struct Gate {
     pub message: String,
     /// True when the transition deserves a Warning Event.
     pub warning: bool,
+}
+
+/// The condition type that says whether the Schedule is paused (spec.paused, or
+/// pauseAfterFailures).
+pub const PAUSED: &str = "Paused";
+/// The condition type that says whether the trigger has no more fire times (or maxRuns
+/// were fired).
+pub const FINISHED: &str = "Finished";
+/// The kstatus condition type that is True exactly while Ready is False: the operator cannot
+/// make progress until a person acts. kstatus-based tools (Flux, kpt, cli-utils) read it.
+pub const STALLED: &str = "Stalled";
+
+impl Gate {
+    /// True when a person must act: everything but a pause the spec asks for and the end of
+    /// the trigger, which are the operator doing what the spec says.
+    pub fn needs_person(&self) -> bool {
+        !matches!(self.reason, "Paused" | "Finished")
+    }
 }
 
 /// The reasons of the gates a Schedule is resumed from.
@@ -112,12 +131,14 @@ pub fn finished(status: &ScheduleStatus, max_runs: Option<i64>, trigger: &str) -
     }
 }
 
-/// Sets the Ready condition and the Events of its transitions.
+/// Sets the Ready, Stalled, Paused and Finished conditions and the Events of their
+/// transitions. Ready keeps the gate's reason (`Paused`, `Finished`, ...) whatever its status,
+/// so `kubectl get` shows why a Schedule does not fire.
 pub fn ready(pass: &mut Pass<'_>, gate: Option<&Gate>, generation: Option<i64>, now: DateTime<Utc>) {
     let previous = find_condition(&pass.old.conditions, READY);
     let previous_reason = previous.map(|c| c.reason.as_str());
     let (ok, reason, message) = match gate {
-        Some(gate) => (false, gate.reason, gate.message.clone()),
+        Some(gate) => (!gate.needs_person(), gate.reason, gate.message.clone()),
         None => (
             true,
             "Scheduled",
@@ -127,8 +148,51 @@ pub fn ready(pass: &mut Pass<'_>, gate: Option<&Gate>, generation: Option<i64>, 
     if previous_reason != Some(reason) {
         pass.events.extend(transition(gate, previous_reason));
     }
-    let condition = Condition::transition(previous, READY, ok, reason, message, generation, now);
-    set_condition(&mut pass.status.conditions, condition);
+    let (stalled_reason, stalled_message) = if ok {
+        (
+            "Progressing",
+            "the operator is doing what the spec says".to_string(),
+        )
+    } else {
+        (reason, message.clone())
+    };
+    let (paused, paused_reason, paused_message) = paused(pass);
+    let (finished, finished_message) = match gate.filter(|g| g.reason == "Finished") {
+        Some(gate) => (true, gate.message.clone()),
+        None => (false, "the trigger has more fire times".to_string()),
+    };
+    let finished_reason = if finished { "Finished" } else { "NotFinished" };
+    let status = &mut pass.status.conditions;
+    for (type_, on, reason, message) in [
+        (READY, ok, reason, message),
+        (STALLED, !ok, stalled_reason, stalled_message),
+        (PAUSED, paused, paused_reason, paused_message),
+        (FINISHED, finished, finished_reason, finished_message),
+    ] {
+        let previous = find_condition(&pass.old.conditions, type_);
+        let condition = Condition::transition(previous, type_, on, reason, message, generation, now);
+        set_condition(status, condition);
+    }
+}
+
+/// The Paused condition: True with reason `Paused` for spec.paused, `TooManyFailures` for
+/// pauseAfterFailures, whatever else stops the Schedule.
+fn paused(pass: &Pass<'_>) -> (bool, &'static str, String) {
+    let spec = &pass.input.schedule.spec;
+    if spec.paused {
+        return (true, "Paused", "spec.paused is true".into());
+    }
+    match spec.pause_after_failures {
+        Some(limit) if pass.status.consecutive_failures >= i64::from(limit) => (
+            true,
+            "TooManyFailures",
+            format!(
+                "{} consecutive runs failed (pauseAfterFailures {limit})",
+                pass.status.consecutive_failures
+            ),
+        ),
+        _ => (false, "NotPaused", "spec.paused is false".into()),
+    }
 }
 
 /// The Event of a change of the Ready reason, if it deserves one.

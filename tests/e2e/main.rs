@@ -70,6 +70,7 @@ mod controls;
 mod exactly_once;
 mod executors;
 mod harness;
+mod ownership;
 mod schema;
 mod tasks;
 

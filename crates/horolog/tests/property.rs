@@ -321,7 +321,11 @@ fn grid(created: DateTime<Utc>, secs: i64, until: DateTime<Utc>) -> BTreeSet<Dat
 
 /// Every Pod someone else made under one of our names is still there, never deleted nor
 /// adopted, and no run counted it as its own attempt.
-async fn check_squatted(cluster: &Cluster, squatted: &[Pod], witness: &Witness) -> Result<(), String> {
+async fn check_squatted(
+    cluster: &Cluster,
+    squatted: &[Pod],
+    runs: &BTreeMap<String, JobRun>,
+) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
     for pod in squatted {
         let name = pod.name_any();
@@ -337,7 +341,7 @@ async fn check_squatted(cluster: &Cluster, squatted: &[Pod], witness: &Witness) 
             return Err(format!("foreign Pod {name} was adopted: {:?}", now.metadata));
         }
         let run = name.trim_end_matches("-1");
-        if let Some(run) = witness.last.get(run)
+        if let Some(run) = runs.get(run)
             && let Some(status) = &run.status
             && status.pod_name.as_deref() == Some(name.as_str())
             && status.reason.as_deref() != Some("NameConflict")
@@ -453,12 +457,8 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     cluster.stop_operator().await;
     cluster.settle().await;
     let squatted = squatted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    check_squatted(
-        &cluster,
-        &squatted,
-        &witness.lock().unwrap_or_else(|p| p.into_inner()),
-    )
-    .await?;
+    let runs = witness.lock().unwrap_or_else(|p| p.into_inner()).last.clone();
+    check_squatted(&cluster, &squatted, &runs).await?;
     for (i, case) in cases.iter().enumerate() {
         let schedule = cluster.schedule(&format!("s{i}")).await;
         check(

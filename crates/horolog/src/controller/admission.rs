@@ -197,7 +197,8 @@ fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) {
                     && ctx.pods.latest(&cached).is_none()
                     && ctx.jobs.of_run(&cached).is_none()
             }
-            None => !ctx.runs.was_deleted(&namespace, name),
+            // By uid: a run created again under a deleted one's name keeps its reservation.
+            None => !run.uid().is_some_and(|uid| ctx.runs.was_deleted_uid(&uid)),
         }
     });
     if runs.is_empty() {

@@ -104,6 +104,9 @@ const TOMBSTONES: usize = 10_000;
 struct Tombstones {
     order: VecDeque<(String, String)>,
     set: HashSet<(String, String)>,
+    /// The same runs by uid (a run created again under a deleted one's name is not deleted).
+    uids: VecDeque<String>,
+    uid_set: HashSet<String>,
 }
 
 impl RunIndex {
@@ -175,6 +178,25 @@ impl RunIndex {
                 deleted.set.remove(&oldest);
             }
         }
+        if let Some(uid) = run.uid()
+            && deleted.uid_set.insert(uid.clone())
+        {
+            deleted.uids.push_back(uid);
+        }
+        while deleted.uids.len() > TOMBSTONES {
+            if let Some(oldest) = deleted.uids.pop_front() {
+                deleted.uid_set.remove(&oldest);
+            }
+        }
+    }
+
+    /// True when the watch reported the run with `uid` deleted lately.
+    pub fn was_deleted_uid(&self, uid: &str) -> bool {
+        let deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        deleted.uid_set.contains(uid)
     }
 
     /// True when the watch reported run `name` deleted lately.
@@ -660,6 +682,22 @@ mod tests {
             visible(&cached),
             ["a-1", "a-2"],
             "the watch event and a relist end it"
+        );
+    }
+
+    #[test]
+    fn a_deleted_run_is_remembered_by_uid_too() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        let mut first = run("a-1", "a");
+        first.metadata.uid = Some("u1".into());
+        deliver(&index, &mut writer, &store, Watch::Apply(first.clone()));
+        deliver(&index, &mut writer, &store, Watch::Delete(first));
+        assert!(index.was_deleted("default", "a-1"));
+        assert!(index.was_deleted_uid("u1"));
+        assert!(
+            !index.was_deleted_uid("u2"),
+            "the run created again under its name"
         );
     }
 

@@ -72,6 +72,7 @@ mod controls;
 mod exactly_once;
 mod executors;
 mod harness;
+mod ownership;
 mod schema;
 mod tasks;
 

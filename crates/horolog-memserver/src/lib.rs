@@ -292,6 +292,21 @@ impl ApiServer {
         Ok((*created.value).clone())
     }
 
+    /// Makes garbage collection lag, as on a real cluster, where kube-controller-manager
+    /// deletes (or, with `propagationPolicy: Orphan`, releases) the dependents of a deleted
+    /// owner a moment after it goes: until [`ApiServer::release_garbage_collection`], they stay
+    /// as they are. Without it, dependents are collected in the same request that removes
+    /// their owner.
+    pub fn hold_garbage_collection(&self) {
+        self.lock().hold_garbage();
+    }
+
+    /// Collects every dependent held since [`ApiServer::hold_garbage_collection`], and
+    /// collects at once again from now on.
+    pub fn release_garbage_collection(&self) {
+        self.lock().release_garbage();
+    }
+
     /// The resource version of the latest change.
     pub fn resource_version(&self) -> u64 {
         self.lock().resource_version()

@@ -158,6 +158,9 @@ pub(crate) struct Store {
     changes: broadcast::Sender<Arc<Change>>,
     /// Where the deletes and patches the garbage collector would send are counted.
     counts: Arc<RequestCounts>,
+    /// While set, the garbage collector lags: the owners removed meanwhile (uid, orphan)
+    /// wait here until [`Store::release_garbage`].
+    held_garbage: Option<Vec<(String, bool)>>,
 }
 
 /// How many changes a slow watcher may fall behind before it is told to relist.
@@ -177,6 +180,7 @@ impl Store {
             compacted_through: 0,
             changes: broadcast::channel(BROADCAST_CAPACITY).0,
             counts,
+            held_garbage: None,
         }
     }
 
@@ -513,20 +517,30 @@ impl Store {
         dry_run: bool,
     ) -> Result<Object, ApiError> {
         let current = self.get(rt, namespace, name)?;
-        if options
-            .precondition_uid
-            .as_deref()
-            .is_some_and(|uid| Some(uid) != meta_str(&current, "uid"))
-        {
-            return Err(ApiError::conflict(
+        // As the real server's storage checks `DeleteOptions.preconditions`: 409 Conflict.
+        let failed = |field: &str, wanted: &str, actual: Option<&str>| {
+            ApiError::conflict(
                 rt,
                 name,
-                "the UID in the precondition does not match the object",
-            ));
+                &format!(
+                    "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {}",
+                    actual.unwrap_or_default()
+                ),
+            )
+        };
+        if let Some(uid) = options.precondition_uid.as_deref()
+            && Some(uid) != meta_str(&current, "uid")
+        {
+            return Err(failed("UID", uid, meta_str(&current, "uid")));
         }
-        let version = options.precondition_resource_version.as_deref();
-        if version.is_some_and(|v| Some(v) != meta_str(&current, "resourceVersion")) {
-            return Err(ApiError::stale(rt, name));
+        if let Some(version) = options.precondition_resource_version.as_deref()
+            && Some(version) != meta_str(&current, "resourceVersion")
+        {
+            return Err(failed(
+                "ResourceVersion",
+                version,
+                meta_str(&current, "resourceVersion"),
+            ));
         }
         if dry_run {
             return Ok(Object::new(current));
@@ -609,7 +623,10 @@ impl Store {
         let object = self.take(key)?;
         let uid = meta_str(&object, "uid").unwrap_or_default().to_string();
         let gone = self.emit_deleted(key, object)?;
-        self.collect_garbage(uid, orphan);
+        match self.held_garbage.as_mut() {
+            Some(held) => held.push((uid, orphan)),
+            None => self.collect_garbage(uid, orphan),
+        }
         if key.group.is_empty() && key.plural == "namespaces" {
             self.delete_contents_of(&key.name);
         }
@@ -630,6 +647,20 @@ impl Store {
             self.counts
                 .count_garbage_collection(Verb::Delete, &key.group, &key.plural);
             self.delete_key(&key, false, None);
+        }
+    }
+
+    /// From now on, dependents of removed owners are left alone until
+    /// [`Store::release_garbage`], as a real cluster's garbage collector acts a moment after
+    /// the owner goes.
+    pub fn hold_garbage(&mut self) {
+        self.held_garbage.get_or_insert_default();
+    }
+
+    /// Collects what was held, in the order the owners went, and stops holding.
+    pub fn release_garbage(&mut self) {
+        for (uid, orphan) in self.held_garbage.take().unwrap_or_default() {
+            self.collect_garbage(uid, orphan);
         }
     }
 

@@ -1338,3 +1338,78 @@ async fn garbage_collection_deletes_a_scheduled_pod_gracefully() {
         .unwrap();
     assert!(api_error(pods.get("child").await).is_not_found());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_with_a_failed_precondition_is_a_conflict_and_deletes_nothing() {
+    let (_, _, client) = server();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client);
+    let first = maps
+        .create(&PostParams::default(), &config_map("named", &[]))
+        .await
+        .unwrap();
+    maps.delete("named", &DeleteParams::default()).await.unwrap();
+    let again = maps
+        .create(&PostParams::default(), &config_map("named", &[]))
+        .await
+        .unwrap();
+    let with = |uid: Option<String>, version: Option<String>| DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid,
+            resource_version: version,
+        }),
+        ..DeleteParams::default()
+    };
+    let stale_uid = api_error(maps.delete("named", &with(first.uid(), None)).await);
+    assert_eq!((stale_uid.code, stale_uid.reason.as_str()), (409, "Conflict"));
+    assert!(
+        stale_uid
+            .message
+            .contains("Precondition failed: UID in precondition"),
+        "{}",
+        stale_uid.message
+    );
+    let stale_version = api_error(maps.delete("named", &with(None, Some("1".into()))).await);
+    assert_eq!(stale_version.code, 409);
+    assert!(
+        stale_version
+            .message
+            .contains("ResourceVersion in precondition: 1")
+    );
+    assert_eq!(maps.get("named").await.unwrap().uid(), again.uid(), "still there");
+    maps.delete("named", &with(again.uid(), again.resource_version()))
+        .await
+        .unwrap();
+    assert!(api_error(maps.get("named").await).is_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_garbage_collection_leaves_dependents_until_released() {
+    let (server, _, client) = server();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    for (owner, child) in [("owner", "child"), ("orphaner", "orphan")] {
+        let owner = maps
+            .create(&PostParams::default(), &config_map(owner, &[]))
+            .await
+            .unwrap();
+        let mut child = pod(child);
+        child.metadata.owner_references = Some(vec![owner.controller_owner_ref(&()).unwrap()]);
+        pods.create(&PostParams::default(), &child).await.unwrap();
+    }
+    server.hold_garbage_collection();
+    maps.delete("owner", &DeleteParams::background()).await.unwrap();
+    maps.delete("orphaner", &DeleteParams::orphan()).await.unwrap();
+    assert!(api_error(maps.get("owner").await).is_not_found());
+    assert_eq!(pods.get("child").await.unwrap().owner_references().len(), 1);
+    assert_eq!(pods.get("orphan").await.unwrap().owner_references().len(), 1);
+    server.release_garbage_collection();
+    assert!(pods.get("orphan").await.unwrap().owner_references().is_empty());
+    let child = pods.get("child").await;
+    assert!(
+        child.as_ref().is_err()
+            || child
+                .as_ref()
+                .is_ok_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "collected: {child:?}"
+    );
+}

@@ -395,3 +395,284 @@ async fn a_cancelled_pending_run_ends_at_once_and_a_cancelled_running_one_loses_
         .collect();
     assert_eq!(names.len(), 2);
 }
+
+/// A Pod that a StatefulSet (or `kubectl run`) made, named as a run's first attempt.
+fn foreign_pod(name: &str, labels: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "victim",
+                "uid": "0b5e7c3a-sts", "controller": true}],
+        },
+        "spec": {"containers": [{"name": "db", "image": "postgres"}]},
+    }))
+    .unwrap_or_else(|err| panic!("pod: {err}"))
+}
+
+async fn status_of(cluster: &Cluster, run: &str) -> horolog::api::JobRunStatus {
+    cluster.run(run).await.and_then(|r| r.status).unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_operator_did_not_create_is_neither_adopted_nor_deleted() {
+    let cluster = Cluster::start().await;
+    // A StatefulSet's Pod, and one that even carries the run's labels but no owner of ours.
+    cluster
+        .create_pod(foreign_pod("victim-1", json!({"app": "db"})))
+        .await;
+    let mut labelled = foreign_pod(
+        "mimic-1",
+        json!({"horolog.dev/jobrun": "mimic", "horolog.dev/attempt": "1"}),
+    );
+    labelled.metadata.owner_references = None;
+    cluster.create_pod(labelled).await;
+    let uids = |pods: Vec<k8s_openapi::api::core::v1::Pod>| {
+        pods.iter()
+            .map(|p| (p.name_any(), p.uid(), p.metadata.deletion_timestamp.is_some()))
+            .collect::<Vec<_>>()
+    };
+    let before = uids(cluster.pods().await);
+    for name in ["victim", "mimic"] {
+        cluster.create_run(one_off(name)).await;
+        cluster
+            .patch_run(
+                name,
+                json!({"metadata": {"annotations": {"horolog.dev/cancel": "ops"}}}),
+            )
+            .await;
+        let status = status_of(&cluster, name).await;
+        assert_eq!(status.phase, Some(JobRunPhase::Failed), "{name}: {status:?}");
+        assert_eq!(status.reason.as_deref(), Some("NameConflict"));
+        let pod = format!("{name}-1");
+        assert!(
+            cluster
+                .events_of(name)
+                .await
+                .iter()
+                .any(|(reason, note)| reason == "Failed" && note.contains(&format!("pod {pod}"))),
+            "a Warning Event names the pod"
+        );
+    }
+    assert_eq!(uids(cluster.pods().await), before, "neither Pod touched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jobrun_created_again_under_its_name_runs_fresh() {
+    let cluster = Cluster::start().await;
+    cluster.create_run(one_off("again")).await;
+    cluster.pod_exits("again-1", 0, "first").await;
+    assert_eq!(
+        status_of(&cluster, "again").await.phase,
+        Some(JobRunPhase::Succeeded)
+    );
+    let runs: kube::Api<horolog::api::JobRun> = kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    // As README says to re-run it: delete the JobRun (its Pod goes by owner), create it again.
+    runs.delete("again", &Default::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete: {err}"));
+    cluster.settle().await;
+    assert!(cluster.pod_names().await.is_empty());
+    cluster.create_run(one_off("again")).await;
+    let status = status_of(&cluster, "again").await;
+    assert_ne!(status.phase, Some(JobRunPhase::Failed), "{status:?}");
+    assert_eq!(
+        cluster.pod_names().await,
+        vec!["again-1"],
+        "a fresh first attempt"
+    );
+    cluster.pod_exits("again-1", 0, "second").await;
+    let status = status_of(&cluster, "again").await;
+    assert_eq!(status.phase, Some(JobRunPhase::Succeeded));
+    assert_eq!(status.result.as_deref(), Some("second"));
+
+    // On a real cluster the old Pod outlives its JobRun a moment: the new run waits for it.
+    cluster.server.hold_garbage_collection();
+    runs.delete("again", &Default::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete: {err}"));
+    cluster.settle().await;
+    cluster.create_run(one_off("again")).await;
+    cluster.advance(3).await;
+    let new_uid = cluster.run("again").await.and_then(|r| r.uid());
+    let owner = |pods: Vec<k8s_openapi::api::core::v1::Pod>| {
+        pods.iter()
+            .flat_map(|p| {
+                p.owner_references()
+                    .iter()
+                    .map(|o| o.uid.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(
+        owner(cluster.pods().await),
+        vec![new_uid.clone().unwrap_or_default()]
+    );
+    assert_ne!(
+        status_of(&cluster, "again").await.phase,
+        Some(JobRunPhase::Failed)
+    );
+    cluster.server.release_garbage_collection();
+    cluster.advance(6).await;
+    assert_eq!(
+        owner(cluster.pods().await),
+        vec![new_uid.unwrap_or_default()],
+        "once the old Pod is gone, the new run creates its own"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_run_created_again_under_its_name_runs_fresh() {
+    let cluster = Cluster::start_with(|config| config.job_executor = true).await;
+    let as_job = || {
+        let mut run = one_off("batch");
+        run.spec.run.executor = Some(horolog::api::Executor::Job);
+        run
+    };
+    cluster.create_run(as_job()).await;
+    let runs: kube::Api<horolog::api::JobRun> = kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    runs.delete("batch", &Default::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete: {err}"));
+    cluster.settle().await;
+    cluster.create_run(as_job()).await;
+    let status = status_of(&cluster, "batch").await;
+    assert_ne!(status.phase, Some(JobRunPhase::Failed), "{status:?}");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    let job = jobs
+        .get("batch-1")
+        .await
+        .unwrap_or_else(|err| panic!("the new run's Job: {err}"));
+    assert_eq!(
+        job.owner_references().first().map(|o| o.uid.clone()),
+        cluster.run("batch").await.and_then(|r| r.uid())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_created_again_under_its_name_never_inherits_the_old_ones_runs() {
+    let cluster = Cluster::start().await;
+    let from_t0 = || {
+        schedule(
+            "reborn",
+            TriggerSpec {
+                interval: Some("1h".parse().unwrap_or_default()),
+                start_time: Some(t0().fixed_offset()),
+                ..TriggerSpec::default()
+            },
+        )
+        .grace("1h")
+    };
+    cluster.apply(from_t0()).await;
+    let first = "reborn-1767225600";
+    let old_uid = cluster.schedule("reborn").await.uid();
+    assert!(cluster.run(first).await.is_some());
+    // Deleted and applied again at once: on a real cluster the old run is still there.
+    cluster.server.hold_garbage_collection();
+    cluster.delete_schedule("reborn").await;
+    cluster.advance(1).await;
+    cluster.apply(from_t0()).await;
+    cluster.advance(2).await;
+    let new_uid = cluster.schedule("reborn").await.uid();
+    assert_ne!(new_uid, old_uid);
+    let status = cluster.schedule("reborn").await.status.unwrap_or_default();
+    assert!(
+        status.active.iter().all(|a| a.name != first),
+        "the old Schedule's run is not this one's: {:?}",
+        status.active
+    );
+    cluster.server.release_garbage_collection();
+    cluster.advance(6).await;
+    let run = cluster
+        .run(first)
+        .await
+        .unwrap_or_else(|| panic!("the fire time runs again, for the new Schedule"));
+    assert_eq!(run.owner_references().first().map(|o| o.uid.clone()), new_uid);
+    assert_eq!(
+        cluster
+            .pods()
+            .await
+            .iter()
+            .map(|p| p.owner_references()[0].uid.clone())
+            .collect::<Vec<_>>(),
+        vec![run.uid().unwrap_or_default()]
+    );
+}
+
+/// A Schedule of one slot with five runs waiting for it.
+async fn five_waiting(cluster: &Cluster, name: &str) {
+    cluster
+        .apply(
+            every(name, "1m")
+                .max_running(1, ConcurrencyPolicy::Wait)
+                .history(10, 10),
+        )
+        .await;
+    for _ in 0..5 {
+        cluster.advance(60).await;
+    }
+    use JobRunPhase::*;
+    assert_eq!(
+        cluster.phases(name).await,
+        vec![Pending, Waiting, Waiting, Waiting, Waiting, Waiting]
+    );
+}
+
+async fn delete_schedule_with(cluster: &Cluster, name: &str, params: kube::api::DeleteParams) {
+    let api: kube::Api<horolog::api::Schedule> = kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    api.delete(name, &params)
+        .await
+        .unwrap_or_else(|err| panic!("delete schedule: {err}"));
+    cluster.settle().await;
+    cluster.advance(1).await;
+}
+
+fn reasons(runs: &[horolog::api::JobRun]) -> Vec<(Option<JobRunPhase>, Option<String>)> {
+    runs.iter()
+        .map(|r| {
+            let status = r.status.clone().unwrap_or_default();
+            (status.phase, status.reason)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_schedule_starts_none_of_its_waiting_runs() {
+    let cancelled = (Some(JobRunPhase::Cancelled), Some("ScheduleDeleted".to_string()));
+    // Background (kubectl's default) while garbage collection lags, as on a real cluster.
+    let cluster = Cluster::start().await;
+    five_waiting(&cluster, "queue").await;
+    cluster.server.hold_garbage_collection();
+    delete_schedule_with(&cluster, "queue", kube::api::DeleteParams::background()).await;
+    assert_eq!(cluster.pod_names().await.len(), 1, "nothing else started");
+    let runs = cluster.runs_of("queue").await;
+    assert_eq!(reasons(&runs[1..]), vec![cancelled.clone(); 5]);
+    let run = runs[1].name_any();
+    assert!(cluster.reasons_of(&run).await.contains(&"Cancelled".to_string()));
+    cluster.server.release_garbage_collection();
+    cluster.settle().await;
+    assert!(cluster.runs_of("queue").await.is_empty());
+
+    // --cascade=orphan: the runs stay, without owner.
+    for hold in [false, true] {
+        let name = if hold { "kept-held" } else { "kept" };
+        five_waiting(&cluster, name).await;
+        if hold {
+            cluster.server.hold_garbage_collection();
+        }
+        delete_schedule_with(&cluster, name, kube::api::DeleteParams::orphan()).await;
+        cluster.server.release_garbage_collection();
+        cluster.advance(60).await;
+        let runs = cluster.runs_of(name).await;
+        assert_eq!(runs.len(), 6, "{name}: orphaned, not deleted");
+        assert_eq!(reasons(&runs[1..]), vec![cancelled.clone(); 5], "{name}");
+        let pods = cluster.pod_names().await;
+        assert_eq!(
+            pods.iter().filter(|p| p.starts_with(&format!("{name}-"))).count(),
+            1,
+            "{name}: {pods:?}"
+        );
+    }
+}

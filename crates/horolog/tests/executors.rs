@@ -87,6 +87,10 @@ async fn a_job_run_follows_its_job_to_success_with_the_result_of_its_pod() {
         status: None,
     };
     pod.metadata.name = Some("batch-1767225600-1-x7k2p".into());
+    // The Job controls its Pods (the run's Pods are those of its Job).
+    pod.metadata.owner_references = Some(vec![
+        kube::Resource::controller_owner_ref(job, &()).unwrap_or_else(|| panic!("the Job's owner reference")),
+    ]);
     cluster.create_pod(pod).await;
     cluster.pod_exits("batch-1767225600-1-x7k2p", 0, "rows: 12").await;
     job_status(

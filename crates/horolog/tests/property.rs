@@ -86,6 +86,9 @@ enum Step {
     DeleteSettled(usize),
     /// A user pauses one Schedule and resumes it this many seconds later.
     Pause { pick: usize, secs: u64 },
+    /// Someone else (a StatefulSet, `kubectl run`) creates a Pod named as the first attempt of
+    /// one Schedule's next run: the operator must neither adopt nor delete it.
+    Squat(usize),
 }
 
 fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
@@ -141,6 +144,14 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The steps of [`step`], and now and then a Pod someone else made under one of our names.
+fn step_with_squats() -> impl Strategy<Value = Step> {
+    prop_oneof![8 => step(), 2 => any::<usize>().prop_map(Step::Squat)]
+}
+
+/// The Pods [`Step::Squat`] made, as created.
+type Squatted = Arc<Mutex<Vec<Pod>>>;
+
 fn build(name: &str, case: &ScheduleCase) -> Schedule {
     let mut schedule = every(name, &format!("{}s", case.interval_secs))
         .coalesce(case.coalesce)
@@ -186,8 +197,33 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
     witness
 }
 
-async fn play(cluster: &mut Cluster, schedules: usize, step: &Step) {
+async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &Squatted) {
     match *step {
+        Step::Squat(pick) => {
+            let name = format!("s{}", pick % schedules.max(1));
+            let Some(next) = cluster
+                .schedule(&name)
+                .await
+                .status
+                .and_then(|s| s.next_fire_time)
+            else {
+                return;
+            };
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {
+                    "name": format!("{}-1", horolog::controller::schedule::run_name(&name, next)),
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "name": name, "uid": "5747e5e7-0000", "controller": true}],
+                },
+                "spec": {"containers": [{"name": "db", "image": "postgres"}]},
+            }))
+            .unwrap_or_else(|err| panic!("pod: {err}"));
+            let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+            if let Ok(created) = api.create(&Default::default(), &pod).await {
+                squatted.lock().unwrap_or_else(|p| p.into_inner()).push(created);
+            }
+            cluster.settle().await;
+        }
         Step::Advance(secs) => cluster.advance(secs).await,
         Step::Kubelet { fail_mask } => {
             let unfinished: Vec<Pod> = cluster
@@ -283,6 +319,42 @@ fn grid(created: DateTime<Utc>, secs: i64, until: DateTime<Utc>) -> BTreeSet<Dat
         .collect()
 }
 
+/// Every Pod someone else made under one of our names is still there, never deleted nor
+/// adopted, and no run counted it as its own attempt.
+async fn check_squatted(
+    cluster: &Cluster,
+    squatted: &[Pod],
+    runs: &BTreeMap<String, JobRun>,
+) -> Result<(), String> {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    for pod in squatted {
+        let name = pod.name_any();
+        let now = api
+            .get_opt(&name)
+            .await
+            .map_err(|err| format!("get {name}: {err}"))?
+            .ok_or_else(|| format!("foreign Pod {name} was deleted"))?;
+        if now.uid() != pod.uid() || now.metadata.deletion_timestamp.is_some() {
+            return Err(format!("foreign Pod {name} was deleted or replaced"));
+        }
+        if now.owner_references() != pod.owner_references() || now.labels() != pod.labels() {
+            return Err(format!("foreign Pod {name} was adopted: {:?}", now.metadata));
+        }
+        let run = name.trim_end_matches("-1");
+        if let Some(run) = runs.get(run)
+            && let Some(status) = &run.status
+            && status.pod_name.as_deref() == Some(name.as_str())
+            && status.reason.as_deref() != Some("NameConflict")
+        {
+            return Err(format!(
+                "run {} took the foreign Pod {name}: {status:?}",
+                run.name_any()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the property for one Schedule; `Err` says how it fails.
 fn check(
     schedule: &Schedule,
@@ -367,11 +439,12 @@ fn check(
 async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let mut cluster = Cluster::start().await;
     let witness = witness(&cluster);
+    let squatted = Squatted::default();
     for (i, case) in cases.iter().enumerate() {
         cluster.apply(build(&format!("s{i}"), case)).await;
     }
     for step in steps {
-        play(&mut cluster, cases.len(), step).await;
+        play(&mut cluster, cases.len(), step, &squatted).await;
     }
     // The end: everything up, and time for the operator to handle what is due (it promises
     // to within 2 s of the API server's return).
@@ -383,6 +456,9 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let now = cluster.clock.now();
     cluster.stop_operator().await;
     cluster.settle().await;
+    let squatted = squatted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let runs = witness.lock().unwrap_or_else(|p| p.into_inner()).last.clone();
+    check_squatted(&cluster, &squatted, &runs).await?;
     for (i, case) in cases.iter().enumerate() {
         let schedule = cluster.schedule(&format!("s{i}")).await;
         check(
@@ -406,6 +482,21 @@ proptest! {
     fn every_fire_time_is_exactly_one_run_miss_or_coalesced_fire_time(
         cases in prop::collection::vec(schedule_case(), 1..4),
         steps in prop::collection::vec(step(), 1..10),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .map_err(|err| TestCaseError::fail(err.to_string()))?;
+        runtime.block_on(history(&cases, &steps)).map_err(TestCaseError::fail)?;
+    }
+
+    /// The same promise while Pods someone else made hold some of the names of our runs'
+    /// first attempts; those Pods are never adopted nor deleted.
+    #[test]
+    fn foreign_pods_under_our_names_are_never_adopted_nor_deleted(
+        cases in prop::collection::vec(schedule_case(), 1..3),
+        steps in prop::collection::vec(step_with_squats(), 1..10),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -309,3 +309,29 @@ async fn an_edit_of_the_task_reaches_runs_that_have_not_started() {
         "the run waited, then started with the Task as it is now"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_task_cancels_its_waiting_runs_instead_of_starting_them() {
+    let cluster = Cluster::start().await;
+    let mut shared = task("shared", Some(1));
+    shared.spec.concurrency_policy = Some(ConcurrencyPolicy::Wait);
+    create_task(&cluster, shared).await;
+    cluster.apply(using("uses", "1m", "shared").history(10, 10)).await;
+    cluster.advance(60).await;
+    cluster.advance(60).await;
+    assert_eq!(cluster.phases("uses").await, vec![Pending, Waiting, Waiting]);
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.delete("shared", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete task: {err}"));
+    cluster.advance(1).await;
+    assert_eq!(cluster.phases("uses").await, vec![Pending, Cancelled, Cancelled]);
+    let runs = cluster.runs_of("uses").await;
+    let reason = runs[2].status.as_ref().and_then(|s| s.reason.clone());
+    assert_eq!(reason.as_deref(), Some("TaskDeleted"));
+    assert_eq!(
+        cluster.pod_names().await,
+        vec!["uses-1767225600-1"],
+        "nothing else started"
+    );
+}

@@ -176,11 +176,10 @@ fn verdict_in(
 /// status names a Pod.
 fn is_holding(ctx: &Context, reserved: &Reserved, pool: &PoolKey, run: &JobRun) -> bool {
     let name = run.name_any();
-    let namespace = run.namespace().unwrap_or_default();
     reserved.get(pool).is_some_and(|runs| runs.contains_key(&name))
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
-        || ctx.pods.latest(&namespace, &name).is_some()
-        || ctx.jobs.of_run(&namespace, &name).is_some()
+        || ctx.pods.latest(run).is_some()
+        || ctx.jobs.of_run(run).is_some()
 }
 
 /// Drops the reservations of pool `key` that are done: the JobRun cache shows the run finished,
@@ -195,10 +194,11 @@ fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) {
         match ctx.jobrun(&namespace, name) {
             Some(cached) => {
                 !cached.is_finished()
-                    && ctx.pods.latest(&namespace, name).is_none()
-                    && ctx.jobs.of_run(&namespace, name).is_none()
+                    && ctx.pods.latest(&cached).is_none()
+                    && ctx.jobs.of_run(&cached).is_none()
             }
-            None => !ctx.runs.was_deleted(&namespace, name),
+            // By uid: a run created again under a deleted one's name keeps its reservation.
+            None => !run.uid().is_some_and(|uid| ctx.runs.was_deleted_uid(&uid)),
         }
     });
     if runs.is_empty() {

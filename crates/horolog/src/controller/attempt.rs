@@ -83,10 +83,10 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
         return Ok(started);
     }
     ctx.pods.created(
-        &namespace,
-        &run.name_any(),
+        run,
         PodView {
             name: name.clone(),
+            uid: String::new(),
             attempt,
             report: PodReport::default(),
             deleting: false,
@@ -117,7 +117,7 @@ async fn start_job(
     if let Started::Refused { .. } | Started::CreateRefused { .. } = started {
         return Ok(started);
     }
-    ctx.jobs.created(&namespace, &run.name_any(), &name);
+    ctx.jobs.created(run, &name);
     if let Started::Created(_) = &started {
         info!(run = %run.name_any(), fire_time = %run.fire_time(), job = %name, "job created");
         if let Some(observer) = ctx.observer() {
@@ -148,7 +148,7 @@ where
     };
     match api.create(&params, object).await {
         Ok(_) => Ok(Started::Created(name)),
-        Err(err) if is_already_exists(&err) => Ok(Started::Existed(name)),
+        Err(err) if is_already_exists(&err) => existing(&api, namespace, object, err).await,
         Err(kube::Error::Api(status)) if status.code == 403 => Ok(Started::CreateRefused {
             kind: kind.to_string(),
             name,
@@ -163,6 +163,56 @@ where
             ),
         }),
         Err(err) => Err(Error::api("create", kind.to_string(), namespace, &name, err)),
+    }
+}
+
+/// The create of `object` found one of its name: it is the run's (an earlier reconcile or
+/// replica made it: Existed) only when its controller ownerReference names the same uid as
+/// `object`'s (the run's). One left by an earlier JobRun of the same name, deleted and
+/// created again, is waited for (a Conflict, retried: garbage collection removes it within
+/// seconds). Anything else is not the operator's to adopt or delete: the run fails with
+/// NameConflict, and the object is left alone.
+async fn existing<K>(api: &Api<K>, namespace: &str, object: &K, err: kube::Error) -> Result<Started, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let kind = K::kind(&()).to_string();
+    let found = match api.get_opt(&name).await {
+        Ok(Some(found)) => found,
+        // Gone since: create it on the retry.
+        Ok(None) => return Err(Error::api("create", kind, namespace, &name, err)),
+        Err(get) => return Err(Error::api("get", kind, namespace, &name, get)),
+    };
+    let controller = |o: &K| {
+        o.owner_references()
+            .iter()
+            .find(|r| r.controller == Some(true))
+            .cloned()
+    };
+    let (ours, theirs) = (controller(object), controller(&found));
+    match (&ours, &theirs) {
+        (Some(ours), Some(theirs)) if ours.uid == theirs.uid => Ok(Started::Existed(name)),
+        (Some(ours), Some(theirs)) if ours.kind == theirs.kind && ours.name == theirs.name => {
+            info!(%name, old = %theirs.uid, "the name is still taken by the previous run of this name; waiting for it to go");
+            Err(Error::api("create", kind, namespace, &name, err))
+        }
+        _ => {
+            let owner = match &theirs {
+                Some(o) => format!("it is controlled by {} {}", o.kind, o.name),
+                None => "it has no controller".to_string(),
+            };
+            Ok(Started::Refused {
+                reason: "NameConflict",
+                message: format!(
+                    "{} {name} already exists and is not this run's ({owner}); it is left alone: delete or rename it, then create the run again",
+                    kind.to_lowercase()
+                ),
+            })
+        }
     }
 }
 

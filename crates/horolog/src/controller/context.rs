@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::admission::Slots;
 use super::error::is_not_found;
@@ -181,7 +181,12 @@ impl Context {
             .iter()
             .filter(|o| o.kind == "Schedule")
             .collect();
-        let owned = owners.is_empty() || owners.iter().any(|o| Some(&o.uid) == schedule.uid().as_ref());
+        let owned = match owners.is_empty() {
+            // A run without owner (hand-made, or orphaned by `--cascade=orphan`) that existed
+            // before the Schedule was created is an older Schedule's of the same name.
+            true => !created_after(schedule.as_ref(), run),
+            false => owners.iter().any(|o| Some(&o.uid) == schedule.uid().as_ref()),
+        };
         owned.then_some(schedule)
     }
 
@@ -282,8 +287,16 @@ impl Context {
         }
     }
 
-    /// Deletes `namespace/name` with `params`; one that is already gone is fine.
-    pub async fn delete<K>(&self, namespace: &str, name: &str, params: &DeleteParams) -> Result<(), Error>
+    /// Deletes `namespace/name` with `params`, only if it is still the object with `uid` (a
+    /// uid precondition: an object created again under the name since is another one, and is
+    /// left alone). One that is already gone, or replaced, is fine.
+    pub async fn delete<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        params: &DeleteParams,
+    ) -> Result<(), Error>
     where
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -291,9 +304,20 @@ impl Context {
             + std::fmt::Debug,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        match api.delete(name, params).await {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..params.clone()
+        };
+        match api.delete(name, &params).await {
             Ok(_) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                info!(kind = K::kind(&()).as_ref(), %name, %uid, "not deleted: the name now belongs to another object");
+                Ok(())
+            }
             Err(err) => Err(Error::api(
                 "delete",
                 K::kind(&()).to_string(),
@@ -304,21 +328,31 @@ impl Context {
         }
     }
 
-    /// Deletes JobRun `namespace/name` (its Pods follow by owner) and hides it from
-    /// [`Context::runs_of`] until the watch shows it gone, so a reconcile in between does not
-    /// delete it again. One that is already gone is fine.
+    /// Deletes JobRun `namespace/name` as the cache shows it (its Pods follow by owner; a run
+    /// the cache no longer shows is gone already) and hides it from [`Context::runs_of`] until
+    /// the watch shows it gone, so a reconcile in between does not delete it again.
     pub async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let uid = self.jobrun(namespace, name).and_then(|run| run.uid());
-        self.delete::<JobRun>(namespace, name, &DeleteParams::background())
+        let Some(uid) = self.jobrun(namespace, name).and_then(|run| run.uid()) else {
+            return Ok(());
+        };
+        self.delete::<JobRun>(namespace, name, &uid, &DeleteParams::background())
             .await?;
-        if let Some(uid) = uid {
-            self.runs.deleted_by_us(uid);
-        }
+        self.runs.deleted_by_us(uid);
         Ok(())
     }
 
     /// The metrics hooks, if any.
     pub fn observer(&self) -> Option<&dyn Observer> {
         self.config.observer.as_deref()
+    }
+}
+
+/// True when `object` was created after `run` (by their creation timestamps, to the second):
+/// `run` cannot be its.
+pub(crate) fn created_after(object: &impl Resource, run: &JobRun) -> bool {
+    let created = |meta: &kube::api::ObjectMeta| meta.creation_timestamp.as_ref().map(|t| t.0);
+    match (created(object.meta()), created(run.meta())) {
+        (Some(object), Some(run)) => object > run,
+        _ => false,
     }
 }

@@ -22,7 +22,7 @@ use k8s_openapi::api::batch::v1::Job;
 
 use crate::api::{JOBRUN_LABEL, JobRun, TASK_LABEL};
 use crate::job::{JobReport, job_report};
-use crate::pod::{ATTEMPT_LABEL, MAX_NAME_LEN, PodReport, pod_report, short_name};
+use crate::pod::{ATTEMPT_LABEL, PodReport, pod_report};
 
 /// JobRun names by namespace, then by owner name (a Schedule's or a Task's).
 #[derive(Debug, Default)]
@@ -104,6 +104,9 @@ const TOMBSTONES: usize = 10_000;
 struct Tombstones {
     order: VecDeque<(String, String)>,
     set: HashSet<(String, String)>,
+    /// The same runs by uid (a run created again under a deleted one's name is not deleted).
+    uids: VecDeque<String>,
+    uid_set: HashSet<String>,
 }
 
 impl RunIndex {
@@ -175,6 +178,25 @@ impl RunIndex {
                 deleted.set.remove(&oldest);
             }
         }
+        if let Some(uid) = run.uid()
+            && deleted.uid_set.insert(uid.clone())
+        {
+            deleted.uids.push_back(uid);
+        }
+        while deleted.uids.len() > TOMBSTONES {
+            if let Some(oldest) = deleted.uids.pop_front() {
+                deleted.uid_set.remove(&oldest);
+            }
+        }
+    }
+
+    /// True when the watch reported the run with `uid` deleted lately.
+    pub fn was_deleted_uid(&self, uid: &str) -> bool {
+        let deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        deleted.uid_set.contains(uid)
     }
 
     /// True when the watch reported run `name` deleted lately.
@@ -243,6 +265,9 @@ fn tasks_of(run: &JobRun) -> Vec<&str> {
 pub struct PodView {
     /// The Pod's name.
     pub name: String,
+    /// The Pod's uid (deletes carry it as a precondition); empty for a Pod recorded at its
+    /// creation until its watch event arrives.
+    pub uid: String,
     /// Which attempt of its run it is (1-based).
     pub attempt: i32,
     /// What its status says.
@@ -252,9 +277,13 @@ pub struct PodView {
 }
 
 impl PodView {
-    /// The view of `pod`, or `None` when it is not a JobRun's Pod.
+    /// The view of `pod` and the uid of its controller (the JobRun of a Pod the operator
+    /// created, the Job of a Job executor's Pod), or `None` when it is not a JobRun's Pod or
+    /// has no controller: a Pod counts as a run's only by its controller ownerReference, never
+    /// by its name or labels.
     pub fn of(pod: &Pod) -> Option<(String, PodView)> {
-        let run = pod.labels().get(JOBRUN_LABEL)?.clone();
+        pod.labels().get(JOBRUN_LABEL)?;
+        let owner = controller_uid(pod)?;
         let name = pod.name_any();
         let attempt = pod
             .labels()
@@ -264,18 +293,34 @@ impl PodView {
             .unwrap_or(1);
         let view = PodView {
             name,
+            uid: pod.uid().unwrap_or_default(),
             attempt,
             report: pod_report(pod),
             deleting: pod.metadata.deletion_timestamp.is_some(),
         };
-        Some((run, view))
+        Some((owner, view))
     }
 }
 
-type PodKey = (String, String);
-/// Each run's Pods, ordered by attempt. A `Vec`, not a `BTreeMap`: nearly every run has one
-/// attempt, and a B-tree's first node reserves room for eleven (about 1.7 KB per run here).
-type PodsByRun = HashMap<PodKey, Vec<PodView>>;
+/// The uid of `object`'s controller ownerReference, if it has one.
+pub fn controller_uid(object: &impl ResourceExt) -> Option<String> {
+    object
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
+/// The uid of a run, or an empty string for one the API server has not stored (it owns
+/// nothing).
+fn uid_of(run: &JobRun) -> String {
+    run.uid().unwrap_or_default()
+}
+
+/// Each owner's Pods (by the owner's uid), ordered by attempt. A `Vec`, not a `BTreeMap`:
+/// nearly every run has one attempt, and a B-tree's first node reserves room for eleven
+/// (about 1.7 KB per run here).
+type PodsByOwner = HashMap<String, Vec<PodView>>;
 
 /// Files `view` among its run's attempts, replacing the same attempt's older view unless
 /// `keep_older` (a Pod created here must not overwrite what the watch already showed).
@@ -287,13 +332,15 @@ fn file(attempts: &mut Vec<PodView>, view: PodView, keep_older: bool) {
     }
 }
 
-/// The Pods of every JobRun, by namespace and run, then by attempt; fed by the Pod watch.
-/// It also remembers, for a while, which attempts' Pods were deleted, so a run whose Pod was
-/// deleted before its status named it is not mistaken for one that never started.
+/// The Pods of every JobRun (and of every Job of a run), by the uid of their controller, then
+/// by attempt; fed by the Pod watch. Keyed by uid, not by name: a JobRun deleted and created
+/// again under its name is another run, and neither sees the other's Pods. It also
+/// remembers, for a while, which attempts' Pods were deleted (by owner uid), so a run whose
+/// Pod was deleted before its status named it is not mistaken for one that never started.
 #[derive(Debug)]
 pub struct PodIndex {
-    pods: RwLock<(PodsByRun, Option<PodsByRun>)>,
-    deleted: Mutex<(VecDeque<PodKey>, HashMap<PodKey, i32>)>,
+    pods: RwLock<(PodsByOwner, Option<PodsByOwner>)>,
+    deleted: Mutex<(VecDeque<String>, HashMap<String, i32>)>,
     ready: (watch::Sender<bool>, watch::Receiver<bool>),
 }
 
@@ -314,29 +361,26 @@ impl PodIndex {
         let (live, relisted) = &mut *guard;
         match event {
             watcher::Event::Apply(pod) => {
-                if let Some((run, view)) = PodView::of(pod) {
-                    let key = (pod.namespace().unwrap_or_default(), run);
-                    file(live.entry(key).or_default(), view, false);
+                if let Some((owner, view)) = PodView::of(pod) {
+                    file(live.entry(owner).or_default(), view, false);
                 }
             }
             watcher::Event::Delete(pod) => {
-                if let Some((run, view)) = PodView::of(pod) {
-                    let key = (pod.namespace().unwrap_or_default(), run);
-                    if let Some(attempts) = live.get_mut(&key) {
+                if let Some((owner, view)) = PodView::of(pod) {
+                    if let Some(attempts) = live.get_mut(&owner) {
                         attempts.retain(|v| v.attempt != view.attempt);
                         if attempts.is_empty() {
-                            live.remove(&key);
+                            live.remove(&owner);
                         }
                     }
-                    self.remember_deleted(key, view.attempt);
+                    self.remember_deleted(owner, view.attempt);
                 }
             }
             watcher::Event::Init => *relisted = Some(HashMap::new()),
             watcher::Event::InitApply(pod) => {
-                if let Some((run, view)) = PodView::of(pod) {
-                    let key = (pod.namespace().unwrap_or_default(), run);
+                if let Some((owner, view)) = PodView::of(pod) {
                     file(
-                        relisted.get_or_insert_default().entry(key).or_default(),
+                        relisted.get_or_insert_default().entry(owner).or_default(),
                         view,
                         false,
                     );
@@ -349,15 +393,15 @@ impl PodIndex {
         }
     }
 
-    fn remember_deleted(&self, key: PodKey, attempt: i32) {
+    fn remember_deleted(&self, owner: String, attempt: i32) {
         let mut guard = self
             .deleted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (order, attempts) = &mut *guard;
-        let latest = attempts.entry(key.clone()).or_insert(attempt);
+        let latest = attempts.entry(owner.clone()).or_insert(attempt);
         *latest = (*latest).max(attempt);
-        order.push_back(key);
+        order.push_back(owner);
         while order.len() > TOMBSTONES {
             if let Some(oldest) = order.pop_front() {
                 attempts.remove(&oldest);
@@ -365,42 +409,49 @@ impl PodIndex {
         }
     }
 
-    /// The latest attempt of run `run` whose Pod the watch reported deleted lately.
-    pub fn deleted_attempt(&self, namespace: &str, run: &str) -> Option<i32> {
+    /// The latest attempt of `run` whose Pod the watch reported deleted lately (only this
+    /// run's: not those of an earlier JobRun of the same name).
+    pub fn deleted_attempt(&self, run: &JobRun) -> Option<i32> {
         let guard = self
             .deleted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard
-            .1
-            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
-            .copied()
+        guard.1.get(&uid_of(run)).copied()
     }
 
-    /// Records a Pod this process has just created, before its watch event arrives, so the
-    /// next reconcile of its run (or of a sibling) sees the attempt as started.
-    pub fn created(&self, namespace: &str, run: &str, view: PodView) {
+    /// Records a Pod this process has just created (or found owned by `run`), before its watch
+    /// event arrives, so the next reconcile of its run (or of a sibling) sees the attempt as
+    /// started.
+    pub fn created(&self, run: &JobRun, view: PodView) {
+        let uid = uid_of(run);
+        if uid.is_empty() {
+            return;
+        }
         let mut guard = self.pods.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (namespace.to_string(), short_name(run, MAX_NAME_LEN));
-        file(guard.0.entry(key).or_default(), view, true);
+        file(guard.0.entry(uid).or_default(), view, true);
     }
 
-    /// Every Pod of run `run`, by attempt.
-    pub fn of_run(&self, namespace: &str, run: &str) -> BTreeMap<i32, PodView> {
+    /// Every Pod of `run` (those it controls), by attempt.
+    pub fn of_run(&self, run: &JobRun) -> BTreeMap<i32, PodView> {
+        self.of_owner(&uid_of(run))
+    }
+
+    /// Every Pod controlled by the object with `uid` (a JobRun, or a run's Job), by attempt.
+    pub fn of_owner(&self, uid: &str) -> BTreeMap<i32, PodView> {
         let guard = self.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         guard
             .0
-            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .get(uid)
             .map(|attempts| attempts.iter().map(|v| (v.attempt, v.clone())).collect())
             .unwrap_or_default()
     }
 
-    /// The Pod of the latest attempt of run `run`, if any.
-    pub fn latest(&self, namespace: &str, run: &str) -> Option<PodView> {
+    /// The Pod of the latest attempt of `run`, if any.
+    pub fn latest(&self, run: &JobRun) -> Option<PodView> {
         let guard = self.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         guard
             .0
-            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .get(&uid_of(run))
             .and_then(|attempts| attempts.last().cloned())
     }
 
@@ -422,38 +473,43 @@ impl PodIndex {
     }
 }
 
-type JobsByRun = HashMap<PodKey, JobView>;
+type JobsByRun = HashMap<String, JobView>;
 
 /// What the operator knows of a JobRun's batch/v1 Job (the `Job` executor).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobView {
     /// The Job's name.
     pub name: String,
+    /// The Job's uid (its Pods are filed under it); empty until its watch event arrives.
+    pub uid: String,
     /// What its status says.
     pub report: JobReport,
     /// It is being deleted.
     pub deleting: bool,
 }
 
-/// The Job of every JobRun run by the `Job` executor, by namespace and run; fed by the Job
-/// watch (only with `--job-executor`). Deleted Jobs are remembered for a while, as Pods are.
+/// The Job of every JobRun run by the `Job` executor, by the uid of the JobRun that controls
+/// it; fed by the Job watch (only with `--job-executor`). Deleted Jobs are remembered for a
+/// while, by the same uid, as Pods are.
 #[derive(Debug, Default)]
 pub struct JobIndex {
     jobs: RwLock<(JobsByRun, Option<JobsByRun>)>,
-    deleted: Mutex<(VecDeque<PodKey>, HashSet<PodKey>)>,
+    deleted: Mutex<(VecDeque<String>, HashSet<String>)>,
 }
 
 impl JobIndex {
     /// Files one Job watch event.
     pub fn apply(&self, event: &watcher::Event<Job>) {
         let view = |job: &Job| {
-            let run = job.labels().get(JOBRUN_LABEL)?.clone();
+            job.labels().get(JOBRUN_LABEL)?;
+            let owner = controller_uid(job)?;
             let view = JobView {
                 name: job.name_any(),
+                uid: job.uid().unwrap_or_default(),
                 report: job_report(job),
                 deleting: job.metadata.deletion_timestamp.is_some(),
             };
-            Some(((job.namespace().unwrap_or_default(), run), view))
+            Some((owner, view))
         };
         let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (live, relisted) = &mut *guard;
@@ -490,35 +546,36 @@ impl JobIndex {
         }
     }
 
-    /// Records a Job this process has just created, before its watch event arrives.
-    pub fn created(&self, namespace: &str, run: &str, name: &str) {
+    /// Records a Job this process has just created (or found owned by `run`), before its
+    /// watch event arrives.
+    pub fn created(&self, run: &JobRun, name: &str) {
+        let uid = uid_of(run);
+        if uid.is_empty() {
+            return;
+        }
         let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (namespace.to_string(), short_name(run, MAX_NAME_LEN));
-        guard.0.entry(key).or_insert_with(|| JobView {
+        guard.0.entry(uid).or_insert_with(|| JobView {
             name: name.to_string(),
+            uid: String::new(),
             report: JobReport::default(),
             deleting: false,
         });
     }
 
-    /// The Job of run `run`, if any.
-    pub fn of_run(&self, namespace: &str, run: &str) -> Option<JobView> {
+    /// The Job of `run`, if any.
+    pub fn of_run(&self, run: &JobRun) -> Option<JobView> {
         let guard = self.jobs.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard
-            .0
-            .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
-            .cloned()
+        guard.0.get(&uid_of(run)).cloned()
     }
 
-    /// True when the watch reported the Job of run `run` deleted lately.
-    pub fn was_deleted(&self, namespace: &str, run: &str) -> bool {
+    /// True when the watch reported the Job of `run` deleted lately (not that of an earlier
+    /// JobRun of the same name).
+    pub fn was_deleted(&self, run: &JobRun) -> bool {
         let deleted = self
             .deleted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        deleted
-            .1
-            .contains(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+        deleted.1.contains(&uid_of(run))
     }
 }
 
@@ -629,6 +686,22 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_run_is_remembered_by_uid_too() {
+        let (store, mut writer) = reflector::store();
+        let index = RunIndex::default();
+        let mut first = run("a-1", "a");
+        first.metadata.uid = Some("u1".into());
+        deliver(&index, &mut writer, &store, Watch::Apply(first.clone()));
+        deliver(&index, &mut writer, &store, Watch::Delete(first));
+        assert!(index.was_deleted("default", "a-1"));
+        assert!(index.was_deleted_uid("u1"));
+        assert!(
+            !index.was_deleted_uid("u2"),
+            "the run created again under its name"
+        );
+    }
+
+    #[test]
     fn runs_are_filed_under_their_task_too() {
         let (store, mut writer) = reflector::store();
         let index = RunIndex::default();
@@ -645,10 +718,41 @@ mod tests {
                 "name": name,
                 "namespace": "default",
                 "labels": {JOBRUN_LABEL: run, ATTEMPT_LABEL: attempt.to_string()},
+                "ownerReferences": [{"apiVersion": "horolog.dev/v1alpha1", "kind": "JobRun",
+                    "name": run, "uid": format!("uid-{run}"), "controller": true}],
             },
             "status": {"phase": phase},
         }))
         .unwrap()
+    }
+
+    /// Run `name` as stored, with uid `uid-<name>`.
+    fn stored(name: &str) -> JobRun {
+        let mut r = run(name, "s");
+        r.metadata.uid = Some(format!("uid-{name}"));
+        r
+    }
+
+    #[test]
+    fn a_pod_counts_as_a_runs_only_by_its_controller_uid() {
+        let pods = PodIndex::default();
+        let mut foreign = pod("r-1", "r", 1, "Running");
+        foreign.metadata.owner_references = None;
+        pods.apply(&Watch::Apply(foreign));
+        assert!(
+            pods.is_empty(),
+            "a labelled Pod without a controller is nobody's attempt"
+        );
+        pods.apply(&Watch::Apply(pod("r-1", "r", 1, "Running")));
+        pods.apply(&Watch::Delete(pod("r-1", "r", 1, "Running")));
+        let mut again = stored("r");
+        again.metadata.uid = Some("uid-r-again".into());
+        assert_eq!(pods.deleted_attempt(&stored("r")), Some(1));
+        assert_eq!(
+            pods.deleted_attempt(&again),
+            None,
+            "a JobRun created again under the name does not inherit the old one's deleted Pod"
+        );
     }
 
     #[test]
@@ -658,11 +762,11 @@ mod tests {
         pods.apply(&Watch::InitApply(pod("r-1", "r", 1, "Failed")));
         pods.apply(&Watch::InitDone);
         pods.apply(&Watch::Apply(pod("r-2", "r", 2, "Running")));
-        let attempts: Vec<i32> = pods.of_run("default", "r").keys().copied().collect();
+        let attempts: Vec<i32> = pods.of_owner("uid-r").keys().copied().collect();
         assert_eq!(attempts, [1, 2]);
-        assert_eq!(pods.latest("default", "r").map(|p| p.name), Some("r-2".into()));
+        assert_eq!(pods.latest(&stored("r")).map(|p| p.name), Some("r-2".into()));
         pods.apply(&Watch::Delete(pod("r-2", "r", 2, "Running")));
-        assert_eq!(pods.latest("default", "r").map(|p| p.attempt), Some(1));
+        assert_eq!(pods.latest(&stored("r")).map(|p| p.attempt), Some(1));
         pods.apply(&Watch::Delete(pod("r-1", "r", 1, "Failed")));
         assert!(pods.is_empty());
     }
@@ -672,15 +776,16 @@ mod tests {
         let pods = PodIndex::default();
         let view = PodView {
             name: "r-1".into(),
+            uid: String::new(),
             attempt: 1,
             report: PodReport::default(),
             deleting: false,
         };
-        pods.created("default", "r", view.clone());
-        assert_eq!(pods.latest("default", "r"), Some(view));
+        pods.created(&stored("r"), view.clone());
+        assert_eq!(pods.latest(&stored("r")), Some(view));
         pods.apply(&Watch::Apply(pod("r-1", "r", 1, "Running")));
         assert_eq!(
-            pods.latest("default", "r").map(|p| p.report.progress),
+            pods.latest(&stored("r")).map(|p| p.report.progress),
             Some(crate::pod::PodProgress::Running),
             "the watch event replaces what was recorded at creation"
         );

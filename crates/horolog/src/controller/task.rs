@@ -29,7 +29,7 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     let running = ctx
         .runs_of_task(&namespace, &name)
         .iter()
-        .filter(|run| !run.is_finished() && ctx.pods.latest(&namespace, &run.name_any()).is_some())
+        .filter(|run| !run.is_finished() && ctx.pods.latest(run).is_some())
         .count();
     let schedules = ctx
         .stores

@@ -160,7 +160,13 @@ fn watch_schedules(
         observer,
         move |schedule: Schedule| {
             queues.schedules.send(ObjectRef::from_obj(&schedule));
-            for run in ctx.runs_of(&schedule).iter().filter(|run| !run.is_finished()) {
+            // By name, not owner: runs orphaned by a deletion learn that their Schedule is gone.
+            let namespace = schedule.namespace().unwrap_or_default();
+            for run in ctx
+                .runs_named(&namespace, &schedule.name_any())
+                .iter()
+                .filter(|run| !run.is_finished())
+            {
                 queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
             }
             for backfill in backfill::of_schedule(&ctx, &schedule) {

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -468,8 +468,16 @@ async fn apply_objects(
             out,
             "deleting Schedule {namespace}/{name} and its JobRuns: it is no longer in the manifests"
         );
+        // Only the Schedule listed, not one created again under its name since.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: schedule.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
         Api::<Schedule>::namespaced(client.clone(), &namespace)
-            .delete(&name, &DeleteParams::background())
+            .delete(&name, &params)
             .await
             .map_err(|e| apply_error("delete", "Schedule", &format!("{namespace}/{name}"), e))?;
     }

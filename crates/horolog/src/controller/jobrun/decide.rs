@@ -31,6 +31,10 @@ pub struct Input<'a> {
     pub pool: Option<(ConcurrencyPolicy, Option<usize>)>,
     /// Its Task is missing (it names one that does not exist).
     pub task_missing: Option<&'a str>,
+    /// What made it is gone: the Schedule that created it is deleted or being deleted (or
+    /// the Task it runs is), as a reason (`ScheduleDeleted`, `TaskDeleted`) and a message. A
+    /// run that has not started then never starts: it ends Cancelled.
+    pub orphaned: Option<(&'static str, &'a str)>,
     /// The latest attempt whose Pod was deleted lately, if any.
     pub deleted_attempt: Option<i32>,
     /// What runs its attempts.

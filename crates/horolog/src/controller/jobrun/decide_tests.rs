@@ -22,6 +22,7 @@ fn secs(n: i64) -> TimeDelta {
 fn pod(attempt: i32, progress: PodProgress) -> PodView {
     PodView {
         name: pod_name(RUN, attempt),
+        uid: String::new(),
         attempt,
         report: PodReport {
             progress,
@@ -34,6 +35,7 @@ fn pod(attempt: i32, progress: PodProgress) -> PodView {
 fn job(report: JobReport) -> JobView {
     JobView {
         name: JOB.into(),
+        uid: String::new(),
         report,
         deleting: false,
     }
@@ -57,6 +59,7 @@ struct World {
     verdict: Option<Verdict<String>>,
     pool: Option<(ConcurrencyPolicy, Option<usize>)>,
     task_missing: Option<&'static str>,
+    orphaned: Option<(&'static str, &'static str)>,
     deleted_attempt: Option<i32>,
     executor: Executor,
     job: Option<JobView>,
@@ -84,6 +87,7 @@ impl World {
             verdict: None,
             pool: None,
             task_missing: None,
+            orphaned: None,
             deleted_attempt: None,
             executor: Executor::Pod,
             job: None,
@@ -126,6 +130,7 @@ impl World {
             verdict: self.verdict.as_ref(),
             pool: self.pool,
             task_missing: self.task_missing,
+            orphaned: self.orphaned,
             deleted_attempt: self.deleted_attempt,
             executor: self.executor,
             job: self.job.as_ref(),
@@ -1037,4 +1042,28 @@ fn a_job_with_nothing_active_and_no_outcome_writes_nothing() {
     let mut world = job_world();
     world.job = Some(job(JobReport::default()));
     assert_eq!(world.decide(), Decision::default());
+}
+
+#[test]
+fn a_waiting_run_whose_schedule_is_gone_ends_cancelled_and_never_starts() {
+    let mut world = World::new().status(JobRunStatus {
+        phase: Some(JobRunPhase::Waiting),
+        ..JobRunStatus::default()
+    });
+    world.verdict = Some(Verdict::Start);
+    world.orphaned = Some(("ScheduleDeleted", "Schedule nightly was deleted"));
+    let decision = world.decide();
+    assert!(decision.acts.is_empty(), "{:?}", decision.acts);
+    let status = decision.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(JobRunPhase::Cancelled));
+    assert_eq!(status.reason.as_deref(), Some("ScheduleDeleted"));
+    assert_eq!(decision.events.len(), 1);
+
+    // A run that has started follows its Pod to the end.
+    let mut started = World::new().pod(pod(1, PodProgress::Running));
+    started.orphaned = Some(("ScheduleDeleted", "Schedule nightly was deleted"));
+    assert_ne!(
+        started.decide().status.and_then(|s| s.phase),
+        Some(JobRunPhase::Cancelled)
+    );
 }

@@ -120,6 +120,7 @@ pub fn gone(input: Input<'_>, old: &JobRunStatus) -> Decision {
     let name = pod_name(&input.run.name_any(), attempt);
     let pod = PodView {
         name: name.clone(),
+        uid: String::new(),
         attempt,
         report: PodReport::default(),
         deleting: true,

@@ -23,7 +23,7 @@ use tracing::{info, instrument};
 use super::attempt::{self, Started};
 use super::events::Note;
 use super::{Context, Error, admission};
-use crate::api::{BACKFILL_LABEL, JobRun, JobRunPhase, JobRunStatus, RUN_NOW_ANNOTATION};
+use crate::api::{BACKFILL_LABEL, JobRun, JobRunPhase, JobRunStatus, RUN_NOW_ANNOTATION, SCHEDULE_LABEL};
 use decide::{Act, Decision, Input};
 
 /// How long a Pod must have run before its run is reported Running: a run that ends sooner
@@ -44,13 +44,19 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
     if run.is_finished() {
         ctx.slots.release(&run);
     }
-    let pods = ctx.pods.of_run(&namespace, &run.name_any());
-    let job = ctx.jobs.of_run(&namespace, &run.name_any());
+    let job = ctx.jobs.of_run(&run);
+    // A Job's Pods are the Job's (its controller), not the run's.
+    let pods = match &job {
+        Some(job) => ctx.pods.of_owner(&job.uid),
+        None => ctx.pods.of_run(&run),
+    };
+    let deleted_attempt = ctx.pods.deleted_attempt(&run);
+    let job_deleted = ctx.jobs.was_deleted(&run);
     let started = pods.values().next_back().is_some()
         || job.is_some()
-        || ctx.jobs.was_deleted(&namespace, &run.name_any())
+        || job_deleted
         || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
-        || ctx.pods.deleted_attempt(&namespace, &run.name_any()).is_some();
+        || deleted_attempt.is_some();
     if !started && !run.is_finished() && still_being_planned(&ctx, &run) {
         // Its Schedule's pass has not written its status yet: the pass starts it (with every
         // run the pass creates in view), or the status write wakes it.
@@ -68,16 +74,20 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
             admission::limit_of(&ctx, &schedule),
         )
     });
+    let orphaned = (!run.is_finished()).then(|| orphaned(&ctx, &run)).flatten();
     let decision = decide::decide(Input {
         run: &run,
         pods: &pods,
         verdict: verdict.as_ref(),
         pool,
         task_missing,
-        deleted_attempt: ctx.pods.deleted_attempt(&namespace, &run.name_any()),
+        orphaned: orphaned
+            .as_ref()
+            .map(|(reason, message)| (*reason, message.as_str())),
+        deleted_attempt,
         executor: attempt::executor_of(&ctx, &run),
         job: job.as_ref(),
-        job_deleted: ctx.jobs.was_deleted(&namespace, &run.name_any()),
+        job_deleted,
         may_expire: may_expire(&ctx, &run),
         now,
         running_report_delay: ctx.config.running_report_delay,
@@ -97,20 +107,28 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
         match act {
             Act::Start(attempt) => refused = start(ctx, run, attempt, &old, &mut decision).await?,
             Act::DeletePod(pod, grace) => {
+                let known = ctx.pods.of_run(run).into_values().find(|p| p.name == pod);
+                let Some(uid) = owned_uid::<Pod>(ctx, run, &pod, known.map(|p| p.uid)).await? else {
+                    continue;
+                };
                 info!(%pod, grace = ?grace, "deleting the run's pod");
                 let params = match grace {
                     Some(seconds) => DeleteParams::background().grace_period(seconds as u32),
                     None => DeleteParams::background(),
                 };
-                ctx.delete::<Pod>(&namespace, &pod, &params).await?;
+                ctx.delete::<Pod>(&namespace, &pod, &uid, &params).await?;
             }
             Act::DeleteJob(job, grace) => {
+                let known = ctx.jobs.of_run(run).filter(|j| j.name == job).map(|j| j.uid);
+                let Some(uid) = owned_uid::<Job>(ctx, run, &job, known).await? else {
+                    continue;
+                };
                 info!(%job, grace = ?grace, "deleting the run's job and its pods");
                 let mut params = DeleteParams::foreground();
                 if let Some(seconds) = grace {
                     params = params.grace_period(seconds as u32);
                 }
-                ctx.delete::<Job>(&namespace, &job, &params).await?;
+                ctx.delete::<Job>(&namespace, &job, &uid, &params).await?;
             }
             Act::DeleteSelf => {
                 info!("deleting JobRun: resultTTL passed");
@@ -140,6 +158,35 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
+}
+
+/// The uid of `run`'s Pod or Job `name`, which the delete carries as its precondition: the
+/// one the index learnt from the watch, else the one the API server shows, if that object's
+/// controller is `run` (`None`: it is gone, or not the run's, and is left alone).
+async fn owned_uid<K>(
+    ctx: &Context,
+    run: &JobRun,
+    name: &str,
+    known: Option<String>,
+) -> Result<Option<String>, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Some(uid) = known.filter(|uid| !uid.is_empty()) {
+        return Ok(Some(uid));
+    }
+    let namespace = run.namespace().unwrap_or_default();
+    let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|err| Error::api("get", K::kind(&()).to_string(), &namespace, name, err))?;
+    Ok(found
+        .filter(|o| super::index::controller_uid(o) == run.uid())
+        .and_then(|o| o.uid()))
 }
 
 /// Starts `attempt`; what stops it (a rejected template, a missing Task, a refused create)
@@ -234,6 +281,56 @@ fn finished(ctx: &Context, run: &JobRun, status: &JobRunStatus) {
             phase.as_str(),
             duration,
         );
+    }
+}
+
+/// Why `run` must never start, if it must not: the Schedule that created it is deleted (gone
+/// from the cache, or there under the same name with another uid: created again) or being
+/// deleted, or, for a run a Schedule made with a Task, that Task is. A run with no Schedule
+/// owner (one-off, or orphaned by `--cascade=orphan`) counts as made by the Schedule that
+/// `horolog.dev/schedule` and `spec.scheduleName` name when it carries that label.
+fn orphaned(ctx: &Context, run: &JobRun) -> Option<(&'static str, String)> {
+    let namespace = run.namespace().unwrap_or_default();
+    let owners: Vec<_> = run
+        .owner_references()
+        .iter()
+        .filter(|o| o.kind == "Schedule")
+        .collect();
+    let name = match owners.first() {
+        Some(owner) => owner.name.as_str(),
+        None if run.labels().contains_key(SCHEDULE_LABEL) => run.spec.schedule_name.as_deref()?,
+        None => return None,
+    };
+    let deleted = || {
+        Some((
+            "ScheduleDeleted",
+            format!("Schedule {name} was deleted before this run started; it never starts"),
+        ))
+    };
+    let Some(schedule) = ctx.schedule(&namespace, name) else {
+        return deleted();
+    };
+    let same = if owners.is_empty() {
+        !super::context::created_after(schedule.as_ref(), run)
+    } else {
+        owners.iter().any(|o| Some(&o.uid) == schedule.uid().as_ref())
+    };
+    if !same {
+        return deleted();
+    }
+    if schedule.meta().deletion_timestamp.is_some() {
+        return Some((
+            "ScheduleDeleted",
+            format!("Schedule {name} is being deleted; this run never starts"),
+        ));
+    }
+    let task = run.task_name()?;
+    match ctx.task(&namespace, task) {
+        Some(found) if found.meta().deletion_timestamp.is_none() => None,
+        _ => Some((
+            "TaskDeleted",
+            format!("Task {task} was deleted before this run started; it never starts"),
+        )),
     }
 }
 

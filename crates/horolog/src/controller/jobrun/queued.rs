@@ -10,6 +10,19 @@ use crate::controller::events::Note;
 
 /// Decides for a run that has not started. Pure.
 pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
+    if let Some((reason, message)) = input.orphaned {
+        // Its pools are gone with its Schedule: no limit holds it back any more, so starting
+        // it would start every waiting run at once.
+        return finish(
+            old,
+            None,
+            JobRunPhase::Cancelled,
+            reason,
+            message.to_string(),
+            input.now,
+        )
+        .with_event(Note::warning("Cancelled", message.to_string()));
+    }
     if let Some(task) = input.task_missing {
         return Decision::write(JobRunStatus {
             phase: Some(JobRunPhase::Pending),

@@ -203,11 +203,17 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
         ..PostParams::default()
     };
     let mut created: Vec<Arc<JobRun>> = Vec::new();
+    let mut taken = None;
     for run in &decision.create {
         match api.create(&params, run).await {
             Ok(stored) => created.push(Arc::new(stored)),
-            // The name is derived from the fire time: it exists, so this fire time was handled.
-            Err(err) if is_already_exists(&err) => {}
+            // The name is derived from the fire time: it exists, so this fire time was handled,
+            // unless an older Schedule of the same name made it.
+            Err(err) if is_already_exists(&err) => {
+                if older_schedules(ctx, &api, schedule, &run.name_any()).await? {
+                    taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
+                }
+            }
             Err(err) => {
                 let name = run.name_any();
                 return match refusal(&err) {
@@ -218,6 +224,12 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
         }
     }
     start_created(ctx, &created).await;
+    if let Some(err) = taken {
+        // Not this Schedule's run: write nothing (the cursor stays before its fire time) and
+        // plan again once garbage collection has removed it.
+        info!(error = %err, "a JobRun of a deleted Schedule of the same name holds a run's name; planning again");
+        return Err(err);
+    }
 
     let old = schedule.status.clone().unwrap_or_default();
     let written = match decision.write {
@@ -251,8 +263,14 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     }
     if decision.delete_schedule {
         info!("ttlSecondsAfterFinished passed: deleting the Schedule and, by owner, its JobRuns");
-        ctx.delete::<Schedule>(&namespace, &schedule.name_any(), &DeleteParams::background())
-            .await?;
+        let uid = schedule.uid().unwrap_or_default();
+        ctx.delete::<Schedule>(
+            &namespace,
+            &schedule.name_any(),
+            &uid,
+            &DeleteParams::background(),
+        )
+        .await?;
         return Ok(Action::await_change());
     }
     Ok(match decision.requeue {
@@ -284,6 +302,29 @@ async fn refused(ctx: &Context, schedule: &Schedule, name: &str, message: String
         message,
         retry_by: None,
     })
+}
+
+/// True when JobRun `name`, which exists, belongs to another Schedule of this name (deleted,
+/// its runs not yet collected): its controller ownerReference names another uid.
+async fn older_schedules(
+    ctx: &Context,
+    api: &Api<JobRun>,
+    schedule: &Schedule,
+    name: &str,
+) -> Result<bool, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let existing = match ctx.jobrun(&namespace, name) {
+        Some(cached) => Some(cached.as_ref().clone()),
+        None => api
+            .get_opt(name)
+            .await
+            .map_err(|err| Error::api("get", "JobRun", &namespace, name, err))?,
+    };
+    Ok(existing.is_some_and(|run| {
+        run.owner_references().iter().any(|o| {
+            o.kind == "Schedule" && o.controller == Some(true) && Some(&o.uid) != schedule.uid().as_ref()
+        })
+    }))
 }
 
 /// Starts the runs just created that may start now, so a run's Pod is the first write after

@@ -1100,7 +1100,7 @@ fn lint_reports_every_problem_one_line_each_naming_field_and_value() {
         r#"FILE: Schedule/bad-cron: spec.trigger.cron: "61 * * * *": minute field: value 61 is out of range 0-59"#,
         r#"FILE: Schedule/bad-zone: spec.trigger.timezone: "Mars/Olympus": unknown time zone; use an IANA name such as Europe/Berlin or UTC"#,
         r#"FILE: Schedule/two-kinds: spec.trigger: "cron, interval": exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf must be set"#,
-        r#"FILE: Schedule/backwards: spec.trigger.endTime: "2026-01-01T00:00:00Z": endTime is before startTime 2026-02-01T00:00:00Z"#,
+        r#"FILE: Schedule/backwards: spec.trigger.endTime: "2026-01-01T00:00:00Z": endTime must be after startTime"#,
         r#"FILE: Schedule/task-and-template: spec: jobTemplate/taskRef: exactly one of jobTemplate and taskRef must be set"#,
         r#"FILE: Schedule/no-slots: spec.maxRunningJobs: 0: must be at least 1 (absent = unlimited)"#,
         r#"FILE: Schedule/allow-limited: spec.concurrencyPolicy: "Allow": concurrencyPolicy Allow means no limit: leave maxRunningJobs out"#,

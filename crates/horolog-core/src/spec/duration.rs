@@ -88,7 +88,9 @@ impl FromStr for Duration {
             if digits == 0 {
                 return Err(err("every unit needs a number before it"));
             }
-            let number: u128 = rest[..digits].parse().map_err(|_| err("a number is too large"))?;
+            let number: u128 = rest[..digits]
+                .parse()
+                .map_err(|_| err("it is longer than 100 years (36600d)"))?;
             rest = &rest[digits..];
             let (unit_ms, unit_len) = if rest.starts_with("ms") {
                 (1, 2)
@@ -107,7 +109,7 @@ impl FromStr for Duration {
             total_ms = number
                 .checked_mul(unit_ms)
                 .and_then(|ms| total_ms.checked_add(ms))
-                .ok_or_else(|| err("it is too long"))?;
+                .ok_or_else(|| err("it is longer than 100 years (36600d)"))?;
         }
         if total_ms > u128::from(MAX_DURATION_DAYS) * 86_400_000 {
             return Err(err("it is longer than 100 years (36600d)"));

@@ -45,6 +45,7 @@ pub const CANCEL_ANNOTATION: &str = "horolog.dev/cancel";
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": TEMPLATE_XOR_TASK_RULE, "message": TEMPLATE_XOR_TASK_MESSAGE},
+    {"rule": JOBRUN_ENV_ARGS_NEED_TASK_RULE, "message": JOBRUN_ENV_ARGS_NEED_TASK_MESSAGE},
 ]))]
 pub struct JobRunSpec {
     /// The Schedule that created this run; absent for one-off runs.
@@ -90,6 +91,12 @@ pub const TEMPLATE_XOR_TASK_RULE: &str = "has(self.template) != has(self.taskRef
 /// The message users see when [`TEMPLATE_XOR_TASK_RULE`] fails.
 pub const TEMPLATE_XOR_TASK_MESSAGE: &str = "exactly one of template and taskRef must be set";
 
+/// env and args only with taskRef.
+pub const JOBRUN_ENV_ARGS_NEED_TASK_RULE: &str = "has(self.taskRef) || (!has(self.env) && !has(self.args))";
+/// The message users see when [`JOBRUN_ENV_ARGS_NEED_TASK_RULE`] fails.
+pub const JOBRUN_ENV_ARGS_NEED_TASK_MESSAGE: &str =
+    "env and args apply only with taskRef; with template, set them in the pod template";
+
 /// What runs each attempt of a JobRun.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
 pub enum Executor {
@@ -126,7 +133,7 @@ pub struct JobRunTemplate {
 
     /// Seconds a pod may run before it is stopped and the attempt fails. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::MAX_SECONDS))]
     pub active_deadline_seconds: Option<i64>,
 
     /// Finished JobRuns are deleted this long after completion (APScheduler's result

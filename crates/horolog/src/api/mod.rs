@@ -6,6 +6,7 @@ mod backfill;
 mod condition;
 mod jobrun;
 mod schedule;
+pub mod schema_check;
 mod task;
 mod validate;
 
@@ -15,7 +16,7 @@ pub use horolog_core::spec::*;
 pub use jobrun::*;
 pub use schedule::*;
 pub use task::*;
-pub use validate::FieldError;
+pub use validate::{FieldError, Validate};
 
 /// The full schema of a list of core/v1 EnvVar, from k8s-openapi's own type (see
 /// `jobrun::pod_template_schema`); each needs a name.

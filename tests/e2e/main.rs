@@ -71,6 +71,7 @@ mod exactly_once;
 mod executors;
 mod harness;
 mod schema;
+mod strict_schema;
 mod tasks;
 
 use std::collections::BTreeSet;

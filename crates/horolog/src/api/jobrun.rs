@@ -284,7 +284,8 @@ pub(crate) fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> 
 }
 
 /// How many fields deep below the pod template descriptions stay whole:
-/// `spec.containers.command` (3) and `spec.containers.securityContext.runAsUser` (4) do.
+/// `spec.containers.command` (3) does; `spec.containers.securityContext.runAsUser` (4) keeps
+/// its first sentence. 4 would put the Helm release Secret at ~58% of 1 MiB instead of ~52%.
 pub const FULL_DESCRIPTION_DEPTH: usize = 3;
 
 /// Cuts the description of every field deeper than [`FULL_DESCRIPTION_DEPTH`] to its first

@@ -240,7 +240,7 @@ fn every_cel_rule_has_a_rust_check_with_the_same_message() {
                     .into_iter()
                     .map(|p| p.message)
                     .collect();
-                assert_eq!(messages, [message.clone()], "{file}{path}: {rule}");
+                assert_eq!(messages, std::slice::from_ref(&message), "{file}{path}: {rule}");
                 continue;
             }
             match breakers.iter().find(|(m, _)| *m == message) {

@@ -22,11 +22,12 @@ pub struct SchemaProblem {
     pub field: String,
     /// The value as written.
     pub value: Json,
-    /// What is wrong: `unknown field` (with a suggestion when one is close), or
-    /// `must be of type array`.
+    /// What is wrong: `unknown field` (with a suggestion when one is close),
+    /// `must be of type array`, `may not be longer than 64 characters`.
     pub message: String,
-    /// True for an unknown field, false for a value of the wrong type.
-    pub unknown: bool,
+    /// True for a value of the wrong type: the API server stops there, and decoding the
+    /// object would only say it again.
+    pub mistyped: bool,
 }
 
 /// The `openAPIV3Schema` of the horolog kind `kind` (`Schedule`, `JobRun`, `Task`,
@@ -69,7 +70,7 @@ pub fn check_object(kind: &str, value: &mut Json) -> Vec<SchemaProblem> {
                 field,
                 value,
                 message: "unknown field".into(),
-                unknown: true,
+                mistyped: false,
             });
         }
     }
@@ -87,9 +88,17 @@ pub fn check(value: &mut Json, schema: &Json, path: &str, out: &mut Vec<SchemaPr
             field: path.to_string(),
             value: value.clone(),
             message: format!("must be of type {expected}"),
-            unknown: false,
+            mistyped: true,
         });
         return;
+    }
+    if let Some(message) = too_long(value, schema) {
+        out.push(SchemaProblem {
+            field: path.to_string(),
+            value: value.clone(),
+            message,
+            mistyped: false,
+        });
     }
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Json::Bool(true))
         && schema.get("properties").is_none()
@@ -117,7 +126,7 @@ pub fn check(value: &mut Json, schema: &Json, path: &str, out: &mut Vec<SchemaPr
                         field: join(path, &key),
                         value: removed,
                         message,
-                        unknown: true,
+                        mistyped: false,
                     });
                 }
                 for (key, child) in map.iter_mut() {
@@ -137,7 +146,7 @@ pub fn check(value: &mut Json, schema: &Json, path: &str, out: &mut Vec<SchemaPr
                         field: join(path, &key),
                         value: removed,
                         message: "unknown field".into(),
-                        unknown: true,
+                        mistyped: false,
                     });
                 }
             }
@@ -150,6 +159,28 @@ pub fn check(value: &mut Json, schema: &Json, path: &str, out: &mut Vec<SchemaPr
             }
         }
         _ => {}
+    }
+}
+
+/// What is wrong when `value` is longer than `schema`'s `maxLength` (a string, in characters
+/// as the API server counts them) or `maxItems` (a list). Patterns and numeric bounds are the
+/// typed checks' (`Duration` parsing, `Validate::problems`).
+fn too_long(value: &Json, schema: &Json) -> Option<String> {
+    let string_schema = match schema.get("anyOf").and_then(Json::as_array) {
+        // Structural anyOf members carry no type: the string one is the one with a length.
+        Some(members) if value.is_string() => members.iter().find(|m| m.get("maxLength").is_some())?,
+        _ => schema,
+    };
+    match value {
+        Json::String(text) => {
+            let max = string_schema.get("maxLength").and_then(Json::as_u64)?;
+            (text.chars().count() as u64 > max).then(|| format!("may not be longer than {max} characters"))
+        }
+        Json::Array(items) => {
+            let max = schema.get("maxItems").and_then(Json::as_u64)?;
+            (items.len() as u64 > max).then(|| format!("may not have more than {max} items"))
+        }
+        _ => None,
     }
 }
 
@@ -328,6 +359,31 @@ mod tests {
             Some("paused")
         );
         assert_eq!(closest_field("schedule", known.iter()), None);
+    }
+
+    #[test]
+    fn strings_and_lists_longer_than_the_schema_allows_are_refused() {
+        let mut value = schedule(json!({"containers": [{"name": "m", "image": "i"}]}));
+        value["spec"]["trigger"] = json!({"timezone": "x".repeat(65), "anyOf": vec![json!({"interval": "1m"}); 17],
+            "cronFields": {"hour": "9".repeat(129)}});
+        let found = problems("Schedule", value);
+        assert_eq!(
+            found,
+            [
+                (
+                    "spec.trigger.anyOf".to_string(),
+                    "may not have more than 16 items".to_string()
+                ),
+                (
+                    "spec.trigger.cronFields.hour".to_string(),
+                    "may not be longer than 128 characters".to_string()
+                ),
+                (
+                    "spec.trigger.timezone".to_string(),
+                    "may not be longer than 64 characters".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn lint_document(document: &Document, now: DateTime<Utc>) -> Vec<Problem> {
     // What the API server prunes (or refuses with --validate=strict) and the values of the
     // wrong type, then the rest as it would see it.
     let schema_problems = check_object(&document.kind, &mut value);
-    let mistyped = schema_problems.iter().any(|p| !p.unknown);
+    let mistyped = schema_problems.iter().any(|p| p.mistyped);
     for problem in schema_problems {
         found.push(&problem.field, render(&problem.value), &problem.message);
     }

@@ -453,3 +453,50 @@ fn every_boundary_value_the_schema_accepts_decodes_and_validates_without_panic()
     }
     assert!(checked > 100, "only {checked} boundary values");
 }
+
+/// `kubectl explain` reads the embedded pod template down to `containers.command`, with
+/// Kubernetes' own descriptions, in every kind that embeds one.
+#[test]
+fn the_pod_template_is_typed_and_explained_down_to_the_command() {
+    for (file, template) in [
+        (
+            "schedules.horolog.dev.yaml",
+            "/properties/spec/properties/jobTemplate/properties/spec/properties/template",
+        ),
+        ("jobruns.horolog.dev.yaml", "/properties/spec/properties/template"),
+        (
+            "tasks.horolog.dev.yaml",
+            "/properties/spec/properties/jobTemplate/properties/spec/properties/template",
+        ),
+    ] {
+        let schema = schema_of(file);
+        let template = schema
+            .pointer(template)
+            .unwrap_or_else(|| panic!("{file}: no template"));
+        assert!(
+            template.get("x-kubernetes-preserve-unknown-fields").is_none(),
+            "{file}: the pod template is free-form"
+        );
+        let container = &template["properties"]["spec"]["properties"]["containers"]["items"];
+        let command = &container["properties"]["command"];
+        assert_eq!(command["type"], "array", "{file}");
+        assert_eq!(command["items"]["type"], "string", "{file}");
+        assert!(
+            command["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Not executed within a shell")),
+            "{file}: {command}"
+        );
+        assert_eq!(
+            container["required"],
+            serde_json::json!(["image", "name"]),
+            "{file}"
+        );
+        assert!(
+            template["properties"]["spec"]["properties"]
+                .get("ephemeralContainers")
+                .is_none(),
+            "{file}"
+        );
+    }
+}

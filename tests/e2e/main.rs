@@ -74,6 +74,7 @@ mod executors;
 mod harness;
 mod ownership;
 mod schema;
+mod strict_schema;
 mod tasks;
 
 use std::collections::BTreeSet;

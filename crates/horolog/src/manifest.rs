@@ -157,18 +157,43 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Manife
         .collect()
 }
 
-/// The typed object of one document.
+/// The typed object of one document. A horolog object is first checked against its CRD
+/// schema as the API server checks it with `fieldValidation=Strict` (what `kubectl apply`
+/// sends): an unknown field (`comand`, `calendarRef`) or a value of the wrong type (a string
+/// `command`) is an error naming the field, not a field silently dropped.
 fn manifest_of(document: Document) -> Result<Manifest, ManifestError> {
     let location = if document.name.is_empty() {
         document.location()
     } else {
         format!("{} ({} {})", document.location(), document.kind, document.name)
     };
+    let checked = |document: Document| -> Result<serde_json::Value, ManifestError> {
+        let mut value = serde_json::to_value(&document.value).map_err(|e| ManifestError {
+            location: location.clone(),
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        let problems = crate::api::schema_check::check_object(&document.kind, &mut value);
+        match problems.first() {
+            None => Ok(value),
+            Some(first) => {
+                let more = match problems.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more; `kubectl horolog lint` lists every one)"),
+                };
+                Err(ManifestError {
+                    location: location.clone(),
+                    path: first.field.clone(),
+                    message: format!("{}: {}{more}", first.value, first.message),
+                })
+            }
+        }
+    };
     Ok(match (document.is_horolog(), document.kind.as_str()) {
-        (true, "Schedule") => Manifest::Schedule(Box::new(typed(document.value, &location)?)),
-        (true, "JobRun") => Manifest::JobRun(Box::new(typed(document.value, &location)?)),
-        (true, "Task") => Manifest::Task(Box::new(typed(document.value, &location)?)),
-        (true, "Backfill") => Manifest::Backfill(Box::new(typed(document.value, &location)?)),
+        (true, "Schedule") => Manifest::Schedule(Box::new(typed(checked(document)?, &location)?)),
+        (true, "JobRun") => Manifest::JobRun(Box::new(typed(checked(document)?, &location)?)),
+        (true, "Task") => Manifest::Task(Box::new(typed(checked(document)?, &location)?)),
+        (true, "Backfill") => Manifest::Backfill(Box::new(typed(checked(document)?, &location)?)),
         _ => Manifest::Other {
             api_version: document.api_version,
             kind: document.kind,
@@ -239,7 +264,7 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     Ok(files)
 }
 
-fn typed<T: DeserializeOwned>(value: serde_yaml::Value, location: &str) -> Result<T, ManifestError> {
+fn typed<T: DeserializeOwned>(value: serde_json::Value, location: &str) -> Result<T, ManifestError> {
     serde_path_to_error::deserialize(value).map_err(|e| ManifestError {
         location: location.to_string(),
         path: e.path().to_string(),
@@ -329,6 +354,39 @@ spec:
         let text = GOOD.replace(r#"{cron: "* * * * *"}"#, r#"{cron: "* * * * *", timezon: UTC}"#);
         let err = parse_manifests(&text, "bad.yaml").unwrap_err();
         assert!(err.message.contains("timezon"), "{err}");
+    }
+
+    #[test]
+    fn a_field_the_crd_does_not_declare_is_refused_with_its_path() {
+        // serde would drop `comand` silently and the run would execute the image's default
+        // entrypoint; the API server (fieldValidation=Strict) refuses it, and so do we.
+        let text = GOOD.replace(
+            "{name: main, image: busybox}",
+            "{name: main, image: busybox, comand: [sh]}",
+        );
+        let err = parse_manifests(&text, "bad.yaml").unwrap_err();
+        assert_eq!(
+            err.path,
+            "spec.jobTemplate.spec.template.spec.containers[0].comand"
+        );
+        assert!(err.message.contains("did you mean command?"), "{err}");
+        let text = GOOD.replace("  jobTemplate:", "  calendarRef: x\n  jobTemplate:");
+        let err = parse_manifests(&text, "bad.yaml").unwrap_err();
+        assert_eq!(err.path, "spec.calendarRef");
+    }
+
+    #[test]
+    fn a_string_command_is_refused_not_read_as_a_list() {
+        let text = GOOD.replace(
+            "{name: main, image: busybox}",
+            "{name: main, image: busybox, command: echo hi}",
+        );
+        let err = parse_manifests(&text, "bad.yaml").unwrap_err();
+        assert_eq!(
+            err.path,
+            "spec.jobTemplate.spec.template.spec.containers[0].command"
+        );
+        assert!(err.message.contains("must be of type array"), "{err}");
     }
 
     #[test]

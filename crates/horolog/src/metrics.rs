@@ -1113,7 +1113,6 @@ impl crate::controller::Observer for Metrics {
             .observe(waited.as_secs_f64());
     }
 
-
     fn finished(
         &self,
         namespace: &str,

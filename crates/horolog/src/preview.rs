@@ -4,7 +4,7 @@
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::api::Schedule;
+use crate::api::{Schedule, Validate};
 use crate::manifest::Manifest;
 use horolog_core::trigger::Trigger;
 
@@ -65,7 +65,11 @@ fn preview_one(
         name: name.clone(),
         message,
     };
-    schedule.spec.validate().map_err(|e| fail(e.to_string()))?;
+    // The same checks as `kubectl horolog lint` and local mode (Validate::problems), with
+    // the Schedule taken as created at `from`.
+    if let Some(problem) = schedule.problems(from).into_iter().next() {
+        return Err(fail(problem.to_string()));
+    }
     let trigger = Trigger::compile(&schedule.spec.trigger, from).map_err(|e| fail(e.to_string()))?;
     let tz = trigger.timezone();
     // Fire times at or after `from`: strictly after the instant just before it.
@@ -189,7 +193,10 @@ spec:
         let manifests = parse_manifests(&bad, "bad.yaml").unwrap();
         let err = preview(&manifests, from(), 2).remove(0).unwrap_err();
         let shown = err.to_string();
-        assert!(shown.starts_with("Schedule dst-berlin: trigger.cron"), "{shown}");
+        assert!(
+            shown.starts_with("Schedule dst-berlin: spec.trigger.cron"),
+            "{shown}"
+        );
         assert!(shown.contains("61"), "{shown}");
     }
 

@@ -1561,3 +1561,124 @@ fn the_network_policy_is_optional_and_lets_in_only_scrapes_and_out_only_dns_and_
         "JSON logs by default"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The Helm release Secret stays well under the API server's 1 MiB limit
+// ---------------------------------------------------------------------------------------
+
+/// gzip -9 of `data` (Helm compresses its release with gzip.BestCompression), by the
+/// system's gzip: no compression crate is in Cargo.lock.
+fn gzip_len(data: &[u8]) -> usize {
+    use std::io::Write as _;
+    let mut child = Command::new("gzip")
+        .arg("-9c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip on PATH");
+    let mut stdin = child.stdin.take().expect("gzip stdin");
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("gzip runs");
+    writer.join().expect("writer").expect("write to gzip");
+    assert!(output.status.success(), "gzip failed");
+    output.stdout.len()
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// Every file of the chart (what Helm keeps of the chart in the release), by path.
+fn chart_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() {
+            chart_files(&entry.path(), &format!("{name}/"), out);
+        } else {
+            out.push((name, fs::read(entry.path()).unwrap()));
+        }
+    }
+}
+
+/// Helm stores a release as one Secret holding base64(gzip(JSON of the release)); the JSON
+/// holds the whole chart (every file, base64-encoded) and the rendered manifest. With the
+/// full pod template schema in three CRDs this is the number that must stay well under the
+/// 1 MiB a Secret may hold; README ("CRD sizes") quotes it.
+#[test]
+fn the_helm_release_secret_stays_well_under_one_mebibyte() {
+    use std::fmt::Write as _;
+    let mut files = Vec::new();
+    chart_files(&chart(), "", &mut files);
+    let b64 = |data: &[u8]| {
+        // base64 text of `data`, as Go's encoding/json writes []byte (the size is what counts
+        // for compression, so the standard alphabet over the real bytes).
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(base64_len(data.len()));
+        for chunk in data.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    };
+    // The manifest: rendered by helm when there is one, else the CRDs plus every template's
+    // text (what the CRDs render to is their own text with two labels added).
+    let manifest = match helm() {
+        Some(helm) => {
+            let output = Command::new(helm)
+                .args(["template", "horolog"])
+                .arg(chart())
+                .args(["--namespace", "horolog-system"])
+                .output()
+                .expect("running helm");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).expect("UTF-8")
+        }
+        None => files
+            .iter()
+            .filter(|(name, _)| name.starts_with("templates/") || name == "files/crds.yaml")
+            .map(|(_, data)| String::from_utf8_lossy(data).into_owned())
+            .collect(),
+    };
+    let mut release = String::from("{\"name\":\"horolog\",\"chart\":{\"files\":[");
+    for (name, data) in &files {
+        let _ = write!(release, "{{\"name\":{name:?},\"data\":\"{}\"}},", b64(data));
+    }
+    let _ = write!(
+        release,
+        "]}},\"manifest\":{},\"version\":1,\"namespace\":\"horolog-system\"}}",
+        serde_json::to_string(&manifest).unwrap()
+    );
+    let secret = base64_len(gzip_len(release.as_bytes()));
+    println!(
+        "release JSON {} bytes, Secret data (base64 of gzip) {secret} bytes = {:.0}% of 1 MiB",
+        release.len(),
+        secret as f64 * 100.0 / 1_048_576.0
+    );
+    assert!(
+        secret < 768 * 1024,
+        "the Helm release Secret would hold {secret} bytes: keep it well under 1 MiB (CRD descriptions, see api/jobrun.rs FULL_DESCRIPTION_DEPTH)"
+    );
+    // Each CRD as the API server stores it (JSON) stays far from etcd's 1.5 MiB request limit.
+    for (file, yaml) in horolog::crd::crd_files().unwrap() {
+        let crd: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let json = serde_json::to_string(&crd).unwrap().len();
+        println!("{file}: {} bytes of YAML, {json} bytes of JSON", yaml.len());
+        assert!(json < 512 * 1024, "{file}: {json} bytes of JSON");
+    }
+}

@@ -1099,17 +1099,17 @@ fn lint_reports_every_problem_one_line_each_naming_field_and_value() {
     let expected = [
         r#"FILE: Schedule/bad-cron: spec.trigger.cron: "61 * * * *": minute field: value 61 is out of range 0-59"#,
         r#"FILE: Schedule/bad-zone: spec.trigger.timezone: "Mars/Olympus": unknown time zone; use an IANA name such as Europe/Berlin or UTC"#,
-        r#"FILE: Schedule/two-kinds: spec.trigger: "cron, interval": exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf must be set"#,
-        r#"FILE: Schedule/backwards: spec.trigger.endTime: "2026-01-01T00:00:00Z": endTime is before startTime 2026-02-01T00:00:00Z"#,
+        r#"FILE: Schedule/two-kinds: spec.trigger: cron, interval: exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf must be set"#,
+        r#"FILE: Schedule/backwards: spec.trigger.endTime: "2026-01-01T00:00:00Z": endTime must be after startTime"#,
         r#"FILE: Schedule/task-and-template: spec: jobTemplate/taskRef: exactly one of jobTemplate and taskRef must be set"#,
         r#"FILE: Schedule/no-slots: spec.maxRunningJobs: 0: must be at least 1 (absent = unlimited)"#,
         r#"FILE: Schedule/allow-limited: spec.concurrencyPolicy: "Allow": concurrencyPolicy Allow means no limit: leave maxRunningJobs out"#,
         r#"FILE: Schedule/typos: spec.maxRunJobs: 2: unknown field; did you mean maxRunningJobs?"#,
-        r#"FILE: Schedule/typos: spec.jobTemplate.spec.template.spec.containers[0].comand: ["sh"]: unknown field"#,
+        r#"FILE: Schedule/typos: spec.jobTemplate.spec.template.spec.containers[0].comand: ["sh"]: unknown field; did you mean command?"#,
         r#"FILE: Schedule/typos: spec.trigger.timezon: "UTC": unknown field; did you mean timezone?"#,
         r#"FILE: Schedule/bad-duration: spec.trigger.interval: "5x": "5x" is not a duration: unknown unit (write e.g. "90s", "1h30m", "2d", "500ms"; units w d h m s ms)"#,
         r#"FILE: JobRun/(document 10): spec.backoffLimit: 101: must be between 0 and 100"#,
-        r#"FILE: Task/send: spec.jobTemplate.spec.template: <absent>: is required"#,
+        r#"FILE: Task/send: spec.jobTemplate.spec.template: <absent>: jobTemplate.spec.template is required"#,
         r#"FILE: Task/send: spec.maxRunningJobs: 0: must be at least 1 (absent = no shared limit)"#,
         r#"FILE: Backfill/rerun: spec.to: "2026-01-01T00:00:00Z": to must be after from"#,
         r#"FILE: Schedul/(document 13): apiVersion: "horolog.dev/v1": horolog.dev serves v1alpha1: write apiVersion: horolog.dev/v1alpha1"#,
@@ -1131,8 +1131,8 @@ fn lint_reports_unknown_metadata_fields_and_a_missing_name() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "FILE: Schedule/(document 1): metadata.name: <absent>: is required\n\
-         FILE: Schedule/(document 1): metadata.labes: {\"a\":\"b\"}: unknown field\n"
+        "FILE: Schedule/(document 1): metadata.labes: {\"a\":\"b\"}: unknown field\n\
+         FILE: Schedule/(document 1): metadata.name: <absent>: is required\n"
     );
 }
 

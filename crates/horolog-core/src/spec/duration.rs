@@ -9,6 +9,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The pattern the CRD schema enforces; `Duration::from_str` accepts exactly this language.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|w|d|h|m|s))+$";
+/// The longest duration string the CRD schema accepts (`maxLength`). Any string of the
+/// pattern up to this length is read without overflow: at worst it is refused as longer than
+/// [`MAX_DURATION_DAYS`].
+pub const DURATION_MAX_LENGTH: usize = 32;
+/// The longest duration accepted, in days (100 years of 366 days): anything longer is a typo,
+/// and stays far inside chrono's range (about 292 million years) so fire-time arithmetic
+/// cannot overflow.
+pub const MAX_DURATION_DAYS: u64 = 36_600;
 
 /// A non-negative span of time written with the units `w d h m s ms`, e.g. `1h30m`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,6 +78,9 @@ impl FromStr for Duration {
         if s.is_empty() {
             return Err(err("it is empty"));
         }
+        if s.len() > DURATION_MAX_LENGTH {
+            return Err(err("it is longer than 32 characters"));
+        }
         let mut total_ms: u128 = 0;
         let mut rest = s;
         while !rest.is_empty() {
@@ -77,7 +88,9 @@ impl FromStr for Duration {
             if digits == 0 {
                 return Err(err("every unit needs a number before it"));
             }
-            let number: u128 = rest[..digits].parse().map_err(|_| err("a number is too large"))?;
+            let number: u128 = rest[..digits]
+                .parse()
+                .map_err(|_| err("it is longer than 100 years (36600d)"))?;
             rest = &rest[digits..];
             let (unit_ms, unit_len) = if rest.starts_with("ms") {
                 (1, 2)
@@ -96,12 +109,10 @@ impl FromStr for Duration {
             total_ms = number
                 .checked_mul(unit_ms)
                 .and_then(|ms| total_ms.checked_add(ms))
-                .ok_or_else(|| err("it is too long"))?;
+                .ok_or_else(|| err("it is longer than 100 years (36600d)"))?;
         }
-        // chrono's TimeDelta tops out near 292 million years; anything near that is a typo.
-        const MAX_MS: u128 = 100 * 366 * 86_400_000;
-        if total_ms > MAX_MS {
-            return Err(err("it is longer than 100 years"));
+        if total_ms > u128::from(MAX_DURATION_DAYS) * 86_400_000 {
+            return Err(err("it is longer than 100 years (36600d)"));
         }
         Ok(Duration(std::time::Duration::from_millis(total_ms as u64)))
     }
@@ -156,6 +167,7 @@ impl JsonSchema for Duration {
         schemars::json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
+            "maxLength": DURATION_MAX_LENGTH,
         })
     }
 }
@@ -192,11 +204,34 @@ mod tests {
             "-5s",
             "5 s",
             "99999999999999999999999999d",
+            "99999999999999w",
+            "36601d",
+            "1w1w1w1w1w1w1w1w1w1w1w1w1w1w1w1w1w",
         ] {
             let err = bad.parse::<Duration>().unwrap_err();
             assert_eq!(err.value, bad);
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn every_pattern_string_up_to_the_max_length_reads_without_overflow() {
+        let longest_number = "9".repeat(DURATION_MAX_LENGTH - 2);
+        for text in [
+            format!("{longest_number}ms"),
+            format!("{}w", "9".repeat(DURATION_MAX_LENGTH - 1)),
+            "1ms".repeat(DURATION_MAX_LENGTH / 3),
+        ] {
+            assert!(text.len() <= DURATION_MAX_LENGTH, "{text}");
+            // A clean Ok or a clean error naming the value; never a panic.
+            if let Err(e) = text.parse::<Duration>() {
+                assert_eq!(e.value, text);
+            }
+        }
+        assert_eq!(
+            "36600d".parse::<Duration>().map(|d| d.as_std().as_secs()),
+            Ok(MAX_DURATION_DAYS * 86_400)
+        );
     }
 
     #[test]

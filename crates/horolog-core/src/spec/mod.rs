@@ -6,6 +6,6 @@ mod duration;
 mod policy;
 mod trigger;
 
-pub use duration::{DURATION_PATTERN, Duration, DurationError};
+pub use duration::{DURATION_MAX_LENGTH, DURATION_PATTERN, Duration, DurationError, MAX_DURATION_DAYS};
 pub use policy::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy};
 pub use trigger::*;

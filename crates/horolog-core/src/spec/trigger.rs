@@ -26,6 +26,12 @@ pub const END_AFTER_START_RULE: &str =
 /// The message users see when [`END_AFTER_START_RULE`] fails.
 pub const END_AFTER_START_MESSAGE: &str = "endTime must be after startTime";
 
+/// A calendarInterval moves at least one day.
+pub const CALENDAR_INTERVAL_RULE: &str = "self.years + self.months + self.weeks + self.days > 0";
+/// The message users see when [`CALENDAR_INTERVAL_RULE`] fails.
+pub const CALENDAR_INTERVAL_MESSAGE: &str =
+    "calendarInterval needs at least one of years, months, weeks, days greater than 0";
+
 /// When a Schedule fires: exactly one trigger kind (cron, cronFields, interval, date,
 /// calendarInterval, anyOf, allOf), plus an optional timezone and time window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -228,7 +234,7 @@ impl JsonSchema for CronField {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "x-kubernetes-int-or-string": true,
-            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1, "maxLength": 128}],
+            "anyOf": [{"type": "integer", "minimum": 0, "maximum": 9999}, {"type": "string", "minLength": 1, "maxLength": 128}],
         })
     }
 }
@@ -238,8 +244,7 @@ impl JsonSchema for CronField {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.years + self.months + self.weeks + self.days > 0",
-     "message": "calendarInterval needs at least one of years, months, weeks, days greater than 0"},
+    {"rule": CALENDAR_INTERVAL_RULE, "message": CALENDAR_INTERVAL_MESSAGE},
 ]))]
 pub struct CalendarInterval {
     /// Years between fire dates. Default 0.

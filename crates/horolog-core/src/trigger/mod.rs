@@ -18,7 +18,10 @@ use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::plan::{Due, FireTimes, scan_due};
-use crate::spec::{CalendarInterval, CronFields, LeafTrigger, TriggerSpec};
+use crate::spec::{
+    CALENDAR_INTERVAL_MESSAGE, CalendarInterval, CronFields, END_AFTER_START_MESSAGE,
+    EXACTLY_ONE_LEAF_MESSAGE, EXACTLY_ONE_TRIGGER_MESSAGE, LeafTrigger, TriggerSpec,
+};
 use calendar::CalendarRule;
 use combining::{AllOf, Step};
 use cron::CronSchedule;
@@ -134,7 +137,7 @@ impl Trigger {
             return Err(TriggerError::invalid(
                 "trigger",
                 kind_names(&kinds),
-                "exactly one of cron, cronFields, interval, date, calendarInterval, anyOf, allOf must be set",
+                EXACTLY_ONE_TRIGGER_MESSAGE,
             ));
         }
         if spec.all_of_threshold.is_some() && spec.all_of.is_none() {
@@ -285,7 +288,7 @@ fn compile_leaf(path: &str, spec: &LeafTrigger, w: &Window, outer_tz: Tz) -> Res
         return Err(TriggerError::invalid(
             path,
             kind_names(&kinds),
-            "exactly one of cron, cronFields, interval, date, calendarInterval must be set",
+            EXACTLY_ONE_LEAF_MESSAGE,
         ));
     }
     // An explicit startTime bounds every kind; the creation-time default anchors intervals and
@@ -387,7 +390,7 @@ fn compile_calendar(
         return Err(TriggerError::invalid(
             path,
             "years=0 months=0 weeks=0 days=0",
-            "the interval must be at least 1 day long: set one of years, months, weeks, days",
+            CALENDAR_INTERVAL_MESSAGE,
         ));
     }
     let time = NaiveTime::from_hms_opt(ci.hour as u32, ci.minute as u32, ci.second as u32)
@@ -519,13 +522,14 @@ fn check_window(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
 ) -> Result<(), TriggerError> {
+    // The same rule, with the same message, as the CRD's CEL rule END_AFTER_START_RULE.
     if let (Some(s), Some(e)) = (start, end)
-        && e < s
+        && e <= s
     {
         return Err(TriggerError::invalid(
             format!("{path}.endTime"),
             rfc3339(e),
-            format!("endTime is before startTime {}", rfc3339(s)),
+            END_AFTER_START_MESSAGE,
         ));
     }
     Ok(())

@@ -35,7 +35,7 @@ pub const BACKFILL_PREVIEW: usize = 100;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": BACKFILL_RANGE_RULE, "message": BACKFILL_RANGE_MESSAGE},
-    {"rule": "self == oldSelf", "message": "a Backfill's spec cannot change; create another Backfill"},
+    {"rule": BACKFILL_IMMUTABLE_RULE, "message": BACKFILL_IMMUTABLE_MESSAGE},
 ]))]
 pub struct BackfillSpec {
     /// The Schedule whose trigger and job template to use (same namespace).
@@ -56,9 +56,9 @@ pub struct BackfillSpec {
     /// The most fire times this Backfill may cover. A range that holds more is refused as a
     /// whole (phase Failed, naming both counts) and creates nothing: split it into smaller
     /// Backfills or raise this. A dry run counts the range either way (status.fireTimes).
-    /// Absent: 10000. Minimum 1. Example: `50000`.
+    /// Absent: 10000. Minimum 1, maximum 1000000. Example: `50000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::MAX_COUNT))]
     pub max_fire_times: Option<i64>,
 
     /// True: count the fire times and list the first 100 in status.preview; create nothing.
@@ -70,6 +70,11 @@ pub struct BackfillSpec {
 pub const BACKFILL_RANGE_RULE: &str = "timestamp(self.to) > timestamp(self.from)";
 /// The message users see when [`BACKFILL_RANGE_RULE`] fails.
 pub const BACKFILL_RANGE_MESSAGE: &str = "to must be after from";
+
+/// A Backfill's spec never changes (a transition rule: it compares with the stored object).
+pub const BACKFILL_IMMUTABLE_RULE: &str = "self == oldSelf";
+/// The message users see when [`BACKFILL_IMMUTABLE_RULE`] fails.
+pub const BACKFILL_IMMUTABLE_MESSAGE: &str = "a Backfill's spec cannot change; create another Backfill";
 
 /// Where a Backfill is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

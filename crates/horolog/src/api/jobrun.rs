@@ -45,6 +45,7 @@ pub const CANCEL_ANNOTATION: &str = "horolog.dev/cancel";
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": TEMPLATE_XOR_TASK_RULE, "message": TEMPLATE_XOR_TASK_MESSAGE},
+    {"rule": JOBRUN_ENV_ARGS_NEED_TASK_RULE, "message": JOBRUN_ENV_ARGS_NEED_TASK_MESSAGE},
 ]))]
 pub struct JobRunSpec {
     /// The Schedule that created this run; absent for one-off runs.
@@ -90,6 +91,12 @@ pub const TEMPLATE_XOR_TASK_RULE: &str = "has(self.template) != has(self.taskRef
 /// The message users see when [`TEMPLATE_XOR_TASK_RULE`] fails.
 pub const TEMPLATE_XOR_TASK_MESSAGE: &str = "exactly one of template and taskRef must be set";
 
+/// env and args only with taskRef.
+pub const JOBRUN_ENV_ARGS_NEED_TASK_RULE: &str = "has(self.taskRef) || (!has(self.env) && !has(self.args))";
+/// The message users see when [`JOBRUN_ENV_ARGS_NEED_TASK_RULE`] fails.
+pub const JOBRUN_ENV_ARGS_NEED_TASK_MESSAGE: &str =
+    "env and args apply only with taskRef; with template, set them in the pod template";
+
 /// What runs each attempt of a JobRun.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Executor {
@@ -126,7 +133,7 @@ pub struct JobRunTemplate {
 
     /// Seconds a pod may run before it is stopped and the attempt fails. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::MAX_SECONDS))]
     pub active_deadline_seconds: Option<i64>,
 
     /// Finished JobRuns are deleted this long after completion (APScheduler's result
@@ -226,43 +233,89 @@ pub struct JobRunStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// A lean schema for the embedded core/v1 PodTemplateSpec. The full schema is ~500 KB per
-/// CRD, which breaks client-side `kubectl apply` (annotation size limit); the API server
-/// validates the pod itself when the operator creates it. We enforce what a JobRun cannot do
-/// without (a container with a name and an image) and keep every other field.
-fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "description": "A core/v1 PodTemplateSpec (see `kubectl explain pod.spec`). restartPolicy is forced to Never.",
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "required": ["spec"],
-        "properties": {
-            "metadata": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-            },
-            "spec": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "required": ["containers"],
-                "properties": {
-                    "containers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": true,
-                            "required": ["name", "image"],
-                            "properties": {
-                                "name": {"type": "string", "minLength": 1},
-                                "image": {"type": "string", "minLength": 1},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    })
+/// The full schema of core/v1 PodTemplateSpec, from k8s-openapi's own type, so the API
+/// server refuses what the kubelet would not run (a string `command`, a misspelt `comand`)
+/// exactly as it does for a CronJob, and `kubectl explain` reads down to
+/// `containers.command`. On top of the Kubernetes schema, a JobRun needs at least one
+/// container, and an image on each (a Pod has no controller to default it).
+///
+/// Two cuts keep each CRD small enough for Helm's release Secret (see README, "CRD sizes"):
+/// `ephemeralContainers` is left out (the API server refuses it when a Pod is created, so a
+/// run with it could never start), and below [`FULL_DESCRIPTION_DEPTH`] fields a
+/// description keeps only its first sentence.
+pub(crate) fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>().to_value();
+    if let Some(properties) = schema
+        .pointer_mut("/properties/spec/properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        properties.remove("ephemeralContainers");
+    }
+    shorten_descriptions(&mut schema, 0);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "description".into(),
+            "A core/v1 PodTemplateSpec (as `kubectl explain pod`). restartPolicy is forced to Never.".into(),
+        );
+        object.insert("required".into(), serde_json::json!(["spec"]));
+    }
+    if let Some(containers) = schema
+        .pointer_mut("/properties/spec/properties/containers")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        containers.insert("minItems".into(), 1.into());
+        if let Some(item) = containers
+            .get_mut("items")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            item.insert("required".into(), serde_json::json!(["name", "image"]));
+            for field in ["name", "image"] {
+                if let Some(property) = item
+                    .get_mut("properties")
+                    .and_then(|p| p.get_mut(field))
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    property.insert("minLength".into(), 1.into());
+                }
+            }
+        }
+    }
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+/// How many fields deep below the pod template descriptions stay whole:
+/// `spec.containers.command` (3) does; `spec.containers.securityContext.runAsUser` (4) keeps
+/// its first sentence. 4 would put the Helm release Secret at ~58% of 1 MiB instead of ~52%.
+pub const FULL_DESCRIPTION_DEPTH: usize = 3;
+
+/// Cuts the description of every field deeper than [`FULL_DESCRIPTION_DEPTH`] to its first
+/// sentence; `depth` is the depth of `schema`.
+fn shorten_descriptions(schema: &mut serde_json::Value, depth: usize) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if depth > FULL_DESCRIPTION_DEPTH
+        && let Some(serde_json::Value::String(description)) = object.get_mut("description")
+        && let Some(end) = description.find(". ")
+    {
+        description.truncate(end + 1);
+    }
+    for (key, child) in object.iter_mut() {
+        match key.as_str() {
+            "properties" => {
+                for field in child.as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+                    shorten_descriptions(field, depth + 1);
+                }
+            }
+            "items" | "additionalProperties" => shorten_descriptions(child, depth),
+            "anyOf" | "allOf" | "oneOf" => {
+                for member in child.as_array_mut().into_iter().flatten() {
+                    shorten_descriptions(member, depth);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl JobRun {

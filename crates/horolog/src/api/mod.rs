@@ -6,6 +6,7 @@ mod backfill;
 mod condition;
 mod jobrun;
 mod schedule;
+pub mod schema_check;
 mod task;
 mod validate;
 
@@ -15,20 +16,21 @@ pub use horolog_core::spec::*;
 pub use jobrun::*;
 pub use schedule::*;
 pub use task::*;
-pub use validate::FieldError;
+pub use validate::{FieldError, Validate};
 
-/// A lean schema for a list of core/v1 EnvVar: each needs a name; everything else (value,
-/// valueFrom) is kept and checked by the API server when the Pod is created, as for the pod
-/// template itself.
-pub(crate) fn env_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+/// The full schema of a list of core/v1 EnvVar, from k8s-openapi's own type (see
+/// `jobrun::pod_template_schema`); each needs a name.
+pub(crate) fn env_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut item = generator.subschema_for::<k8s_openapi::api::core::v1::EnvVar>();
+    if let Some(name) = item
+        .pointer_mut("/properties/name")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        name.insert("minLength".into(), 1.into());
+    }
     schemars::json_schema!({
-        "description": "core/v1 EnvVar list (see `kubectl explain pod.spec.containers.env`).",
+        "description": "Environment variables, as a container's `env` (see `kubectl explain pod.spec.containers.env`).",
         "type": "array",
-        "items": {
-            "type": "object",
-            "x-kubernetes-preserve-unknown-fields": true,
-            "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1}},
-        },
+        "items": item,
     })
 }

@@ -23,6 +23,16 @@ pub const SCHEDULE_LABEL: &str = "horolog.dev/schedule";
 pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
 /// Default of `failedRunsHistoryLimit`.
 pub const DEFAULT_FAILED_HISTORY: i32 = 1;
+/// The schema's `maximum` of every maxRunningJobs (Schedule and Task).
+pub const MAX_RUNNING_JOBS: i32 = 1_000_000;
+/// The schema's `maximum` of pauseAfterFailures and the history limits.
+pub const MAX_COUNT: i32 = 1_000_000;
+/// The schema's `maximum` of maxRuns.
+pub const MAX_RUNS: i64 = 1_000_000_000_000;
+/// The schema's `maximum` of a count of seconds (ttlSecondsAfterFinished,
+/// activeDeadlineSeconds): 100 years of 366 days, as the longest duration, so adding it to
+/// any time stays in range.
+pub const MAX_SECONDS: i64 = 36_600 * 86_400;
 
 /// A Schedule fires a JobRun at every fire time of its trigger, with APScheduler 4's
 /// policies: coalescing, misfire grace time, jitter and max running jobs.
@@ -95,7 +105,7 @@ pub struct ScheduleSpec {
     /// else unlimited. Minimum 1. A Task's maxRunningJobs limits all its Schedules together
     /// on top of this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_RUNNING_JOBS))]
     pub max_running_jobs: Option<i32>,
 
     /// At `maxRunningJobs`: `Wait` holds the new run (phase Waiting) until a slot frees or its
@@ -112,7 +122,7 @@ pub struct ScheduleSpec {
     /// QueueFull and counted in status.skippedRuns, so a hung run cannot make the queue (and
     /// status.active) grow without bound. Absent: the Task's, else 100. Minimum 0. Example: `10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_COUNT))]
     pub max_waiting_runs: Option<i32>,
 
     /// After this many consecutive Failed runs the Schedule stops firing (Ready=False, reason
@@ -120,31 +130,31 @@ pub struct ScheduleSpec {
     /// new value of the annotation `horolog.dev/resume`, or by any spec change; the operator
     /// never edits spec. Absent: never. Minimum 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_COUNT))]
     pub pause_after_failures: Option<i32>,
 
     /// Fire at most this many times in total (`status.firedCount`), then finish
     /// (Ready=False, reason Finished). Run-now runs do not count. Absent: no limit. Minimum 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_RUNS))]
     pub max_runs: Option<i64>,
 
     /// Delete the Schedule (and, by owner, its JobRuns) this many seconds after it finished:
     /// its trigger has no more fire times (endTime passed, a date fired, maxRuns reached) and
     /// every run finished. Absent: kept. Example: `3600`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_SECONDS))]
     pub ttl_seconds_after_finished: Option<i64>,
 
     /// How many Succeeded JobRuns to keep; older ones are deleted. Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_COUNT))]
     pub successful_runs_history_limit: Option<i32>,
 
     /// How many finished but unsuccessful (Failed, Missed, Skipped, Cancelled) JobRuns to keep.
     /// Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_COUNT))]
     pub failed_runs_history_limit: Option<i32>,
 
     /// The JobRun each fire time creates. Exactly one of jobTemplate and taskRef.

@@ -31,14 +31,14 @@ pub struct TaskSpec {
     /// The JobRun template every run of this Task uses (the same shape as a Schedule's
     /// jobTemplate; `spec.template` is required). Schedules add `env` and `args` to it.
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "has(self.spec.template)", "message": "jobTemplate.spec.template is required"},
+        {"rule": TASK_TEMPLATE_REQUIRED_RULE, "message": TASK_TEMPLATE_REQUIRED_MESSAGE},
     ]))]
     pub job_template: JobTemplate,
 
     /// At most this many runs of this Task (of all its Schedules and one-off JobRuns
     /// together) run at once, oldest fire time first. Absent: no shared limit. Minimum 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::MAX_RUNNING_JOBS))]
     pub max_running_jobs: Option<i32>,
 
     /// What a run does when the Task's limit is reached: `Wait` (default), `Skip`,
@@ -51,13 +51,18 @@ pub struct TaskSpec {
     /// is Skipped with reason QueueFull. Also the default for the Schedules that leave their
     /// own maxWaitingRuns unset. Absent: 100. Minimum 0. Example: `10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = super::MAX_COUNT))]
     pub max_waiting_runs: Option<i32>,
 
     /// Default misfireGraceTime for the Schedules that leave theirs unset. Example: `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misfire_grace_time: Option<Duration>,
 }
+
+/// A Task's job template names its pod template.
+pub const TASK_TEMPLATE_REQUIRED_RULE: &str = "has(self.spec.template)";
+/// The message users see when [`TASK_TEMPLATE_REQUIRED_RULE`] fails.
+pub const TASK_TEMPLATE_REQUIRED_MESSAGE: &str = "jobTemplate.spec.template is required";
 
 /// What the operator knows about a Task.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,10 +1,60 @@
-//! The checks the CRD schema makes at `kubectl apply` time, repeated in Rust for the paths
-//! that do not pass through an API server (`horolog preview`, local mode) and as a second
-//! line of defence. Trigger expressions are checked by `horolog_core::trigger::Trigger::compile`.
+//! The checks the CRD schema's CEL rules and bounds make at `kubectl apply` time, repeated in
+//! Rust for the paths that do not pass through an API server (`horolog preview`, local mode,
+//! `kubectl horolog lint`) and as a second line of defence. Each CEL rule's message is a
+//! constant shared by the schema and the check here (tests/crds.rs proves every rule has its
+//! check). Unknown fields and wrong types are [`super::schema_check`]'s; trigger expressions
+//! are checked by `horolog_core::trigger::Trigger::compile`.
+//!
+//! [`Validate::problems`] is the one entry point per kind every offline path calls.
+
+use chrono::{DateTime, Utc};
+use horolog_core::trigger::Trigger;
 
 use super::{
-    BackfillSpec, ConcurrencyPolicy, JobRunSpec, JobRunTemplate, JobTemplate, ScheduleSpec, TaskSpec,
+    Backfill, BackfillSpec, ConcurrencyPolicy, JobRun, JobRunSpec, JobRunTemplate, JobTemplate, Schedule,
+    ScheduleSpec, Task, TaskSpec,
 };
+
+/// Every problem the API server (schema bounds and CEL rules) or the operator (trigger
+/// expressions, time zones) would find in a horolog object, offline. Unknown fields and types
+/// are checked before decoding, by [`super::schema_check::check_object`].
+pub trait Validate {
+    /// Every problem; empty: the object is valid. `now` stands in for the creation time of
+    /// an object not yet created (it anchors an interval trigger).
+    fn problems(&self, now: DateTime<Utc>) -> Vec<FieldError>;
+}
+
+impl Validate for Schedule {
+    fn problems(&self, now: DateTime<Utc>) -> Vec<FieldError> {
+        let mut problems = self.spec.problems();
+        if let Err(e) = Trigger::compile(&self.spec.trigger, self.created_at().unwrap_or(now)) {
+            problems.push(FieldError {
+                field: format!("spec.{}", e.field),
+                value: e.value,
+                message: e.message,
+            });
+        }
+        problems
+    }
+}
+
+impl Validate for JobRun {
+    fn problems(&self, _: DateTime<Utc>) -> Vec<FieldError> {
+        self.spec.problems()
+    }
+}
+
+impl Validate for Task {
+    fn problems(&self, _: DateTime<Utc>) -> Vec<FieldError> {
+        self.spec.problems()
+    }
+}
+
+impl Validate for Backfill {
+    fn problems(&self, _: DateTime<Utc>) -> Vec<FieldError> {
+        self.spec.problems()
+    }
+}
 
 /// A spec field with a value the schema would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,25 +87,38 @@ impl ScheduleSpec {
             self.concurrency_policy,
             "must be at least 1 (absent = unlimited)",
         );
-        for (field, value, min) in [
+        for (field, value, min, max) in [
             (
                 "spec.successfulRunsHistoryLimit",
                 self.successful_runs_history_limit.map(i64::from),
                 0,
+                i64::from(super::MAX_COUNT),
             ),
             (
                 "spec.failedRunsHistoryLimit",
                 self.failed_runs_history_limit.map(i64::from),
                 0,
+                i64::from(super::MAX_COUNT),
             ),
             (
                 "spec.pauseAfterFailures",
                 self.pause_after_failures.map(i64::from),
                 1,
+                i64::from(super::MAX_COUNT),
             ),
-            ("spec.maxRuns", self.max_runs, 1),
-            ("spec.ttlSecondsAfterFinished", self.ttl_seconds_after_finished, 0),
-            ("spec.maxWaitingRuns", self.max_waiting_runs.map(i64::from), 0),
+            ("spec.maxRuns", self.max_runs, 1, super::MAX_RUNS),
+            (
+                "spec.ttlSecondsAfterFinished",
+                self.ttl_seconds_after_finished,
+                0,
+                super::MAX_SECONDS,
+            ),
+            (
+                "spec.maxWaitingRuns",
+                self.max_waiting_runs.map(i64::from),
+                0,
+                i64::from(super::MAX_COUNT),
+            ),
         ] {
             if let Some(value) = value.filter(|&v| v < min) {
                 let message = if min == 0 {
@@ -64,6 +127,9 @@ impl ScheduleSpec {
                     "must be at least 1"
                 };
                 problems.push(FieldError::new(field, value, message));
+            }
+            if let Some(value) = value.filter(|&v| v > max) {
+                problems.push(FieldError::new(field, value, &format!("must be at most {max}")));
             }
         }
         match (&self.job_template, &self.task_ref) {
@@ -120,7 +186,7 @@ impl JobRunSpec {
             problems.push(FieldError::new(
                 "spec.env",
                 "<set>",
-                "env and args apply only with taskRef; with template, set them in the pod template",
+                super::JOBRUN_ENV_ARGS_NEED_TASK_MESSAGE,
             ));
         }
         problems
@@ -179,6 +245,13 @@ impl JobRunTemplate {
                 "must be at least 1",
             ));
         }
+        if let Some(secs) = self.active_deadline_seconds.filter(|&s| s > super::MAX_SECONDS) {
+            problems.push(FieldError::new(
+                &format!("{at}.activeDeadlineSeconds"),
+                secs,
+                &format!("must be at most {}", super::MAX_SECONDS),
+            ));
+        }
         problems
     }
 
@@ -212,6 +285,7 @@ impl BackfillSpec {
             problems.push(FieldError::new("spec.scheduleName", "\"\"", "is required"));
         }
         if self.to <= self.from {
+            // BACKFILL_RANGE_RULE
             problems.push(FieldError::new(
                 "spec.to",
                 self.to.to_rfc3339(),
@@ -221,7 +295,30 @@ impl BackfillSpec {
         if let Some(max) = self.max_fire_times.filter(|&m| m < 1) {
             problems.push(FieldError::new("spec.maxFireTimes", max, "must be at least 1"));
         }
+        if let Some(max) = self.max_fire_times.filter(|&m| m > i64::from(super::MAX_COUNT)) {
+            problems.push(FieldError::new(
+                "spec.maxFireTimes",
+                max,
+                &format!("must be at most {}", super::MAX_COUNT),
+            ));
+        }
         problems
+    }
+}
+
+impl BackfillSpec {
+    /// The problem of changing a Backfill's spec from `old` to `self` (the CRD's transition
+    /// rule [`super::BACKFILL_IMMUTABLE_RULE`]).
+    pub fn change_problems(&self, old: &BackfillSpec) -> Vec<FieldError> {
+        if self == old {
+            Vec::new()
+        } else {
+            vec![FieldError::new(
+                "spec",
+                "<changed>",
+                super::BACKFILL_IMMUTABLE_MESSAGE,
+            )]
+        }
     }
 }
 
@@ -232,7 +329,7 @@ fn job_template_problems(template: &JobTemplate) -> Vec<FieldError> {
         None => vec![FieldError::new(
             "spec.jobTemplate.spec.template",
             "<absent>",
-            "is required",
+            super::TASK_TEMPLATE_REQUIRED_MESSAGE,
         )],
     }
 }
@@ -247,6 +344,13 @@ fn concurrency_problems(
     let mut problems = Vec::new();
     if let Some(max) = max_running_jobs.filter(|&m| m < 1) {
         problems.push(FieldError::new("spec.maxRunningJobs", max, too_low));
+    }
+    if let Some(max) = max_running_jobs.filter(|&m| m > super::MAX_RUNNING_JOBS) {
+        problems.push(FieldError::new(
+            "spec.maxRunningJobs",
+            max,
+            &format!("must be at most {}", super::MAX_RUNNING_JOBS),
+        ));
     }
     if max_running_jobs.is_some() && concurrency_policy == Some(ConcurrencyPolicy::Allow) {
         problems.push(FieldError::new(

@@ -40,7 +40,7 @@ pub use executor::Executor;
 pub use state::{SAVE_DEBOUNCE, StateError};
 pub use table::HEADER;
 
-use crate::api::{Backfill, FieldError, JobRun, Schedule, Task};
+use crate::api::{Backfill, FieldError, JobRun, Schedule, Task, Validate};
 use crate::clock::{Clock, SystemClock};
 use crate::controller::{self, ControllerConfig};
 use crate::manifest::{Manifest, ManifestError, read_manifests};
@@ -174,7 +174,7 @@ pub async fn run_local_until(
         namespace,
         mut out,
     } = opts;
-    let objects = read_objects(&dir, &namespace, &mut out)?;
+    let objects = read_objects(&dir, &namespace, SystemClock.now(), &mut out)?;
     // Output errors (a closed pipe) must not stop the scheduler; the same everywhere below.
     let _ = writeln!(out, "{}", warning());
 
@@ -372,25 +372,32 @@ struct Objects {
 }
 
 /// Reads and validates the manifests; reports other kinds to `out` and leaves them out.
-fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> Result<Objects, LocalError> {
+/// Every object is checked by [`Validate::problems`], as `kubectl horolog lint` and preview
+/// check it; `now` anchors triggers without startTime while checking.
+fn read_objects(
+    dir: &std::path::Path,
+    namespace: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    out: &mut dyn Write,
+) -> Result<Objects, LocalError> {
     let mut objects = Objects::default();
+    let first = |problems: Vec<FieldError>| problems.into_iter().next();
     for manifest in read_manifests(dir)? {
         match manifest {
             Manifest::Schedule(schedule) => {
-                let schedule = in_namespace_if_valid(*schedule, namespace, |s| s.spec.validate().err())?;
+                let schedule = in_namespace_if_valid(*schedule, namespace, |s| first(s.problems(now)))?;
                 objects.schedules.push(schedule);
             }
             Manifest::JobRun(run) => {
-                let run = in_namespace_if_valid(*run, namespace, |r| r.spec.run.validate("spec").err())?;
+                let run = in_namespace_if_valid(*run, namespace, |r| first(r.problems(now)))?;
                 objects.runs.push(run);
             }
             Manifest::Task(task) => {
-                let task = in_namespace_if_valid(*task, namespace, |t| t.spec.problems().into_iter().next())?;
+                let task = in_namespace_if_valid(*task, namespace, |t| first(t.problems(now)))?;
                 objects.tasks.push(task);
             }
             Manifest::Backfill(backfill) => {
-                let backfill =
-                    in_namespace_if_valid(*backfill, namespace, |b| b.spec.problems().into_iter().next())?;
+                let backfill = in_namespace_if_valid(*backfill, namespace, |b| first(b.problems(now)))?;
                 objects.backfills.push(backfill);
             }
             Manifest::Other { api_version, kind } => {
@@ -555,7 +562,7 @@ mod tests {
         let file = dir.join("cm.yaml");
         let _ = std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
         let mut out = Vec::new();
-        let result = read_objects(&file, "default", &mut out);
+        let result = read_objects(&file, "default", chrono::Utc::now(), &mut out);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(matches!(result, Err(LocalError::NothingToRun(_))));
         let text = String::from_utf8(out).unwrap_or_default();

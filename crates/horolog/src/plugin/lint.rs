@@ -7,21 +7,18 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use horolog_core::trigger::Trigger;
-use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::Outcome;
-use crate::api::{Backfill, END_AFTER_START_MESSAGE, FieldError, JobRun, Schedule, Task};
+use crate::api::schema_check::{check_object, schema_of};
+use crate::api::{Backfill, FieldError, JobRun, Schedule, Task, Validate};
 use crate::manifest::{Document, documents, read_sources};
 
 /// The version every horolog.dev kind is served at.
 const VERSION: &str = "v1alpha1";
-/// Fields of every object that CRD schemas do not list.
-const ROOT_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+/// The horolog kinds, as `kind` is written.
+const KINDS: [&str; 4] = ["Schedule", "JobRun", "Task", "Backfill"];
 /// Values longer than this are cut in problem lines.
 const VALUE_WIDTH: usize = 60;
 
@@ -59,7 +56,6 @@ impl fmt::Display for Problem {
 /// Other kinds are skipped. Needs no cluster.
 pub fn lint(files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Outcome {
     let now = Utc::now();
-    let schemas = Schemas::new();
     let mut objects = 0;
     let mut problems = Vec::new();
     for path in files {
@@ -79,7 +75,7 @@ pub fn lint(files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Out
                     }),
                     Ok(document) if document.is_horolog() => {
                         objects += 1;
-                        problems.extend(lint_document(&document, &schemas, now));
+                        problems.extend(lint_document(&document, now));
                     }
                     Ok(_) => {}
                 }
@@ -98,39 +94,8 @@ pub fn lint(files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Out
     }
 }
 
-/// The OpenAPI schema of each horolog kind, from the CRDs the operator installs.
-struct Schemas(Vec<(String, Json)>);
-
-impl Schemas {
-    fn new() -> Schemas {
-        Schemas(
-            crate::crd::crds()
-                .into_iter()
-                .map(|crd| {
-                    let schema = crd
-                        .spec
-                        .versions
-                        .first()
-                        .and_then(|v| v.schema.as_ref())
-                        .and_then(|s| serde_json::to_value(&s.open_api_v3_schema).ok())
-                        .unwrap_or(Json::Null);
-                    (crd.spec.names.kind, schema)
-                })
-                .collect(),
-        )
-    }
-
-    fn of(&self, kind: &str) -> Option<&Json> {
-        self.0.iter().find(|(k, _)| k == kind).map(|(_, schema)| schema)
-    }
-
-    fn kinds(&self) -> Vec<&str> {
-        self.0.iter().map(|(kind, _)| kind.as_str()).collect()
-    }
-}
-
 /// Every problem of one horolog.dev document.
-fn lint_document(document: &Document, schemas: &Schemas, now: DateTime<Utc>) -> Vec<Problem> {
+fn lint_document(document: &Document, now: DateTime<Utc>) -> Vec<Problem> {
     let name = if document.name.is_empty() {
         format!("({})", document.place)
     } else {
@@ -154,14 +119,14 @@ fn lint_document(document: &Document, schemas: &Schemas, now: DateTime<Utc>) -> 
             &format!("horolog.dev serves {VERSION}: write apiVersion: horolog.dev/{VERSION}"),
         );
     }
-    let Some(schema) = schemas.of(&document.kind) else {
+    if schema_of(&document.kind).is_none() {
         found.push(
             "kind",
             render(&Json::String(document.kind.clone())),
-            &format!("not a horolog.dev kind ({})", schemas.kinds().join(", ")),
+            &format!("not a horolog.dev kind ({})", KINDS.join(", ")),
         );
         return found.problems;
-    };
+    }
     let mut value = match serde_json::to_value(&document.value) {
         Ok(value) => value,
         Err(e) => {
@@ -169,32 +134,23 @@ fn lint_document(document: &Document, schemas: &Schemas, now: DateTime<Utc>) -> 
             return found.problems;
         }
     };
-    // What the API server prunes (or refuses with --validate=strict), then the rest as it
-    // would see it.
-    prune(&mut value, schema, "", &mut found);
+    // What the API server prunes (or refuses with --validate=strict) and the values of the
+    // wrong type, then the rest as it would see it.
+    let schema_problems = check_object(&document.kind, &mut value);
+    let mistyped = schema_problems.iter().any(|p| p.mistyped);
+    for problem in schema_problems {
+        found.push(&problem.field, render(&problem.value), &problem.message);
+    }
     check_metadata(&value, &mut found);
+    if mistyped {
+        // The API server stops at a value of the wrong type; decoding it would say it again.
+        return found.problems;
+    }
     match document.kind.as_str() {
-        "Schedule" => {
-            if let Some(schedule) = typed::<Schedule>(&value, &mut found) {
-                found.extend_fields(&value, schedule.spec.problems());
-                check_trigger(&schedule, &value, now, &mut found);
-            }
-        }
-        "JobRun" => {
-            if let Some(run) = typed::<JobRun>(&value, &mut found) {
-                found.extend_fields(&value, run.spec.problems());
-            }
-        }
-        "Task" => {
-            if let Some(task) = typed::<Task>(&value, &mut found) {
-                found.extend_fields(&value, task.spec.problems());
-            }
-        }
-        "Backfill" => {
-            if let Some(backfill) = typed::<Backfill>(&value, &mut found) {
-                found.extend_fields(&value, backfill.spec.problems());
-            }
-        }
+        "Schedule" => validated::<Schedule>(&value, now, &mut found),
+        "JobRun" => validated::<JobRun>(&value, now, &mut found),
+        "Task" => validated::<Task>(&value, now, &mut found),
+        "Backfill" => validated::<Backfill>(&value, now, &mut found),
         _ => {}
     }
     found.problems
@@ -238,27 +194,15 @@ fn written(document: &Json, field: &str) -> Option<String> {
         .map(render)
 }
 
-/// Compiles the trigger as the operator does (cron syntax, time zones, the window).
-fn check_trigger(schedule: &Schedule, document: &Json, now: DateTime<Utc>, found: &mut Found) {
-    let trigger = &schedule.spec.trigger;
-    let created = schedule.created_at().unwrap_or(now);
-    match Trigger::compile(trigger, created) {
-        Err(e) => {
-            let field = format!("spec.{}", e.field);
-            let value = written(document, &field).unwrap_or_else(|| format!("{:?}", e.value));
-            found.push(&field, value, &e.message);
-        }
-        // The CEL rule wants endTime strictly after startTime; the engine takes equal ones.
-        Ok(_) if trigger.start_time.is_some() && trigger.start_time == trigger.end_time => {
-            let field = "spec.trigger.endTime";
-            let value = written(document, field).unwrap_or_default();
-            found.push(field, value, END_AFTER_START_MESSAGE);
-        }
-        Ok(_) => {}
+/// Decodes `value` as `K` and records every problem [`Validate::problems`] finds.
+fn validated<K: DeserializeOwned + Validate>(value: &Json, now: DateTime<Utc>, found: &mut Found) {
+    if let Some(object) = typed::<K>(value, found) {
+        found.extend_fields(value, object.problems(now));
     }
 }
 
-/// `metadata.name` is required (or generateName), and metadata has no unknown fields.
+/// `metadata.name` is required (or generateName); unknown metadata fields are
+/// `check_object`'s.
 fn check_metadata(document: &Json, found: &mut Found) {
     let metadata = document.get("metadata").cloned().unwrap_or(Json::Null);
     let named = ["name", "generateName"].iter().any(|key| {
@@ -269,11 +213,6 @@ fn check_metadata(document: &Json, found: &mut Found) {
     });
     if !named {
         found.push("metadata.name", "<absent>".into(), "is required");
-    }
-    if metadata.is_object() {
-        for (field, value) in dropped::<ObjectMeta>(&metadata, "metadata") {
-            found.push(&field, render(&value), "unknown field");
-        }
     }
 }
 
@@ -301,118 +240,6 @@ fn typed<T: DeserializeOwned>(document: &Json, found: &mut Found) -> Option<T> {
             }
             None
         }
-    }
-}
-
-/// Removes the fields `schema` does not know from `value`, recording each, as the API server
-/// prunes them. Where the schema keeps unknown fields (the embedded pod template and env),
-/// the Kubernetes type's own fields are checked instead.
-fn prune(value: &mut Json, schema: &Json, path: &str, found: &mut Found) {
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Json::Bool(true)) {
-        let dropped = match path.rsplit('.').next().unwrap_or_default() {
-            "template" => dropped::<PodTemplateSpec>(value, path),
-            last if last.starts_with("env[") => dropped::<EnvVar>(value, path),
-            _ => Vec::new(),
-        };
-        for (field, value) in dropped {
-            found.push(&field, render(&value), "unknown field");
-        }
-        return;
-    }
-    match value {
-        Json::Object(map) => {
-            if let Some(properties) = schema.get("properties").and_then(Json::as_object) {
-                let unknown: Vec<String> = map
-                    .keys()
-                    .filter(|key| !properties.contains_key(*key))
-                    // The CRD schema leaves out what every object has.
-                    .filter(|key| !(path.is_empty() && ROOT_FIELDS.contains(&key.as_str())))
-                    .cloned()
-                    .collect();
-                for key in unknown {
-                    let removed = map.remove(&key).unwrap_or(Json::Null);
-                    let message = match closest_field(&key, properties.keys()) {
-                        Some(close) => format!("unknown field; did you mean {close}?"),
-                        None => "unknown field".to_string(),
-                    };
-                    found.push(&join(path, &key), render(&removed), &message);
-                }
-                for (key, child) in map.iter_mut() {
-                    if let Some(child_schema) = properties.get(key) {
-                        prune(child, child_schema, &join(path, key), found);
-                    }
-                }
-            } else if let Some(values) = schema.get("additionalProperties").filter(|s| s.is_object()) {
-                for (key, child) in map.iter_mut() {
-                    prune(child, values, &join(path, key), found);
-                }
-            }
-        }
-        Json::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter_mut().enumerate() {
-                    prune(item, item_schema, &format!("{path}[{i}]"), found);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The field among `known` that `key` is most likely a slip for: first one that `key` leaves
-/// letters out of, then one that `key` adds letters to, then one within 3 edits.
-fn closest_field<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
-    let subsequence = |short: &str, long: &str| {
-        let mut long = long.chars();
-        short.chars().all(|c| long.any(|l| l == c))
-    };
-    known
-        .map(|field| {
-            let kind = if subsequence(key, field) {
-                0
-            } else if subsequence(field, key) {
-                1
-            } else {
-                2
-            };
-            (kind, strsim::levenshtein(key, field), field)
-        })
-        .filter(|&(kind, distance, _)| distance <= 3 || (kind < 2 && distance <= 6))
-        .min()
-        .map(|(_, _, field)| field)
-}
-
-/// The fields of `value` that the Kubernetes type `T` does not know: those its own
-/// deserializer drops (it ignores unknown fields), found by reading `value` into `T` and
-/// writing it back.
-fn dropped<T: DeserializeOwned + Serialize>(value: &Json, path: &str) -> Vec<(String, Json)> {
-    let Ok(object) = serde_json::from_value::<T>(value.clone()) else {
-        return Vec::new(); // a type error; the typed read of the whole object reports it
-    };
-    let Ok(kept) = serde_json::to_value(&object) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    missing_in(value, &kept, path, &mut out);
-    out
-}
-
-fn missing_in(given: &Json, kept: &Json, path: &str, out: &mut Vec<(String, Json)>) {
-    match (given, kept) {
-        (Json::Object(given), Json::Object(kept)) => {
-            for (key, value) in given.iter().filter(|(_, v)| !v.is_null()) {
-                match kept.get(key) {
-                    Some(kept) => missing_in(value, kept, &join(path, key), out),
-                    None => out.push((join(path, key), value.clone())),
-                }
-            }
-        }
-        (Json::Array(given), Json::Array(kept)) => {
-            for (i, (value, kept)) in given.iter().zip(kept).enumerate() {
-                missing_in(value, kept, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
     }
 }
 
@@ -465,36 +292,6 @@ mod tests {
         assert_eq!(lookup(&doc, "spec.containers.0.name"), Some(&json!("a")));
         assert_eq!(lookup(&doc, "spec.nothing"), None);
         assert_eq!(lookup(&doc, ""), Some(&doc));
-    }
-
-    #[test]
-    fn a_kubernetes_type_drops_only_what_it_does_not_know() {
-        let template = json!({
-            "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
-            "spec": {"containers": [{"name": "main", "image": "busybox", "comand": ["sh"],
-                "resources": {"limits": {"cpu": 1}}, "ports": [{"containerPort": 80}]}],
-                "restartPolicy": "Never", "nodeSelectr": {}}
-        });
-        let dropped = dropped::<PodTemplateSpec>(&template, "template");
-        let fields: Vec<&str> = dropped.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["template.spec.containers[0].comand", "template.spec.nodeSelectr"]
-        );
-    }
-
-    #[test]
-    fn a_left_out_word_points_to_the_field_it_was_left_out_of() {
-        let known: Vec<String> = ["maxRuns", "maxRunningJobs", "paused"].map(String::from).to_vec();
-        assert_eq!(
-            closest_field("maxRunJobs", known.iter()).map(String::as_str),
-            Some("maxRunningJobs")
-        );
-        assert_eq!(
-            closest_field("pasued", known.iter()).map(String::as_str),
-            Some("paused")
-        );
-        assert_eq!(closest_field("schedule", known.iter()), None);
     }
 
     #[test]

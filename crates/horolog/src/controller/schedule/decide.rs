@@ -212,12 +212,15 @@ fn conclude(pass: Pass<'_>, settled: &Settled, planned: &PlanOutcome) -> Decisio
         Write::Nothing => {}
     }
     let delete = history_to_delete(input.schedule, input.runs, &status, &old, write);
+    // Checked: the schema bounds the TTL, but an object written before that bound existed
+    // must not panic the reconciler (TimeDelta::seconds panics past ~292 billion years).
     let ttl_at = status.finished_at.and_then(|at| {
         input
             .schedule
             .spec
             .ttl_seconds_after_finished
-            .map(|ttl| at + TimeDelta::seconds(ttl.max(0)))
+            .and_then(|ttl| TimeDelta::try_seconds(ttl.max(0)))
+            .and_then(|ttl| at.checked_add_signed(ttl))
     });
     let delete_schedule = ttl_at.is_some_and(|at| at <= now);
     let write_at = match write {

@@ -50,6 +50,8 @@ struct Source {
     ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// The pattern and the index of its least significant field (0 = year .. 7 = second).
     recurring: Vec<(CronSchedule, usize)>,
+    /// What it excludes, canonically: changes exactly when its fire times may change.
+    fingerprint: String,
 }
 
 /// A compiled set of exclusions: the union of its sources.
@@ -120,13 +122,43 @@ impl Exclusions {
                     .map_err(|(field, value, message)| invalid(field, value, message))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let ranges = merge(ranges);
+        let fingerprint = format!(
+            "{name}|{}|{}|{}|{}",
+            tz.name(),
+            days.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+            ranges
+                .iter()
+                .map(|(from, to)| format!("{}/{}", from.timestamp(), to.timestamp()))
+                .collect::<Vec<_>>()
+                .join(","),
+            spec.recurring
+                .iter()
+                .map(|f| {
+                    [
+                        &f.year,
+                        &f.month,
+                        &f.day,
+                        &f.week,
+                        &f.day_of_week,
+                        &f.hour,
+                        &f.minute,
+                        &f.second,
+                    ]
+                    .map(|v| v.as_ref().map_or("", |v| v.as_str().trim()))
+                    .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         Ok(Exclusions {
             sources: vec![Source {
                 name: name.to_string(),
                 tz,
                 days,
-                ranges: merge(ranges),
+                ranges,
                 recurring,
+                fingerprint,
             }],
         })
     }
@@ -142,6 +174,16 @@ impl Exclusions {
         self.sources
             .iter()
             .all(|s| s.days.is_empty() && s.ranges.is_empty() && s.recurring.is_empty())
+    }
+
+    /// A canonical text of everything excluded: it changes exactly when an edit may change
+    /// which fire times are excluded.
+    pub fn fingerprint(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| s.fingerprint.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
     }
 
     /// The names of the sources, in order.
@@ -309,12 +351,12 @@ impl Source {
 }
 
 /// A Calendar as the resolver sees it: its spec and the Calendars it includes.
-#[derive(Clone, Copy, Debug)]
-pub struct CalendarDef<'a> {
+#[derive(Clone, Debug, Default)]
+pub struct CalendarDef {
     /// Its exclusions.
-    pub spec: &'a ExclusionSpec,
+    pub spec: ExclusionSpec,
     /// The names of the Calendars it includes (`calendarRefs`).
-    pub refs: &'a [String],
+    pub refs: Vec<String>,
 }
 
 /// Why a set of Calendars cannot be used.
@@ -357,9 +399,9 @@ impl CalendarProblem {
 
 /// Compiles the Calendars named by `roots` and every Calendar they include (the union; each
 /// once). `lookup` finds a Calendar of the namespace by name.
-pub fn resolve<'a>(
+pub fn resolve(
     roots: &[String],
-    lookup: &dyn Fn(&str) -> Option<CalendarDef<'a>>,
+    lookup: &dyn Fn(&str) -> Option<CalendarDef>,
 ) -> Result<Exclusions, CalendarProblem> {
     let mut done = HashSet::new();
     let mut out = Exclusions::default();
@@ -370,10 +412,10 @@ pub fn resolve<'a>(
     Ok(out)
 }
 
-fn visit<'a>(
+fn visit(
     name: &str,
     referrer: Option<&str>,
-    lookup: &dyn Fn(&str) -> Option<CalendarDef<'a>>,
+    lookup: &dyn Fn(&str) -> Option<CalendarDef>,
     path: &mut Vec<String>,
     done: &mut HashSet<String>,
     out: &mut Exclusions,
@@ -391,12 +433,12 @@ fn visit<'a>(
         referrer: referrer.map(str::to_string),
     })?;
     let compiled =
-        Exclusions::compile(name, "spec", def.spec, Tz::UTC).map_err(|error| CalendarProblem::Invalid {
+        Exclusions::compile(name, "spec", &def.spec, Tz::UTC).map_err(|error| CalendarProblem::Invalid {
             calendar: name.to_string(),
             error,
         })?;
     path.push(name.to_string());
-    for child in def.refs {
+    for child in &def.refs {
         visit(child, Some(name), lookup, path, done, out)?;
     }
     path.pop();

@@ -33,6 +33,7 @@ fn backfill(name: &str, schedule: &str, from: DateTime<Utc>, to: DateTime<Utc>) 
             to,
             concurrency_policy: None,
             dry_run: false,
+            ignore_exclusions: false,
         },
     )
 }

@@ -499,6 +499,7 @@ fn backfill_args(dry_run: bool, timeout: &str) -> BackfillArgs {
         from: at("2026-01-05T00:00:00Z"),
         to: at("2026-01-08T00:00:00Z"),
         dry_run,
+        ignore_exclusions: false,
         name: None,
         timeout: seconds(timeout),
     }

@@ -31,6 +31,7 @@ fn task(name: &str, max_running: Option<i32>) -> Task {
             max_running_jobs: max_running,
             concurrency_policy: None,
             misfire_grace_time: None,
+            calendar_refs: Vec::new(),
         },
     )
 }

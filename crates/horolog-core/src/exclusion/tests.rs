@@ -341,7 +341,10 @@ fn calendars_resolve_through_refs_and_report_cycles_and_missing_ones() {
         specs
             .iter()
             .find(|(n, _, _)| *n == name)
-            .map(|(_, spec, refs)| CalendarDef { spec, refs })
+            .map(|(_, spec, refs)| CalendarDef {
+                spec: spec.clone(),
+                refs: refs.clone(),
+            })
     };
     let a = resolve(&["a".into()], &lookup).unwrap();
     assert_eq!(a.names(), ["b", "a"]);

@@ -20,6 +20,7 @@ fn backfill(from: &str, to: &str) -> Backfill {
             to: at(to),
             concurrency_policy: None,
             dry_run: false,
+            ignore_exclusions: false,
         },
     );
     backfill.metadata.namespace = Some("default".into());

@@ -369,6 +369,7 @@ struct Objects {
     runs: Vec<JobRun>,
     tasks: Vec<Task>,
     backfills: Vec<Backfill>,
+    calendars: Vec<crate::api::Calendar>,
 }
 
 /// Reads and validates the manifests; reports other kinds to `out` and leaves them out.
@@ -392,6 +393,10 @@ fn read_objects(dir: &std::path::Path, namespace: &str, out: &mut dyn Write) -> 
                 let backfill =
                     in_namespace_if_valid(*backfill, namespace, |b| b.spec.problems().into_iter().next())?;
                 objects.backfills.push(backfill);
+            }
+            Manifest::Calendar(calendar) => {
+                let calendar = in_namespace_if_valid(*calendar, namespace, |_| None)?;
+                objects.calendars.push(calendar);
             }
             Manifest::Other { api_version, kind } => {
                 let _ = writeln!(
@@ -437,6 +442,9 @@ async fn apply_objects(
     objects: &Objects,
     out: &mut (dyn Write + Send),
 ) -> Result<(), LocalError> {
+    for calendar in &objects.calendars {
+        apply(client, "Calendar", calendar).await?;
+    }
     for task in &objects.tasks {
         apply(client, "Task", task).await?;
     }

@@ -81,6 +81,7 @@ pub async fn next(
             timezone: next.timezone.clone(),
             trigger: next.trigger.clone(),
             fire_times: next.fire_times.clone(),
+            excluded: Vec::new(),
         };
         write!(out, "{}", render_table(&[preview]))?;
         Ok(())

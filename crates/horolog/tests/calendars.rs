@@ -202,3 +202,48 @@ async fn following_moves_a_fire_time_past_a_calendar_and_a_cycle_stops_firing() 
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tasks_calendars_apply_to_its_schedules_and_an_invalid_calendar_names_the_field() {
+    let cluster = Cluster::start().await;
+    create_calendar(&cluster, "bad", json!({"days": ["2026-13-01"]})).await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
+    let template = cron("unused", "* * * * *").spec.job_template.unwrap_or_default();
+    let task: horolog::api::Task = serde_json::from_value(json!({
+        "apiVersion": "horolog.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": "job"},
+        "spec": {"jobTemplate": template, "calendarRefs": [{"name": "night"}]},
+    }))
+    .unwrap();
+    Api::<horolog::api::Task>::namespaced(cluster.client.clone(), NS)
+        .create(&PostParams::default(), &task)
+        .await
+        .unwrap();
+    let mut hourly = cron("hourly", "0 * * * *");
+    hourly.spec.job_template = None;
+    hourly.spec.task_ref = Some(horolog::api::TaskRef { name: "job".into() });
+    cluster.apply(hourly).await;
+    cluster.advance(1).await;
+    assert_eq!(
+        upcoming(&cluster, "hourly").await[0],
+        at(3600 * 2),
+        "the Task's Calendar excludes 01:00"
+    );
+    let status = calendar(&cluster, "bad").await.status.unwrap_or_default();
+    let ready = find_condition(&status.conditions, "Ready")
+        .cloned()
+        .expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidCalendar")
+    );
+    assert!(ready.message.contains("spec.days[0]"), "{}", ready.message);
+    assert_eq!(
+        calendar(&cluster, "night")
+            .await
+            .status
+            .unwrap_or_default()
+            .schedules,
+        1
+    );
+}

@@ -409,3 +409,32 @@ async fn backfilled_runs_wait_in_their_own_pool_and_never_hold_up_the_schedules_
         "one live run and one backfilled run: {running:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_runs_the_fire_times_after_exclusion_unless_it_ignores_exclusions() {
+    let cluster = Cluster::start().await;
+    let mut report = paused(every("report", "1h"));
+    report.spec.trigger.exclude = Some(
+        serde_json::from_value(serde_json::json!({"ranges": [
+            {"from": "2025-12-31T19:00:00Z", "to": "2025-12-31T21:00:00Z"}
+        ]}))
+        .unwrap(),
+    );
+    cluster.apply(report).await;
+    create(
+        &cluster,
+        dry_run(backfill("excluding", "report", hours(-10), hours(0))),
+    )
+    .await;
+    let status_excluding = status(&cluster, "excluding").await;
+    assert_eq!(
+        status_excluding.fire_times,
+        Some(8),
+        "19:00 and 20:00 are excluded"
+    );
+    assert!(!status_excluding.preview.contains(&hours(-5)));
+    let mut ignoring = dry_run(backfill("ignoring", "report", hours(-10), hours(0)));
+    ignoring.spec.ignore_exclusions = true;
+    create(&cluster, ignoring).await;
+    assert_eq!(status(&cluster, "ignoring").await.fire_times, Some(10));
+}

@@ -70,10 +70,10 @@ wildcards, and no access to Secrets or ConfigMaps (pods reference them; the kube
 the operator, reads them).
 */}}
 {{- define "horolog.rules" -}}
-# Schedules, JobRuns, Tasks and Backfills: the controllers watch all four (reflector caches:
+# Schedules, JobRuns, Tasks, Backfills and Calendars: the controllers watch all five (reflector caches:
 # list + watch; get for reads outside the cache).
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules", "jobruns", "tasks", "backfills"]
+  resources: ["schedules", "jobruns", "tasks", "backfills", "calendars"]
   verbs: ["get", "list", "watch"]
 # JobRuns: created for each fire time (and run-now, and Backfills), deleted by history
 # limits, resultTTL and concurrencyPolicy Replace.
@@ -88,7 +88,7 @@ the operator, reads them).
 # Status is written only through the status subresource: server-side apply / merge patch
 # (patch) and replace (update). The operator never writes spec.
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules/status", "jobruns/status", "tasks/status", "backfills/status"]
+  resources: ["schedules/status", "jobruns/status", "tasks/status", "backfills/status", "calendars/status"]
   verbs: ["patch", "update"]
 # Pods: one per JobRun attempt (create); watched to follow the attempt (get, list, watch);
 # deleted on cancel, Replace, activeDeadlineSeconds and with their JobRun's history.
@@ -130,13 +130,13 @@ never their status subresources (status is the operator's).
 */}}
 {{- define "horolog.viewRules" -}}
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules", "jobruns", "tasks", "backfills"]
+  resources: ["schedules", "jobruns", "tasks", "backfills", "calendars"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* What the built-in edit and admin roles get: view plus writes, again never status. */}}
 {{- define "horolog.editRules" -}}
 - apiGroups: ["horolog.dev"]
-  resources: ["schedules", "jobruns", "tasks", "backfills"]
+  resources: ["schedules", "jobruns", "tasks", "backfills", "calendars"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 {{- end }}

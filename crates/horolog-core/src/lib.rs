@@ -5,6 +5,8 @@
 //! - [`plan`]: which fire times are due at an instant, coalesced and checked against the
 //!   misfire grace time, with jitter;
 //! - [`admission`]: which runs of a pool of slots start, wait, are skipped or replaced;
+//! - [`exclusion`]: Calendars and inline exclusions: which fire times do not fire, and where
+//!   Following / Preceding move them;
 //! - [`clock`]: time as a parameter (the trait; the wall clock lives with the operator).
 //!
 //! Nothing here talks to Kubernetes, runs async code or reads the wall clock: every function
@@ -18,6 +20,7 @@
 
 pub mod admission;
 pub mod clock;
+pub mod exclusion;
 pub mod plan;
 pub mod spec;
 pub mod trigger;

@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::json;
 
-use crate::api::{Backfill, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, JobRun, Schedule, Task};
 
 /// Every horolog CRD, as the API server gets it.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -19,7 +19,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     // defaults status when it reads the object back, as it does for Gateway API objects), so
     // `kubectl get jobruns -w` shows a phase from the start and no status write is spent on it.
     set_default(&mut jobrun, &["status"], json!({"phase": "Pending"}));
-    vec![schedule, jobrun, Task::crd(), Backfill::crd()]
+    vec![schedule, jobrun, Task::crd(), Backfill::crd(), Calendar::crd()]
 }
 
 /// Sets `default` on the property at `path` (from the root of the object) in every version's
@@ -105,7 +105,8 @@ mod tests {
                 "schedules.horolog.dev",
                 "jobruns.horolog.dev",
                 "tasks.horolog.dev",
-                "backfills.horolog.dev"
+                "backfills.horolog.dev",
+                "calendars.horolog.dev"
             ]
         );
     }

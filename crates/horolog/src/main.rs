@@ -47,6 +47,10 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: PreviewFormat,
+        /// Also list the fire times a Calendar or trigger.exclude excluded (rows marked x),
+        /// with the Calendar that excluded each and where onExcluded moved it.
+        #[arg(long)]
+        show_excluded: bool,
     },
 }
 
@@ -71,11 +75,13 @@ fn main() -> ExitCode {
             from,
             count,
             output,
+            show_excluded,
         } => preview(
             &file,
             from.unwrap_or_else(|| horolog::preview::default_from(Utc::now())),
             count,
             output,
+            show_excluded,
         ),
         #[cfg(feature = "local")]
         Command::Run(args) if args.local.is_some() => match runtime() {
@@ -101,14 +107,21 @@ fn fail(command: &str, error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn preview(file: &std::path::Path, from: DateTime<Utc>, count: usize, output: PreviewFormat) -> ExitCode {
+fn preview(
+    file: &std::path::Path,
+    from: DateTime<Utc>,
+    count: usize,
+    output: PreviewFormat,
+    show_excluded: bool,
+) -> ExitCode {
     let manifests = match horolog::manifest::read_manifests(file) {
         Ok(m) => m,
         Err(e) => return fail("preview", e),
     };
-    let (previews, errors): (Vec<_>, Vec<_>) = horolog::preview::preview(&manifests, from, count)
-        .into_iter()
-        .partition(Result::is_ok);
+    let (previews, errors): (Vec<_>, Vec<_>) =
+        horolog::preview::preview_with(&manifests, from, count, show_excluded)
+            .into_iter()
+            .partition(Result::is_ok);
     let previews: Vec<_> = previews.into_iter().filter_map(Result::ok).collect();
     match output {
         PreviewFormat::Table => print!("{}", horolog::preview::render_table(&previews)),

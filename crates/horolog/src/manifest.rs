@@ -1,4 +1,4 @@
-//! Reading horolog objects (Schedules, JobRuns, Tasks, Backfills) from YAML manifests
+//! Reading horolog objects (Schedules, JobRuns, Tasks, Backfills, Calendars) from YAML manifests
 //! (`horolog preview`, local mode, `kubectl horolog lint`, tests), with errors that name the
 //! document, the field path and the value. A `kind: List` document (`kubectl get hs -o yaml`)
 //! stands for its items.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::api::{Backfill, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, JobRun, Schedule, Task};
 
 /// One object of a manifest file.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub enum Manifest {
     Task(Box<Task>),
     /// A `horolog.dev` Backfill.
     Backfill(Box<Backfill>),
+    /// A `horolog.dev` Calendar.
+    Calendar(Box<Calendar>),
     /// Anything else (kept by kind, ignored by horolog).
     Other {
         /// `apiVersion` of the document.
@@ -194,6 +196,7 @@ fn manifest_of(document: Document) -> Result<Manifest, ManifestError> {
         (true, "JobRun") => Manifest::JobRun(Box::new(typed(checked(document)?, &location)?)),
         (true, "Task") => Manifest::Task(Box::new(typed(checked(document)?, &location)?)),
         (true, "Backfill") => Manifest::Backfill(Box::new(typed(checked(document)?, &location)?)),
+        (true, "Calendar") => Manifest::Calendar(Box::new(typed(checked(document)?, &location)?)),
         _ => Manifest::Other {
             api_version: document.api_version,
             kind: document.kind,

@@ -4,8 +4,12 @@
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::api::{Schedule, Validate};
+use std::sync::Arc;
+
+use crate::api::{Calendar, Schedule, Task, Validate};
+use crate::controller::calendar::with_calendars;
 use crate::manifest::Manifest;
+use horolog_core::exclusion::Fate;
 use horolog_core::trigger::Trigger;
 
 /// The fire times of one Schedule, as `horolog preview -o json` prints them.
@@ -20,6 +24,26 @@ pub struct SchedulePreview {
     pub trigger: String,
     /// The next fire times, RFC 3339 in the trigger's time zone with its offset.
     pub fire_times: Vec<String>,
+    /// With `--show-excluded`: the trigger's own fire times up to the last one shown that a
+    /// Calendar or `trigger.exclude` excluded, with what became of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedFireTime>,
+}
+
+/// One fire time an exclusion covered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExcludedFireTime {
+    /// The trigger's own fire time, in its time zone.
+    pub fire_time: String,
+    /// The Calendar that excluded it (`trigger.exclude` for the inline one).
+    pub calendar: String,
+    /// Where Following / Preceding moved it; absent when it was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// True when it was moved onto a fire time that runs anyway (one run for both).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merged: bool,
 }
 
 /// A Schedule that cannot be previewed, with the reason naming the field and the value.
@@ -46,19 +70,56 @@ pub fn preview(
     from: DateTime<Utc>,
     count: usize,
 ) -> Vec<Result<SchedulePreview, PreviewError>> {
+    preview_with(manifests, from, count, false)
+}
+
+/// [`preview`], with the Calendars and Tasks of `manifests` applied to each Schedule, and with
+/// `show_excluded` the excluded fire times listed too.
+pub fn preview_with(
+    manifests: &[Manifest],
+    from: DateTime<Utc>,
+    count: usize,
+    show_excluded: bool,
+) -> Vec<Result<SchedulePreview, PreviewError>> {
+    let calendars: Vec<Arc<Calendar>> = manifests
+        .iter()
+        .filter_map(|m| match m {
+            Manifest::Calendar(c) => Some(Arc::new(c.as_ref().clone())),
+            _ => None,
+        })
+        .collect();
+    let tasks: Vec<&Task> = manifests
+        .iter()
+        .filter_map(|m| match m {
+            Manifest::Task(t) => Some(t.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let known = Known {
+        calendars: &calendars,
+        tasks: &tasks,
+    };
     manifests
         .iter()
         .filter_map(|m| match m {
-            Manifest::Schedule(s) => Some(preview_one(s, from, count)),
+            Manifest::Schedule(s) => Some(preview_one(s, from, count, &known, show_excluded)),
             _ => None,
         })
         .collect()
+}
+
+/// The Calendars and Tasks a preview can see (those in the same files).
+struct Known<'a> {
+    calendars: &'a [Arc<Calendar>],
+    tasks: &'a [&'a Task],
 }
 
 fn preview_one(
     schedule: &Schedule,
     from: DateTime<Utc>,
     count: usize,
+    known: &Known<'_>,
+    show_excluded: bool,
 ) -> Result<SchedulePreview, PreviewError> {
     let name = schedule.metadata.name.clone().unwrap_or_default();
     let fail = |message: String| PreviewError {
@@ -71,22 +132,61 @@ fn preview_one(
         return Err(fail(problem.to_string()));
     }
     let trigger = Trigger::compile(&schedule.spec.trigger, from).map_err(|e| fail(e.to_string()))?;
+    let task = schedule
+        .task_name()
+        .and_then(|name| {
+            known
+                .tasks
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(name))
+        })
+        .copied();
+    let lookup = |name: &str| {
+        known
+            .calendars
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .cloned()
+    };
+    let trigger = with_calendars(trigger, schedule, task, &lookup).map_err(|e| {
+        fail(format!(
+            "{e} (preview reads Calendars from the same files as the Schedule)"
+        ))
+    })?;
     let tz = trigger.timezone();
+    let show = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+    };
     // Fire times at or after `from`: strictly after the instant just before it.
     let just_before = from - TimeDelta::nanoseconds(1);
-    let fire_times = trigger
-        .fire_times(Some(just_before))
-        .take(count)
-        .map(|t| {
-            t.with_timezone(&tz)
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
-        })
-        .collect();
+    let times: Vec<DateTime<Utc>> = trigger.fire_times(Some(just_before)).take(count).collect();
+    let mut excluded = Vec::new();
+    if show_excluded && let Some(last) = times.last() {
+        for own in trigger
+            .own_fire_times(Some(just_before))
+            .take_while(|t| t <= last)
+        {
+            let (calendar, moved_to, merged) = match trigger.fate(own) {
+                Fate::Kept => continue,
+                Fate::Skipped { by } => (by, None, false),
+                Fate::Shifted { to, by } => (by, Some(show(to)), false),
+                Fate::Merged { into, by } => (by, Some(show(into)), true),
+            };
+            excluded.push(ExcludedFireTime {
+                fire_time: show(own),
+                calendar,
+                moved_to,
+                merged,
+            });
+        }
+    }
     Ok(SchedulePreview {
         name,
         timezone: tz.name().to_string(),
         trigger: trigger.describe(),
-        fire_times,
+        fire_times: times.into_iter().map(show).collect(),
+        excluded,
     })
 }
 
@@ -107,6 +207,19 @@ pub fn render_table(previews: &[SchedulePreview]) -> String {
                     .iter()
                     .enumerate()
                     .map(|(i, t)| [p.name.clone(), p.timezone.clone(), (i + 1).to_string(), t.clone()])
+                    .chain(p.excluded.iter().map(|x| {
+                        let fate = match (&x.moved_to, x.merged) {
+                            (None, _) => "skipped".to_string(),
+                            (Some(to), false) => format!("moved to {to}"),
+                            (Some(to), true) => format!("moved to {to}, merged"),
+                        };
+                        [
+                            p.name.clone(),
+                            p.timezone.clone(),
+                            "x".into(),
+                            format!("{} excluded by {}: {fate}", x.fire_time, x.calendar),
+                        ]
+                    }))
                     .collect()
             };
             rows

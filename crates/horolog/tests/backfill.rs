@@ -34,6 +34,7 @@ fn backfill(name: &str, schedule: &str, from: DateTime<Utc>, to: DateTime<Utc>) 
             concurrency_policy: None,
             max_fire_times: None,
             dry_run: false,
+            ignore_exclusions: false,
         },
     )
 }
@@ -438,4 +439,33 @@ async fn a_backfill_named_longer_than_a_label_value_keeps_its_own_concurrency_po
         4,
         "the Backfill's Skip, not the Schedule's Wait: {phases:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_runs_the_fire_times_after_exclusion_unless_it_ignores_exclusions() {
+    let cluster = Cluster::start().await;
+    let mut report = paused(every("report", "1h"));
+    report.spec.trigger.exclude = Some(
+        serde_json::from_value(serde_json::json!({"ranges": [
+            {"from": "2025-12-31T19:00:00Z", "to": "2025-12-31T21:00:00Z"}
+        ]}))
+        .unwrap(),
+    );
+    cluster.apply(report).await;
+    create(
+        &cluster,
+        dry_run(backfill("excluding", "report", hours(-10), hours(0))),
+    )
+    .await;
+    let status_excluding = status(&cluster, "excluding").await;
+    assert_eq!(
+        status_excluding.fire_times,
+        Some(8),
+        "19:00 and 20:00 are excluded"
+    );
+    assert!(!status_excluding.preview.contains(&hours(-5)));
+    let mut ignoring = dry_run(backfill("ignoring", "report", hours(-10), hours(0)));
+    ignoring.spec.ignore_exclusions = true;
+    create(&cluster, ignoring).await;
+    assert_eq!(status(&cluster, "ignoring").await.fire_times, Some(10));
 }

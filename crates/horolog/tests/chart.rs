@@ -374,6 +374,10 @@ fn operator_permissions() -> Permissions {
             verbs(&["get", "list", "watch"]),
         ),
         (
+            "horolog.dev/calendars".to_owned(),
+            verbs(&["get", "list", "watch"]),
+        ),
+        (
             "horolog.dev/schedules/status".to_owned(),
             verbs(&["patch", "update"]),
         ),
@@ -384,6 +388,10 @@ fn operator_permissions() -> Permissions {
         ("horolog.dev/tasks/status".to_owned(), verbs(&["patch", "update"])),
         (
             "horolog.dev/backfills/status".to_owned(),
+            verbs(&["patch", "update"]),
+        ),
+        (
+            "horolog.dev/calendars/status".to_owned(),
             verbs(&["patch", "update"]),
         ),
         (
@@ -914,6 +922,7 @@ fn crd_template_renders_every_document_of_the_file_however_many() {
             "jobruns.horolog.dev",
             "tasks.horolog.dev",
             "backfills.horolog.dev",
+            "calendars.horolog.dev",
             "widgets.horolog.dev",
             "gadgets.horolog.dev"
         ]
@@ -958,7 +967,7 @@ fn operator_role_grows_by_batch_jobs_exactly_when_the_job_executor_is_enabled() 
 #[test]
 fn aggregated_roles_give_namespace_users_view_edit_and_admin_but_never_status() {
     let Some(helm) = helm() else { return };
-    let resources = ["schedules", "jobruns", "tasks", "backfills"];
+    let resources = ["schedules", "jobruns", "tasks", "backfills", "calendars"];
     let read_verbs = verbs(&["get", "list", "watch"]);
     let write_verbs = verbs(&[
         "get",

@@ -60,7 +60,7 @@ fn non_structural(schema: &serde_json::Value, path: &str, out: &mut Vec<String>)
 #[test]
 fn schemas_are_structural() {
     let files: Vec<String> = crd_files().unwrap().into_iter().map(|(f, _)| f).collect();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 5, "{files:?}");
     for file in &files {
         let mut problems = Vec::new();
         non_structural(&schema_of(file), "", &mut problems);
@@ -214,6 +214,7 @@ fn rust_messages(manifest: &str) -> Vec<String> {
         Manifest::JobRun(r) => r.problems(now),
         Manifest::Task(t) => t.problems(now),
         Manifest::Backfill(b) => b.problems(now),
+        Manifest::Calendar(c) => c.problems(now),
         Manifest::Other { .. } => Vec::new(),
     };
     problems.into_iter().map(|p| p.message).collect()
@@ -360,6 +361,7 @@ fn minimal(kind: &str) -> serde_json::Value {
         }
         "JobRun" => serde_json::json!({"template": template}),
         "Task" => serde_json::json!({"jobTemplate": {"spec": {"template": template}}}),
+        "Calendar" => serde_json::json!({}),
         _ => {
             serde_json::json!({"scheduleName": "s", "from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"})
         }
@@ -391,6 +393,47 @@ fn set(object: &mut serde_json::Value, path: &[String], value: serde_json::Value
     set(child, rest, value);
 }
 
+/// Adds, with a plain sample value, every property the schema requires that `object` lacks
+/// (the walk above sets one field; a list item it creates needs its other required fields, as
+/// the API server would insist).
+fn fill_required(object: &mut serde_json::Value, schema: &serde_json::Value) {
+    fn sample(schema: &serde_json::Value) -> serde_json::Value {
+        use serde_json::json;
+        match schema["type"].as_str() {
+            Some("integer") | Some("number") if !schema["minimum"].is_null() => schema["minimum"].clone(),
+            Some("integer") | Some("number") => json!(1),
+            Some("boolean") => json!(false),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ if schema["format"] == "date-time" => json!("2026-01-01T00:00:00Z"),
+            _ => json!("2026-01-01T00:00:00"),
+        }
+    }
+    match object {
+        serde_json::Value::Object(map) => {
+            if let Some(required) = schema["required"].as_array() {
+                for name in required.iter().filter_map(|n| n.as_str()) {
+                    if !map.contains_key(name) {
+                        map.insert(name.to_owned(), sample(&schema["properties"][name]));
+                    }
+                }
+            }
+            for (key, value) in map.iter_mut() {
+                let child = &schema["properties"][key.as_str()];
+                if !child.is_null() {
+                    fill_required(value, child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                fill_required(item, &schema["items"]);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[test]
 fn every_boundary_value_the_schema_accepts_decodes_and_validates_without_panic() {
     use horolog::manifest::parse_manifests;
@@ -401,6 +444,7 @@ fn every_boundary_value_the_schema_accepts_decodes_and_validates_without_panic()
             Some("schedules") => "Schedule",
             Some("jobruns") => "JobRun",
             Some("tasks") => "Task",
+            Some("calendars") => "Calendar",
             _ => "Backfill",
         };
         let mut fields = Vec::new();
@@ -424,6 +468,7 @@ fn every_boundary_value_the_schema_accepts_decodes_and_validates_without_panic()
                     object["spec"]["trigger"] = serde_json::json!({});
                 }
                 set(&mut object, &path, value.clone());
+                fill_required(&mut object, &schema);
                 let text = serde_json::to_string(&object).unwrap();
                 let outcome = std::panic::catch_unwind(|| {
                     let manifests = parse_manifests(&text, "boundary.json");

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use horolog::manifest::{Manifest, read_manifests};
-use horolog::preview::preview;
+use horolog::preview::{preview, preview_with};
 
 /// examples/ (what `run --local examples/` runs) and examples/cluster/ (what needs a cluster).
 fn examples() -> Vec<Manifest> {
@@ -46,6 +46,11 @@ fn every_example_validates() {
                     "Backfill {:?} names Schedule {:?}, which examples/ lacks",
                     b.metadata.name, b.spec.schedule_name
                 );
+            }
+            Manifest::Calendar(c) => {
+                let def = horolog::controller::calendar::def_of(c);
+                horolog_core::exclusion::Exclusions::compile("c", "spec", &def.spec, chrono_tz::Tz::UTC)
+                    .unwrap_or_else(|e| panic!("Calendar {:?}: {e}", c.metadata.name));
             }
             Manifest::Other { kind, .. } => {
                 panic!("examples/ holds a {kind}; only horolog kinds belong there")
@@ -135,4 +140,34 @@ fn examples_cover_every_trigger_kind_and_policy() {
             if s.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("horolog.dev/run-now")))),
         "run-now"
     );
+}
+
+#[test]
+fn the_trading_day_example_runs_a_monday_holiday_on_the_friday_before() {
+    let manifests = examples();
+    let from: DateTime<Utc> = "2027-01-13T00:00:00Z".parse().unwrap();
+    let previews = preview_with(&manifests, from, 4, true);
+    let trading = previews
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .find(|p| p.name == "trading-day-prep")
+        .expect("the trading-day example previews");
+    // Wed 13, Thu 14, Fri 15 (which also carries Monday 18's run), Tue 19.
+    assert_eq!(
+        trading.fire_times,
+        [
+            "2027-01-13T06:00:00-05:00",
+            "2027-01-14T06:00:00-05:00",
+            "2027-01-15T06:00:00-05:00",
+            "2027-01-19T06:00:00-05:00"
+        ]
+    );
+    let monday = trading
+        .excluded
+        .iter()
+        .find(|x| x.fire_time == "2027-01-18T06:00:00-05:00")
+        .expect("Monday 18 is listed as excluded");
+    assert_eq!(monday.calendar, "nyse-2027");
+    assert_eq!(monday.moved_to.as_deref(), Some("2027-01-15T06:00:00-05:00"));
+    assert!(monday.merged);
 }

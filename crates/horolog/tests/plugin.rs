@@ -499,6 +499,7 @@ fn backfill_args(dry_run: bool, timeout: &str) -> BackfillArgs {
         from: at("2026-01-05T00:00:00Z"),
         to: at("2026-01-08T00:00:00Z"),
         dry_run,
+        ignore_exclusions: false,
         name: None,
         timeout: seconds(timeout),
     }
@@ -1113,7 +1114,7 @@ fn lint_reports_every_problem_one_line_each_naming_field_and_value() {
         r#"FILE: Task/send: spec.maxRunningJobs: 0: must be at least 1 (absent = no shared limit)"#,
         r#"FILE: Backfill/rerun: spec.to: "2026-01-01T00:00:00Z": to must be after from"#,
         r#"FILE: Schedul/(document 13): apiVersion: "horolog.dev/v1": horolog.dev serves v1alpha1: write apiVersion: horolog.dev/v1alpha1"#,
-        r#"FILE: Schedul/(document 13): kind: "Schedul": not a horolog.dev kind (Schedule, JobRun, Task, Backfill)"#,
+        r#"FILE: Schedul/(document 13): kind: "Schedul": not a horolog.dev kind (Schedule, JobRun, Task, Backfill, Calendar)"#,
     ];
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "\n{out}");

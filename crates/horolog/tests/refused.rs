@@ -273,6 +273,7 @@ async fn a_backfill_whose_jobrun_create_is_refused_says_so_and_carries_on_once_i
             concurrency_policy: None,
             max_fire_times: None,
             dry_run: false,
+            ignore_exclusions: false,
         },
     );
     backfills

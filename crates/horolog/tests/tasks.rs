@@ -32,6 +32,7 @@ fn task(name: &str, max_running: Option<i32>) -> Task {
             concurrency_policy: None,
             max_waiting_runs: None,
             misfire_grace_time: None,
+            calendar_refs: Vec::new(),
         },
     )
 }

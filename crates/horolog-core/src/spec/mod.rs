@@ -3,9 +3,11 @@
 //! unchanged.
 
 mod duration;
+mod exclusion;
 mod policy;
 mod trigger;
 
 pub use duration::{DURATION_MAX_LENGTH, DURATION_PATTERN, Duration, DurationError, MAX_DURATION_DAYS};
+pub use exclusion::{ExclusionRange, ExclusionSpec, OnExcluded};
 pub use policy::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy};
 pub use trigger::*;

@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::Duration;
+use super::{Duration, ExclusionSpec};
 
 /// The CEL rule that makes the trigger kinds mutually exclusive at `kubectl apply` time.
 pub const EXACTLY_ONE_TRIGGER_RULE: &str = "[has(self.cron), has(self.cronFields), has(self.interval), has(self.date), has(self.calendarInterval), has(self.anyOf), has(self.allOf)].filter(x, x).size() == 1";
@@ -101,6 +101,13 @@ pub struct TriggerSpec {
     /// No fire time after this RFC 3339 instant (inclusive). Example: `2027-01-01T00:00:00Z`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<DateTime<FixedOffset>>,
+
+    /// Times in which this trigger does not fire, the same shape as a Calendar's spec (`days`,
+    /// `ranges`, `recurring`; its `timezone` defaults to the trigger's). Applied together with
+    /// the Schedule's and its Task's `calendarRefs`; `onExcluded` says what an excluded fire
+    /// time becomes. Default: nothing excluded. Example: `{recurring: [{dayOfWeek: "sat,sun"}]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<ExclusionSpec>,
 }
 
 /// One member of `anyOf` or `allOf`: exactly one leaf trigger kind.

@@ -125,6 +125,36 @@ impl CronSchedule {
         Self::build(&texts, &Source::Fields { path })
     }
 
+    /// Compiles cron fields as a pattern to match times against (a Calendar's `recurring`
+    /// entry): unlike [`CronSchedule::from_fields`], every field left out matches everything.
+    /// Also returns the least significant field given (0 = year .. 7 = second), which says how
+    /// long a match lasts: to the end of that field's unit.
+    pub fn matcher(path: &str, f: &CronFields) -> Result<(CronSchedule, usize), CronError> {
+        let given = [
+            &f.year,
+            &f.month,
+            &f.day,
+            &f.week,
+            &f.day_of_week,
+            &f.hour,
+            &f.minute,
+            &f.second,
+        ];
+        let mut texts = ["*"; 8];
+        for (i, value) in given.iter().enumerate() {
+            if let Some(v) = value {
+                texts[i] = v.as_str();
+            }
+        }
+        let least = given.iter().rposition(|v| v.is_some()).unwrap_or(0);
+        Ok((Self::build(&texts, &Source::Fields { path })?, least))
+    }
+
+    /// Whether the local wall time `l` (whole seconds) matches every field.
+    pub fn matches(&self, l: NaiveDateTime) -> bool {
+        self.next_local(l) == Some(l)
+    }
+
     fn build(texts: &[&str; 8], source: &Source) -> Result<CronSchedule, CronError> {
         let mut sets: Vec<FieldSet> = Vec::with_capacity(8);
         for (i, (name, kind)) in FIELD_NAMES.iter().enumerate() {

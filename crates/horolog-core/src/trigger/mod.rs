@@ -7,20 +7,22 @@
 
 mod calendar;
 mod combining;
-mod cron;
+pub(crate) mod cron;
 mod fields;
-mod zone;
+pub(crate) mod zone;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+use crate::exclusion::{Excluded, ExclusionCounts, Exclusions, Fate, OwnFireTimes};
 use crate::plan::{Due, FireTimes, scan_due};
 use crate::spec::{
     CALENDAR_INTERVAL_MESSAGE, CalendarInterval, CronFields, END_AFTER_START_MESSAGE,
-    EXACTLY_ONE_LEAF_MESSAGE, EXACTLY_ONE_TRIGGER_MESSAGE, LeafTrigger, TriggerSpec,
+    EXACTLY_ONE_LEAF_MESSAGE, EXACTLY_ONE_TRIGGER_MESSAGE, LeafTrigger, OnExcluded, TriggerSpec,
 };
 use calendar::CalendarRule;
 use combining::{AllOf, Step};
@@ -35,6 +37,8 @@ pub struct Trigger {
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     description: String,
+    /// The exclusions (inline `exclude`, Calendars) and what an excluded fire time becomes.
+    exclusion: Option<Arc<(Exclusions, OnExcluded)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +79,12 @@ pub enum TriggerErrorKind {
     InvalidTrigger,
     /// The timezone is not an IANA time zone name.
     InvalidTimezone,
+    /// An exclusion (a Calendar's spec or the trigger's inline `exclude`) is invalid.
+    InvalidCalendar,
+    /// A Calendar the Schedule (or its Task) names does not exist.
+    CalendarNotFound,
+    /// Calendars include each other in a cycle.
+    CalendarCycle,
 }
 
 impl TriggerErrorKind {
@@ -83,6 +93,9 @@ impl TriggerErrorKind {
         match self {
             TriggerErrorKind::InvalidTrigger => "InvalidTrigger",
             TriggerErrorKind::InvalidTimezone => "InvalidTimezone",
+            TriggerErrorKind::InvalidCalendar => "InvalidCalendar",
+            TriggerErrorKind::CalendarNotFound => "CalendarNotFound",
+            TriggerErrorKind::CalendarCycle => "CalendarCycle",
         }
     }
 }
@@ -190,18 +203,110 @@ impl Trigger {
             let description = leaf.description.clone();
             (Kind::Leaf(leaf), description)
         };
+        let exclusion = match &spec.exclude {
+            Some(exclude) if !exclude.is_empty() => {
+                let inline = Exclusions::compile("trigger.exclude", "trigger.exclude", exclude, tz)?;
+                Some(Arc::new((inline, OnExcluded::Skip)))
+            }
+            _ => None,
+        };
         Ok(Trigger {
             kind,
             tz,
             start,
             end,
             description,
+            exclusion,
         })
     }
 
-    /// The first fire time strictly after `after`; with None, the very first fire time
-    /// (startTime inclusive). None = exhausted.
+    /// This trigger with `calendars` excluded too (besides its inline `exclude`), and `on`
+    /// deciding what an excluded fire time becomes.
+    pub fn excluding(mut self, calendars: Exclusions, on: OnExcluded) -> Trigger {
+        let all = match self.exclusion.take() {
+            Some(inline) => inline.0.clone().union(calendars),
+            None => calendars,
+        };
+        self.exclusion = (!all.is_empty()).then(|| Arc::new((all, on)));
+        self
+    }
+
+    /// This trigger without any exclusion: its own fire times (a Backfill with
+    /// `ignoreExclusions`).
+    pub fn ignoring_exclusions(mut self) -> Trigger {
+        self.exclusion = None;
+        self
+    }
+
+    /// The exclusions in force and what an excluded fire time becomes; `None` without any.
+    pub fn exclusions(&self) -> Option<(&Exclusions, OnExcluded)> {
+        self.exclusion.as_deref().map(|(e, on)| (e, *on))
+    }
+
+    fn excluded(&self) -> Option<Excluded<'_, impl OwnFireTimes + '_>> {
+        let (exclusions, on) = self.exclusion.as_deref()?;
+        Some(Excluded {
+            raw: move |after| self.own_next_after(after),
+            tz: self.tz,
+            exclusions,
+            on: *on,
+        })
+    }
+
+    /// What exclusion does to the trigger's own fire time `t` ([`Fate::Kept`] without
+    /// exclusions).
+    pub fn fate(&self, t: DateTime<Utc>) -> Fate {
+        self.excluded().map_or(Fate::Kept, |ex| ex.fate(t))
+    }
+
+    /// How the trigger's own fire times in `(after, until]` fared: how many exclusion skipped
+    /// and how many it merged into another fire time (at most `limit` visited).
+    pub fn exclusion_counts(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> ExclusionCounts {
+        match self.excluded() {
+            Some(ex) => ex.counts(after, until, limit),
+            None => ExclusionCounts {
+                exact: true,
+                ..ExclusionCounts::default()
+            },
+        }
+    }
+
+    /// True when `t` is a fire time only because Following / Preceding moved another one to it.
+    pub fn is_shifted(&self, t: DateTime<Utc>) -> bool {
+        self.exclusion.is_some()
+            && self
+                .own_next_after(t.checked_sub_signed(TimeDelta::nanoseconds(1)))
+                .is_none_or(|own| own != t)
+    }
+
+    /// The trigger's own fire times strictly after `after`, before exclusion.
+    pub fn own_fire_times(&self, after: Option<DateTime<Utc>>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut cursor = after;
+        std::iter::from_fn(move || {
+            let next = self
+                .own_next_after(cursor)
+                .filter(|n| cursor.is_none_or(|c| *n > c))?;
+            cursor = Some(next);
+            Some(next)
+        })
+    }
+
+    /// The first fire time strictly after `after`, exclusions applied; with None, the very
+    /// first fire time (startTime inclusive). None = exhausted.
     pub fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        match self.excluded() {
+            Some(ex) => ex.next_after(after),
+            None => self.own_next_after(after),
+        }
+    }
+
+    /// The trigger's own next fire time, before exclusion.
+    fn own_next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         let t = match &self.kind {
             Kind::Leaf(leaf) => return leaf.next_after(after),
             Kind::AnyOf(leaves) => {
@@ -615,7 +720,8 @@ impl FireTimes for Trigger {
         keep: usize,
         scan_limit: usize,
     ) -> Due {
-        if let Kind::Leaf(leaf) = &self.kind
+        if self.exclusion.is_none()
+            && let Kind::Leaf(leaf) = &self.kind
             && let Some(due) = leaf.due_between(after, until, keep)
         {
             return due;

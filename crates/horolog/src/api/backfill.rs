@@ -64,6 +64,12 @@ pub struct BackfillSpec {
     /// True: count the fire times and list the first 100 in status.preview; create nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+
+    /// True: run the trigger's own fire times, ignoring the Schedule's Calendars,
+    /// `trigger.exclude` and `onExcluded`. Default false: the fire times after exclusion,
+    /// as the Schedule would have run them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_exclusions: bool,
 }
 
 /// `to` after `from`.

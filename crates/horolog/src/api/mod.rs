@@ -1,8 +1,9 @@
-//! The horolog.dev/v1alpha1 API: Schedule, JobRun, Task and Backfill, and the value types
+//! The horolog.dev/v1alpha1 API: Schedule, JobRun, Task, Backfill and Calendar, and the value types
 //! they use. The trigger, duration and policy types come from the pure core
 //! (`horolog_core::spec`).
 
 mod backfill;
+mod calendar;
 mod condition;
 mod jobrun;
 mod schedule;
@@ -11,6 +12,7 @@ mod task;
 mod validate;
 
 pub use backfill::*;
+pub use calendar::*;
 pub use condition::{Condition, find_condition};
 pub use horolog_core::spec::*;
 pub use jobrun::*;

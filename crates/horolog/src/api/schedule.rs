@@ -176,6 +176,21 @@ pub struct ScheduleSpec {
     /// Example: `["--batch-size", "1000"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+
+    /// Calendars of this namespace whose excluded times this Schedule does not fire in, with
+    /// its Task's calendarRefs and `trigger.exclude` (the union). A Calendar that does not
+    /// exist stops firing (Ready=False, reason CalendarNotFound) until it does. Default: none.
+    /// Example: `[{name: nyse-2027}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub calendar_refs: Vec<crate::api::CalendarRef>,
+
+    /// What an excluded fire time becomes: `Skip` (default) makes no run and counts it in
+    /// status.excludedFireTimes; `Following` / `Preceding` move it to the same local time of
+    /// the next / previous day that is not excluded (at most 31 days away, else skipped).
+    /// Several fire times moved onto one instant run once (the others count as coalesced).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_excluded: crate::api::OnExcluded,
 }
 
 /// A reference to a Task in the same namespace.
@@ -279,6 +294,10 @@ pub struct ScheduleStatus {
     /// Fire times merged away by coalesce since creation.
     #[serde(default)]
     pub coalesced_fire_times: i64,
+    /// Fire times that made no run because a Calendar or `trigger.exclude` excluded them
+    /// (never counted as missed), since creation.
+    #[serde(default)]
+    pub excluded_fire_times: i64,
     /// Runs dropped by concurrencyPolicy Skip or BufferOne since creation.
     #[serde(default)]
     pub skipped_runs: i64,

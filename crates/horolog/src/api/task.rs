@@ -57,6 +57,12 @@ pub struct TaskSpec {
     /// Default misfireGraceTime for the Schedules that leave theirs unset. Example: `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misfire_grace_time: Option<Duration>,
+
+    /// Calendars whose excluded times no Schedule of this Task fires in, in addition to each
+    /// Schedule's own calendarRefs (the union). Default: none. Example: `[{name: nyse-2027}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub calendar_refs: Vec<super::CalendarRef>,
 }
 
 /// A Task's job template names its pod template.

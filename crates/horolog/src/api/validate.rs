@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use horolog_core::trigger::Trigger;
 
 use super::{
-    Backfill, BackfillSpec, ConcurrencyPolicy, JobRun, JobRunSpec, JobRunTemplate, JobTemplate, Schedule,
-    ScheduleSpec, Task, TaskSpec,
+    Backfill, BackfillSpec, Calendar, ConcurrencyPolicy, JobRun, JobRunSpec, JobRunTemplate, JobTemplate,
+    Schedule, ScheduleSpec, Task, TaskSpec,
 };
 
 /// Every problem the API server (schema bounds and CEL rules) or the operator (trigger
@@ -53,6 +53,22 @@ impl Validate for Task {
 impl Validate for Backfill {
     fn problems(&self, _: DateTime<Utc>) -> Vec<FieldError> {
         self.spec.problems()
+    }
+}
+
+impl Validate for Calendar {
+    /// The Calendar's own fields (days, ranges, recurring fields, time zone); its
+    /// `calendarRefs` are checked where the other Calendars are known (the reconciler, lint).
+    fn problems(&self, _: DateTime<Utc>) -> Vec<FieldError> {
+        let spec = self.spec.exclusions();
+        match horolog_core::exclusion::Exclusions::compile("", "spec", &spec, chrono_tz::Tz::UTC) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![FieldError {
+                field: e.field,
+                value: e.value,
+                message: e.message,
+            }],
+        }
     }
 }
 

@@ -347,6 +347,7 @@ mod tests {
                 concurrency_policy: None,
                 max_waiting_runs,
                 misfire_grace_time: None,
+                calendar_refs: Vec::new(),
             },
         )
     }

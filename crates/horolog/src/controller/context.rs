@@ -18,7 +18,7 @@ use super::index::{JobIndex, PodIndex, RunIndex};
 use super::recovery::Retries;
 use super::status::StatusWriter;
 use super::{ControllerConfig, Error};
-use crate::api::{Backfill, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, JobRun, Schedule, Task};
 use crate::clock::Clock;
 
 /// Hooks for metrics (src/metrics.rs implements them); every method has a no-op default.
@@ -102,6 +102,8 @@ pub struct Stores {
     pub tasks: Store<Task>,
     /// Every Backfill.
     pub backfills: Store<Backfill>,
+    /// Every Calendar.
+    pub calendars: Store<Calendar>,
 }
 
 /// The state shared by every reconciler.
@@ -193,6 +195,11 @@ impl Context {
     /// The Task named `name` in `namespace`.
     pub fn task(&self, namespace: &str, name: &str) -> Option<Arc<Task>> {
         self.stores.tasks.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The Calendar named `name` in `namespace`.
+    pub fn calendar(&self, namespace: &str, name: &str) -> Option<Arc<Calendar>> {
+        self.stores.calendars.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// The Backfill named `name` in `namespace`.

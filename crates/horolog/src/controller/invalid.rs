@@ -27,7 +27,7 @@ use tracing::warn;
 
 use super::Context;
 use super::events::Note;
-use crate::api::{Backfill, Condition, JobRun, JobRunTemplate, Schedule, Task, find_condition};
+use crate::api::{Backfill, Calendar, Condition, JobRun, JobRunTemplate, Schedule, Task, find_condition};
 
 /// The reason of the Ready condition and of the Warning Event of an object that cannot be read.
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -206,6 +206,13 @@ impl Watched for JobRun {
         }
         let error = serde_path_to_error::deserialize::<_, JobRunTemplate>(value.get("spec")?).err()?;
         Some((format!("spec.{}", error.path()), error.into_inner().to_string()))
+    }
+}
+
+impl Watched for Calendar {
+    const OWNS_READY: bool = true;
+    fn conditions(&self) -> &[Condition] {
+        self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
     }
 }
 
@@ -407,6 +414,7 @@ fn kind_name<K: Watched>() -> &'static str {
         "JobRun" => "JobRun",
         "Task" => "Task",
         "Backfill" => "Backfill",
+        "Calendar" => "Calendar",
         _ => "other",
     }
 }

@@ -1,4 +1,5 @@
-//! The reconcilers — Schedule (fires JobRuns), JobRun (runs Pods or Jobs), Task, Backfill —
+//! The reconcilers — Schedule (fires JobRuns), JobRun (runs Pods or Jobs), Task, Backfill,
+//! Calendar —
 //! their shared [`Context`], and their configuration. `wiring.rs` connects them to the API
 //! server; each reconciler reads the caches, calls its pure decision (`decide.rs`) and carries
 //! it out.
@@ -6,6 +7,7 @@
 mod admission;
 pub mod attempt;
 pub mod backfill;
+pub mod calendar;
 mod context;
 mod error;
 pub mod events;
@@ -156,5 +158,6 @@ pub fn empty_stores() -> Stores {
         jobruns: reflector::store().0,
         tasks: reflector::store().0,
         backfills: reflector::store().0,
+        calendars: reflector::store().0,
     }
 }

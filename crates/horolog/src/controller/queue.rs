@@ -12,7 +12,7 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Observer;
-use crate::api::{Backfill, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, JobRun, Schedule, Task};
 
 /// The reconcile requests of one kind.
 pub(super) struct Queue<K: Resource<DynamicType = ()>> {
@@ -101,13 +101,14 @@ impl Waiting {
     }
 }
 
-/// The four queues.
+/// The queues, one per kind.
 #[derive(Clone)]
 pub(super) struct Queues {
     pub(super) schedules: Queue<Schedule>,
     pub(super) jobruns: Queue<JobRun>,
     pub(super) tasks: Queue<Task>,
     pub(super) backfills: Queue<Backfill>,
+    pub(super) calendars: Queue<Calendar>,
     receivers: Arc<Mutex<Option<Receivers>>>,
 }
 
@@ -120,6 +121,7 @@ pub(super) struct Receivers {
     pub(super) jobruns: Receiver<JobRun>,
     pub(super) tasks: Receiver<Task>,
     pub(super) backfills: Receiver<Backfill>,
+    pub(super) calendars: Receiver<Calendar>,
 }
 
 fn queue<K: Resource<DynamicType = ()>>(
@@ -144,17 +146,20 @@ impl Queues {
         let (jobruns, jobrun_rx) = queue("jobrun", observer);
         let (tasks, task_rx) = queue("task", observer);
         let (backfills, backfill_rx) = queue("backfill", observer);
+        let (calendars, calendar_rx) = queue("calendar", observer);
         let receivers = Receivers {
             schedules: schedule_rx,
             jobruns: jobrun_rx,
             tasks: task_rx,
             backfills: backfill_rx,
+            calendars: calendar_rx,
         };
         Queues {
             schedules,
             jobruns,
             tasks,
             backfills,
+            calendars,
             receivers: Arc::new(Mutex::new(Some(receivers))),
         }
     }
@@ -171,6 +176,7 @@ impl Queues {
             jobruns: queue("jobrun", &None).1,
             tasks: queue("task", &None).1,
             backfills: queue("backfill", &None).1,
+            calendars: queue("calendar", &None).1,
         })
     }
 }

@@ -10,7 +10,11 @@
 //!   replaces them);
 //! - a Pod or Job event reconciles its JobRun;
 //! - a Task event reconciles the Task, its Schedules (one waiting for a missing Task starts
-//!   firing) and its runs that have not finished.
+//!   firing), its runs that have not finished and the Calendars it names (their count);
+//! - a Calendar event reconciles the Calendar, the Calendars of its namespace that include
+//!   others (validity, cycles) and every Schedule that uses it, directly, through another
+//!   Calendar or through its Task: it re-plans with the edited exclusions at once;
+//! - a Schedule event also reconciles the Calendars it names (their count).
 //!
 //! The watches of the four horolog kinds decode each object on its own (`invalid.rs`): one the
 //! types cannot read is reported on itself and left out, so it cannot fail the LIST that a
@@ -40,10 +44,10 @@ use tracing::{info, warn};
 use super::invalid::{self, Decoded, Invalids, Watched};
 use super::queue::{Queues, Receiver, Receivers};
 use super::{
-    Context, ControllerConfig, Error, ErrorKind, MANAGER, Observer, Stores, WatchBackoff, backfill, jobrun,
-    retry_delay, schedule, status, task, trim,
+    Context, ControllerConfig, Error, ErrorKind, MANAGER, Observer, Stores, WatchBackoff, backfill, calendar,
+    jobrun, retry_delay, schedule, status, task, trim,
 };
-use crate::api::{Backfill, JOBRUN_LABEL, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, Schedule, Task};
 use crate::clock::Clock;
 
 /// Runs every reconciler until `shutdown` completes. Fails only when the CRDs are missing.
@@ -59,6 +63,7 @@ pub async fn run(
     let (jobruns, jobrun_writer) = reflector::store::<JobRun>();
     let (tasks, task_writer) = reflector::store::<Task>();
     let (backfills, backfill_writer) = reflector::store::<Backfill>();
+    let (calendars, calendar_writer) = reflector::store::<Calendar>();
     if let Some(observer) = &config.observer {
         observer.caches(jobruns.clone());
     }
@@ -71,6 +76,7 @@ pub async fn run(
         jobruns,
         tasks,
         backfills,
+        calendars,
     };
     let ctx = Arc::new(Context::new(client.clone(), reporter, clock, config, stores));
     let queues = Queues::new(&ctx.config.observer);
@@ -83,6 +89,7 @@ pub async fn run(
         watch_tasks(&ctx, &queues, &invalids, task_writer),
         watch_backfills(&ctx, &queues, &invalids, backfill_writer),
         watch_jobs(&ctx, &queues, api_for(&client, &namespace)),
+        watch_calendars(&ctx, &queues, &invalids, calendar_writer),
     ]);
     let recovery = recover(ctx.clone(), queues.clone());
     let appliers = appliers(ctx, &queues);
@@ -111,6 +118,10 @@ async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), E
         .await
         .map_err(Error::CrdsMissing)?;
     api_for::<Backfill>(client, namespace)
+        .list_metadata(&one)
+        .await
+        .map_err(Error::CrdsMissing)?;
+    api_for::<Calendar>(client, namespace)
         .list_metadata(&one)
         .await
         .map_err(Error::CrdsMissing)?;
@@ -172,6 +183,7 @@ fn watch_schedules(
             for backfill in backfill::of_schedule(&ctx, &schedule) {
                 queues.backfills.send(backfill);
             }
+            wake_calendars(&queues, &schedule, &schedule.spec.calendar_refs);
         },
     )
     .boxed()
@@ -250,8 +262,60 @@ fn watch_tasks(
         {
             queues.jobruns.send(ObjectRef::from_obj(run.as_ref()));
         }
+        wake_calendars(&queues, &task, &task.spec.calendar_refs);
     })
     .boxed()
+}
+
+fn watch_calendars(
+    ctx: &Arc<Context>,
+    queues: &Queues,
+    invalids: &Arc<Invalids>,
+    writer: Writer<Calendar>,
+) -> BoxFuture<'static, ()> {
+    let watch = watch_decoded(ctx, invalids, ctx.stores.calendars.clone());
+    let observer = ctx.config.observer.clone();
+    let (ctx, queues) = (ctx.clone(), queues.clone());
+    drive(
+        reflected(writer, watch),
+        "Calendar",
+        observer,
+        move |edited: Calendar| {
+            let namespace = edited.namespace().unwrap_or_default();
+            let name = edited.name_any();
+            queues.calendars.send(ObjectRef::from_obj(&edited));
+            let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace.as_str());
+            for other in ctx.stores.calendars.state().iter().filter(|c| {
+                in_namespace(c.namespace()) && !c.spec.calendar_refs.is_empty() && c.name_any() != name
+            }) {
+                queues.calendars.send(ObjectRef::from_obj(other.as_ref()));
+            }
+            for schedule in ctx
+                .stores
+                .schedules
+                .state()
+                .iter()
+                .filter(|s| in_namespace(s.namespace()))
+            {
+                if calendar::uses(&ctx, schedule, &name) {
+                    queues.schedules.send(ObjectRef::from_obj(schedule.as_ref()));
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+/// A Schedule or Task changed: reconcile the Calendars it names (they count their users).
+fn wake_calendars(queues: &Queues, user: &impl Resource, refs: &[CalendarRef]) {
+    let Some(namespace) = user.meta().namespace.as_deref() else {
+        return;
+    };
+    for calendar in refs {
+        queues
+            .calendars
+            .send(ObjectRef::new(&calendar.name).within(namespace));
+    }
 }
 
 fn watch_backfills(
@@ -338,6 +402,7 @@ fn recover(ctx: Arc<Context>, queues: Queues) -> BoxFuture<'static, ()> {
                     "JobRun" => queues.jobruns.send(ObjectRef::new(&name).within(&namespace)),
                     "Task" => queues.tasks.send(ObjectRef::new(&name).within(&namespace)),
                     "Backfill" => queues.backfills.send(ObjectRef::new(&name).within(&namespace)),
+                    "Calendar" => queues.calendars.send(ObjectRef::new(&name).within(&namespace)),
                     _ => {}
                 },
             )
@@ -346,7 +411,7 @@ fn recover(ctx: Arc<Context>, queues: Queues) -> BoxFuture<'static, ()> {
     .boxed()
 }
 
-/// The four appliers, started once every cache is filled (a Schedule reconciled before the
+/// The appliers, started once every cache is filled (a Schedule reconciled before the
 /// JobRun and Pod caches are would see no runs).
 fn appliers(ctx: Arc<Context>, queues: &Queues) -> BoxFuture<'static, ()> {
     let Receivers {
@@ -354,10 +419,11 @@ fn appliers(ctx: Arc<Context>, queues: &Queues) -> BoxFuture<'static, ()> {
         jobruns,
         tasks,
         backfills,
+        calendars,
     } = queues.receivers();
     let config = ApplierConfig::default().concurrency(ctx.config.concurrency);
     let stores = ctx.stores.clone();
-    let all = future::join4(
+    let all = future::join5(
         reconciling(
             "schedule",
             schedule::reconcile,
@@ -390,17 +456,26 @@ fn appliers(ctx: Arc<Context>, queues: &Queues) -> BoxFuture<'static, ()> {
             backfills,
             &config,
         ),
+        reconciling(
+            "calendar",
+            calendar::reconcile,
+            &ctx,
+            stores.calendars.clone(),
+            calendars,
+            &config,
+        ),
     );
     async move {
-        let ready = future::join4(
+        let ready = future::join5(
             stores.schedules.wait_until_ready(),
             stores.jobruns.wait_until_ready(),
             stores.tasks.wait_until_ready(),
             stores.backfills.wait_until_ready(),
+            stores.calendars.wait_until_ready(),
         )
         .await;
         ctx.pods.wait_until_ready().await;
-        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() {
+        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() || ready.4.is_err() {
             return;
         }
         info!("caches are filled; reconciling");

@@ -369,6 +369,7 @@ struct Objects {
     runs: Vec<JobRun>,
     tasks: Vec<Task>,
     backfills: Vec<Backfill>,
+    calendars: Vec<crate::api::Calendar>,
 }
 
 /// Reads and validates the manifests; reports other kinds to `out` and leaves them out.
@@ -399,6 +400,10 @@ fn read_objects(
             Manifest::Backfill(backfill) => {
                 let backfill = in_namespace_if_valid(*backfill, namespace, |b| first(b.problems(now)))?;
                 objects.backfills.push(backfill);
+            }
+            Manifest::Calendar(calendar) => {
+                let calendar = in_namespace_if_valid(*calendar, namespace, |_| None)?;
+                objects.calendars.push(calendar);
             }
             Manifest::Other { api_version, kind } => {
                 let _ = writeln!(
@@ -444,6 +449,9 @@ async fn apply_objects(
     objects: &Objects,
     out: &mut (dyn Write + Send),
 ) -> Result<(), LocalError> {
+    for calendar in &objects.calendars {
+        apply(client, "Calendar", calendar).await?;
+    }
     for task in &objects.tasks {
         apply(client, "Task", task).await?;
     }

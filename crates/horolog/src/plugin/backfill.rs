@@ -32,6 +32,9 @@ pub struct BackfillArgs {
     /// Only list the fire times (the operator answers in the Backfill's status); create no run.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the trigger's own fire times, ignoring the Schedule's Calendars and trigger.exclude.
+    #[arg(long)]
+    pub ignore_exclusions: bool,
     /// The Backfill's name (default: generated from the Schedule's).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -70,6 +73,7 @@ pub async fn backfill(client: &Client, scope: &Scope, args: &BackfillArgs, out: 
         concurrency_policy: None,
         max_fire_times: None,
         dry_run: args.dry_run,
+        ignore_exclusions: args.ignore_exclusions,
     };
     if let Some(problem) = spec.problems().into_iter().next() {
         return Err(Error::Invalid(format!(

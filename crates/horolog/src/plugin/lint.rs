@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use super::Outcome;
 use crate::api::schema_check::{check_object, schema_of};
-use crate::api::{Backfill, FieldError, JobRun, Schedule, Task, Validate};
+use crate::api::{Backfill, Calendar, FieldError, JobRun, Schedule, Task, Validate};
 use crate::manifest::{Document, documents, read_sources};
 
 /// The version every horolog.dev kind is served at.
@@ -58,6 +58,8 @@ pub fn lint(files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Out
     let now = Utc::now();
     let mut objects = 0;
     let mut problems = Vec::new();
+    let mut calendars = std::collections::HashSet::new();
+    let mut refs = Vec::new();
     for path in files {
         for (source, text) in read_sources(path, stdin)? {
             for document in documents(&text, &source) {
@@ -76,12 +78,28 @@ pub fn lint(files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Out
                     Ok(document) if document.is_horolog() => {
                         objects += 1;
                         problems.extend(lint_document(&document, now));
+                        if document.kind == "Calendar" {
+                            calendars.insert(document.name.clone());
+                        }
+                        refs.extend(calendar_refs(&document));
                     }
                     Ok(_) => {}
                 }
             }
         }
     }
+    // A Schedule, Task or Calendar that names a Calendar the files do not hold would not fire.
+    problems.extend(
+        refs.into_iter()
+            .filter(|(_, name)| !calendars.contains(&name.value))
+            .map(|(mut problem, name)| {
+                problem.message = format!(
+                    "no Calendar {:?} in the files linted: a Schedule using it is Ready=False (CalendarNotFound) and fires nothing until it exists",
+                    name.value
+                );
+                problem
+            }),
+    );
     for problem in &problems {
         writeln!(out, "{problem}")?;
     }
@@ -151,9 +169,42 @@ fn lint_document(document: &Document, now: DateTime<Utc>) -> Vec<Problem> {
         "JobRun" => validated::<JobRun>(&value, now, &mut found),
         "Task" => validated::<Task>(&value, now, &mut found),
         "Backfill" => validated::<Backfill>(&value, now, &mut found),
+        "Calendar" => validated::<Calendar>(&value, now, &mut found),
         _ => {}
     }
     found.problems
+}
+
+/// A name a document's `spec.calendarRefs` gives.
+struct RefName {
+    value: String,
+}
+
+/// Each `spec.calendarRefs[i].name` of a Schedule, Task or Calendar, with the problem line it
+/// would make.
+fn calendar_refs(document: &Document) -> Vec<(Problem, RefName)> {
+    let Ok(value) = serde_json::to_value(&document.value) else {
+        return Vec::new();
+    };
+    let Some(list) = lookup(&value, "spec.calendarRefs").and_then(Json::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let name = r.get("name")?.as_str()?.to_string();
+            Some((
+                Problem {
+                    source: document.source.clone(),
+                    object: format!("{}/{}", document.kind, document.name),
+                    field: format!("spec.calendarRefs[{i}].name"),
+                    value: render(&Json::String(name.clone())),
+                    message: String::new(),
+                },
+                RefName { value: name },
+            ))
+        })
+        .collect()
 }
 
 /// The problems of one object so far.
@@ -284,6 +335,39 @@ fn join(path: &str, key: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn calendars_are_linted_and_an_unknown_calendar_is_named() {
+        let manifests = r#"
+apiVersion: horolog.dev/v1alpha1
+kind: Calendar
+metadata: {name: holidays}
+spec:
+  days: ["2027-01-01", "2027-02-30"]
+  recurring: [{dayOfWeek: "funday"}]
+---
+apiVersion: horolog.dev/v1alpha1
+kind: Schedule
+metadata: {name: s}
+spec:
+  trigger: {cron: "0 6 * * *"}
+  calendarRefs: [{name: holidays}, {name: nyse-2072}]
+  jobTemplate: {spec: {template: {spec: {containers: [{name: m, image: busybox}]}}}}
+"#;
+        let mut out = Vec::new();
+        let code = lint(&[PathBuf::from("-")], &mut manifests.as_bytes(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("Calendar/holidays: spec.days[1]: \"2027-02-30\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("Schedule/s: spec.calendarRefs[1].name: \"nyse-2072\": no Calendar"),
+            "{out}"
+        );
+        assert!(!out.contains("calendarRefs[0]"), "{out}");
+    }
 
     #[test]
     fn lookup_follows_keys_and_indexes() {

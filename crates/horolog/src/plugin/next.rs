@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::lookup::find;
 use super::output::{self, local_time};
 use super::{Error, Outcome, Scope};
-use crate::api::Schedule;
+use crate::api::{Calendar, Schedule, Task};
+use crate::controller::calendar::{exclusion_hash, with_calendars};
 use crate::controller::schedule::trigger_hash;
 use crate::preview::{SchedulePreview, render_table};
 
@@ -57,6 +58,10 @@ pub struct NextFireTimes {
     pub note: Option<String>,
     /// The next fire times after the operator's cursor, RFC 3339 in the trigger's time zone.
     pub fire_times: Vec<String>,
+    /// Those of `fireTimes` that are there because onExcluded (Following / Preceding) moved
+    /// an excluded fire time to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shifted: Vec<String>,
 }
 
 /// Prints the next `count` fire times after the Schedule's `status.cursor` (else
@@ -71,7 +76,22 @@ pub async fn next(
     out: &mut dyn Write,
 ) -> Outcome {
     let schedule: Schedule = find(client, scope, "Schedule", &args.schedule).await?;
-    let next = next_fire_times(&schedule, args.count, now)?;
+    let namespace = schedule.namespace().unwrap_or_else(|| scope.namespace.clone());
+    // The Calendars the operator would apply; a missing one makes the Schedule not fire.
+    let calendars: Vec<Calendar> = kube::Api::<Calendar>::namespaced(client.clone(), &namespace)
+        .list(&Default::default())
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default();
+    let task = match schedule.task_name() {
+        Some(name) => kube::Api::<Task>::namespaced(client.clone(), &namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let next = next_fire_times_with(&schedule, args.count, now, Some((&calendars, task.as_ref())))?;
     output::structured(out, scope.output, &next, |out| {
         if let Some(note) = &next.note {
             writeln!(out, "{note}")?;
@@ -80,7 +100,15 @@ pub async fn next(
             name: next.name.clone(),
             timezone: next.timezone.clone(),
             trigger: next.trigger.clone(),
-            fire_times: next.fire_times.clone(),
+            fire_times: next
+                .fire_times
+                .iter()
+                .map(|t| match next.shifted.contains(t) {
+                    true => format!("{t} (moved by onExcluded)"),
+                    false => t.clone(),
+                })
+                .collect(),
+            excluded: Vec::new(),
         };
         write!(out, "{}", render_table(&[preview]))?;
         Ok(())
@@ -89,20 +117,46 @@ pub async fn next(
 }
 
 /// The next `count` fire times of `schedule` at `now` (see [`next`]).
+#[cfg(test)]
 pub fn next_fire_times(
     schedule: &Schedule,
     count: usize,
     now: DateTime<Utc>,
 ) -> Result<NextFireTimes, Error> {
+    next_fire_times_with(schedule, count, now, None)
+}
+
+/// [`next_fire_times`] with the Calendars of the Schedule's namespace and its Task applied,
+/// as the operator applies them.
+pub fn next_fire_times_with(
+    schedule: &Schedule,
+    count: usize,
+    now: DateTime<Utc>,
+    calendars: Option<(&[Calendar], Option<&Task>)>,
+) -> Result<NextFireTimes, Error> {
     let name = schedule.name_any();
     let created = schedule.created_at().unwrap_or(now);
     let trigger = Trigger::compile(&schedule.spec.trigger, created)
         .map_err(|e| Error::Invalid(format!("schedule/{name}: spec.{e}")))?;
+    let trigger = match calendars {
+        Some((calendars, task)) => {
+            let lookup = |wanted: &str| {
+                calendars
+                    .iter()
+                    .find(|c| c.name_any() == wanted)
+                    .map(|c| std::sync::Arc::new(c.clone()))
+            };
+            with_calendars(trigger, schedule, task, &lookup)
+                .map_err(|e| Error::Invalid(format!("schedule/{name} does not fire: spec.{e}")))?
+        }
+        None => trigger,
+    };
     let status = schedule.status.clone().unwrap_or_default();
-    let edited = status
-        .trigger_hash
-        .as_ref()
-        .is_some_and(|hash| *hash != trigger_hash(&schedule.spec.trigger));
+    let mut hash = trigger_hash(&schedule.spec.trigger);
+    if let Some(exclusions) = exclusion_hash(&trigger) {
+        hash = format!("{hash}-{exclusions}");
+    }
+    let edited = status.trigger_hash.as_ref().is_some_and(|h| *h != hash);
     // The operator carries an edited trigger on from the moment it sees the edit.
     let cursor = if edited {
         Some(now)
@@ -144,6 +198,11 @@ pub fn next_fire_times(
         paused: schedule.spec.paused,
         finished: max_runs_reached || exhausted,
         note,
+        shifted: times
+            .iter()
+            .filter(|t| trigger.is_shifted(**t))
+            .map(|t| local_time(*t, tz))
+            .collect(),
         fire_times: times.into_iter().map(|t| local_time(t, tz)).collect(),
     })
 }
@@ -175,6 +234,43 @@ mod tests {
             k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
         ));
         schedule
+    }
+
+    #[test]
+    fn calendars_apply_and_moved_fire_times_are_marked() {
+        let mut schedule = hourly();
+        schedule.spec.trigger.cron = Some("0 6 * * *".into());
+        schedule.spec.calendar_refs = vec![crate::api::CalendarRef { name: "h".into() }];
+        schedule.spec.on_excluded = crate::api::OnExcluded::Following;
+        let now = at("2025-12-30T12:00:00Z");
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(now),
+            ..ScheduleStatus::default()
+        });
+        let missing = next_fire_times_with(&schedule, 3, now, Some((&[], None)));
+        assert!(
+            matches!(missing, Err(Error::Invalid(m)) if m.contains("CalendarNotFound") || m.contains("does not exist"))
+        );
+        let calendar = Calendar::new(
+            "h",
+            serde_json::from_value(serde_json::json!({"days": ["2025-12-31"], "timezone": "Europe/Berlin"}))
+                .unwrap(),
+        );
+        let calendars = [calendar];
+        let next = next_fire_times_with(&schedule, 2, now, Some((&calendars, None))).unwrap();
+        assert_eq!(
+            next.fire_times,
+            ["2026-01-01T06:00:00+01:00", "2026-01-02T06:00:00+01:00"]
+        );
+        assert_eq!(
+            next.shifted,
+            Vec::<String>::new(),
+            "Dec 31 merged into Jan 1's own run"
+        );
+        schedule.spec.trigger.cron = Some("0 6 31 12 *".into());
+        let next = next_fire_times_with(&schedule, 1, now, Some((&calendars, None))).unwrap();
+        assert_eq!(next.fire_times, ["2026-01-01T06:00:00+01:00"]);
+        assert_eq!(next.shifted, next.fire_times, "moved from Dec 31");
     }
 
     #[test]

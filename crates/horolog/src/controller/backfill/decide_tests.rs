@@ -21,6 +21,7 @@ fn backfill(from: &str, to: &str) -> Backfill {
             concurrency_policy: None,
             max_fire_times: None,
             dry_run: false,
+            ignore_exclusions: false,
         },
     );
     backfill.metadata.namespace = Some("default".into());

@@ -132,6 +132,18 @@ pub async fn reconcile(backfill: Arc<Backfill>, ctx: Arc<Context>) -> Result<Act
         Some((name, None)) => TaskLookup::Missing(name),
         Some((_, Some(task))) => TaskLookup::Found(task),
     };
+    // The fire times after exclusion, as the Schedule runs them, unless the Backfill opts out.
+    let found_task = task.as_ref().and_then(|(_, task)| task.as_deref());
+    let trigger = match (&schedule, trigger) {
+        (Some(schedule), Some(trigger)) if !backfill.spec.ignore_exclusions => {
+            Some(trigger.and_then(|trigger| {
+                super::calendar::with_calendars(trigger, schedule, found_task, &|name| {
+                    ctx.calendar(&namespace, name)
+                })
+            }))
+        }
+        (_, trigger) => trigger.map(|t| t.map(Trigger::ignoring_exclusions)),
+    };
     let lookup = match (&schedule, &trigger) {
         (Some(schedule), _) if schedule.meta().deletion_timestamp.is_some() => ScheduleLookup::Deleting,
         (Some(schedule), Some(trigger)) => ScheduleLookup::Found {

@@ -304,6 +304,7 @@ fn the_misfire_grace_time_is_the_schedules_else_its_tasks_else_the_operators_def
             concurrency_policy: None,
             max_waiting_runs: None,
             misfire_grace_time: Some(ApiDuration::from_secs(120)),
+            calendar_refs: Vec::new(),
         },
     ));
     assert_eq!(grace(&world), Some(created() + TimeDelta::minutes(2)));
@@ -468,6 +469,7 @@ fn a_missing_task_holds_firing_until_the_task_exists() {
             concurrency_policy: None,
             max_waiting_runs: None,
             misfire_grace_time: None,
+            calendar_refs: Vec::new(),
         },
     ));
     let found = world.decide(hour(1) + secs(2));

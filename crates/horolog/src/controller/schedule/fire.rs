@@ -12,6 +12,7 @@ use super::decide::{Pass, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
 use super::{jobrun_for, run_name, trigger_hash};
 use crate::api::{CatchUpPolicy, CoalescePolicy};
+use crate::controller::calendar::exclusion_hash;
 use crate::controller::events::Note;
 
 /// What planning found.
@@ -40,7 +41,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         trigger: description,
         ..PlanOutcome::default()
     };
-    let mut cursor = cursor(pass);
+    let mut cursor = cursor(pass, trigger);
     if !firing || max_runs_reached(pass) {
         pass.status.cursor = cursor;
         pass.status.next_fire_time = None;
@@ -60,6 +61,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     });
     create_runs(pass, &planned, &mut outcome);
     count(pass, &planned, cursor, &mut outcome);
+    count_excluded(pass, trigger, cursor, planned.cursor, &mut outcome);
     pass.status.cursor = planned.cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
@@ -77,8 +79,12 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
 /// The cursor to plan from: status.cursor (lastFireTime for Schedules written before it
 /// existed), or now when the trigger was edited: an edit applies from the moment of the edit,
 /// so the new trigger's earlier fire times are neither run nor counted.
-fn cursor(pass: &mut Pass<'_>) -> Option<DateTime<Utc>> {
-    let hash = trigger_hash(&pass.input.schedule.spec.trigger);
+fn cursor(pass: &mut Pass<'_>, trigger: &Trigger) -> Option<DateTime<Utc>> {
+    let mut hash = trigger_hash(&pass.input.schedule.spec.trigger);
+    // A Calendar edit applies from the moment of the edit too.
+    if let Some(exclusions) = exclusion_hash(trigger) {
+        hash = format!("{hash}-{exclusions}");
+    }
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
     if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
         let now = pass.input.now;
@@ -144,7 +150,54 @@ fn skip_passed(
     pass.status.missed_fire_times += passed;
     outcome.missed += passed;
     pass.status.last_fire_time = pass.status.last_fire_time.max(skipped.cursor);
+    count_excluded(pass, trigger, cursor, skipped.cursor, outcome);
     skipped.cursor
+}
+
+/// Counts the trigger's own fire times in `(from, to]` (the window the cursor just moved
+/// over) that exclusion skipped (`excludedFireTimes`, never a miss) or moved onto a fire time
+/// that runs anyway (`coalescedFireTimes`), with the Event that says so. Each is counted by
+/// its own time, once: the cursor never moves back over it.
+fn count_excluded(
+    pass: &mut Pass<'_>,
+    trigger: &Trigger,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    outcome: &mut PlanOutcome,
+) {
+    let (Some(to), Some((exclusions, _))) = (to, trigger.exclusions()) else {
+        return;
+    };
+    if from.is_some_and(|from| to <= from) {
+        return;
+    }
+    let limit = pass.input.settings.catch_up.max_scanned;
+    let counts = trigger.exclusion_counts(from, to, limit);
+    if counts.excluded == 0 && counts.merged == 0 {
+        return;
+    }
+    pass.status.excluded_fire_times += counts.excluded as i64;
+    pass.status.coalesced_fire_times += counts.merged as i64;
+    outcome.coalesced += counts.merged as i64;
+    let at_least = if counts.exact { "" } else { "at least " };
+    let names = exclusions.names().join(", ");
+    let mut parts = Vec::new();
+    if counts.excluded > 0 {
+        parts.push(format!(
+            "{at_least}{} fire time(s) excluded (no run)",
+            counts.excluded
+        ));
+    }
+    if counts.merged > 0 {
+        parts.push(format!(
+            "{} moved onto a fire time that runs anyway (coalesced)",
+            counts.merged
+        ));
+    }
+    pass.events.push(Note::normal(
+        "Excluded",
+        format!("{} by {names}", parts.join("; ")),
+    ));
 }
 
 /// The runs a plan creates: one per planned fire time that has no run yet (at most what

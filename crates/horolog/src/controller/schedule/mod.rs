@@ -164,6 +164,13 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         Some((name, None)) => TaskLookup::Missing(name),
         Some((_, Some(task))) => TaskLookup::Found(task),
     };
+    // Its Calendars and its Task's, applied to the trigger; a missing one stops firing.
+    let found_task = task.as_ref().and_then(|(_, task)| task.as_deref());
+    let trigger = trigger.and_then(|trigger| {
+        super::calendar::with_calendars(trigger, &schedule, found_task, &|name| {
+            ctx.calendar(&namespace, name)
+        })
+    });
     let first_pass = ctx.first_pass(&schedule);
     let active = schedule
         .status

@@ -40,7 +40,7 @@ impl Gate {
 }
 
 /// The reasons of the gates a Schedule is resumed from.
-const RESUMED_FROM: [&str; 3] = ["Paused", "TooManyFailures", "TaskNotFound"];
+const RESUMED_FROM: [&str; 4] = ["Paused", "TooManyFailures", "TaskNotFound", "CalendarNotFound"];
 
 /// True when the Schedule was stopped by a gate it can be resumed from.
 pub fn was_stopped(old: &ScheduleStatus) -> bool {

@@ -1,0 +1,249 @@
+//! Calendars: a Schedule that names a missing Calendar does not fire until it exists; an edit
+//! of a Calendar re-plans the Schedules that use it within a second; excluded fire times are
+//! counted in status, never as missed; a Calendar's own status. The real operator on the
+//! in-memory API server, on tokio's paused clock.
+
+#[path = "controller/cluster.rs"]
+mod cluster;
+#[path = "controller/fixtures.rs"]
+mod fixtures;
+
+use chrono::{DateTime, Utc};
+use cluster::{Cluster, NS};
+use fixtures::*;
+use horolog::api::{Calendar, CalendarRef, CalendarSpec, OnExcluded, Schedule, TriggerSpec, find_condition};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn cron(name: &str, expr: &str) -> Schedule {
+    schedule(
+        name,
+        TriggerSpec {
+            cron: Some(expr.into()),
+            ..TriggerSpec::default()
+        },
+    )
+}
+
+fn using(mut schedule: Schedule, calendars: &[&str]) -> Schedule {
+    schedule.spec.calendar_refs = calendars
+        .iter()
+        .map(|name| CalendarRef {
+            name: name.to_string(),
+        })
+        .collect();
+    schedule
+}
+
+async fn create_calendar(cluster: &Cluster, name: &str, spec: serde_json::Value) {
+    let spec: CalendarSpec = serde_json::from_value(spec).unwrap();
+    let api: Api<Calendar> = Api::namespaced(cluster.client.clone(), NS);
+    api.create(&PostParams::default(), &Calendar::new(name, spec))
+        .await
+        .unwrap();
+}
+
+async fn edit_calendar(cluster: &Cluster, name: &str, spec: serde_json::Value) {
+    let api: Api<Calendar> = Api::namespaced(cluster.client.clone(), NS);
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": spec})),
+    )
+    .await
+    .unwrap();
+}
+
+async fn calendar(cluster: &Cluster, name: &str) -> Calendar {
+    let api: Api<Calendar> = Api::namespaced(cluster.client.clone(), NS);
+    api.get(name).await.unwrap()
+}
+
+async fn ready(cluster: &Cluster, schedule: &str) -> (String, String) {
+    let status = cluster.schedule(schedule).await.status.unwrap_or_default();
+    find_condition(&status.conditions, "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_default()
+}
+
+async fn upcoming(cluster: &Cluster, schedule: &str) -> Vec<DateTime<Utc>> {
+    cluster
+        .schedule(schedule)
+        .await
+        .status
+        .unwrap_or_default()
+        .upcoming_fire_times
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_calendar_stops_firing_until_it_appears() {
+    let cluster = Cluster::start().await;
+    cluster
+        .apply(using(cron("trading", "* * * * *"), &["holidays"]))
+        .await;
+    cluster.advance(150).await;
+    assert!(cluster.runs_of("trading").await.is_empty(), "fails closed");
+    assert_eq!(
+        ready(&cluster, "trading").await,
+        ("False".into(), "CalendarNotFound".into())
+    );
+    assert!(
+        cluster
+            .reasons_of("trading")
+            .await
+            .contains(&"CalendarNotFound".to_string())
+    );
+
+    create_calendar(&cluster, "holidays", json!({"days": ["2026-01-05"]})).await;
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.runs_of("trading").await.len(),
+        1,
+        "fires as soon as the Calendar exists"
+    );
+    assert_eq!(ready(&cluster, "trading").await.0, "True");
+    let status = calendar(&cluster, "holidays").await.status.unwrap_or_default();
+    assert_eq!(status.schedules, 1);
+    assert_eq!(status.next_excluded_day.as_deref(), Some("2026-01-05"));
+    assert_eq!(
+        find_condition(&status.conditions, "Ready").map(|c| c.status.as_str()),
+        Some("True")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_calendar_edit_replans_its_schedules_within_a_second() {
+    let cluster = Cluster::start().await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
+    cluster
+        .apply(using(cron("hourly", "0 * * * *"), &["night"]))
+        .await;
+    cluster.advance(1).await;
+    assert_eq!(
+        upcoming(&cluster, "hourly").await,
+        [
+            at(3600 * 2),
+            at(3600 * 3),
+            at(3600 * 4),
+            at(3600 * 5),
+            at(3600 * 6)
+        ],
+        "01:00 is excluded"
+    );
+    edit_calendar(
+        &cluster,
+        "night",
+        json!({"ranges": [{"from": "2026-01-01T02:00:00", "to": "2026-01-01T04:00:00"}]}),
+    )
+    .await;
+    cluster.advance(1).await;
+    assert_eq!(
+        upcoming(&cluster, "hourly").await,
+        [
+            at(3600 * 4),
+            at(3600 * 5),
+            at(3600 * 6),
+            at(3600 * 7),
+            at(3600 * 8)
+        ],
+        "01:00, 02:00 and 03:00 are excluded after the edit"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn excluded_fire_times_make_no_run_and_are_counted_never_missed() {
+    let cluster = Cluster::start().await;
+    let mut minutely = cron("minutely", "* * * * *");
+    minutely.spec.trigger.exclude =
+        Some(serde_json::from_value(json!({"recurring": [{"minute": "2-3"}]})).unwrap());
+    cluster.apply(minutely).await;
+    cluster.advance_to(at(5 * 60)).await;
+    cluster.advance(1).await;
+    let fired = cluster.fire_secs("minutely").await;
+    assert_eq!(fired, [0, 60, 240, 300]);
+    let status = cluster.schedule("minutely").await.status.unwrap_or_default();
+    assert_eq!(status.excluded_fire_times, 2);
+    assert_eq!(status.missed_fire_times, 0);
+    assert!(
+        cluster
+            .reasons_of("minutely")
+            .await
+            .contains(&"Excluded".to_string())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn following_moves_a_fire_time_past_a_calendar_and_a_cycle_stops_firing() {
+    let cluster = Cluster::start().await;
+    // 2026-01-01 is excluded: the 06:00 run moves to the 2nd.
+    create_calendar(&cluster, "new-year", json!({"days": ["2026-01-01"]})).await;
+    let mut daily = using(cron("daily", "0 6 * * *"), &["new-year"]);
+    daily.spec.on_excluded = OnExcluded::Following;
+    cluster.apply(daily).await;
+    cluster.advance(1).await;
+    assert_eq!(upcoming(&cluster, "daily").await[0], at(86_400 + 6 * 3600));
+
+    create_calendar(&cluster, "a", json!({"calendarRefs": [{"name": "b"}]})).await;
+    create_calendar(&cluster, "b", json!({"calendarRefs": [{"name": "a"}]})).await;
+    cluster.apply(using(cron("looped", "* * * * *"), &["a"])).await;
+    cluster.advance(120).await;
+    assert!(cluster.runs_of("looped").await.is_empty());
+    assert_eq!(
+        ready(&cluster, "looped").await,
+        ("False".into(), "CalendarCycle".into())
+    );
+    for name in ["a", "b"] {
+        let status = calendar(&cluster, name).await.status.unwrap_or_default();
+        assert_eq!(
+            find_condition(&status.conditions, "Ready").map(|c| c.reason.as_str()),
+            Some("CalendarCycle"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tasks_calendars_apply_to_its_schedules_and_an_invalid_calendar_names_the_field() {
+    let cluster = Cluster::start().await;
+    create_calendar(&cluster, "bad", json!({"days": ["2026-13-01"]})).await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
+    let template = cron("unused", "* * * * *").spec.job_template.unwrap_or_default();
+    let task: horolog::api::Task = serde_json::from_value(json!({
+        "apiVersion": "horolog.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": "job"},
+        "spec": {"jobTemplate": template, "calendarRefs": [{"name": "night"}]},
+    }))
+    .unwrap();
+    Api::<horolog::api::Task>::namespaced(cluster.client.clone(), NS)
+        .create(&PostParams::default(), &task)
+        .await
+        .unwrap();
+    let mut hourly = cron("hourly", "0 * * * *");
+    hourly.spec.job_template = None;
+    hourly.spec.task_ref = Some(horolog::api::TaskRef { name: "job".into() });
+    cluster.apply(hourly).await;
+    cluster.advance(1).await;
+    assert_eq!(
+        upcoming(&cluster, "hourly").await[0],
+        at(3600 * 2),
+        "the Task's Calendar excludes 01:00"
+    );
+    let status = calendar(&cluster, "bad").await.status.unwrap_or_default();
+    let ready = find_condition(&status.conditions, "Ready")
+        .cloned()
+        .expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidCalendar")
+    );
+    assert!(ready.message.contains("spec.days[0]"), "{}", ready.message);
+    assert_eq!(
+        calendar(&cluster, "night")
+            .await
+            .status
+            .unwrap_or_default()
+            .schedules,
+        1
+    );
+}

@@ -394,3 +394,41 @@ async fn a_cancelled_pending_run_ends_at_once_and_a_cancelled_running_one_loses_
         .collect();
     assert_eq!(names.len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_of_a_lost_status_write_counts_against_max_runs_even_when_coalesced_away() {
+    // The operator creates the first run of a maxRuns: 1 Schedule, its status write fails, and
+    // it dies. Back two fire times later, coalesce Latest merges the first fire time away in
+    // the re-plan: its run still exists, so it is the one run maxRuns allows.
+    let mut cluster = Cluster::start().await;
+    cluster.server.faults().fail(
+        RequestMatch::any()
+            .client(OPERATOR)
+            .verb("patch")
+            .resource("schedules")
+            .subresource("status"),
+        usize::MAX,
+        500,
+    );
+    let mut once = every("once", "1m");
+    once.spec.max_runs = Some(1);
+    cluster.apply(once).await;
+    assert_eq!(cluster.fire_secs("once").await, vec![0]);
+    cluster.kill_operator().await;
+    cluster.server.faults().restore();
+    cluster.advance_to(at(125)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("once").await,
+        vec![0],
+        "maxRuns: 1 gives one run"
+    );
+    let status = cluster.schedule("once").await.status.unwrap_or_default();
+    assert_eq!(status.fired_count, 1);
+    assert!(
+        status.active.iter().any(|a| a.name == "once-1767225600"),
+        "the run is listed, so it is counted when it ends: {:?}",
+        status.active
+    );
+}

@@ -58,7 +58,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     let planned = plan::plan(trigger, cursor, pass.input.now, &policy, |fire, cap| {
         plan::seeded_jitter(&seed, fire, cap)
     });
-    create_runs(pass, &planned, &mut outcome);
+    create_runs(pass, &planned, cursor, &mut outcome);
     count(pass, &planned, cursor, &mut outcome);
     pass.status.cursor = planned.cursor;
     if max_runs_reached(pass) {
@@ -127,8 +127,11 @@ fn skip_passed(
 ) -> Option<DateTime<Utc>> {
     let policy = policy(pass, CoalescePolicy::Latest, None);
     let skipped = plan::plan(trigger, cursor, until, &policy, |_, _| TimeDelta::zero());
-    // A run a lost pass created in the window is that fire time's outcome already.
-    let created = existing_runs(pass, cursor, skipped.cursor).len() as i64;
+    // A run a lost pass created in the window is that fire time's outcome already, and is
+    // counted as fired (and listed, so its end is counted) like any run.
+    let existing = existing_runs(pass, cursor, skipped.cursor);
+    let created = existing.len() as i64;
+    rediscover(pass, &existing, outcome);
     let passed = (skipped.runs.len() as i64
         + skipped.missed.len() as i64
         + skipped.coalesced as i64
@@ -148,19 +151,26 @@ fn skip_passed(
 }
 
 /// The runs a plan creates: one per planned fire time that has no run yet (at most what
-/// maxRuns leaves).
-fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
+/// maxRuns leaves, after counting every run that already exists in the planned window).
+fn create_runs(
+    pass: &mut Pass<'_>,
+    planned: &Plan,
+    cursor: Option<DateTime<Utc>>,
+    outcome: &mut PlanOutcome,
+) {
     let schedule = pass.input.schedule;
     let exists = |fire_time| {
         let name = run_name(&schedule.name_any(), fire_time);
         pass.input.runs.iter().any(|run| run.name_any() == name)
     };
-    outcome.rediscovered = planned
-        .runs
-        .iter()
-        .filter(|r| exists(r.fire_time))
-        .map(|r| run_name(&schedule.name_any(), r.fire_time))
-        .collect();
+    // Every run in the window was created by a pass whose status write never happened, whether
+    // this plan keeps its fire time or merges it away (coalesce Latest after a restart): it
+    // counts in firedCount and against maxRuns, and is listed so that its end is counted.
+    let mut existing = existing_runs(pass, cursor, planned.cursor);
+    existing.extend(planned.runs.iter().map(|r| r.fire_time).filter(|t| exists(*t)));
+    existing.sort();
+    existing.dedup();
+    rediscover(pass, &existing, outcome);
     let remaining = schedule
         .spec
         .max_runs
@@ -185,9 +195,21 @@ fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
         pass.create.push(job);
         pass.status.last_fire_time = pass.status.last_fire_time.max(Some(run.fire_time));
     }
-    // A rediscovered run was created by a pass whose status write never happened: it was
-    // never counted.
-    pass.status.fired_count += (new.len() + outcome.rediscovered.len()) as i64;
+    pass.status.fired_count += new.len() as i64;
+}
+
+/// Records the runs of `fire_times` (which exist, created by a pass whose status write never
+/// happened, so never counted) as rediscovered: each counts once in firedCount.
+fn rediscover(pass: &mut Pass<'_>, fire_times: &[DateTime<Utc>], outcome: &mut PlanOutcome) {
+    let schedule = pass.input.schedule.name_any();
+    for fire_time in fire_times {
+        let name = run_name(&schedule, *fire_time);
+        if !outcome.rediscovered.contains(&name) {
+            outcome.rediscovered.push(name);
+            pass.status.fired_count += 1;
+            pass.status.last_fire_time = pass.status.last_fire_time.max(Some(*fire_time));
+        }
+    }
 }
 
 /// Counts what the plan merged away and recorded as missed, with the Events that say so.

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -249,6 +250,11 @@ pub struct PodView {
     pub report: PodReport,
     /// It is being deleted (graceful termination).
     pub deleting: bool,
+    /// When its deletion is due (`metadata.deletionTimestamp`: the end of its grace period).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The position of the operator's tracking finalizer in `metadata.finalizers`, while the
+    /// Pod carries it ([`crate::pod::TRACKING_FINALIZER`]).
+    pub tracking: Option<usize>,
 }
 
 impl PodView {
@@ -267,6 +273,15 @@ impl PodView {
             attempt,
             report: pod_report(pod),
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            deleted_at: pod
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .and_then(crate::pod::chrono_time),
+            tracking: pod
+                .finalizers()
+                .iter()
+                .position(|f| f == crate::pod::TRACKING_FINALIZER),
         };
         Some((run, view))
     }
@@ -393,6 +408,19 @@ impl PodIndex {
             .get(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
             .map(|attempts| attempts.iter().map(|v| (v.attempt, v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// Notes that attempt `attempt` of run `run` no longer carries the tracking finalizer (the
+    /// operator removed it), so a reconcile before the watch shows it does not remove it again.
+    pub fn released(&self, namespace: &str, run: &str, attempt: i32) {
+        let mut guard = self.pods.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(view) = guard
+            .0
+            .get_mut(&(namespace.to_string(), short_name(run, MAX_NAME_LEN)))
+            .and_then(|attempts| attempts.iter_mut().find(|v| v.attempt == attempt))
+        {
+            view.tracking = None;
+        }
     }
 
     /// The Pod of the latest attempt of run `run`, if any.
@@ -675,6 +703,8 @@ mod tests {
             attempt: 1,
             report: PodReport::default(),
             deleting: false,
+            deleted_at: None,
+            tracking: None,
         };
         pods.created("default", "r", view.clone());
         assert_eq!(pods.latest("default", "r"), Some(view));

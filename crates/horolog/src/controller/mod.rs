@@ -18,6 +18,7 @@ pub mod status;
 pub mod task;
 #[cfg(test)]
 mod test_support;
+mod tracking;
 pub mod trim;
 mod wiring;
 

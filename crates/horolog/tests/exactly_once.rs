@@ -562,3 +562,31 @@ async fn no_pod_stays_terminating_on_its_tracking_finalizer() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_edited_while_no_operator_ran_counts_from_the_edit_not_from_when_it_was_noticed() {
+    // Every minute from 00:00; the operator goes down at 00:00:30. At 00:02:30 the trigger is
+    // edited to every 2 minutes (00:02, 00:04, ...); the operator is back at 00:04:10.
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every("edited-offline", "1m")).await;
+    cluster.advance(30).await;
+    cluster.stop_operator().await;
+    cluster.advance_to(at(150)).await;
+    cluster
+        .patch_schedule("edited-offline", json!({"spec": {"trigger": {"interval": "2m"}}}))
+        .await;
+    cluster.advance_to(at(250)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    // 00:04:00 is the new trigger's first fire time after the edit: it runs, though the edit
+    // was noticed only after it. 00:01 and 00:02 were the old trigger's, before the edit:
+    // not dropped silently but recorded.
+    assert_eq!(cluster.fire_secs("edited-offline").await, vec![0, 240]);
+    let status = cluster
+        .schedule("edited-offline")
+        .await
+        .status
+        .unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 2, "00:01 and 00:02 of the old trigger");
+    assert_eq!(status.next_fire_time, Some(at(360)));
+}

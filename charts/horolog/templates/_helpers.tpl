@@ -91,10 +91,11 @@ the operator, reads them).
   resources: ["schedules/status", "jobruns/status", "tasks/status", "backfills/status", "calendars/status"]
   verbs: ["patch", "update"]
 # Pods: one per JobRun attempt (create); watched to follow the attempt (get, list, watch);
-# deleted on cancel, Replace, activeDeadlineSeconds and with their JobRun's history.
+# deleted on cancel, Replace, activeDeadlineSeconds and with their JobRun's history; patched
+# to remove the horolog.dev/run-tracking finalizer once the attempt's outcome is recorded.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
 # Events users read with kubectl describe (Fired, Missed, PodCreated, ...): each one is
 # created once and never changed (horolog's EventPublisher writes events.k8s.io/v1). The
 # core group is for clusters that mirror events to it.

@@ -174,6 +174,38 @@ fn remove_path(object: &mut Value, path: &[String]) {
     }
 }
 
+/// Records, as the real server does for every write that is not an apply, an `Update` entry of
+/// `manager` stamped `now` in `written`'s `metadata.managedFields` when the write changes
+/// `.spec` (replacing that manager's earlier Update entry of the object itself). Its `time` is
+/// when the spec last changed, which controllers read (horolog: when a trigger was edited).
+/// The field set is reduced to `f:spec`.
+pub fn record_update(current: &Value, written: &mut Value, manager: &str, now: &str) {
+    if current.get("spec") == written.get("spec") {
+        return;
+    }
+    let mut entries: Vec<Value> = current
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    entries.retain(|entry| {
+        !(entry.get("manager").and_then(Value::as_str) == Some(manager)
+            && entry.get("operation").and_then(Value::as_str) == Some("Update")
+            && entry.get("subresource").is_none())
+    });
+    entries.push(json!({
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": written.get("apiVersion").or_else(|| current.get("apiVersion")).cloned().unwrap_or(Value::Null),
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {}},
+    }));
+    if let Some(meta) = written.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("managedFields".into(), Value::Array(entries));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +252,27 @@ mod tests {
             once.pointer("/metadata/managedFields/0/fieldsV1").unwrap(),
             &json!({"f:metadata": {".": {}, "f:labels": {".": {}, "f:a": {}}}, "f:spec": {".": {}, "f:x": {}}})
         );
+    }
+
+    #[test]
+    fn a_write_that_changes_the_spec_records_an_update_entry_with_its_time() {
+        let current = json!({"apiVersion": "v1", "metadata": {"name": "a"}, "spec": {"x": 1}});
+        let mut same = current.clone();
+        record_update(&current, &mut same, "kubectl-edit", "2026-01-01T00:00:00Z");
+        assert_eq!(same, current, "no spec change, no entry");
+        let mut edited = json!({"apiVersion": "v1", "metadata": {"name": "a"}, "spec": {"x": 2}});
+        record_update(&current, &mut edited, "kubectl-edit", "2026-01-01T00:02:30Z");
+        let entry = edited.pointer("/metadata/managedFields/0").cloned().unwrap();
+        assert_eq!(entry["manager"], "kubectl-edit");
+        assert_eq!(entry["operation"], "Update");
+        assert_eq!(entry["time"], "2026-01-01T00:02:30Z");
+        let mut again = json!({"apiVersion": "v1", "metadata": edited["metadata"].clone(), "spec": {"x": 3}});
+        record_update(&edited, &mut again, "kubectl-edit", "2026-01-01T00:03:00Z");
+        let entries = again
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .unwrap();
+        assert_eq!(entries.len(), 1, "one Update entry per manager");
+        assert_eq!(entries[0]["time"], "2026-01-01T00:03:00Z");
     }
 }

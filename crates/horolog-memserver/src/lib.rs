@@ -60,7 +60,8 @@
 //! `terminationGracePeriodSeconds`), controllers (no Job or CronJob controller, no scheduler, no
 //! kubelet: a new Pod stays `Pending` until someone writes its status, a Job makes no Pods),
 //! admission, RBAC, discovery, namespaces as a precondition (any namespace name works),
-//! managedFields for non-apply writes.
+//! managedFields for non-apply writes beyond one `Update` entry (manager, `time`, `f:spec`)
+//! per manager for a write that changes `.spec`.
 //! Timestamps come from the [`Clock`]; watch timeouts, bookmarks and fault delays run on tokio
 //! time, so tests under `tokio::time::pause()` see them without waiting.
 

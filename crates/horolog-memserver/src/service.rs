@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Sleep;
 
-use super::apply::apply;
+use super::apply::{apply, record_update};
 use super::faults::{Admission, WatchEnd};
 use super::patch::{json_patch, merge_patch};
 use super::request::RequestInfo;
@@ -343,7 +343,14 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
             Ok(Reply::Object(StatusCode::CREATED, created))
         }
         (&Method::PUT, Some(name)) => {
-            let replaced = store.replace(&rt, &ns, &name, target, decoded?, dry_run)?;
+            let mut object = decoded?;
+            if target == Target::Main
+                && let Ok(current) = store.get(&rt, &ns, &name)
+            {
+                let now = store.now();
+                record_update(&current, &mut object, update_manager(parts, &query), &now);
+            }
+            let replaced = store.replace(&rt, &ns, &name, target, object, dry_run)?;
             Ok(Reply::Object(StatusCode::OK, replaced))
         }
         (&Method::PATCH, Some(name)) => {
@@ -355,6 +362,7 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
                 target,
                 content_type,
                 query.get("fieldManager"),
+                update_manager(parts, &query),
                 decoded,
                 dry_run,
             )?;
@@ -384,6 +392,16 @@ fn dispatch(server: &ApiServer, parts: &Parts, body: Bytes) -> Result<Reply, Api
 }
 
 /// A request header's value as text; empty when absent or not text.
+/// The manager a write that is not an apply is recorded under in managedFields: its
+/// `fieldManager`, else its User-Agent (as the real server derives it), else `unknown`.
+fn update_manager<'a>(parts: &'a Parts, query: &'a Query) -> &'a str {
+    query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .or_else(|| Some(header_text(parts, header::USER_AGENT)).filter(|a| !a.is_empty()))
+        .unwrap_or("unknown")
+}
+
 fn header_text(parts: &Parts, name: header::HeaderName) -> &str {
     parts
         .headers
@@ -468,9 +486,16 @@ fn patch(
     target: Target,
     content_type: &str,
     field_manager: Option<&str>,
+    update_manager: &str,
     body: Result<Value, ApiError>,
     dry_run: bool,
 ) -> Result<(Object, bool), ApiError> {
+    let now = store.now();
+    let record = |current: &Value, patched: &mut Value| {
+        if target == Target::Main {
+            record_update(current, patched, update_manager, &now);
+        }
+    };
     match media_type(content_type) {
         // Strategic merge is treated as a JSON merge patch: lists are replaced, not merged by key.
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
@@ -478,6 +503,7 @@ fn patch(
             let merge = |current: &Value| {
                 let mut patched = current.clone();
                 merge_patch(&mut patched, &patch);
+                record(current, &mut patched);
                 Ok(patched)
             };
             store.patch(rt, ns, name, target, merge, false, dry_run)
@@ -485,7 +511,10 @@ fn patch(
         "application/json-patch+json" => {
             let operations = body?;
             let apply = |current: &Value| {
-                json_patch(current, &operations).map_err(|e| ApiError::invalid(rt, name, e))
+                let mut patched =
+                    json_patch(current, &operations).map_err(|e| ApiError::invalid(rt, name, e))?;
+                record(current, &mut patched);
+                Ok(patched)
             };
             store.patch(rt, ns, name, target, apply, false, dry_run)
         }

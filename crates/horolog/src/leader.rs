@@ -17,6 +17,13 @@
 //! - On shutdown the leader releases the Lease (no holder), so a standby takes over at
 //!   its next retry instead of waiting for the Lease to expire.
 //!
+//! - Writes are fenced by the monotonic clock ([`Fence`]): a successful Lease write sent at
+//!   instant `t` lets the controllers write until `t + renew_deadline`, a margin of
+//!   `lease_duration - renew_deadline` before any standby may take over. The controllers'
+//!   client refuses every write once that has passed ([`FenceLayer`]), so a leader frozen
+//!   (SIGSTOP, CPU starvation) past its Lease sends nothing when it resumes, before its
+//!   election loop has even noticed.
+//!
 //! Leadership changes are published on a `watch` channel ([`LeaderElector::subscribe`]).
 //! The operator runs its controllers while the value is `true` and exits when it turns
 //! `false` after having been `true`: a fresh process is the simplest way to drop every
@@ -178,6 +185,95 @@ enum Renewal {
     Failed(LeaderError),
 }
 
+/// Until when this replica's Lease lets it write, by the monotonic clock (tokio's, so paused
+/// time in tests moves it). Shared by the elector, which extends it on every successful
+/// Lease write and closes it when it steps down, and the controllers' client
+/// ([`FenceLayer`]), which checks it before every write. Starts closed.
+#[derive(Clone, Debug, Default)]
+pub struct Fence {
+    until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+}
+
+impl Fence {
+    /// A closed fence.
+    pub fn new() -> Fence {
+        Fence::default()
+    }
+
+    /// True while the Lease may still be ours: before the instant the last Lease write was
+    /// sent plus the renew deadline.
+    pub fn is_open(&self) -> bool {
+        self.lock()
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+
+    fn open_until(&self, until: tokio::time::Instant) {
+        let mut guard = self.lock();
+        *guard = Some(guard.map_or(until, |old| old.max(until)));
+    }
+
+    fn close(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        self.until.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A write refused because the [`Fence`] is closed: the Lease may have lapsed.
+#[derive(Debug, thiserror::Error)]
+#[error("write refused: this replica's leader lease may have lapsed (leader fence closed)")]
+pub struct FenceClosed;
+
+/// A client layer that refuses every write (any method but GET) while its [`Fence`] is
+/// closed. Reads pass, so a former leader's caches stay usable until it stops.
+#[derive(Clone, Debug)]
+pub struct FenceLayer(pub Fence);
+
+impl<S> tower::Layer<S> for FenceLayer {
+    type Service = Fenced<S>;
+
+    fn layer(&self, inner: S) -> Fenced<S> {
+        Fenced {
+            inner,
+            fence: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`FenceLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Fenced<S> {
+    inner: S,
+    fence: Fence,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: Into<tower::BoxError>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = tower::BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        use futures::FutureExt;
+        if request.method() != http::Method::GET && !self.fence.is_open() {
+            tracing::warn!(method = %request.method(), path = %request.uri().path(), "write refused: the leader lease may have lapsed");
+            return futures::future::ready(Err(Box::new(FenceClosed) as tower::BoxError)).boxed();
+        }
+        self.inner.call(request).map(|r| r.map_err(Into::into)).boxed()
+    }
+}
+
 /// Runs the election loop for one replica; see the module docs for the protocol.
 pub struct LeaderElector {
     api: Api<Lease>,
@@ -185,6 +281,7 @@ pub struct LeaderElector {
     clock: Arc<dyn Clock>,
     leading: watch::Sender<bool>,
     metrics: Option<Metrics>,
+    fence: Fence,
 }
 
 impl std::fmt::Debug for LeaderElector {
@@ -211,7 +308,15 @@ impl LeaderElector {
             clock,
             leading,
             metrics: None,
+            fence: Fence::new(),
         })
+    }
+
+    /// Opens and closes `fence` with the Lease (see [`Fence`]); give the controllers' client a
+    /// [`FenceLayer`] of the same fence.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Also reports leadership as the `horolog_leader` gauge.
@@ -313,6 +418,7 @@ impl LeaderElector {
     /// Reads the Lease and takes it if it is absent, free, expired or ours already.
     async fn try_acquire(&self) -> Result<Option<Held>, LeaderError> {
         let now = self.clock.now();
+        let sent = tokio::time::Instant::now();
         let Some(current) = self
             .api
             .get_opt(&self.config.lease_name)
@@ -353,6 +459,7 @@ impl LeaderElector {
             .await
         {
             Ok(lease) => {
+                self.fence.open_until(sent + self.config.renew_deadline);
                 tracing::info!(previous = holder.unwrap_or(""), "acquired the leader lease");
                 Ok(Some(Held {
                     lease,
@@ -384,8 +491,10 @@ impl LeaderElector {
                 ..LeaseSpec::default()
             }),
         };
+        let sent = tokio::time::Instant::now();
         match self.api.create(&post_params(), &lease).await {
             Ok(lease) => {
+                self.fence.open_until(sent + self.config.renew_deadline);
                 tracing::info!("created the leader lease");
                 Ok(Some(Held {
                     lease,
@@ -408,15 +517,21 @@ impl LeaderElector {
             Ok(time) => Some(time),
             Err(error) => return Renewal::Failed(error),
         };
+        let sent = tokio::time::Instant::now();
         match self
             .api
             .replace(&self.config.lease_name, &post_params(), &next)
             .await
         {
-            Ok(lease) => Renewal::Renewed(Box::new(Held {
-                lease,
-                renewed_at: now,
-            })),
+            Ok(lease) => {
+                // Written at or after `sent`: no standby takes over before `sent` plus the
+                // lease duration, and the fence closes a margin earlier.
+                self.fence.open_until(sent + self.config.renew_deadline);
+                Renewal::Renewed(Box::new(Held {
+                    lease,
+                    renewed_at: now,
+                }))
+            }
             Err(kube::Error::Api(status)) if status.is_conflict() => Renewal::Lost,
             // Deleted under us: whoever recreates it first leads.
             Err(kube::Error::Api(status)) if status.is_not_found() => Renewal::Lost,
@@ -466,6 +581,9 @@ impl LeaderElector {
     }
 
     fn set_leading(&self, leading: bool) {
+        if !leading {
+            self.fence.close();
+        }
         let changed = self.leading.send_if_modified(|current| {
             let changed = *current != leading;
             *current = leading;
@@ -781,6 +899,74 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             assert!(!a.leads() && b.leads(), "{how:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_leader_sends_no_write_once_its_lease_could_have_lapsed() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use tower::Layer;
+        let cluster = Cluster::new();
+        let fence = Fence::new();
+        let config = LeaderElectionConfig::new(NS, NAME, "a");
+        let elector = LeaderElector::new(
+            cluster.server.client_as("a"),
+            config,
+            Arc::new(cluster.clock.clone()),
+        )
+        .expect("valid config")
+        .with_fence(fence.clone());
+        let mut leading = elector.subscribe();
+        let election = tokio::spawn(elector.run(std::future::pending::<()>()));
+        assert!(
+            tokio::time::timeout(SECOND, leading.wait_for(|l| *l))
+                .await
+                .is_ok(),
+            "a leads"
+        );
+        // a's controllers write through a fenced client, as the operator's do.
+        let writer = tower::ServiceBuilder::new()
+            .map_request(|mut request: http::Request<kube::client::Body>| {
+                request.headers_mut().insert(
+                    http::header::USER_AGENT,
+                    http::HeaderValue::from_static("a-controllers"),
+                );
+                request
+            })
+            .service(cluster.server.clone());
+        let writer = Client::new(FenceLayer(fence.clone()).layer(writer), NS);
+        let maps: Api<ConfigMap> = Api::namespaced(writer, NS);
+        let write = |name: &str| {
+            let map = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                ..ConfigMap::default()
+            };
+            let maps = maps.clone();
+            async move { maps.create(&PostParams::default(), &map).await }
+        };
+        assert!(write("while-leading").await.is_ok());
+        // a's election loop freezes (SIGSTOP, CPU starvation): it neither renews nor steps
+        // down, so only the fence's own clock can stop a's writes. b, started now, takes the
+        // Lease once it expires.
+        let last_renewal = Instant::now();
+        election.abort();
+        let mut b = cluster.start("b");
+        assert!(b.becomes(true, Duration::from_secs(20)).await, "b takes over");
+        assert!(last_renewal.elapsed() >= Duration::from_secs(15));
+        // a's controllers, resuming, try to write: refused without reaching the server.
+        let refused = write("after-the-lease").await;
+        assert!(refused.is_err(), "{refused:?}");
+        let written_by_a = cluster
+            .server
+            .request_counts()
+            .iter()
+            .filter(|(key, _)| key.client == "a-controllers" && key.verb.is_write())
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        assert_eq!(written_by_a, 1, "only the write made while the lease was valid");
+        assert!(!fence.is_open());
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,7 +16,7 @@ use crate::api::Duration;
 use crate::api::Executor;
 use crate::clock::{Clock, SystemClock};
 use crate::controller::{self, ControllerConfig, Defaults, EventPolicy};
-use crate::leader::{LeaderElectionConfig, LeaderElector, default_identity};
+use crate::leader::{Fence, FenceLayer, LeaderElectionConfig, LeaderElector, default_identity};
 use crate::metrics::{ApiRequest, Health, Metrics};
 use crate::telemetry::LogFormat;
 
@@ -225,9 +225,18 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     // The throttle outside the counter, so request durations do not include the wait for a token.
+    let throttle = ThrottleLayer::new(args.kube_qps, args.kube_burst);
+    // The controllers' client refuses writes once the leader Lease may have lapsed; the
+    // elector's own client (Lease reads and writes) is not fenced.
+    let fence = Fence::new();
+    let fenced = kube::client::ClientBuilder::try_from(config.clone())?
+        .with_layer(&RequestMetricsLayer(metrics.clone(), host.clone()))
+        .with_layer(&throttle)
+        .with_layer(&FenceLayer(fence.clone()))
+        .build();
     let client = kube::client::ClientBuilder::try_from(config)?
         .with_layer(&RequestMetricsLayer(metrics.clone(), host))
-        .with_layer(&ThrottleLayer::new(args.kube_qps, args.kube_burst))
+        .with_layer(&throttle)
         .build();
     if args.kube_qps > 0.0 {
         info!(
@@ -259,10 +268,11 @@ pub async fn run(args: RunArgs) -> Result<(), OperatorError> {
 
     let result = if args.leader_election {
         let elector = LeaderElector::new(client.clone(), args.leader_election_config(), clock.clone())?
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_fence(fence);
         run_while_leading(
             elector,
-            client,
+            fenced,
             &args.namespaces,
             config,
             clock,

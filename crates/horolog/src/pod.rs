@@ -12,6 +12,12 @@ use crate::api::{JOBRUN_LABEL, JobRun, SCHEDULE_LABEL, TASK_LABEL, TaskSpec};
 pub const MAX_NAME_LEN: usize = 63;
 /// Label on every Pod (and Job) of a JobRun with its attempt number (1-based).
 pub const ATTEMPT_LABEL: &str = "horolog.dev/attempt";
+/// Finalizer on every Pod the operator creates, as batch/v1 Job's
+/// `batch.kubernetes.io/job-tracking`: the Pod (and its final status) stays until the run's
+/// status records its outcome, so a Pod that ends and is deleted while no operator watches is
+/// still seen, and its attempt never runs twice. The operator removes it with one patch once
+/// the outcome is written, or when the run is gone.
+pub const TRACKING_FINALIZER: &str = "horolog.dev/run-tracking";
 
 /// A JobRun that cannot be turned into a Pod.
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +118,8 @@ pub fn pod_name(jobrun: &str, attempt: i32) -> String {
 /// The Pod for attempt `attempt` (1-based) of `jobrun`, running `template` (see
 /// [`template_of`]): owned by the JobRun (so deleting the JobRun deletes the Pod), labelled
 /// with the JobRun, attempt, Schedule and Task, `restartPolicy: Never` (retries are attempts),
-/// the run's `activeDeadlineSeconds`, and the run's context in every container's environment
-/// ([`context_env`]).
+/// the run's `activeDeadlineSeconds`, the run's context in every container's environment
+/// ([`context_env`]), and the [`TRACKING_FINALIZER`].
 pub fn pod_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Result<Pod, PodError> {
     let (name, namespace, owner) = stored(jobrun)?;
     let template_meta = template.metadata.clone().unwrap_or_default();
@@ -133,6 +139,7 @@ pub fn pod_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Res
             labels: Some(labels),
             annotations: template_meta.annotations,
             owner_references: Some(vec![owner]),
+            finalizers: Some(vec![TRACKING_FINALIZER.to_string()]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),

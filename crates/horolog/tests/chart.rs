@@ -396,7 +396,7 @@ fn operator_permissions() -> Permissions {
         ),
         (
             "/pods".to_owned(),
-            verbs(&["get", "list", "watch", "create", "delete"]),
+            verbs(&["get", "list", "watch", "create", "delete", "patch"]),
         ),
         ("events.k8s.io/events".to_owned(), verbs(&["create"])),
         ("/events".to_owned(), verbs(&["create"])),

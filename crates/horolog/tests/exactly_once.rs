@@ -639,6 +639,53 @@ fn reasons(runs: &[horolog::api::JobRun]) -> Vec<(Option<JobRunPhase>, Option<St
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_of_a_lost_status_write_counts_against_max_runs_even_when_coalesced_away() {
+    // The operator creates the first run of a maxRuns: 1 Schedule, its status write fails, and
+    // it dies. Back two fire times later, coalesce Latest merges the first fire time away in
+    // the re-plan: its run still exists, so it is the one run maxRuns allows.
+    let mut cluster = Cluster::start().await;
+    cluster.server.faults().fail(
+        RequestMatch::any()
+            .client(OPERATOR)
+            .verb("patch")
+            .resource("schedules")
+            .subresource("status"),
+        usize::MAX,
+        500,
+    );
+    let mut once = every("once", "1m");
+    once.spec.max_runs = Some(1);
+    cluster.apply(once).await;
+    assert_eq!(cluster.fire_secs("once").await, vec![0]);
+    cluster.kill_operator().await;
+    cluster.server.faults().restore();
+    cluster.advance_to(at(125)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("once").await,
+        vec![0],
+        "maxRuns: 1 gives one run"
+    );
+    let status = cluster.schedule("once").await.status.unwrap_or_default();
+    assert_eq!(status.fired_count, 1);
+    assert!(
+        status.active.iter().any(|a| a.name == "once-1767225600"),
+        "the run is listed, so it is counted when it ends: {:?}",
+        status.active
+    );
+}
+
+/// `METHOD path` of each Pod create sent so far.
+fn pod_creates(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("POST") && w.ends_with("/pods"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_deleted_schedule_starts_none_of_its_waiting_runs() {
     let cancelled = (Some(JobRunPhase::Cancelled), Some("ScheduleDeleted".to_string()));
     // Background (kubectl's default) while garbage collection lags, as on a real cluster.
@@ -675,4 +722,153 @@ async fn a_deleted_schedule_starts_none_of_its_waiting_runs() {
             "{name}: {pods:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_that_finished_and_was_deleted_while_no_operator_watched_never_runs_again() {
+    // The operator dies right after creating the run's Pod; the Pod runs, succeeds and is
+    // deleted (a node drain, `kubectl delete pod`) before any operator sees it. The next
+    // operator must find its outcome, not run the attempt a second time.
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every("drained", "1h")).await;
+    assert_eq!(pod_creates(&cluster).len(), 1);
+    cluster.kill_operator().await;
+    cluster.pod_running("drained-1767225600-1").await;
+    cluster.pod_exits("drained-1767225600-1", 0, "done").await;
+    cluster.delete_pod("drained-1767225600-1").await;
+    cluster.advance(30).await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    assert_eq!(
+        pod_creates(&cluster).len(),
+        1,
+        "the attempt ran once: {:?}",
+        cluster.writes()
+    );
+    let run = cluster
+        .run("drained-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(run.phase, Some(JobRunPhase::Succeeded));
+    assert_eq!(run.result.as_deref(), Some("done"));
+    assert!(
+        cluster.pod_names().await.is_empty(),
+        "its outcome recorded, the Pod is released and goes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_whose_status_was_recorded_but_which_vanished_unseen_is_lost_not_run_again() {
+    // Pods made before the tracking finalizer (or whose finalizer someone removed by hand)
+    // can vanish while no operator watches: the run's status names the attempt, so its
+    // outcome is unknown, and the run says so rather than start the attempt again.
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every("vanished", "1h")).await;
+    cluster.pod_running("vanished-1767225600-1").await;
+    cluster.advance(5).await;
+    let status = cluster.run("vanished-1767225600").await.and_then(|r| r.status);
+    assert_eq!(status.and_then(|s| s.phase), Some(JobRunPhase::Running));
+    cluster.kill_operator().await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    pods.patch(
+        "vanished-1767225600-1",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("remove finalizer: {err}"));
+    cluster.delete_pod("vanished-1767225600-1").await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    assert_eq!(pod_creates(&cluster).len(), 1, "no second Pod for attempt 1");
+    let run = cluster
+        .run("vanished-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(run.phase, Some(JobRunPhase::Failed));
+    assert_eq!(run.reason.as_deref(), Some("Lost"));
+    assert!(run.message.unwrap_or_default().contains("attempt 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_pod_stays_terminating_on_its_tracking_finalizer() {
+    let cluster = Cluster::start().await;
+    // Cancelled: its Pod is deleted, then released once Cancelled is written.
+    cluster.apply(every("cancelled", "1h")).await;
+    cluster.pod_running("cancelled-1767225600-1").await;
+    cluster
+        .patch_run(
+            "cancelled-1767225600",
+            json!({"metadata": {"annotations": {"horolog.dev/cancel": "alice"}}}),
+        )
+        .await;
+    // resultTTL: the run is deleted 1 minute after it ended, its Pod by owner.
+    cluster.apply(every("brief", "1h").result_ttl("1m")).await;
+    cluster.pod_exits("brief-1767225600-1", 0, "").await;
+    // A user deletes a running JobRun; and a Schedule is deleted with its running run.
+    cluster.apply(every("deleted-run", "1h")).await;
+    cluster.pod_running("deleted-run-1767225600-1").await;
+    cluster.apply(every("deleted-schedule", "1h")).await;
+    cluster.pod_running("deleted-schedule-1767225600-1").await;
+    let runs: kube::Api<horolog::api::JobRun> = kube::Api::namespaced(cluster.client.clone(), cluster::NS);
+    runs.delete("deleted-run-1767225600", &kube::api::DeleteParams::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete run: {err}"));
+    cluster.delete_schedule("deleted-schedule").await;
+    cluster.advance(120).await;
+    let phase = cluster
+        .run("cancelled-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .and_then(|s| s.phase);
+    assert_eq!(phase, Some(JobRunPhase::Cancelled));
+    assert!(
+        cluster.run("brief-1767225600").await.is_none(),
+        "resultTTL deleted it"
+    );
+    let left: Vec<String> = cluster
+        .pods()
+        .await
+        .into_iter()
+        .map(|p| {
+            format!(
+                "{} deleting={} finalizers={:?}",
+                p.name_any(),
+                p.metadata.deletion_timestamp.is_some(),
+                p.metadata.finalizers
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_edited_while_no_operator_ran_counts_from_the_edit_not_from_when_it_was_noticed() {
+    // Every minute from 00:00; the operator goes down at 00:00:30. At 00:02:30 the trigger is
+    // edited to every 2 minutes (00:02, 00:04, ...); the operator is back at 00:04:10.
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every("edited-offline", "1m")).await;
+    cluster.advance(30).await;
+    cluster.stop_operator().await;
+    cluster.advance_to(at(150)).await;
+    cluster
+        .patch_schedule("edited-offline", json!({"spec": {"trigger": {"interval": "2m"}}}))
+        .await;
+    cluster.advance_to(at(250)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    // 00:04:00 is the new trigger's first fire time after the edit: it runs, though the edit
+    // was noticed only after it. 00:01 and 00:02 were the old trigger's, before the edit:
+    // not dropped silently but recorded.
+    assert_eq!(cluster.fire_secs("edited-offline").await, vec![0, 240]);
+    let status = cluster
+        .schedule("edited-offline")
+        .await
+        .status
+        .unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 2, "00:01 and 00:02 of the old trigger");
+    assert_eq!(status.next_fire_time, Some(at(360)));
 }

@@ -89,6 +89,9 @@ enum Step {
     /// Someone else (a StatefulSet, `kubectl run`) creates a Pod named as the first attempt of
     /// one Schedule's next run: the operator must neither adopt nor delete it.
     Squat(usize),
+    /// The operator dies; meanwhile every Pod ends (as `Kubelet`) and is deleted (a node
+    /// drain); it starts again `down` seconds later.
+    DrainWhileDown { fail_mask: u32, down: u64 },
 }
 
 fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
@@ -141,6 +144,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (1u64..60).prop_map(Step::Outage),
         1 => any::<usize>().prop_map(Step::DeleteSettled),
         1 => (any::<usize>(), 1u64..300).prop_map(|(pick, secs)| Step::Pause { pick, secs }),
+        1 => (any::<u32>(), 0u64..300).prop_map(|(fail_mask, down)| Step::DrainWhileDown { fail_mask, down }),
     ]
 }
 
@@ -173,6 +177,8 @@ fn build(name: &str, case: &ScheduleCase) -> Schedule {
 struct Witness {
     created: HashMap<String, usize>,
     last: BTreeMap<String, JobRun>,
+    /// How often each Pod name (one per attempt) was created.
+    pods_created: HashMap<String, usize>,
 }
 
 fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
@@ -181,6 +187,15 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
     let seen = witness.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
+            if change.resource.plural == "pods" && change.kind == ChangeKind::Added {
+                let name = change.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                *seen.pods_created.entry(name).or_default() += 1;
+                continue;
+            }
             if change.resource.plural != "jobruns" {
                 continue;
             }
@@ -264,6 +279,17 @@ async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &S
             cluster.settle().await;
         }
         Step::DeleteSettled(pick) => delete_settled(cluster, pick).await,
+        Step::DrainWhileDown { fail_mask, down } => {
+            cluster.kill_operator().await;
+            Box::pin(play(cluster, schedules, &Step::Kubelet { fail_mask }, squatted)).await;
+            let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+            for pod in cluster.pods().await {
+                let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+            }
+            cluster.advance(down).await;
+            cluster.start_operator();
+            cluster.settle().await;
+        }
         Step::Pause { pick, secs } => {
             let name = format!("s{}", pick % schedules.max(1));
             cluster
@@ -459,6 +485,22 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let squatted = squatted.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let runs = witness.lock().unwrap_or_else(|p| p.into_inner()).last.clone();
     check_squatted(&cluster, &squatted, &runs).await?;
+    {
+        let seen = witness.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((pod, times)) = seen.pods_created.iter().find(|(_, times)| **times > 1) {
+            return Err(format!("pod {pod} (one attempt) was created {times} times"));
+        }
+    }
+    let stuck: Vec<String> = cluster
+        .pods()
+        .await
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_some())
+        .map(|pod| pod.name_any())
+        .collect();
+    if !stuck.is_empty() {
+        return Err(format!("pods left Terminating: {stuck:?}"));
+    }
     for (i, case) in cases.iter().enumerate() {
         let schedule = cluster.schedule(&format!("s{i}")).await;
         check(

@@ -336,3 +336,53 @@ async fn deleting_a_task_cancels_its_waiting_runs_instead_of_starting_them() {
         "nothing else started"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_schedules_of_a_task_racing_for_its_one_slot_never_run_two_at_once() {
+    let cluster = Cluster::start().await;
+    // Both caches the pools are read from lag: the JobRun watch (runs created and settled by
+    // other reconciles) and the Pod watch (a slot's Pod showing), by different amounts, so runs
+    // settle and reservations end while other reconciles compute their verdicts.
+    cluster.server.faults().lag_watches(
+        RequestMatch::any()
+            .client(OPERATOR)
+            .verb("watch")
+            .resource("jobruns"),
+        std::time::Duration::from_millis(150),
+    );
+    cluster.server.faults().lag_watches(
+        RequestMatch::any()
+            .client(OPERATOR)
+            .verb("watch")
+            .resource("pods"),
+        std::time::Duration::from_millis(70),
+    );
+    cluster.server.faults().drop_watches();
+    create_task(&cluster, task("report", Some(1))).await;
+    let names: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        cluster.apply(using(name, "1m", "report")).await;
+    }
+    let mut started = 0;
+    for step in 1..=40 {
+        // The running Pod ends; every waiting run asks for the freed slot at once.
+        for pod in cluster.pod_names().await {
+            if cluster.try_pod_exits(&pod, 0, "").await {
+                started += 1;
+            }
+        }
+        cluster.advance_to(at(15 * step)).await;
+        let live: Vec<String> = cluster
+            .pods()
+            .await
+            .into_iter()
+            .filter(|p| {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                !matches!(phase, Some("Succeeded" | "Failed"))
+            })
+            .map(|p| p.metadata.name.unwrap_or_default())
+            .collect();
+        assert!(live.len() <= 1, "step {step}: {live:?} ran at once");
+    }
+    assert!(started > 10, "the slot was handed on ({started} pods ended)");
+}

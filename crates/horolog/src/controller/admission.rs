@@ -81,19 +81,29 @@ pub fn verdict(
 ) -> Verdict<String> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let mut own = own_pool(ctx, run, extra);
-    let mut task = run
-        .task_name()
-        .map(|task| task_pool(ctx, &namespace, task, extra));
-
+    // The lock is taken before the pools' members are read: read outside it, a run that
+    // settles (or whose reservation ends) between the read and the verdict would be missing
+    // from a stale member list while another reconcile gives its slot away, and two runs
+    // would start under a limit of one.
     let mut reserved = ctx
         .slots
         .reserved
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut own = own_pool(ctx, run, extra);
+    let mut task = run
+        .task_name()
+        .map(|task| task_pool(ctx, &namespace, task, extra));
     for pool in own.iter_mut().chain(task.iter_mut().flatten()) {
-        forget_settled(ctx, &mut reserved, &pool.key);
+        // A run whose reservation ends now because its Pod just showed in the index stays a
+        // member even if the JobRun cache does not list it: `is_holding` then sees its Pod.
+        let started = forget_settled(ctx, &mut reserved, &pool.key);
         with_reserved(&reserved, pool);
+        for run in started {
+            if !pool.runs.iter().any(|r| r.metadata.name == run.metadata.name) {
+                pool.runs.push(run);
+            }
+        }
     }
     let keys: Vec<PoolKey> = own
         .iter()
@@ -184,18 +194,23 @@ fn is_holding(ctx: &Context, reserved: &Reserved, pool: &PoolKey, run: &JobRun) 
 
 /// Drops the reservations of pool `key` that are done: the JobRun cache shows the run finished,
 /// or the Pod (or Job) index shows its Pod, or the watch saw the run deleted. A run the JobRun
-/// cache does not show yet keeps its reservation: it was created a moment ago.
-fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) {
+/// cache does not show yet keeps its reservation: it was created a moment ago. Returns the
+/// runs dropped because their Pod (or Job) showed: they still hold their slots.
+fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) -> Vec<Arc<JobRun>> {
+    let mut started = Vec::new();
     let Some(runs) = reserved.get_mut(key) else {
-        return;
+        return started;
     };
     runs.retain(|name, run| {
         let namespace = run.namespace().unwrap_or_default();
         match ctx.jobrun(&namespace, name) {
+            Some(cached) if cached.is_finished() => false,
             Some(cached) => {
-                !cached.is_finished()
-                    && ctx.pods.latest(&cached).is_none()
-                    && ctx.jobs.of_run(&cached).is_none()
+                let shows = ctx.pods.latest(&cached).is_some() || ctx.jobs.of_run(&cached).is_some();
+                if shows {
+                    started.push(cached);
+                }
+                !shows
             }
             // By uid: a run created again under a deleted one's name keeps its reservation.
             None => !run.uid().is_some_and(|uid| ctx.runs.was_deleted_uid(&uid)),
@@ -204,6 +219,7 @@ fn forget_settled(ctx: &Context, reserved: &mut Reserved, key: &PoolKey) {
     if runs.is_empty() {
         reserved.remove(key);
     }
+    started
 }
 
 /// Adds to `pool` the runs reserved in it that it does not list: created and admitted a moment

@@ -90,6 +90,8 @@ pub async fn start(ctx: &Context, run: &JobRun, attempt: i32) -> Result<Started,
             attempt,
             report: PodReport::default(),
             deleting: false,
+            deleted_at: None,
+            tracking: Some(0),
         },
     );
     if let Started::Created(_) = &started {

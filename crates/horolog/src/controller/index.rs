@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -274,6 +275,11 @@ pub struct PodView {
     pub report: PodReport,
     /// It is being deleted (graceful termination).
     pub deleting: bool,
+    /// When its deletion is due (`metadata.deletionTimestamp`: the end of its grace period).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The position of the operator's tracking finalizer in `metadata.finalizers`, while the
+    /// Pod carries it ([`crate::pod::TRACKING_FINALIZER`]).
+    pub tracking: Option<usize>,
 }
 
 impl PodView {
@@ -297,6 +303,15 @@ impl PodView {
             attempt,
             report: pod_report(pod),
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            deleted_at: pod
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .and_then(crate::pod::chrono_time),
+            tracking: pod
+                .finalizers()
+                .iter()
+                .position(|f| f == crate::pod::TRACKING_FINALIZER),
         };
         Some((owner, view))
     }
@@ -444,6 +459,19 @@ impl PodIndex {
             .get(uid)
             .map(|attempts| attempts.iter().map(|v| (v.attempt, v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// Notes that attempt `attempt` of `run` no longer carries the tracking finalizer (the
+    /// operator removed it), so a reconcile before the watch shows it does not remove it again.
+    pub fn released(&self, run: &JobRun, attempt: i32) {
+        let mut guard = self.pods.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(view) = guard
+            .0
+            .get_mut(&uid_of(run))
+            .and_then(|attempts| attempts.iter_mut().find(|v| v.attempt == attempt))
+        {
+            view.tracking = None;
+        }
     }
 
     /// The Pod of the latest attempt of `run`, if any.
@@ -780,6 +808,8 @@ mod tests {
             attempt: 1,
             report: PodReport::default(),
             deleting: false,
+            deleted_at: None,
+            tracking: None,
         };
         pods.created(&stored("r"), view.clone());
         assert_eq!(pods.latest(&stored("r")), Some(view));

@@ -21,6 +21,7 @@ pub mod status;
 pub mod task;
 #[cfg(test)]
 mod test_support;
+mod tracking;
 pub mod trim;
 mod wiring;
 

@@ -17,9 +17,35 @@ fn trim_metadata(object: &mut impl kube::Resource) {
 }
 
 /// A Schedule keeps its spec and status (the reconciler reads both) and its annotations
-/// (run-now), without managedFields and the last-applied copy.
+/// (run-now), without the last-applied copy; of managedFields it keeps one entry holding only
+/// the latest `time` of a write that was not to status: when its spec last changed, at the
+/// latest (see [`spec_changed_at`]).
 pub fn trim_schedule(schedule: &mut Schedule) {
+    let changed = spec_changed_at(schedule);
     trim_metadata(schedule);
+    schedule.metadata.managed_fields = changed.map(|time| {
+        vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                time: Some(time),
+                ..Default::default()
+            },
+        ]
+    });
+}
+
+/// The latest `managedFields[].time` of a write to the object itself (not its status): no
+/// earlier than the last change of its spec.
+pub fn spec_changed_at(
+    object: &impl kube::Resource,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    object
+        .meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref().is_none_or(str::is_empty))
+        .filter_map(|entry| entry.time.clone())
+        .max_by_key(|time| time.0)
 }
 
 /// A JobRun keeps everything while it can still start a Pod; once finished, its pod

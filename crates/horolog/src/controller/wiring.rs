@@ -41,11 +41,12 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
+use super::index::PodView;
 use super::invalid::{self, Decoded, Invalids, Watched};
 use super::queue::{Queues, Receiver, Receivers};
 use super::{
     Context, ControllerConfig, Error, ErrorKind, MANAGER, Observer, Stores, WatchBackoff, backfill, calendar,
-    jobrun, retry_delay, schedule, status, task, trim,
+    jobrun, retry_delay, schedule, status, task, tracking, trim,
 };
 use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, Schedule, Task};
 use crate::clock::Clock;
@@ -198,7 +199,15 @@ fn watch_jobruns(
     let (indexing, store) = (ctx.clone(), ctx.stores.jobruns.clone());
     let watch = watch_decoded(ctx, invalids, store.clone())
         .modify(trim::trim_jobrun)
-        .inspect_ok(move |event| indexing.runs.apply(event, &store));
+        .inspect_ok(move |event| {
+            indexing.runs.apply(event, &store);
+            // A deleted run's Pods must not stay Terminating on their tracking finalizer.
+            if let watcher::Event::Delete(run) = event {
+                let namespace = run.namespace().unwrap_or_default();
+                let pods = indexing.pods.of_run(run);
+                tracking::release_orphans(&indexing, namespace, run.name_any(), pods.into_values().collect());
+            }
+        });
     let (ctx, queues) = (ctx.clone(), queues.clone());
     let observer = ctx.config.observer.clone();
     drive(
@@ -216,9 +225,46 @@ fn watch_pods(ctx: &Arc<Context>, queues: &Queues, api: Api<Pod>) -> BoxFuture<'
         .inspect_ok(move |event| indexing.pods.apply(event))
         .backoff(WatchBackoff::default())
         .touched_objects();
-    let queues = queues.clone();
     let observer = ctx.config.observer.clone();
-    drive(events, "Pod", observer, move |pod: Pod| wake_owner(&queues, &pod)).boxed()
+    let (ctx, queues) = (ctx.clone(), queues.clone());
+    drive(events, "Pod", observer, move |pod: Pod| {
+        release_if_orphaned(&ctx, &pod);
+        wake_owner(&queues, &pod)
+    })
+    .boxed()
+}
+
+/// A tracked Pod being deleted whose JobRun the (filled) cache does not hold: its run was
+/// deleted (its Schedule's deletion, a user), so nothing will record its outcome; it is
+/// released so that it does not stay Terminating.
+fn release_if_orphaned(ctx: &Arc<Context>, pod: &Pod) {
+    let Some((_, view)) = PodView::of(pod) else {
+        return;
+    };
+    if view.tracking.is_none() || !view.deleting {
+        return;
+    }
+    let namespace = pod.namespace().unwrap_or_default();
+    let Some(run) = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "JobRun")
+        .map(|o| o.name.clone())
+    else {
+        tracking::release_orphans(ctx, namespace, String::new(), vec![view]);
+        return;
+    };
+    if ctx.jobrun(&namespace, &run).is_some() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        // Before the JobRun cache is filled, absent means nothing yet.
+        if ctx.stores.jobruns.wait_until_ready().await.is_err() || ctx.jobrun(&namespace, &run).is_some() {
+            return;
+        }
+        tracking::release_orphans(&ctx, namespace, run, vec![view]);
+    });
 }
 
 /// The Job executor's Jobs, watched only when it is enabled (it needs RBAC on batch jobs).

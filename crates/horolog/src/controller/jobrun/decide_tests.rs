@@ -29,6 +29,8 @@ fn pod(attempt: i32, progress: PodProgress) -> PodView {
             ..PodReport::default()
         },
         deleting: false,
+        deleted_at: None,
+        tracking: None,
     }
 }
 
@@ -810,12 +812,16 @@ fn a_deleted_older_attempt_does_not_hide_the_newer_pod() {
 }
 
 #[test]
-fn a_run_whose_status_names_a_pod_the_index_no_longer_has_treats_it_as_deleted() {
+fn a_run_whose_status_names_a_pod_the_index_no_longer_has_and_never_saw_go_is_lost() {
     let world = World::new().status(running_since(fire(), 1));
     let decision = world.decide();
-    assert_eq!(
-        outcome(&decision),
-        (Some(JobRunPhase::Failed), Some("PodDeleted"))
+    assert_eq!(outcome(&decision), (Some(JobRunPhase::Failed), Some("Lost")));
+    assert!(
+        written(&decision)
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("attempt 1")
     );
     assert!(
         decision.acts.is_empty(),

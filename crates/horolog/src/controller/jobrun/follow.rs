@@ -25,6 +25,16 @@ pub fn started(input: Input<'_>, old: &JobRunStatus, pod: &PodView) -> Decision 
         result: report.result.clone().or(old.result.clone()),
         ..old.clone()
     };
+    if pod.deleting && !report.progress.is_finished() {
+        // Deleted before it finished. Its tracking finalizer keeps it (with the status the
+        // kubelet writes when its containers stop) until this outcome is recorded; past its
+        // grace period with no outcome, the attempt failed (as batch/v1 Job counts it).
+        if let Some(due) = pod.deleted_at.filter(|due| *due > input.now) {
+            return Decision::wait_until(due);
+        }
+        let why = format!("pod {} was deleted before it finished", pod.name);
+        return retry_or_fail(input.run, facts, pod, "PodDeleted", why, input.now);
+    }
     match report.progress {
         PodProgress::Pending => pending(old, report, facts),
         PodProgress::Running => running(&input, old, pod, facts),
@@ -114,16 +124,37 @@ fn succeeded(input: &Input<'_>, pod: &PodView, facts: JobRunStatus) -> Decision 
     ))
 }
 
-/// The run's Pod was deleted before it finished: the next attempt, or Failed.
+/// The run's Pod is gone before its outcome was recorded: the next attempt, or Failed. When
+/// the watch saw it deleted, the reason is PodDeleted; when nothing saw it go (its status
+/// names a Pod that no longer exists, as when its tracking finalizer was removed by hand while
+/// no operator ran), its outcome is unknowable and the reason is Lost. Either way the attempt
+/// is over: it never gets a second Pod.
 pub fn gone(input: Input<'_>, old: &JobRunStatus) -> Decision {
     let attempt = input.deleted_attempt.max(old.attempts).unwrap_or(1);
     let name = pod_name(&input.run.name_any(), attempt);
+    if input.deleted_attempt.is_none() {
+        let pod = PodView {
+            name: name.clone(),
+            uid: String::new(),
+            attempt,
+            report: PodReport::default(),
+            deleting: true,
+            deleted_at: None,
+            tracking: None,
+        };
+        let why = format!(
+            "attempt {attempt}: pod {name} is gone and nothing recorded how it ended (outcome unknown)"
+        );
+        return retry_or_fail(input.run, old.clone(), &pod, "Lost", why, input.now);
+    }
     let pod = PodView {
         name: name.clone(),
         uid: String::new(),
         attempt,
         report: PodReport::default(),
         deleting: true,
+        deleted_at: None,
+        tracking: None,
     };
     let why = format!("pod {name} was deleted before it finished");
     retry_or_fail(input.run, old.clone(), &pod, "PodDeleted", why, input.now)

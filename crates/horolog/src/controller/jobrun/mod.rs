@@ -22,7 +22,7 @@ use tracing::{info, instrument};
 
 use super::attempt::{self, Started};
 use super::events::Note;
-use super::{Context, Error, admission};
+use super::{Context, Error, admission, tracking};
 use crate::api::{BACKFILL_LABEL, JobRun, JobRunPhase, JobRunStatus, RUN_NOW_ANNOTATION, SCHEDULE_LABEL};
 use decide::{Act, Decision, Input};
 
@@ -34,6 +34,9 @@ pub const RUNNING_REPORT_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2
 #[instrument(skip(run, ctx), fields(kind = "JobRun", namespace = %run.namespace().unwrap_or_default(), object = %run.name_any(), fire_time = %run.fire_time().to_rfc3339(), schedule = run.spec.schedule_name.as_deref().unwrap_or("")))]
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     if run.meta().deletion_timestamp.is_some() {
+        // Being deleted: its Pods go with it, and must not hang on their tracking finalizer.
+        let status = run.status.clone().unwrap_or_default();
+        tracking::release_run(&ctx, &run, &status, true).await?;
         return Ok(Action::await_change());
     }
     if ctx.status.behind_own_write(run.as_ref()) {
@@ -131,6 +134,7 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
                 ctx.delete::<Job>(&namespace, &job, &uid, &params).await?;
             }
             Act::DeleteSelf => {
+                tracking::release_run(ctx, run, &old, true).await?;
                 info!("deleting JobRun: resultTTL passed");
                 ctx.delete_run(&namespace, &run.name_any()).await?;
                 return Ok(Action::await_change());
@@ -147,6 +151,8 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
             finished(ctx, run, status);
         }
     }
+    // Only once the status holding a Pod's outcome is written may the Pod go.
+    tracking::release_run(ctx, run, decision.status.as_ref().unwrap_or(&old), false).await?;
     for note in decision.events {
         ctx.publish(run, note).await;
     }

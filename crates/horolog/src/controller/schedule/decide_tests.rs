@@ -374,14 +374,16 @@ fn an_edited_trigger_fires_from_the_moment_of_the_edit() {
             decision.status.missed_fire_times,
             decision.status.coalesced_fire_times
         ),
-        (0, 0),
-        "nor counted"
+        (3, 0),
+        "the old (hourly) trigger's 01:00, 02:00 and 03:00, which no pass planned before the \
+         edit (its time unknown here: no managedFields, so now), are recorded as missed, not \
+         dropped"
     );
     assert_eq!(
         decision.status.trigger_hash,
         Some(trigger_hash(&world.schedule.spec.trigger))
     );
-    assert_eq!(events(&decision), [(false, "TriggerChanged")]);
+    assert_eq!(events(&decision), [(true, "Missed"), (false, "TriggerChanged")]);
 }
 
 #[test]

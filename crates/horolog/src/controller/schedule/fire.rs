@@ -41,7 +41,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         trigger: description,
         ..PlanOutcome::default()
     };
-    let mut cursor = cursor(pass, trigger);
+    let mut cursor = cursor(pass, trigger, &mut outcome);
     if !firing || max_runs_reached(pass) {
         pass.status.cursor = cursor;
         pass.status.next_fire_time = None;
@@ -59,7 +59,7 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     let planned = plan::plan(trigger, cursor, pass.input.now, &policy, |fire, cap| {
         plan::seeded_jitter(&seed, fire, cap)
     });
-    create_runs(pass, &planned, &mut outcome);
+    create_runs(pass, &planned, cursor, &mut outcome);
     count(pass, &planned, cursor, &mut outcome);
     count_excluded(pass, trigger, cursor, planned.cursor, &mut outcome);
     pass.status.cursor = planned.cursor;
@@ -77,9 +77,15 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
 }
 
 /// The cursor to plan from: status.cursor (lastFireTime for Schedules written before it
-/// existed), or now when the trigger was edited: an edit applies from the moment of the edit,
-/// so the new trigger's earlier fire times are neither run nor counted.
-fn cursor(pass: &mut Pass<'_>, trigger: &Trigger) -> Option<DateTime<Utc>> {
+/// existed), or, when the trigger was edited, the time of the edit: the latest
+/// `managedFields[].time` of a write to the Schedule itself (no later than now, no earlier
+/// than the cursor), so an edit noticed late (the operator down, the Schedule paused) counts
+/// from when it was made. The new trigger's fire times up to the edit are neither run nor
+/// counted. The old trigger's fire times between the cursor and the edit are not stored
+/// (only its next few, in `upcomingFireTimes`): those known are recorded as missed, with an
+/// Event that says so (at least that many when all of them had passed). A Calendar edit
+/// changes the hash too and applies from the moment it is seen.
+fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
     let mut hash = trigger_hash(&pass.input.schedule.spec.trigger);
     // A Calendar edit applies from the moment of the edit too.
     if let Some(exclusions) = exclusion_hash(trigger) {
@@ -88,11 +94,42 @@ fn cursor(pass: &mut Pass<'_>, trigger: &Trigger) -> Option<DateTime<Utc>> {
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
     if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
         let now = pass.input.now;
+        let edited = crate::controller::trim::spec_changed_at(pass.input.schedule)
+            .and_then(|time| crate::pod::chrono_time(&time))
+            .filter(|time| *time <= now)
+            .unwrap_or(now)
+            .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
+        let passed: Vec<DateTime<Utc>> = pass
+            .old
+            .upcoming_fire_times
+            .iter()
+            .copied()
+            .filter(|t| cursor.is_none_or(|c| *t > c) && *t <= edited)
+            .collect();
+        if !passed.is_empty() {
+            let at_least = if passed.len() == pass.old.upcoming_fire_times.len() {
+                "at least "
+            } else {
+                ""
+            };
+            let count = passed.len() as i64;
+            pass.status.missed_fire_times += count;
+            pass.status.last_fire_time = pass.status.last_fire_time.max(passed.last().copied());
+            outcome.missed += count;
+            pass.events.push(Note::warning(
+                "Missed",
+                format!(
+                    "{at_least}{count} fire time(s) of the previous trigger, from {} to {}, passed before the edit while no operator planned them: recorded as missed",
+                    passed[0].to_rfc3339(),
+                    passed[passed.len() - 1].to_rfc3339()
+                ),
+            ));
+        }
         pass.events.push(Note::normal(
             "TriggerChanged",
-            format!("the trigger changed; it fires from {} on", now.to_rfc3339()),
+            format!("the trigger changed; it fires from {} on", edited.to_rfc3339()),
         ));
-        cursor = Some(now);
+        cursor = Some(edited);
     }
     pass.status.trigger_hash = Some(hash);
     cursor
@@ -133,8 +170,11 @@ fn skip_passed(
 ) -> Option<DateTime<Utc>> {
     let policy = policy(pass, CoalescePolicy::Latest, None);
     let skipped = plan::plan(trigger, cursor, until, &policy, |_, _| TimeDelta::zero());
-    // A run a lost pass created in the window is that fire time's outcome already.
-    let created = existing_runs(pass, cursor, skipped.cursor).len() as i64;
+    // A run a lost pass created in the window is that fire time's outcome already, and is
+    // counted as fired (and listed, so its end is counted) like any run.
+    let existing = existing_runs(pass, cursor, skipped.cursor);
+    let created = existing.len() as i64;
+    rediscover(pass, &existing, outcome);
     let passed = (skipped.runs.len() as i64
         + skipped.missed.len() as i64
         + skipped.coalesced as i64
@@ -201,19 +241,26 @@ fn count_excluded(
 }
 
 /// The runs a plan creates: one per planned fire time that has no run yet (at most what
-/// maxRuns leaves).
-fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
+/// maxRuns leaves, after counting every run that already exists in the planned window).
+fn create_runs(
+    pass: &mut Pass<'_>,
+    planned: &Plan,
+    cursor: Option<DateTime<Utc>>,
+    outcome: &mut PlanOutcome,
+) {
     let schedule = pass.input.schedule;
     let exists = |fire_time| {
         let name = run_name(&schedule.name_any(), fire_time);
         pass.input.runs.iter().any(|run| run.name_any() == name)
     };
-    outcome.rediscovered = planned
-        .runs
-        .iter()
-        .filter(|r| exists(r.fire_time))
-        .map(|r| run_name(&schedule.name_any(), r.fire_time))
-        .collect();
+    // Every run in the window was created by a pass whose status write never happened, whether
+    // this plan keeps its fire time or merges it away (coalesce Latest after a restart): it
+    // counts in firedCount and against maxRuns, and is listed so that its end is counted.
+    let mut existing = existing_runs(pass, cursor, planned.cursor);
+    existing.extend(planned.runs.iter().map(|r| r.fire_time).filter(|t| exists(*t)));
+    existing.sort();
+    existing.dedup();
+    rediscover(pass, &existing, outcome);
     let remaining = schedule
         .spec
         .max_runs
@@ -238,9 +285,21 @@ fn create_runs(pass: &mut Pass<'_>, planned: &Plan, outcome: &mut PlanOutcome) {
         pass.create.push(job);
         pass.status.last_fire_time = pass.status.last_fire_time.max(Some(run.fire_time));
     }
-    // A rediscovered run was created by a pass whose status write never happened: it was
-    // never counted.
-    pass.status.fired_count += (new.len() + outcome.rediscovered.len()) as i64;
+    pass.status.fired_count += new.len() as i64;
+}
+
+/// Records the runs of `fire_times` (which exist, created by a pass whose status write never
+/// happened, so never counted) as rediscovered: each counts once in firedCount.
+fn rediscover(pass: &mut Pass<'_>, fire_times: &[DateTime<Utc>], outcome: &mut PlanOutcome) {
+    let schedule = pass.input.schedule.name_any();
+    for fire_time in fire_times {
+        let name = run_name(&schedule, *fire_time);
+        if !outcome.rediscovered.contains(&name) {
+            outcome.rediscovered.push(name);
+            pass.status.fired_count += 1;
+            pass.status.last_fire_time = pass.status.last_fire_time.max(Some(*fire_time));
+        }
+    }
 }
 
 /// Counts what the plan merged away and recorded as missed, with the Events that say so.

@@ -1,0 +1,92 @@
+//! The tracking finalizer ([`crate::pod::TRACKING_FINALIZER`]) on a run's Pods: every Pod is
+//! created with it, so neither its end nor its deletion can go unseen, and it is removed
+//! (one JSON patch) once the run's status holds the Pod's outcome, or once the run is gone or
+//! being deleted (a JobRun deleted by resultTTL, a history limit, a user or its Schedule's
+//! deletion must not leave its Pods Terminating).
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::error::is_not_found;
+use super::index::PodView;
+use super::{Context, Error, MANAGER};
+use crate::api::{JobRun, JobRunStatus};
+use crate::pod::TRACKING_FINALIZER;
+
+/// True when `recorded` (a run's written status) holds the outcome of `pod`: the run has
+/// finished, or a later attempt has been recorded.
+pub fn recorded(recorded: &JobRunStatus, pod: &PodView) -> bool {
+    recorded.phase.is_some_and(|phase| phase.is_finished())
+        || recorded.attempts.is_some_and(|attempts| pod.attempt < attempts)
+}
+
+/// Releases the Pods of `run` that still carry the finalizer and whose outcome `status` (as
+/// written) holds; with `all`, every one (the run is gone or being deleted).
+pub async fn release_run(ctx: &Context, run: &JobRun, status: &JobRunStatus, all: bool) -> Result<(), Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let pods = ctx.pods.of_run(run);
+    for pod in pods.values() {
+        if pod.tracking.is_some() && (all || recorded(status, pod)) {
+            release(ctx, &namespace, pod).await?;
+            ctx.pods.released(run, pod.attempt);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the finalizer from `pod`. A Pod that is gone, or whose finalizers moved since the
+/// watch showed them (the patch's test fails), is left to the next event.
+pub async fn release(ctx: &Context, namespace: &str, pod: &PodView) -> Result<(), Error> {
+    let Some(at) = pod.tracking else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{at}");
+    let operations = json!([
+        {"op": "test", "path": path, "value": TRACKING_FINALIZER},
+        {"op": "remove", "path": path},
+    ]);
+    let Ok(operations) = serde_json::from_value(operations) else {
+        return Ok(());
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch(&pod.name, &params, &Patch::<()>::Json(operations))
+        .await
+    {
+        Ok(_) => {
+            info!(pod = %pod.name, "released the pod (tracking finalizer removed)");
+            Ok(())
+        }
+        Err(err) if is_not_found(&err) => Ok(()),
+        Err(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+            debug!(pod = %pod.name, message = %status.message, "pod finalizers changed; the next event releases it");
+            Ok(())
+        }
+        Err(err) => Err(Error::api("patch", "Pod".to_string(), namespace, &pod.name, err)),
+    }
+}
+
+/// Releases, in the background, the tracked Pods of run `namespace/run`, which is gone: seen
+/// deleted by the JobRun watch, or absent from the filled JobRun cache while its Pod is being
+/// deleted. Best effort: a failure is logged, and the Pod's next event tries again.
+pub fn release_orphans(ctx: &std::sync::Arc<Context>, namespace: String, run: String, pods: Vec<PodView>) {
+    let pods: Vec<PodView> = pods.into_iter().filter(|p| p.tracking.is_some()).collect();
+    if pods.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        for pod in &pods {
+            if let Err(err) = release(&ctx, &namespace, pod).await {
+                tracing::warn!(%run, pod = %pod.name, error = %err, "could not release the pod of a deleted run");
+            }
+        }
+    });
+}

@@ -468,6 +468,7 @@ fn resource_of(kind: &str) -> Option<ApiResource> {
         "JobRun" => Some(ApiResource::erase::<JobRun>(&())),
         "Task" => Some(ApiResource::erase::<horolog::api::Task>(&())),
         "Backfill" => Some(ApiResource::erase::<horolog::api::Backfill>(&())),
+        "Calendar" => Some(ApiResource::erase::<horolog::api::Calendar>(&())),
         _ => None,
     }
 }
@@ -484,7 +485,8 @@ fn the_harness_reads_the_generated_crds_and_the_examples() {
             "schedules.horolog.dev",
             "jobruns.horolog.dev",
             "tasks.horolog.dev",
-            "backfills.horolog.dev"
+            "backfills.horolog.dev",
+            "calendars.horolog.dev"
         ]
     );
     let documents = example_documents();

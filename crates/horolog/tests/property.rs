@@ -282,9 +282,14 @@ async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &S
         Step::DrainWhileDown { fail_mask, down } => {
             cluster.kill_operator().await;
             Box::pin(play(cluster, schedules, &Step::Kubelet { fail_mask }, squatted)).await;
+            // The drain deletes the runs' Pods; a Pod someone else made (Squat) is theirs to
+            // keep, so the check that the operator never deletes it stays meaningful.
             let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
             for pod in cluster.pods().await {
-                let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+                let ours = pod.owner_references().iter().any(|o| o.kind == "JobRun");
+                if ours {
+                    let _ = pods.delete(&pod.name_any(), &DeleteParams::default()).await;
+                }
             }
             cluster.advance(down).await;
             cluster.start_operator();

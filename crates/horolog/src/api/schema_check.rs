@@ -31,7 +31,7 @@ pub struct SchemaProblem {
 }
 
 /// The `openAPIV3Schema` of the horolog kind `kind` (`Schedule`, `JobRun`, `Task`,
-/// `Backfill`), as the generated CRD carries it.
+/// `Backfill`, `Calendar`), as the generated CRD carries it.
 pub fn schema_of(kind: &str) -> Option<&'static Json> {
     static SCHEMAS: OnceLock<Vec<(String, Json)>> = OnceLock::new();
     SCHEMAS

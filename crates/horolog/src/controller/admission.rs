@@ -243,7 +243,8 @@ fn own_pool(ctx: &Context, run: &JobRun, extra: &[Arc<JobRun>]) -> Option<PoolSt
     let limit = limit_of(ctx, &schedule);
     let policy = policy_of(&schedule, task.as_deref());
     if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
-        let policy = super::backfill::of_label(ctx, &namespace, backfill)
+        let policy = ctx
+            .backfill_labelled(&namespace, backfill)
             .and_then(|b: Arc<Backfill>| b.spec.concurrency_policy)
             .unwrap_or(policy);
         let runs = with_extra(

@@ -207,6 +207,23 @@ impl Context {
         self.stores.backfills.get(&ObjectRef::new(name).within(namespace))
     }
 
+    /// The Backfill that a run's `horolog.dev/backfill` label names. The label holds the
+    /// Backfill's name, shortened with a hash when longer than a label value may be (63
+    /// characters, see `short_name`), so a long name is found by shortening each name the same
+    /// way. (Here, below admission and the JobRun reconciler, so neither imports `backfill`.)
+    pub fn backfill_labelled(&self, namespace: &str, label: &str) -> Option<Arc<Backfill>> {
+        if let Some(backfill) = self.backfill(namespace, label) {
+            return Some(backfill);
+        }
+        if label.len() < crate::pod::MAX_NAME_LEN {
+            return None;
+        }
+        self.stores.backfills.state().into_iter().find(|b| {
+            b.namespace().as_deref() == Some(namespace)
+                && crate::pod::short_name(&b.name_any(), crate::pod::MAX_NAME_LEN) == label
+        })
+    }
+
     /// The JobRun named `name` in `namespace`.
     pub fn jobrun(&self, namespace: &str, name: &str) -> Option<Arc<JobRun>> {
         self.stores.jobruns.get(&ObjectRef::new(name).within(namespace))

@@ -18,7 +18,7 @@ use crate::manifest::{Document, documents, read_sources};
 /// The version every horolog.dev kind is served at.
 const VERSION: &str = "v1alpha1";
 /// The horolog kinds, as `kind` is written.
-const KINDS: [&str; 4] = ["Schedule", "JobRun", "Task", "Backfill"];
+const KINDS: [&str; 5] = ["Schedule", "JobRun", "Task", "Backfill", "Calendar"];
 /// Values longer than this are cut in problem lines.
 const VALUE_WIDTH: usize = 60;
 

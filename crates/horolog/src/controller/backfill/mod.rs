@@ -70,21 +70,6 @@ pub fn woken_by(ctx: &Context, run: &JobRun) -> Vec<ObjectRef<Backfill>> {
     })
 }
 
-/// The Backfill that a run's `horolog.dev/backfill` label names. The label holds the
-/// Backfill's name, shortened with a hash when longer than a label value may be (63
-/// characters, see `short_name`), so a long name is found by shortening each name the same way.
-pub fn of_label(ctx: &Context, namespace: &str, label: &str) -> Option<Arc<Backfill>> {
-    if let Some(backfill) = ctx.backfill(namespace, label) {
-        return Some(backfill);
-    }
-    if label.len() < MAX_NAME_LEN {
-        return None;
-    }
-    ctx.stores.backfills.state().into_iter().find(|b| {
-        b.namespace().as_deref() == Some(namespace) && short_name(&b.name_any(), MAX_NAME_LEN) == label
-    })
-}
-
 fn backfills_where(
     ctx: &Context,
     namespace: &str,

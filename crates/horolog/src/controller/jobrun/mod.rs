@@ -365,7 +365,8 @@ fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
 fn may_expire(ctx: &Context, run: &JobRun) -> bool {
     let namespace = run.namespace().unwrap_or_default();
     if let Some(backfill) = run.labels().get(BACKFILL_LABEL) {
-        return super::backfill::of_label(ctx, &namespace, backfill)
+        return ctx
+            .backfill_labelled(&namespace, backfill)
             .and_then(|b| b.status.clone())
             .is_none_or(|status| status.cursor.is_some_and(|cursor| cursor >= run.fire_time()));
     }

@@ -77,7 +77,10 @@ pub fn apply(current: &Value, config: &Value, manager: &str, subresource: &str, 
     }
     merge_patch(&mut result, &config);
 
-    if previous != applied || !entries.iter().any(is_ours) {
+    // As the real server does: the entry's `time` moves when the manager adds or removes a
+    // field or changes the value of one it owns (an edited cron is a new time, the same
+    // field set), not on an apply that changes nothing.
+    if previous != applied || result != *current || !entries.iter().any(is_ours) {
         let mut entry = json!({
             "manager": manager,
             "operation": "Apply",
@@ -251,6 +254,30 @@ mod tests {
         assert_eq!(
             once.pointer("/metadata/managedFields/0/fieldsV1").unwrap(),
             &json!({"f:metadata": {".": {}, "f:labels": {".": {}, "f:a": {}}}, "f:spec": {".": {}, "f:x": {}}})
+        );
+    }
+
+    #[test]
+    fn applying_a_new_value_of_an_owned_field_moves_the_entry_time() {
+        let once = apply(
+            &json!({"metadata": {"name": "a"}}),
+            &json!({"spec": {"cron": "0 0 1 1 *"}}),
+            "op",
+            "",
+            NOW,
+        );
+        let later = "2030-01-01T00:00:00Z";
+        let edited = apply(&once, &json!({"spec": {"cron": "5 4 * * *"}}), "op", "", later);
+        assert_eq!(
+            edited.pointer("/metadata/managedFields/0/time"),
+            Some(&json!(later))
+        );
+        assert_eq!(
+            edited
+                .pointer("/metadata/managedFields")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(1)
         );
     }
 

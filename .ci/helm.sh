@@ -94,14 +94,14 @@ kinds = collections.Counter(d.get("kind") for d in docs)
 expected = {
     # Defaults: cluster-wide RBAC (the operator's ClusterRole and the aggregated view, edit and
     # admin ones), leader election Role, the four CRDs (Schedule, JobRun, Task, Backfill).
-    "default": {"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
+    "default": {"CustomResourceDefinition": 5, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
     # crds.install=false: the same without CRDs.
     "no-crds": {"ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
                 "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1},
     # watchNamespaces [team-a, team-b]: a Role per namespace plus the leader election Role;
     # aggregated ClusterRoles; monitor, alerts, dashboard, NetworkPolicy and PDB.
-    "all-on": {"CustomResourceDefinition": 4, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
+    "all-on": {"CustomResourceDefinition": 5, "ServiceAccount": 1, "ClusterRole": 3, "Role": 3, "RoleBinding": 3,
                "Deployment": 1, "Service": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "PodDisruptionBudget": 1,
                "ConfigMap": 1, "NetworkPolicy": 1},
 }[expectation]
@@ -151,7 +151,7 @@ if deploy:
         "all-on": ["--leader-election=true", "--namespaces=team-a,team-b", "--log-format=text",
                    "--metrics-addr=[::]:9090", "--events=all", "--schedule-status-delay=30s",
                    "--default-misfire-grace-time=10m", "--default-max-running-jobs=5",
-                   "--default-executor=Job", "--job-executor=true", "--example-extra-flag=1"],
+                   "--default-executor=Job", "--job-executor=true", "--concurrency=6"],
     }[expectation]
     for arg in want:
         if arg not in args:

@@ -135,18 +135,9 @@ impl Exclusions {
             spec.recurring
                 .iter()
                 .map(|f| {
-                    [
-                        &f.year,
-                        &f.month,
-                        &f.day,
-                        &f.week,
-                        &f.day_of_week,
-                        &f.hour,
-                        &f.minute,
-                        &f.second,
-                    ]
-                    .map(|v| v.as_ref().map_or("", |v| v.as_str().trim()))
-                    .join(" ")
+                    f.in_order()
+                        .map(|v| v.as_ref().map_or("", |v| v.as_str().trim()))
+                        .join(" ")
                 })
                 .collect::<Vec<_>>()
                 .join(","),

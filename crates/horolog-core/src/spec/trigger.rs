@@ -177,6 +177,23 @@ pub struct CronFields {
     pub second: Option<CronField>,
 }
 
+impl CronFields {
+    /// The eight fields from most to least significant: year, month, day, week, dayOfWeek,
+    /// hour, minute, second (the order the cron engine and exclusions read them in).
+    pub fn in_order(&self) -> [&Option<CronField>; 8] {
+        [
+            &self.year,
+            &self.month,
+            &self.day,
+            &self.week,
+            &self.day_of_week,
+            &self.hour,
+            &self.minute,
+            &self.second,
+        ]
+    }
+}
+
 /// One CronTrigger field expression. YAML users may write a plain number (`hour: 9`);
 /// it is kept as its decimal string.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -103,16 +103,7 @@ impl CronSchedule {
 
     /// Compiles APScheduler CronTrigger fields, with its defaulting of unset fields.
     pub fn from_fields(path: &str, f: &CronFields) -> Result<CronSchedule, CronError> {
-        let given = [
-            &f.year,
-            &f.month,
-            &f.day,
-            &f.week,
-            &f.day_of_week,
-            &f.hour,
-            &f.minute,
-            &f.second,
-        ];
+        let given = f.in_order();
         let least_significant_set = given.iter().rposition(|v| v.is_some());
         let mut texts = [""; 8];
         for (i, value) in given.iter().enumerate() {
@@ -130,16 +121,7 @@ impl CronSchedule {
     /// Also returns the least significant field given (0 = year .. 7 = second), which says how
     /// long a match lasts: to the end of that field's unit.
     pub fn matcher(path: &str, f: &CronFields) -> Result<(CronSchedule, usize), CronError> {
-        let given = [
-            &f.year,
-            &f.month,
-            &f.day,
-            &f.week,
-            &f.day_of_week,
-            &f.hour,
-            &f.minute,
-            &f.second,
-        ];
+        let given = f.in_order();
         let mut texts = ["*"; 8];
         for (i, value) in given.iter().enumerate() {
             if let Some(v) = value {

@@ -241,6 +241,76 @@ fn a_shift_farther_than_31_days_is_skipped_and_counted() {
 }
 
 #[test]
+fn a_shift_never_leaves_the_trigger_window() {
+    let blackout = || json!({"ranges": [{"from": "2027-03-03T00:00:00Z", "to": "2027-03-05T00:00:00Z"}]});
+    // Following: the last two fire times are excluded and the next free day (Mar 5) is after
+    // endTime: they are skipped and counted, never fired after the end.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "endTime": "2027-03-04T06:00:00Z"})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.window().1, Some(at("2027-03-04T06:00:00Z")));
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00"]
+    );
+    assert!(matches!(t.fate(at("2027-03-03T06:00:00Z")), Fate::Skipped { .. }));
+    let counts = t.exclusion_counts(Some(at("2027-03-01T12:00:00Z")), at("2027-03-10T00:00:00Z"), 100);
+    assert_eq!((counts.excluded, counts.merged), (2, 0));
+    // A free day inside the window still takes them: endTime Mar 5 06:00.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "endTime": "2027-03-05T06:00:00Z"})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00", "2027-03-05T06:00:00+00:00"]
+    );
+    // Preceding: the first fire times are excluded and the free day before them (Mar 2) is
+    // before startTime: skipped, never fired before the start.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "startTime": "2027-03-03T00:00:00Z"})),
+        blackout(),
+        OnExcluded::Preceding,
+    );
+    assert_eq!(
+        fires(&t, "2027-02-20T00:00:00Z", 2),
+        ["2027-03-05T06:00:00+00:00", "2027-03-06T06:00:00+00:00"]
+    );
+    assert_eq!(t.next_after(None), Some(at("2027-03-05T06:00:00Z")));
+    let counts = t.exclusion_counts(None, at("2027-03-06T00:00:00Z"), 100);
+    assert_eq!((counts.excluded, counts.merged), (2, 0));
+    // A combined trigger's end bounds its shifts too: anyOf ends at its latest member end.
+    let t = with(
+        trigger(json!({"anyOf": [
+            {"cron": "0 6 * * *", "endTime": "2027-03-02T06:00:00Z"},
+            {"cron": "0 7 * * *", "endTime": "2027-03-04T07:00:00Z"}
+        ]})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.window().1, Some(at("2027-03-04T07:00:00Z")));
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00", "2027-03-02T07:00:00+00:00"]
+    );
+    // The outer endTime of a combination bounds it even when its members have none.
+    let t = with(
+        trigger(json!({"endTime": "2027-03-04T12:00:00Z", "allOf": [
+            {"cron": "0 6 * * *"}, {"cron": "0 * * * *"}
+        ]})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00"]
+    );
+}
+
+#[test]
 fn recurring_hours_exclude_part_of_each_day() {
     let t = with(
         trigger(json!({"cron": "0 */4 * * *"})),
@@ -387,7 +457,8 @@ fn the_next_excluded_day_is_found_in_the_calendar_zone() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Over two months of an hourly or daily trigger with random excluded days: no fire time
+    /// Over two months of an hourly or daily trigger with random excluded days (and maybe a
+    /// startTime and an endTime): no fire time leaves the window; no fire time
     /// after exclusion is excluded; fire times strictly increase; every own fire time that is
     /// kept or shifted fires at its place, every skipped one is not a fire time of its own
     /// unless another one lands there; every fire time has an origin.
@@ -397,16 +468,23 @@ proptest! {
         on in prop_oneof![Just(OnExcluded::Skip), Just(OnExcluded::Following), Just(OnExcluded::Preceding)],
         cron in prop_oneof![Just("0 6 * * *"), Just("0 */5 * * *"), Just("30 2 * * mon-fri"), Just("0 9 * * mon")],
         zone in prop_oneof![Just("UTC"), Just("Europe/Berlin"), Just("America/New_York")],
+        window in proptest::option::of((0u64..30, 30u64..60)),
     ) {
         let start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        // Optionally a startTime and an endTime inside the two months: no shift leaves them.
+        let bounds = window.map(|(from, to)| {
+            let day = |d: u64| day_start(Tz::UTC, start.checked_add_days(Days::new(d)).unwrap());
+            (day(from) + TimeDelta::hours(7), day(to) + TimeDelta::hours(7))
+        });
         let listed: Vec<String> = days.iter()
             .map(|d| start.checked_add_days(Days::new(*d)).unwrap().to_string())
             .collect();
-        let t = with(
-            trigger(json!({"cron": cron, "timezone": zone})),
-            json!({"days": listed, "timezone": zone}),
-            on,
-        );
+        let mut spec = json!({"cron": cron, "timezone": zone});
+        if let Some((first, last)) = bounds {
+            spec["startTime"] = json!(first.to_rfc3339());
+            spec["endTime"] = json!(last.to_rfc3339());
+        }
+        let t = with(trigger(spec), json!({"days": listed, "timezone": zone}), on);
         let from = at("2024-03-01T00:00:00Z");
         let until = at("2024-04-30T00:00:00Z");
         let fired: Vec<DateTime<Utc>> = t.fire_times(Some(from)).take_while(|f| *f <= until).collect();
@@ -416,6 +494,9 @@ proptest! {
         }
         for f in &fired {
             prop_assert!(exclusions.excluded_by(*f).is_none(), "{f} fired but is excluded");
+            if let Some((first, last)) = bounds {
+                prop_assert!(*f >= first && *f <= last, "{f} fired outside [{first}, {last}]");
+            }
         }
         // Own fire times well inside the window (shifts reach at most 31 days).
         let inner_from = from + TimeDelta::days(32);

@@ -473,8 +473,12 @@ pub struct ExclusionCounts {
     pub excluded: u64,
     /// Fire times moved onto an instant that fires anyway (counted as coalesced).
     pub merged: u64,
-    /// False when the window held more fire times than were visited: lower bounds.
+    /// False when the window held more fire times than were visited: the counts cover the
+    /// window only up to `through`.
     pub exact: bool,
+    /// The last of the trigger's own fire times visited: the counts cover `(after, through]`
+    /// exactly. `None` when the window held none.
+    pub through: Option<DateTime<Utc>>,
 }
 
 /// A trigger's own `next_after`, before exclusion.
@@ -569,9 +573,30 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
                 Fate::Kept | Fate::Shifted { .. } => {}
             }
             cursor = Some(t);
+            counts.through = cursor;
         }
         counts.exact = self.raw_after(cursor).is_none_or(|t| t > until);
         counts
+    }
+
+    /// The first of the trigger's own fire times after `after` and before `before` that
+    /// exclusion skips or merges (so it is counted when it passes), visiting at most `limit`
+    /// of them; past the limit, the last one visited (look again from there).
+    pub fn next_counted(
+        &self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Option<DateTime<Utc>> {
+        let mut cursor = after;
+        for _ in 0..limit.max(1) {
+            let t = self.raw_after(cursor).filter(|t| before.is_none_or(|b| *t < b))?;
+            if matches!(self.fate(t), Fate::Skipped { .. } | Fate::Merged { .. }) {
+                return Some(t);
+            }
+            cursor = Some(t);
+        }
+        cursor
     }
 
     fn at(&self, d: NaiveDate, tod: NaiveTime) -> DateTime<Utc> {

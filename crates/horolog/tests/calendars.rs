@@ -247,3 +247,59 @@ async fn a_tasks_calendars_apply_to_its_schedules_and_an_invalid_calendar_names_
         1
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_excluded_fire_time_is_counted_when_it_passes_and_once_across_restarts() {
+    let mut cluster = Cluster::start().await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
+    // 01:00 is excluded; 02:00 fires. The 01:00 is counted at 01:00, not when 02:00 fires.
+    cluster
+        .apply(using(cron("nightly", "0 1,2 * * *"), &["night"]))
+        .await;
+    let excluded = |s: Schedule| s.status.unwrap_or_default().excluded_fire_times;
+    cluster.advance_to(at(3600 + 1)).await;
+    assert_eq!(
+        excluded(cluster.schedule("nightly").await),
+        1,
+        "counted once 01:00 passed"
+    );
+    assert!(cluster.runs_of("nightly").await.is_empty());
+    assert_eq!(
+        cluster
+            .schedule("nightly")
+            .await
+            .status
+            .unwrap_or_default()
+            .cursor,
+        Some(at(3600))
+    );
+
+    // A restart (and one killed mid-way) counts nothing again.
+    cluster.stop_operator().await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    cluster.kill_operator().await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    assert_eq!(
+        excluded(cluster.schedule("nightly").await),
+        1,
+        "not counted twice"
+    );
+
+    cluster.advance_to(at(2 * 3600 + 1)).await;
+    assert_eq!(cluster.fire_secs("nightly").await, [2 * 3600]);
+    assert_eq!(excluded(cluster.schedule("nightly").await), 1);
+    // Stopped over the next 01:00: counted when the operator is back, once.
+    cluster.stop_operator().await;
+    cluster.advance_to(at(86_400 + 3600 + 30)).await;
+    assert_eq!(excluded(cluster.schedule("nightly").await), 1);
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(excluded(cluster.schedule("nightly").await), 2);
+    let status = cluster.schedule("nightly").await.status.unwrap_or_default();
+    assert_eq!(
+        status.missed_fire_times, 0,
+        "an excluded fire time is never a miss"
+    );
+}

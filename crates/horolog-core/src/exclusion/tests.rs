@@ -66,6 +66,50 @@ fn skip_leaves_out_excluded_fire_times_and_counts_them() {
 }
 
 #[test]
+fn the_next_counted_fire_time_and_how_far_counts_reach() {
+    let t = trading(OnExcluded::Skip);
+    // From New Year's Eve, the next fire time (Jan 4) is after New Year's Day, excluded: the
+    // Schedule wakes at it to count it.
+    let after = Some(at("2026-12-31T12:00:00Z"));
+    let next = t.next_after(after);
+    assert_eq!(next, Some(at("2027-01-04T11:00:00Z")));
+    assert_eq!(t.next_counted(after, next, 100), Some(at("2027-01-01T11:00:00Z")));
+    // From Jan 4 to Jan 18, none before the next fire time; one (MLK day) with no bound.
+    let after = Some(at("2027-01-04T12:00:00Z"));
+    assert_eq!(t.next_counted(after, t.next_after(after), 100), None);
+    assert_eq!(t.next_counted(after, None, 100), Some(at("2027-01-18T11:00:00Z")));
+    // Past the visiting bound: the last fire time visited, to look again from there.
+    assert_eq!(t.next_counted(after, None, 2), Some(at("2027-01-06T11:00:00Z")));
+    // Counts cover (after, through]; past the bound, through is where the next count starts.
+    let counts = t.exclusion_counts(after, at("2027-01-31T00:00:00Z"), 3);
+    assert!(!counts.exact);
+    assert_eq!(counts.through, Some(at("2027-01-07T11:00:00Z")));
+    let rest = t.exclusion_counts(counts.through, at("2027-01-31T00:00:00Z"), 1000);
+    assert!(rest.exact);
+    assert_eq!(counts.excluded + rest.excluded, 1);
+    // Following: MLK day merges into Tuesday's own fire time, so it is counted (coalesced).
+    let t = trading(OnExcluded::Following);
+    let after = Some(at("2027-01-15T12:00:00Z"));
+    assert_eq!(
+        t.next_counted(after, t.next_after(after), 100),
+        Some(at("2027-01-18T11:00:00Z"))
+    );
+    // A holiday that only moves is not counted, so it does not wake anyone.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * mon"})),
+        json!({"days": ["2027-01-18"]}),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.next_after(after), Some(at("2027-01-19T06:00:00Z")));
+    assert_eq!(
+        t.next_counted(after, None, 3),
+        Some(at("2027-02-01T06:00:00Z")),
+        "the bound"
+    );
+    assert_eq!(t.next_counted(after, t.next_after(after), 100), None);
+}
+
+#[test]
 fn following_moves_a_holiday_to_the_next_free_day_and_merges_it_there() {
     let t = trading(OnExcluded::Following);
     // Friday Jan 1 moves past the weekend to Monday Jan 4, which fires anyway: merged.

@@ -311,6 +311,19 @@ impl Trigger {
         }
     }
 
+    /// The first of the trigger's own fire times after `after` and before `before` that
+    /// exclusion skips or merges: when `excludedFireTimes` or `coalescedFireTimes` next
+    /// changes, though nothing fires. At most `limit` own fire times are visited; past that,
+    /// the last one visited. `None` without exclusions or without such a fire time.
+    pub fn next_counted(
+        &self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Option<DateTime<Utc>> {
+        self.excluded()?.next_counted(after, before, limit)
+    }
+
     /// True when `t` is a fire time only because Following / Preceding moved another one to it.
     pub fn is_shifted(&self, t: DateTime<Utc>) -> bool {
         self.exclusion.is_some()

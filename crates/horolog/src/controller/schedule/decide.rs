@@ -67,6 +67,9 @@ pub struct Input<'a> {
     pub interrupted: bool,
     /// The operator's settings.
     pub settings: &'a Settings,
+    /// When the Calendars the Schedule uses last changed (the latest write to one's spec):
+    /// an edit of one applies from then.
+    pub calendars_changed_at: Option<DateTime<Utc>>,
 }
 
 /// When the new status should be written.

@@ -116,6 +116,7 @@ impl World {
             now,
             interrupted: self.interrupted,
             settings: &self.settings,
+            calendars_changed_at: None,
         })
     }
 

@@ -250,7 +250,10 @@ async fn a_tasks_calendars_apply_to_its_schedules_and_an_invalid_calendar_names_
 
 #[tokio::test(start_paused = true)]
 async fn an_excluded_fire_time_is_counted_when_it_passes_and_once_across_restarts() {
-    let mut cluster = Cluster::start().await;
+    let metrics = horolog::metrics::Metrics::new();
+    let observer = metrics.clone();
+    let mut cluster =
+        Cluster::start_with(move |config| config.observer = Some(std::sync::Arc::new(observer))).await;
     create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
     // 01:00 is excluded; 02:00 fires. The 01:00 is counted at 01:00, not when 02:00 fires.
     cluster
@@ -264,6 +267,13 @@ async fn an_excluded_fire_time_is_counted_when_it_passes_and_once_across_restart
         "counted once 01:00 passed"
     );
     assert!(cluster.runs_of("nightly").await.is_empty());
+    let text = metrics.encode();
+    for line in [
+        "horolog_excluded_fire_times_total 1",
+        "horolog_schedule_excluded_fire_times_total{namespace=\"default\",schedule=\"nightly\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
     assert_eq!(
         cluster
             .schedule("nightly")

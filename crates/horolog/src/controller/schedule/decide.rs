@@ -104,6 +104,8 @@ pub struct Decision {
     pub missed: i64,
     /// Fire times merged away by this pass.
     pub coalesced: i64,
+    /// Fire times excluded by this pass.
+    pub excluded: i64,
 }
 
 /// One pass of the decision: what it read, and what it has decided so far.
@@ -245,6 +247,7 @@ fn conclude(pass: Pass<'_>, settled: &Settled, planned: &PlanOutcome) -> Decisio
         delete_schedule,
         missed: planned.missed,
         coalesced: planned.coalesced,
+        excluded: planned.excluded,
     }
 }
 

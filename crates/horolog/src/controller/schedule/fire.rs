@@ -31,6 +31,8 @@ pub struct PlanOutcome {
     pub missed: i64,
     /// Fire times merged away by this pass.
     pub coalesced: i64,
+    /// Fire times excluded by this pass.
+    pub excluded: i64,
 }
 
 /// Plans the due fire times (when `firing`), creates their runs, and moves the cursor.
@@ -240,6 +242,7 @@ fn count_excluded(
         return counts.through;
     }
     pass.status.excluded_fire_times += counts.excluded as i64;
+    outcome.excluded += counts.excluded as i64;
     pass.status.coalesced_fire_times += counts.merged as i64;
     outcome.coalesced += counts.merged as i64;
     let names = exclusions.names().join(", ");

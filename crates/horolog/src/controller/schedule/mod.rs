@@ -375,6 +375,9 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
     if decision.missed > 0 || decision.coalesced > 0 {
         observer.planned(decision.missed as usize, decision.coalesced as usize);
     }
+    if decision.excluded > 0 {
+        observer.excluded(&namespace, &schedule.name_any(), decision.excluded as usize);
+    }
     let upcoming = &decision.status.upcoming_fire_times;
     observer.schedule_state(&super::context::ScheduleState {
         namespace,

@@ -230,9 +230,7 @@ fn count_excluded(
     to: DateTime<Utc>,
     outcome: &mut PlanOutcome,
 ) -> Option<DateTime<Utc>> {
-    let Some((exclusions, _)) = trigger.exclusions() else {
-        return None;
-    };
+    let (exclusions, _) = trigger.exclusions()?;
     if from.is_some_and(|from| to <= from) {
         return None;
     }

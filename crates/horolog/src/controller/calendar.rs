@@ -274,6 +274,7 @@ pub async fn reconcile(calendar: Arc<Calendar>, ctx: Arc<Context>) -> Result<Act
     let resolved = resolve(std::slice::from_ref(&name), &def);
     let tz: Tz = calendar
         .spec
+        .exclude
         .timezone
         .as_deref()
         .and_then(|z| z.trim().parse().ok())

@@ -230,6 +230,72 @@ fn shifts_keep_the_local_time_across_dst_transitions() {
 }
 
 #[test]
+fn skip_following_and_preceding_on_the_dst_days_of_berlin_and_new_york() {
+    // A Sunday 09:00 on the transition Sunday (Berlin springs forward on 2024-03-31, New York
+    // falls back on 2024-11-03), excluded: each mode, keeping the local time.
+    let cases = [
+        (
+            "Europe/Berlin",
+            "2024-03-31",
+            "2024-03-29T00:00:00Z",
+            [
+                ("Skip", "2024-04-07T07:00:00+00:00"),
+                ("Following", "2024-04-01T07:00:00+00:00"),
+                ("Preceding", "2024-03-30T08:00:00+00:00"),
+            ],
+        ),
+        (
+            "America/New_York",
+            "2024-11-03",
+            "2024-11-01T00:00:00Z",
+            [
+                ("Skip", "2024-11-10T14:00:00+00:00"),
+                ("Following", "2024-11-04T14:00:00+00:00"),
+                ("Preceding", "2024-11-02T13:00:00+00:00"),
+            ],
+        ),
+    ];
+    for (zone, day, from, expected) in cases {
+        for (mode, first) in expected {
+            let on = match mode {
+                "Skip" => OnExcluded::Skip,
+                "Following" => OnExcluded::Following,
+                _ => OnExcluded::Preceding,
+            };
+            let t = with(
+                trigger(json!({"cron": "0 9 * * sun", "timezone": zone})),
+                json!({"days": [day], "timezone": zone}),
+                on,
+            );
+            assert_eq!(fires(&t, from, 1), [first], "{zone} {mode}");
+            let counts = t.exclusion_counts(Some(at(from)), at(from) + TimeDelta::days(10), 100);
+            let skipped = u64::from(on == OnExcluded::Skip);
+            assert_eq!((counts.excluded, counts.merged), (skipped, 0), "{zone} {mode}");
+        }
+    }
+    // Following across the fall-back: Saturday 09:00 EDT moves to Sunday 09:00 EST (an hour
+    // later in UTC), Preceding across the spring-forward: Monday 09:00 CEST to Sunday's.
+    let t = with(
+        trigger(json!({"cron": "0 9 * * sat", "timezone": "America/New_York"})),
+        json!({"days": ["2024-11-02"], "timezone": "America/New_York"}),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2024-11-01T00:00:00Z", 1),
+        ["2024-11-03T14:00:00+00:00"]
+    );
+    let t = with(
+        trigger(json!({"cron": "0 9 * * mon", "timezone": "Europe/Berlin"})),
+        json!({"days": ["2024-04-01"], "timezone": "Europe/Berlin"}),
+        OnExcluded::Preceding,
+    );
+    assert_eq!(
+        fires(&t, "2024-03-29T00:00:00Z", 1),
+        ["2024-03-31T07:00:00+00:00"]
+    );
+}
+
+#[test]
 fn two_fire_times_shifted_onto_one_day_fire_once() {
     // Daily 06:00 with a three-day blackout: all three move to the day after it.
     let t = with(

@@ -6,6 +6,7 @@
 //! [`decide`](decide::decide), carry the decision out.
 
 pub mod decide;
+mod decision;
 mod follow;
 mod job;
 mod queued;

@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use horolog_core::admission::Verdict;
 
-use super::decide::{Act, Decision, Input, finish};
+use super::decision::{Act, Decision, Input, finish};
 use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 
@@ -46,7 +46,7 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         Verdict::Supersede { by } | Verdict::Cancel { by } => {
             let message = format!(
                 "replaced by {by} before it started (concurrencyPolicy {})",
-                super::decide::policy(&input).as_str()
+                super::decision::policy(&input).as_str()
             );
             finish(
                 old,

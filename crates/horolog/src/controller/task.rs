@@ -28,7 +28,7 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     let running = ctx
         .runs_of_task(&namespace, &name)
         .iter()
-        .filter(|run| !run.is_finished() && ctx.pods.latest(run).is_some())
+        .filter(|run| super::admission::holds_slot(&ctx, run))
         .count();
     let schedules = ctx
         .stores

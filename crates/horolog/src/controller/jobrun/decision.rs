@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::admission::Verdict;
 
 use crate::api::{ConcurrencyPolicy, Condition, Executor, JobRun, JobRunPhase, JobRunStatus};
+use crate::controller::attempt::Started;
 use crate::controller::events::Note;
 use crate::controller::index::{JobView, PodView};
 use crate::pod::PodProgress;
@@ -127,6 +128,75 @@ pub(super) fn policy(input: &Input<'_>) -> ConcurrencyPolicy {
         .map_or(ConcurrencyPolicy::Replace, |(policy, _)| policy)
 }
 
+/// The status of a run whose Task does not exist (yet): Pending, reason `TaskNotFound`; it
+/// starts when the Task does. The one rule, whether the decision sees the Task missing in the
+/// cache or the start finds it gone.
+pub fn task_missing(old: &JobRunStatus, task: &str) -> JobRunStatus {
+    JobRunStatus {
+        phase: Some(JobRunPhase::Pending),
+        reason: Some("TaskNotFound".into()),
+        message: Some(format!(
+            "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
+        )),
+        ..old.clone()
+    }
+}
+
+/// The reason of a run whose Pod or Job create the API server refused (403), and of a
+/// Schedule's Ready condition when its JobRun create is refused.
+pub const CREATE_REFUSED: &str = "CreateRefused";
+
+/// What the API server answered to the start of `attempt` becomes part of `decision`: a
+/// created Pod is said in an Event; a template it rejects (or none) fails the run; a missing
+/// Task makes it wait ([`task_missing`]); a refused create (403: quota, webhook) keeps it
+/// Pending with reason [`CREATE_REFUSED`] (an Event when the message is new) and drops the
+/// requeue, since the error that reports it retries with backoff. Pure.
+pub fn answered(
+    run: &JobRun,
+    old: &JobRunStatus,
+    attempt: i32,
+    answer: &Started,
+    mut decision: Decision,
+    now: DateTime<Utc>,
+) -> Decision {
+    match answer {
+        Started::Created(pod) => decision.events.push(Note::normal(
+            "PodCreated",
+            format!("created pod {pod} (attempt {attempt})"),
+        )),
+        Started::Existed(_) => {}
+        Started::Refused { reason, message } => {
+            let failed = finish(old, None, JobRunPhase::Failed, reason, message.clone(), now);
+            decision.status = failed.status;
+            decision.events.push(Note::warning("Failed", message.clone()));
+        }
+        Started::TaskMissing(task) => decision.status = Some(task_missing(old, task)),
+        Started::CreateRefused { kind, name, message } => {
+            let until = match run.spec.start_deadline {
+                Some(deadline) => format!("until its start deadline {}", deadline.to_rfc3339()),
+                None => "with backoff".to_string(),
+            };
+            let text = format!(
+                "the API server refused to create {} {name}: {message}; retrying {until}",
+                kind.to_lowercase()
+            );
+            let status = JobRunStatus {
+                phase: Some(JobRunPhase::Pending),
+                reason: Some(CREATE_REFUSED.into()),
+                message: Some(text.clone()),
+                // A retry's decision already counts the new attempt: keep what it says.
+                ..decision.status.clone().unwrap_or_else(|| old.clone())
+            };
+            if old.reason.as_deref() != Some(CREATE_REFUSED) || old.message != status.message {
+                decision.events.push(Note::warning(CREATE_REFUSED, text));
+            }
+            decision.status = Some(status);
+            decision.requeue = None;
+        }
+    }
+    decision
+}
+
 /// A final status, with the conditions batch/v1 Job writes (`Complete` or `Failed`).
 pub fn finish(
     old: &JobRunStatus,
@@ -189,4 +259,76 @@ pub(super) fn report_running(
 
 fn format_duration(delta: TimeDelta) -> String {
     crate::api::Duration::from(delta.to_std().unwrap_or_default()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::test_support::at;
+
+    fn run() -> JobRun {
+        JobRun::new("nightly-1", crate::api::JobRunSpec::default())
+    }
+
+    #[test]
+    fn a_missing_task_reads_the_same_whether_the_cache_or_the_start_found_it() {
+        let old = JobRunStatus::default();
+        let answer = Started::TaskMissing("t".into());
+        let decided = answered(
+            &run(),
+            &old,
+            1,
+            &answer,
+            Decision::default(),
+            at("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(decided.status, Some(task_missing(&old, "t")));
+        assert_eq!(
+            decided.status.and_then(|s| s.reason).as_deref(),
+            Some("TaskNotFound")
+        );
+    }
+
+    #[test]
+    fn a_refused_create_keeps_the_run_pending_and_says_it_once() {
+        let answer = Started::CreateRefused {
+            kind: "Pod".into(),
+            name: "nightly-1-1".into(),
+            message: "exceeded quota".into(),
+        };
+        let now = at("2026-01-01T00:00:00Z");
+        let first = answered(
+            &run(),
+            &JobRunStatus::default(),
+            1,
+            &answer,
+            Decision::wait_until(now),
+            now,
+        );
+        let status = first.status.clone().unwrap_or_default();
+        assert_eq!(status.phase, Some(JobRunPhase::Pending));
+        assert_eq!(status.reason.as_deref(), Some(CREATE_REFUSED));
+        assert_eq!(first.requeue, None, "the error's backoff retries it");
+        assert_eq!(first.events.len(), 1);
+        let again = answered(&run(), &status, 1, &answer, Decision::default(), now);
+        assert!(again.events.is_empty(), "the same refusal is not said twice");
+    }
+
+    #[test]
+    fn a_rejected_template_fails_the_run() {
+        let answer = Started::Refused {
+            reason: "NoTemplate",
+            message: "spec.template: absent".into(),
+        };
+        let now = at("2026-01-01T00:00:00Z");
+        let decided = answered(
+            &run(),
+            &JobRunStatus::default(),
+            1,
+            &answer,
+            Decision::default(),
+            now,
+        );
+        assert_eq!(decided.status.and_then(|s| s.phase), Some(JobRunPhase::Failed));
+    }
 }

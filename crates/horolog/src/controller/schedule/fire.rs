@@ -353,7 +353,6 @@ fn policy(pass: &Pass<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -
         coalesce,
         misfire_grace_time: grace,
         max_jitter: pass.input.schedule.spec.max_jitter.map(|d| d.as_chrono()),
-        paused: false,
         catch_up: pass.input.settings.catch_up,
     }
 }

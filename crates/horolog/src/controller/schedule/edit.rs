@@ -1,5 +1,5 @@
-//! A trigger edit (or a Calendar edit): the cursor a pass plans from moves to the moment of the edit, and the old
-//! trigger's fire times that passed before it are recorded as missed.
+//! A trigger edit (or a Calendar edit): the cursor a pass plans from moves to the moment of
+//! the edit, and the old trigger's fire times that passed before it are recorded as missed.
 
 use chrono::{DateTime, Utc};
 use horolog_core::trigger::Trigger;

@@ -25,6 +25,7 @@
 //! one by one. Every search is bounded ([`MAX_STEPS`]): a trigger whose next 10,000 fire days
 //! are all excluded counts as exhausted.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
@@ -266,11 +267,20 @@ fn whole_second(l: NaiveDateTime) -> NaiveDateTime {
 
 impl Source {
     fn excludes(&self, t: DateTime<Utc>) -> bool {
-        self.day_of(t) || self.range_of(t).is_some() || self.pattern_of(t).is_some()
+        // The local time is read once, and only when a day or pattern needs it.
+        if self.range_of(t).is_some() {
+            return true;
+        }
+        if self.days.is_empty() && self.recurring.is_empty() {
+            return false;
+        }
+        let l = zone::local(self.tz, t);
+        self.day_of(l) || self.pattern_of(l).is_some()
     }
 
-    fn day_of(&self, t: DateTime<Utc>) -> bool {
-        !self.days.is_empty() && self.days.binary_search(&zone::local(self.tz, t).date()).is_ok()
+    /// True when local time `l` (of the source's zone) falls on an excluded day.
+    fn day_of(&self, l: NaiveDateTime) -> bool {
+        !self.days.is_empty() && self.days.binary_search(&l.date()).is_ok()
     }
 
     fn range_of(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -278,12 +288,12 @@ impl Source {
         (i > 0 && self.ranges[i - 1].1 > t).then(|| self.ranges[i - 1].1)
     }
 
-    /// The least significant field of the first recurring entry matching `t`.
-    fn pattern_of(&self, t: DateTime<Utc>) -> Option<usize> {
+    /// The least significant field of the first recurring entry matching local time `l`.
+    fn pattern_of(&self, l: NaiveDateTime) -> Option<usize> {
         if self.recurring.is_empty() {
             return None;
         }
-        let l = whole_second(zone::local(self.tz, t));
+        let l = whole_second(l);
         self.recurring
             .iter()
             .filter(|(cron, _)| cron.matches(l))
@@ -292,15 +302,17 @@ impl Source {
     }
 
     fn excluded_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut until = self.range_of(t);
+        if self.days.is_empty() && self.recurring.is_empty() {
+            return until;
+        }
         let l = zone::local(self.tz, t);
         let end_of = |unit: NaiveDateTime| Some(zone::first_instant(self.tz, unit)).filter(|u| *u > t);
         let day_end = || end_of(l.date().succ_opt()?.and_time(NaiveTime::MIN));
-        let mut until = None;
-        if self.day_of(t) {
+        if self.day_of(l) {
             until = until.max(day_end());
         }
-        until = until.max(self.range_of(t));
-        if let Some(least) = self.pattern_of(t) {
+        if let Some(least) = self.pattern_of(l) {
             let whole = whole_second(l);
             let end = match least {
                 0..=4 => day_end(),
@@ -499,13 +511,37 @@ pub(crate) struct Excluded<'a, R> {
 
 const NS: TimeDelta = TimeDelta::nanoseconds(1);
 
+/// What one `next_after` call has already worked out about local days of the trigger's zone:
+/// the replays of Following and Preceding ask about the same few days again and again, and
+/// each answer costs time-zone conversions and cron searches. Kept for one call only, so the
+/// stream stays stateless.
+#[derive(Default)]
+struct Memo {
+    starts: RefCell<Vec<(NaiveDate, DateTime<Utc>)>>,
+    clear: RefCell<Vec<(NaiveDate, bool)>>,
+    raw: RefCell<Vec<(NaiveDate, Vec<DateTime<Utc>>)>>,
+}
+
+fn recall<K: PartialEq + Copy, V: Clone>(
+    cell: &RefCell<Vec<(K, V)>>,
+    key: K,
+    work: impl FnOnce() -> V,
+) -> V {
+    if let Some((_, v)) = cell.borrow().iter().find(|(k, _)| *k == key) {
+        return v.clone();
+    }
+    let v = work();
+    cell.borrow_mut().push((key, v.clone()));
+    v
+}
+
 impl<R: OwnFireTimes> Excluded<'_, R> {
     /// The first fire time after exclusion strictly after `after`.
     pub fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         match self.on {
             OnExcluded::Skip => self.first_kept(after, None),
-            OnExcluded::Following => self.following_after(after),
-            OnExcluded::Preceding => self.preceding_after(after),
+            OnExcluded::Following => self.following_after(after, &Memo::default()),
+            OnExcluded::Preceding => self.preceding_after(after, &Memo::default()),
         }
     }
 
@@ -603,8 +639,8 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         zone::first_instant(self.tz, d.and_time(tod))
     }
 
-    fn day_start(&self, d: NaiveDate) -> DateTime<Utc> {
-        day_start(self.tz, d)
+    fn day_start(&self, m: &Memo, d: NaiveDate) -> DateTime<Utc> {
+        recall(&m.starts, d, || day_start(self.tz, d))
     }
 
     fn excluded(&self, t: DateTime<Utc>) -> bool {
@@ -618,9 +654,13 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
     }
 
     /// True when no exclusion touches local day `d` of the trigger's zone.
-    fn clear(&self, d: NaiveDate) -> bool {
+    fn clear(&self, m: &Memo, d: NaiveDate) -> bool {
         let Some(next) = d.succ_opt() else { return true };
-        !self.exclusions.touches(self.day_start(d), self.day_start(next))
+        recall(&m.clear, d, || {
+            !self
+                .exclusions
+                .touches(self.day_start(m, d), self.day_start(m, next))
+        })
     }
 
     fn raw_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -632,18 +672,20 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
     }
 
     /// The trigger's own fire times on local day `d`.
-    fn raw_on_day(&self, d: NaiveDate) -> Vec<DateTime<Utc>> {
+    fn raw_on_day(&self, m: &Memo, d: NaiveDate) -> Vec<DateTime<Utc>> {
         let Some(next) = d.succ_opt() else {
             return Vec::new();
         };
-        let end = self.day_start(next);
-        let mut times = Vec::new();
-        let mut cursor = Some(self.day_start(d) - NS);
-        while let Some(t) = self.raw_after(cursor).filter(|t| *t < end) {
-            times.push(t);
-            cursor = Some(t);
-        }
-        times
+        recall(&m.raw, d, || {
+            let end = self.day_start(m, next);
+            let mut times = Vec::new();
+            let mut cursor = Some(self.day_start(m, d) - NS);
+            while let Some(t) = self.raw_after(cursor).filter(|t| *t < end) {
+                times.push(t);
+                cursor = Some(t);
+            }
+            times
+        })
     }
 
     /// The first fire time of the trigger's own in `(after, before)` that no exclusion covers,
@@ -669,14 +711,14 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
     /// Carries the fire times waiting for a free day (local time → days waited) through day
     /// `d`: those `d` excludes wait one more day (at most 31), the others were placed on `d`;
     /// the excluded fire times of `d` start waiting.
-    fn carry(&self, d: NaiveDate, waiting: &BTreeMap<NaiveTime, u64>) -> BTreeMap<NaiveTime, u64> {
+    fn carry(&self, m: &Memo, d: NaiveDate, waiting: &BTreeMap<NaiveTime, u64>) -> BTreeMap<NaiveTime, u64> {
         let mut next = BTreeMap::new();
         for (&tod, &k) in waiting {
             if k < MAX_SHIFT_DAYS && self.excluded(self.at(d, tod)) {
                 next.insert(tod, k + 1);
             }
         }
-        for t in self.raw_on_day(d) {
+        for t in self.raw_on_day(m, d) {
             if self.excluded(t) {
                 next.insert(zone::local(self.tz, t).time(), 1);
             }
@@ -688,12 +730,13 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
     /// local time the day does not exclude.
     fn best_on(
         &self,
+        m: &Memo,
         d: NaiveDate,
         a: DateTime<Utc>,
         waiting: &BTreeMap<NaiveTime, u64>,
     ) -> Option<DateTime<Utc>> {
-        let next = self.day_start(d.succ_opt()?);
-        let from = a.max(self.day_start(d) - NS);
+        let next = self.day_start(m, d.succ_opt()?);
+        let from = a.max(self.day_start(m, d) - NS);
         let mut best = self.first_kept(Some(from), Some(next));
         for &tod in waiting.keys() {
             let x = self.at(d, tod);
@@ -704,7 +747,7 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         best
     }
 
-    fn following_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    fn following_after(&self, after: Option<DateTime<Utc>>, m: &Memo) -> Option<DateTime<Utc>> {
         let a = match after {
             Some(a) => a,
             None => self.raw_after(None)? - NS,
@@ -715,7 +758,7 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         let mut start = a_day.checked_sub_days(Days::new(MAX_SHIFT_DAYS))?;
         for j in 1..=MAX_SHIFT_DAYS {
             let d = a_day.checked_sub_days(Days::new(j))?;
-            if self.clear(d) {
+            if self.clear(m, d) {
                 start = d.succ_opt()?;
                 break;
             }
@@ -723,18 +766,18 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         let mut waiting = BTreeMap::new();
         let mut d = start;
         while d < a_day {
-            waiting = self.carry(d, &waiting);
+            waiting = self.carry(m, d, &waiting);
             d = d.succ_opt()?;
         }
         for _ in 0..MAX_STEPS {
-            if let Some(best) = self.best_on(d, a, &waiting) {
+            if let Some(best) = self.best_on(m, d, a, &waiting) {
                 return Some(best);
             }
-            waiting = self.carry(d, &waiting);
+            waiting = self.carry(m, d, &waiting);
             let next = d.succ_opt()?;
             d = if waiting.is_empty() {
                 // Nothing waits: go straight to the day of the next fire time.
-                let r = self.raw_after(Some(self.day_start(next) - NS))?;
+                let r = self.raw_after(Some(self.day_start(m, next) - NS))?;
                 zone::local(self.tz, r).date().max(next)
             } else {
                 next
@@ -746,13 +789,13 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
     /// The local times of fire times on the days after `d` (up to 31) that wait for a free
     /// day before them and find none up to `d + 1`: with Preceding they land on `d` unless `d`
     /// excludes them too.
-    fn waiting_from_later(&self, d: NaiveDate) -> BTreeMap<NaiveTime, u64> {
+    fn waiting_from_later(&self, m: &Memo, d: NaiveDate) -> BTreeMap<NaiveTime, u64> {
         let mut last = d.checked_add_days(Days::new(MAX_SHIFT_DAYS));
         for j in 1..=MAX_SHIFT_DAYS {
             let Some(x) = d.checked_add_days(Days::new(j)) else {
                 break;
             };
-            if self.clear(x) {
+            if self.clear(m, x) {
                 last = x.pred_opt();
                 break;
             }
@@ -760,27 +803,27 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         let mut waiting = BTreeMap::new();
         let Some(mut x) = last else { return waiting };
         while x > d {
-            waiting = self.carry(x, &waiting);
+            waiting = self.carry(m, x, &waiting);
             let Some(prev) = x.pred_opt() else { break };
             x = prev;
         }
         waiting
     }
 
-    fn preceding_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    fn preceding_after(&self, after: Option<DateTime<Utc>>, m: &Memo) -> Option<DateTime<Utc>> {
         let a = match after {
             Some(a) => a,
             None => self.raw_after(None)? - TimeDelta::days(MAX_SHIFT_DAYS as i64 + 1),
         };
         let mut d = zone::local(self.tz, a).date();
         for _ in 0..MAX_STEPS {
-            let waiting = self.waiting_from_later(d);
-            if let Some(best) = self.best_on(d, a, &waiting) {
+            let waiting = self.waiting_from_later(m, d);
+            if let Some(best) = self.best_on(m, d, a, &waiting) {
                 return Some(best);
             }
             let next = d.succ_opt()?;
             // A fire time lands at most 31 days before its own day.
-            let r = self.raw_after(Some(self.day_start(next) - NS))?;
+            let r = self.raw_after(Some(self.day_start(m, next) - NS))?;
             let r_day = zone::local(self.tz, r).date();
             d = r_day
                 .checked_sub_days(Days::new(MAX_SHIFT_DAYS))

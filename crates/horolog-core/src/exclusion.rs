@@ -522,11 +522,7 @@ struct Memo {
     raw: RefCell<Vec<(NaiveDate, Vec<DateTime<Utc>>)>>,
 }
 
-fn recall<K: PartialEq + Copy, V: Clone>(
-    cell: &RefCell<Vec<(K, V)>>,
-    key: K,
-    work: impl FnOnce() -> V,
-) -> V {
+fn recall<K: PartialEq + Copy, V: Clone>(cell: &RefCell<Vec<(K, V)>>, key: K, work: impl FnOnce() -> V) -> V {
     if let Some((_, v)) = cell.borrow().iter().find(|(k, _)| *k == key) {
         return v.clone();
     }
@@ -538,11 +534,102 @@ fn recall<K: PartialEq + Copy, V: Clone>(
 impl<R: OwnFireTimes> Excluded<'_, R> {
     /// The first fire time after exclusion strictly after `after`.
     pub fn next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        if self.on == OnExcluded::Skip {
+            return self.first_kept(after, None);
+        }
+        if let Some(r) = after.and_then(|a| self.quiet_next(a)) {
+            return Some(r);
+        }
+        self.replayed_next_after(after)
+    }
+
+    /// `next_after` by replaying the days around the answer (no shortcut).
+    fn replayed_next_after(&self, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let memo = Memo::default();
         match self.on {
             OnExcluded::Skip => self.first_kept(after, None),
-            OnExcluded::Following => self.following_after(after, &Memo::default()),
-            OnExcluded::Preceding => self.preceding_after(after, &Memo::default()),
+            OnExcluded::Following => self.following_after(after, &memo),
+            OnExcluded::Preceding => self.preceding_after(after, &memo),
         }
+    }
+
+    /// The shortcut for Following and Preceding: the trigger's own next fire time `r` after
+    /// `a`, when no fire time can land before it and it is not excluded itself (else `None`:
+    /// the days around it are replayed).
+    ///
+    /// Following moves a fire time later, to the first day its local time is free. Let `c`
+    /// be the last day before `a`'s day that no exclusion touches: fire times of `c` and
+    /// earlier land on `c` at the latest, before `a`. If none of the own fire times after `c`
+    /// up to and including `r` is excluded, nothing lands in `(a, r)` and `r` fires.
+    /// Preceding mirrors it: with `c` the first untouched day after `r`'s day, fire times of
+    /// `c` and later land on `c` at the earliest, after `r`; if none of the own fire times
+    /// from `r` to the start of `c` is excluded, `r` fires.
+    fn quiet_next(&self, a: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let r = self.raw_after(Some(a))?;
+        // Most often no exclusion touches the day before `a`'s through `r` (Following) or `r`
+        // through the day after its day (Preceding) at all: one look answers.
+        let near = match self.on {
+            OnExcluded::Skip => return None,
+            OnExcluded::Following => {
+                let day = zone::local(self.tz, a).date().pred_opt()?;
+                (day_start(self.tz, day), r + NS)
+            }
+            OnExcluded::Preceding => {
+                let day = zone::local(self.tz, r).date().checked_add_days(Days::new(2))?;
+                (r, day_start(self.tz, day) + NS)
+            }
+        };
+        if !self.exclusions.touches(near.0, near.1) {
+            return Some(r);
+        }
+        let (from, to) = match self.on {
+            OnExcluded::Skip => return None,
+            OnExcluded::Following => {
+                let mut d = zone::local(self.tz, a).date();
+                let mut end = day_start(self.tz, d);
+                let mut found = None;
+                for _ in 0..MAX_SHIFT_DAYS {
+                    let prev = d.pred_opt()?;
+                    let start = day_start(self.tz, prev);
+                    if !self.exclusions.touches(start, end) {
+                        found = Some(end);
+                        break;
+                    }
+                    (d, end) = (prev, start);
+                }
+                (found?, r)
+            }
+            OnExcluded::Preceding => {
+                let mut d = zone::local(self.tz, r).date().succ_opt()?;
+                let mut start = day_start(self.tz, d);
+                let mut found = None;
+                for _ in 0..MAX_SHIFT_DAYS {
+                    let next = d.succ_opt()?;
+                    let end = day_start(self.tz, next);
+                    if !self.exclusions.touches(start, end) {
+                        found = Some(start);
+                        break;
+                    }
+                    (d, start) = (next, end);
+                }
+                (r, found? - NS)
+            }
+        };
+        let mut t = self.raw_after(Some(from - NS))?;
+        for _ in 0..MAX_STEPS {
+            if t > to {
+                return Some(r);
+            }
+            if self.excluded(t) {
+                return None;
+            }
+            t = match self.raw_after(Some(t)) {
+                Some(next) => next,
+                // The trigger ends inside the stretch: nothing after `t` waits.
+                None => return Some(r),
+            };
+        }
+        None
     }
 
     /// What happens to the trigger's own fire time `t`.

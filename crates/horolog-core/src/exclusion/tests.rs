@@ -631,3 +631,61 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 64, ..ProptestConfig::default() })]
+
+    /// The shortcut `next_after` takes when no exclusion is near gives what replaying the
+    /// days gives, from any instant (fire times and the instants between them), with
+    /// excluded days, weekend and hour patterns, startTime / endTime and DST zones.
+    #[test]
+    fn the_shortcut_agrees_with_replaying_the_days(
+        days in proptest::collection::btree_set(0u64..60, 1..12),
+        weekend in any::<bool>(),
+        hours in any::<bool>(),
+        on in prop_oneof![Just(OnExcluded::Following), Just(OnExcluded::Preceding)],
+        cron in prop_oneof![Just("0 6 * * *"), Just("0 */5 * * *"), Just("30 2 * * mon-fri"), Just("0 9 * * mon"), Just("0 6 * * mon-fri"), Just("31h"), Just("17h")],
+        zone in prop_oneof![Just("UTC"), Just("Europe/Berlin"), Just("America/New_York")],
+        window in proptest::option::of((0u64..30, 30u64..60)),
+        probes in proptest::collection::vec(0i64..60 * 24 * 60, 1..8),
+    ) {
+        let start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let listed: Vec<String> = days.iter()
+            .map(|d| start.checked_add_days(Days::new(*d)).unwrap().to_string())
+            .collect();
+        let mut recurring = Vec::new();
+        if weekend {
+            recurring.push(json!({"dayOfWeek": "sat,sun"}));
+        }
+        if hours {
+            recurring.push(json!({"dayOfWeek": "wed", "hour": "6"}));
+        }
+        // An interval puts its fire times at a different local time each day, so a shifted
+        // one lands between the own fire times of its new day.
+        let mut spec = if cron.ends_with('h') {
+            json!({"interval": cron, "timezone": zone, "startTime": "2024-03-01T03:00:00Z"})
+        } else {
+            json!({"cron": cron, "timezone": zone})
+        };
+        if let Some((from, to)) = window {
+            let day = |d: u64| day_start(Tz::UTC, start.checked_add_days(Days::new(d)).unwrap());
+            spec["startTime"] = json!((day(from) + TimeDelta::hours(7)).to_rfc3339());
+            spec["endTime"] = json!((day(to) + TimeDelta::hours(7)).to_rfc3339());
+        }
+        let t = with(trigger(spec), json!({"days": listed, "timezone": zone, "recurring": recurring}), on);
+        let (exclusions, on) = t.exclusions().unwrap();
+        let excluded = Excluded {
+            raw: |after| t.own_fire_times(after).next(),
+            tz: zone.parse().unwrap(),
+            window: t.window(),
+            exclusions,
+            on,
+        };
+        let from = at("2024-03-01T00:00:00Z");
+        let mut afters: Vec<DateTime<Utc>> = probes.iter().map(|m| from + TimeDelta::minutes(*m)).collect();
+        afters.extend(t.own_fire_times(Some(from)).take(8));
+        for a in afters {
+            prop_assert_eq!(excluded.next_after(Some(a)), excluded.replayed_next_after(Some(a)), "after {}", a);
+        }
+    }
+}

@@ -19,7 +19,8 @@
 //!   is after the trigger's end (or, for Preceding, before its start) is skipped and counted.
 //!
 //! The fire-time stream after exclusion is stateless like the trigger's own: `next_after(t)`
-//! is a function of `t`. For Following it replays the fire times of the days since the last
+//! is a function of `t`. When no exclusion is near, the trigger's own next fire time is the
+//! answer (see `quiet_next`); otherwise, for Following it replays the fire times of the days since the last
 //! day no exclusion touches (at most 31 days back, usually none), for Preceding those of the
 //! days up to the next such day; fire times on days no exclusion touches are never visited
 //! one by one. Every search is bounded ([`MAX_STEPS`]): a trigger whose next 10,000 fire days

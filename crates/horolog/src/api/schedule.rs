@@ -243,6 +243,26 @@ pub struct TemplateMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A trigger replaced by an edit that no pass has planned up to yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacedTrigger {
+    /// The trigger as it was before the edit.
+    #[schemars(schema_with = "free_form_trigger")]
+    pub trigger: serde_json::Value,
+    /// The moment of the edit: the old trigger governs its fire times up to it.
+    pub until: DateTime<Utc>,
+}
+
+/// The schema of a stored copy of a trigger: any object (its fields are spec.trigger's).
+fn free_form_trigger(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A copy of spec.trigger.",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
 /// What the operator knows about a Schedule.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -273,6 +293,18 @@ pub struct ScheduleStatus {
     /// carries on from the moment of the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_hash: Option<String>,
+    /// A copy of the trigger `triggerHash` describes, as last planned: after an edit, the old
+    /// trigger's fire times between the cursor and the edit are planned by it (run, coalesced
+    /// or missed, by the Schedule's policy). Kept free-form, so a stored trigger never makes
+    /// the status unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_trigger")]
+    pub planned_trigger: Option<serde_json::Value>,
+    /// Trigger edits seen while the Schedule did not fire (paused, say), oldest first: each
+    /// replaced trigger and the moment of the edit that replaced it. Its fire times after the
+    /// cursor up to that moment are planned by it when firing resumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_triggers: Vec<ReplacedTrigger>,
     /// The latest fire time that has been turned into a JobRun or recorded as missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fire_time: Option<DateTime<Utc>>,

@@ -11,7 +11,7 @@ use tracing::info;
 use super::decide::{Pass, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
 use super::{jobrun_for, run_name, trigger_hash};
-use crate::api::{CatchUpPolicy, CoalescePolicy};
+use crate::api::{CatchUpPolicy, CoalescePolicy, ReplacedTrigger, TriggerSpec};
 use crate::controller::calendar::exclusion_hash;
 use crate::controller::events::Note;
 
@@ -49,19 +49,11 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         outcome.exhausted = max_runs_reached(pass);
         return outcome;
     }
-    if let Some(until) = skip_until(pass) {
-        cursor = skip_passed(pass, trigger, cursor, until, &mut outcome);
+    // The fire times of triggers replaced by edits, each up to its edit, by its own rule.
+    for replaced in std::mem::take(&mut pass.status.replaced_triggers) {
+        cursor = replaced_segment(pass, trigger, cursor, &replaced, &mut outcome);
     }
-
-    let schedule = pass.input.schedule;
-    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
-    let policy = policy(pass, schedule.spec.coalesce, grace(pass));
-    let planned = plan::plan(trigger, cursor, pass.input.now, &policy, |fire, cap| {
-        plan::seeded_jitter(&seed, fire, cap)
-    });
-    create_runs(pass, &planned, cursor, &mut outcome);
-    count(pass, &planned, cursor, &mut outcome);
-    count_excluded(pass, trigger, cursor, planned.cursor, &mut outcome);
+    let planned = segment(pass, trigger, cursor, pass.input.now, &mut outcome);
     pass.status.cursor = planned.cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
@@ -76,21 +68,102 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     outcome
 }
 
+/// Plans the due fire times of `trigger` in `(cursor, until]` by the Schedule's rule
+/// (catchUp, coalesce, misfireGraceTime, jitter), creates their runs and counts the rest.
+/// A start deadline is measured against now, also for a window that ended earlier (an old
+/// trigger's, up to its edit).
+fn segment(
+    pass: &mut Pass<'_>,
+    trigger: &Trigger,
+    mut cursor: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    outcome: &mut PlanOutcome,
+) -> Plan {
+    if let Some(skip) = skip_until(pass) {
+        cursor = skip_passed(pass, trigger, cursor, skip.min(until), outcome);
+    }
+    let schedule = pass.input.schedule;
+    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
+    let policy = policy(pass, schedule.spec.coalesce, grace(pass));
+    let mut planned = plan::plan(trigger, cursor, until, &policy, |fire, cap| {
+        plan::seeded_jitter(&seed, fire, cap)
+    });
+    let now = pass.input.now;
+    let (runs, late): (Vec<_>, Vec<_>) = std::mem::take(&mut planned.runs)
+        .into_iter()
+        .partition(|run| run.start_deadline.is_none_or(|deadline| deadline >= now));
+    planned.runs = runs;
+    planned.missed.extend(late.iter().map(|run| run.fire_time));
+    planned.missed.sort();
+    create_runs(pass, &planned, cursor, outcome);
+    count(pass, &planned, cursor, outcome);
+    count_excluded(pass, trigger, cursor, planned.cursor, outcome);
+    planned
+}
+
+/// Plans the window of a trigger replaced by an edit: its fire times after `cursor` up to the
+/// edit, by the Schedule's rule; returns the cursor, at the edit (the new trigger's fire
+/// times before it are neither run nor counted). The old trigger takes the Calendars in force
+/// now. One that no longer compiles (written by an older operator) plans nothing: an Event
+/// says so.
+fn replaced_segment(
+    pass: &mut Pass<'_>,
+    current: &Trigger,
+    cursor: Option<DateTime<Utc>>,
+    replaced: &ReplacedTrigger,
+    outcome: &mut PlanOutcome,
+) -> Option<DateTime<Utc>> {
+    let until = replaced.until;
+    if cursor.is_some_and(|cursor| cursor >= until) {
+        return cursor;
+    }
+    let created = pass.input.schedule.created_at().unwrap_or(pass.input.now);
+    let compiled = serde_json::from_value::<TriggerSpec>(replaced.trigger.clone())
+        .map_err(|err| err.to_string())
+        .and_then(|spec| Trigger::compile(&spec, created).map_err(|err| err.to_string()));
+    match compiled {
+        Ok(old) => {
+            let old = match current.exclusions() {
+                Some((exclusions, on)) => old.excluding(exclusions.clone(), on),
+                None => old,
+            };
+            let planned = segment(pass, &old, cursor, until, outcome);
+            planned.cursor.max(Some(until))
+        }
+        Err(err) => {
+            pass.events.push(Note::warning(
+                "Missed",
+                format!(
+                    "the trigger replaced at {} cannot be read ({err}): its fire times before the edit were not planned",
+                    until.to_rfc3339()
+                ),
+            ));
+            Some(until).max(cursor)
+        }
+    }
+}
+
 /// The cursor to plan from: status.cursor (lastFireTime for Schedules written before it
-/// existed), or, when the trigger was edited, the time of the edit: the latest
-/// `managedFields[].time` of a write to the Schedule itself (no later than now, no earlier
-/// than the cursor), so an edit noticed late (the operator down, the Schedule paused) counts
-/// from when it was made. The new trigger's fire times up to the edit are neither run nor
-/// counted. The old trigger's fire times between the cursor and the edit are not stored
-/// (only its next few, in `upcomingFireTimes`): those known are recorded as missed, with an
-/// Event that says so (at least that many when all of them had passed). A Calendar edit
-/// changes the hash too and applies from the moment it is seen.
+/// existed). When the trigger was edited, the old trigger (the copy in
+/// `status.plannedTrigger`) is recorded in `status.replacedTriggers` with the time of the
+/// edit: the latest `managedFields[].time` of a write to the Schedule itself (no later than
+/// now, no earlier than the cursor), so an edit noticed late (the operator down) counts from
+/// when it was made, and one seen while the Schedule does not fire (paused) keeps the moment
+/// it was seen, whatever writes (the resume) follow. The next pass that fires plans the old
+/// trigger's fire times up to the edit by its rule ([`replaced_segment`]), then the new
+/// trigger's from the edit on. A status written before the copy existed has only the old
+/// trigger's next few fire times (`upcomingFireTimes`): those that passed before the edit are
+/// recorded as missed, and firing carries on from the edit. A Calendar edit changes the hash
+/// too; the trigger itself is the same, so it plans on from the cursor with the Calendars in
+/// force.
 fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
-    let mut hash = trigger_hash(&pass.input.schedule.spec.trigger);
+    let spec = &pass.input.schedule.spec.trigger;
+    let mut hash = trigger_hash(spec);
     // A Calendar edit applies from the moment of the edit too.
     if let Some(exclusions) = exclusion_hash(trigger) {
         hash = format!("{hash}-{exclusions}");
     }
+    let spec_value = serde_json::to_value(spec).ok();
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
     if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
         let now = pass.input.now;
@@ -99,40 +172,67 @@ fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> 
             .filter(|time| *time <= now)
             .unwrap_or(now)
             .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
-        let passed: Vec<DateTime<Utc>> = pass
-            .old
-            .upcoming_fire_times
-            .iter()
-            .copied()
-            .filter(|t| cursor.is_none_or(|c| *t > c) && *t <= edited)
-            .collect();
-        if !passed.is_empty() {
-            let at_least = if passed.len() == pass.old.upcoming_fire_times.len() {
-                "at least "
-            } else {
-                ""
-            };
-            let count = passed.len() as i64;
-            pass.status.missed_fire_times += count;
-            pass.status.last_fire_time = pass.status.last_fire_time.max(passed.last().copied());
-            outcome.missed += count;
-            pass.events.push(Note::warning(
-                "Missed",
-                format!(
-                    "{at_least}{count} fire time(s) of the previous trigger, from {} to {}, passed before the edit while no operator planned them: recorded as missed",
-                    passed[0].to_rfc3339(),
-                    passed[passed.len() - 1].to_rfc3339()
-                ),
-            ));
+        match pass.old.planned_trigger.clone() {
+            // Only the Calendars changed: the trigger's fire times go on from the cursor.
+            Some(old) if Some(&old) == spec_value.as_ref() => {}
+            Some(old) => {
+                if cursor.is_none_or(|cursor| cursor < edited) {
+                    pass.status.replaced_triggers.push(ReplacedTrigger {
+                        trigger: old,
+                        until: edited,
+                    });
+                }
+            }
+            None => {
+                missed_before_edit(pass, cursor, edited, outcome);
+                cursor = Some(edited);
+            }
         }
         pass.events.push(Note::normal(
             "TriggerChanged",
             format!("the trigger changed; it fires from {} on", edited.to_rfc3339()),
         ));
-        cursor = Some(edited);
     }
     pass.status.trigger_hash = Some(hash);
+    pass.status.planned_trigger = spec_value;
     cursor
+}
+
+/// For a status without a copy of the old trigger: its known fire times (the next few, in
+/// `upcomingFireTimes`) between the cursor and the edit, recorded as missed with an Event.
+fn missed_before_edit(
+    pass: &mut Pass<'_>,
+    cursor: Option<DateTime<Utc>>,
+    edited: DateTime<Utc>,
+    outcome: &mut PlanOutcome,
+) {
+    let passed: Vec<DateTime<Utc>> = pass
+        .old
+        .upcoming_fire_times
+        .iter()
+        .copied()
+        .filter(|t| cursor.is_none_or(|c| *t > c) && *t <= edited)
+        .collect();
+    if passed.is_empty() {
+        return;
+    }
+    let at_least = if passed.len() == pass.old.upcoming_fire_times.len() {
+        "at least "
+    } else {
+        ""
+    };
+    let count = passed.len() as i64;
+    pass.status.missed_fire_times += count;
+    pass.status.last_fire_time = pass.status.last_fire_time.max(passed.last().copied());
+    outcome.missed += count;
+    pass.events.push(Note::warning(
+        "Missed",
+        format!(
+            "{at_least}{count} fire time(s) of the previous trigger, from {} to {}, passed before the edit while no operator planned them: recorded as missed",
+            passed[0].to_rfc3339(),
+            passed[passed.len() - 1].to_rfc3339()
+        ),
+    ));
 }
 
 fn max_runs_reached(pass: &Pass<'_>) -> bool {

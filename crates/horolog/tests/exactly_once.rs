@@ -970,3 +970,52 @@ async fn a_trigger_edited_while_no_operator_ran_counts_from_the_edit_not_from_wh
     );
     assert_eq!(status.next_fire_time, Some(at(360)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_orphaned_from_a_deleted_schedule_is_never_taken_as_the_new_schedule_of_its_name() {
+    // An hourly Schedule that started an hour before its creation: its first pass runs
+    // 00:00 (Latest of -01:00 and 00:00). Deleted with --cascade=orphan, its run stays,
+    // without owner; a new Schedule of the same name plans the same fire time.
+    let hourly = || {
+        let trigger = TriggerSpec {
+            interval: Some("1h".parse().unwrap_or_default()),
+            start_time: Some((t0() - TimeDelta::hours(1)).fixed_offset()),
+            ..TriggerSpec::default()
+        };
+        schedule("again", trigger)
+    };
+    let cluster = Cluster::start().await;
+    cluster.apply(hourly()).await;
+    assert_eq!(cluster.fire_secs("again").await, vec![0]);
+    delete_schedule_with(&cluster, "again", kube::api::DeleteParams::orphan()).await;
+    cluster.apply(hourly()).await;
+    cluster.advance(1).await;
+    let status = cluster.schedule("again").await.status.unwrap_or_default();
+    assert!(
+        status.active.is_empty(),
+        "the orphan is not listed as the new Schedule's: {:?}",
+        status.active
+    );
+    assert_eq!(
+        (status.fired_count, status.missed_fire_times),
+        (0, 1),
+        "its fire time made no run of this Schedule: missed, counted"
+    );
+    assert!(
+        cluster
+            .reasons_of("again")
+            .await
+            .contains(&"NameConflict".to_string()),
+        "a Warning names the JobRun"
+    );
+    let orphan = cluster
+        .run("again-1767225600")
+        .await
+        .unwrap_or_else(|| panic!("the orphan stays"));
+    assert!(orphan.owner_references().is_empty(), "left alone");
+    // The orphan ends; the new Schedule does not count it.
+    cluster.pod_exits("again-1767225600-1", 1, "").await;
+    cluster.advance(120).await;
+    let status = cluster.schedule("again").await.status.unwrap_or_default();
+    assert_eq!(status.consecutive_failures, 0, "not this Schedule's failure");
+}

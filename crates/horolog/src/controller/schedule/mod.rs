@@ -202,7 +202,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Carries out a decision.
-async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result<Action, Error> {
+async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Result<Action, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
     let api: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
     let params = PostParams {
@@ -211,16 +211,19 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     };
     let mut created: Vec<Arc<JobRun>> = Vec::new();
     let mut taken = None;
-    for run in &decision.create {
+    for run in std::mem::take(&mut decision.create) {
+        let run = &run;
         match api.create(&params, run).await {
             Ok(stored) => created.push(Arc::new(stored)),
             // The name is derived from the fire time: it exists, so this fire time was handled,
-            // unless an older Schedule of the same name made it.
-            Err(err) if is_already_exists(&err) => {
-                if older_schedules(ctx, &api, schedule, &run.name_any()).await? {
+            // if this Schedule made it (see [`holder`]).
+            Err(err) if is_already_exists(&err) => match holder(ctx, &api, schedule, &run.name_any()).await? {
+                Holder::This => {}
+                Holder::Older => {
                     taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
                 }
-            }
+                Holder::Foreign(owner) => not_ours(&mut decision, run, &owner),
+            },
             Err(err) => {
                 let name = run.name_any();
                 return match refusal(&err) {
@@ -311,14 +314,20 @@ async fn refused(ctx: &Context, schedule: &Schedule, name: &str, message: String
     })
 }
 
-/// True when JobRun `name`, which exists, belongs to another Schedule of this name (deleted,
-/// its runs not yet collected): its controller ownerReference names another uid.
-async fn older_schedules(
-    ctx: &Context,
-    api: &Api<JobRun>,
-    schedule: &Schedule,
-    name: &str,
-) -> Result<bool, Error> {
+/// Whose JobRun of a name this Schedule's pass wanted to create, which exists.
+enum Holder {
+    /// This Schedule's (its controller ownerReference names this uid): an earlier pass made it.
+    This,
+    /// Another Schedule's of this name (deleted, its runs not yet collected): wait for it.
+    Older,
+    /// Anyone else's: no controller (orphaned by `--cascade=orphan` from a deleted Schedule of
+    /// this name, or made by hand), or a controller of another kind; never collected. Said
+    /// how, for the Event.
+    Foreign(String),
+}
+
+/// Who holds JobRun `name`, which exists.
+async fn holder(ctx: &Context, api: &Api<JobRun>, schedule: &Schedule, name: &str) -> Result<Holder, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
     let existing = match ctx.jobrun(&namespace, name) {
         Some(cached) => Some(cached.as_ref().clone()),
@@ -327,11 +336,48 @@ async fn older_schedules(
             .await
             .map_err(|err| Error::api("get", "JobRun", &namespace, name, err))?,
     };
-    Ok(existing.is_some_and(|run| {
-        run.owner_references().iter().any(|o| {
-            o.kind == "Schedule" && o.controller == Some(true) && Some(&o.uid) != schedule.uid().as_ref()
-        })
-    }))
+    // Gone since: the next pass creates it.
+    let Some(existing) = existing else {
+        return Ok(Holder::Older);
+    };
+    let controller = existing
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .cloned();
+    Ok(match controller {
+        Some(owner) if Some(&owner.uid) == schedule.uid().as_ref() => Holder::This,
+        Some(owner) if owner.kind == "Schedule" => Holder::Older,
+        Some(owner) => Holder::Foreign(format!("it is controlled by {} {}", owner.kind, owner.name)),
+        None => Holder::Foreign("it has no controller: orphaned from a deleted Schedule of this name, or made by hand".into()),
+    })
+}
+
+/// The run `run` this pass planned cannot be created: a JobRun that is not this Schedule's
+/// holds its name. It is never taken as this Schedule's (neither listed nor counted as its
+/// run); its fire time is recorded as missed (a run-now value as used), with a Warning Event
+/// naming the object, which is left alone.
+fn not_ours(decision: &mut Decision, run: &JobRun, owner: &str) {
+    let name = run.name_any();
+    let status = &mut decision.status;
+    status.active.retain(|a| a.name != name);
+    status.active_count = i32::try_from(status.active.len()).unwrap_or(i32::MAX);
+    let run_now = run.annotations().contains_key(RUN_NOW_ANNOTATION);
+    if !run_now {
+        status.fired_count = (status.fired_count - 1).max(0);
+        status.missed_fire_times += 1;
+        decision.missed += 1;
+    }
+    let what = if run_now {
+        "the run-now value made no run".to_string()
+    } else {
+        format!("fire time {} is recorded as missed", run.fire_time().to_rfc3339())
+    };
+    warn!(run = %name, %owner, "a JobRun that is not this Schedule's holds the name of its run");
+    decision.events.push(Note::warning(
+        "NameConflict",
+        format!("JobRun {name} already exists and is not this Schedule's ({owner}); it is left alone and {what}"),
+    ));
 }
 
 /// Starts the runs just created that may start now, so a run's Pod is the first write after

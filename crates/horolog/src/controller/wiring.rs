@@ -41,7 +41,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::index::PodView;
+use super::index::{JobView, PodView};
 use super::invalid::{self, Decoded, Invalids, Watched};
 use super::queue::{Queues, Receiver, Receivers};
 use super::{
@@ -205,6 +205,9 @@ fn watch_jobruns(
             if let watcher::Event::Delete(run) = event {
                 let namespace = run.namespace().unwrap_or_default();
                 let pods = indexing.pods.of_run(run);
+                if let Some(job) = indexing.jobs.of_run(run) {
+                    tracking::release_orphan_job(&indexing, namespace.clone(), run.name_any(), job);
+                }
                 tracking::release_orphans(&indexing, namespace, run.name_any(), pods.into_values().collect());
             }
         });
@@ -279,7 +282,43 @@ fn watch_jobs(ctx: &Arc<Context>, queues: &Queues, api: Api<Job>) -> BoxFuture<'
         .touched_objects();
     let queues = queues.clone();
     let observer = ctx.config.observer.clone();
-    drive(events, "Job", observer, move |job: Job| wake_owner(&queues, &job)).boxed()
+    let ctx = ctx.clone();
+    drive(events, "Job", observer, move |job: Job| {
+        release_job_if_orphaned(&ctx, &job);
+        wake_owner(&queues, &job)
+    })
+    .boxed()
+}
+
+/// A tracked Job being deleted whose JobRun the (filled) cache does not hold: released, as
+/// [`release_if_orphaned`] does for a Pod.
+fn release_job_if_orphaned(ctx: &Arc<Context>, job: &Job) {
+    let Some((_, view)) = JobView::of(job) else {
+        return;
+    };
+    if view.tracking.is_none() || !view.deleting {
+        return;
+    }
+    let namespace = job.namespace().unwrap_or_default();
+    let Some(run) = job
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "JobRun")
+        .map(|o| o.name.clone())
+    else {
+        tracking::release_orphan_job(ctx, namespace, String::new(), view);
+        return;
+    };
+    if ctx.jobrun(&namespace, &run).is_some() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if ctx.stores.jobruns.wait_until_ready().await.is_err() || ctx.jobrun(&namespace, &run).is_some() {
+            return;
+        }
+        tracking::release_orphan_job(&ctx, namespace, run, view);
+    });
 }
 
 fn watch_tasks(

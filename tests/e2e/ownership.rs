@@ -211,7 +211,7 @@ async fn a_pod_that_finished_and_vanished_while_unobserved_never_runs_again() {
         if !pods_run_or_skip(&env, "unobserved").await {
             return;
         }
-        let run: JobRun = serde_json::from_value(one_off("drained", "echo once"))
+        let run: JobRun = serde_json::from_value(one_off("drained", "sleep 5; echo once"))
             .unwrap_or_else(|err| panic!("JobRun drained: {err}"));
         env.jobruns()
             .create(&PostParams::default(), &run)

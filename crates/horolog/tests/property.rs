@@ -2,11 +2,13 @@
 //! passing, Pods ending, graceful restarts, crashes right after a chosen write, API server
 //! outages, pauses, runs deleted by hand, Pods deleted while the operator is down, foreign
 //! Pods under our names, trigger edits (also while the operator is down or the Schedule
-//! paused), a frozen operator, and Schedules deleted (also with `--cascade=orphan`) while runs
-//! wait and created again under the same name; and at the end every fire time between a
+//! paused), a frozen operator, Schedules deleted (also with `--cascade=orphan`) while runs
+//! wait and created again under the same name, and Tasks deleted while runs wait and created
+//! again; and at the end every fire time between a
 //! Schedule's creation and its cursor is exactly one of: a JobRun (in any phase), a count in
 //! `missedFireTimes`, or a count in `coalescedFireTimes`. Never two, never none. A run of a
-//! deleted Schedule never starts after the deletion, and no Pod is ever made twice.
+//! deleted Schedule (or a run made before its Task's deletion) never starts after it, and no
+//! Pod is ever made twice.
 //!
 //! The JobRuns are witnessed by the API server's own change stream, so a run created, finished
 //! and deleted by history in between is still seen, and a name created twice is caught.
@@ -27,7 +29,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use cluster::{Cluster, NS, OPERATOR};
 use fixtures::*;
-use horolog::api::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, JobRun, JobRunPhase, Schedule};
+use horolog::api::{
+    CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, JobRun, JobRunPhase, Schedule, Task, TaskRef, TaskSpec,
+};
 use horolog::clock::Clock;
 use horolog_memserver::{ChangeKind, RequestMatch};
 use k8s_openapi::api::core::v1::Pod;
@@ -46,6 +50,8 @@ struct ScheduleCase {
     limit: Option<(i32, ConcurrencyPolicy)>,
     catch_up: CatchUpPolicy,
     history: i32,
+    /// It runs Task `t{i}` (its template, `backoffLimit` 0) instead of a jobTemplate.
+    task: bool,
 }
 
 /// The write a crash follows.
@@ -106,6 +112,9 @@ enum Step {
     /// The operator freezes (SIGSTOP, a long GC): none of its requests reach the API server
     /// for this many seconds, then all of them do, late.
     Freeze(u64),
+    /// A user deletes the Task one Schedule runs (if it runs one) while runs may wait, and
+    /// creates it again `gap` seconds later.
+    DeleteTask { pick: usize, gap: u64 },
 }
 
 /// The intervals a Schedule's trigger takes.
@@ -131,15 +140,17 @@ fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
         ]),
         prop_oneof![3 => Just(CatchUpPolicy::Enabled), 1 => Just(CatchUpPolicy::Disabled)],
         1..4i32,
+        prop_oneof![3 => Just(false), 1 => Just(true)],
     )
         .prop_map(
-            |(interval_secs, coalesce, grace_secs, limit, catch_up, history)| ScheduleCase {
+            |(interval_secs, coalesce, grace_secs, limit, catch_up, history, task)| ScheduleCase {
                 interval_secs,
                 coalesce,
                 grace_secs,
                 limit,
                 catch_up,
                 history,
+                task,
             },
         )
 }
@@ -167,6 +178,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (any::<usize>(), 0..INTERVALS.len(), prop::option::of(1u64..200), any::<bool>())
             .prop_map(|(pick, interval, down, paused)| Step::Edit { pick, interval, down, paused }),
         1 => (1u64..40).prop_map(Step::Freeze),
+        1 => (any::<usize>(), 1u64..200).prop_map(|(pick, gap)| Step::DeleteTask { pick, gap }),
     ]
 }
 
@@ -188,7 +200,37 @@ fn build(name: &str, case: &ScheduleCase) -> Schedule {
         schedule = schedule.max_running(limit, policy);
     }
     schedule.spec.catch_up = case.catch_up;
+    if case.task {
+        schedule.spec.job_template = None;
+        schedule.spec.task_ref = Some(TaskRef {
+            name: format!("t{}", name.trim_start_matches('s')),
+        });
+    }
     schedule
+}
+
+/// The Task `name`: the fixtures' template, `backoffLimit` 0, no limit of its own.
+fn task(name: &str) -> Task {
+    let template = every("unused", "1m").backoff_limit(0).spec.job_template.unwrap_or_default();
+    Task::new(
+        name,
+        TaskSpec {
+            job_template: template,
+            max_running_jobs: None,
+            concurrency_policy: None,
+            max_waiting_runs: None,
+            misfire_grace_time: None,
+            calendar_refs: Vec::new(),
+        },
+    )
+}
+
+async fn create_task(cluster: &Cluster, name: &str) {
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.create(&Default::default(), &task(name))
+        .await
+        .unwrap_or_else(|err| panic!("create task {name}: {err}"));
+    cluster.settle().await;
 }
 
 /// Every JobRun the API server ever held: how often each name was created for each Schedule
@@ -262,6 +304,8 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
 struct Acts {
     squatted: Vec<Pod>,
     deleted: Vec<(String, DateTime<Utc>)>,
+    /// Tasks deleted: the name, and when.
+    deleted_tasks: Vec<(String, DateTime<Utc>)>,
     /// For each Schedule (`s{i}`): from when (its creation, then each edit) which interval.
     triggers: Vec<Vec<(DateTime<Utc>, i64)>>,
 }
@@ -325,6 +369,20 @@ async fn play(cluster: &mut Cluster, cases: &[ScheduleCase], step: &Step, acts: 
                     .patch_schedule(&name, json!({"spec": {"paused": false}}))
                     .await;
             }
+        }
+        Step::DeleteTask { pick, gap } => {
+            let i = pick % schedules.max(1);
+            if !cases[i].task {
+                return;
+            }
+            let name = format!("t{i}");
+            let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+            if api.delete(&name, &DeleteParams::background()).await.is_ok() {
+                acts.deleted_tasks.push((name.clone(), cluster.clock.now()));
+            }
+            cluster.settle().await;
+            cluster.advance(gap).await;
+            create_task(cluster, &name).await;
         }
         Step::Freeze(secs) => {
             cluster.server.faults().delay(
@@ -504,9 +562,28 @@ async fn check_squatted(cluster: &Cluster, squatted: &[Pod], runs: &[JobRun]) ->
     Ok(())
 }
 
-/// No run of a deleted Schedule got a Pod after the deletion (a second's grace for the
-/// reconcile that was under way when it came).
+/// No run of a deleted Schedule got a Pod after the deletion, nor a run created before its
+/// Task's deletion (a second's grace for the reconcile that was under way when it came).
 fn check_deleted(acts: &Acts, witness: &Witness) -> Result<(), String> {
+    for (task, at) in &acts.deleted_tasks {
+        for (run, pod, created) in &witness.pod_times {
+            let Some((_, run)) = witness.last.get(run) else {
+                continue;
+            };
+            let made = run
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+                .unwrap_or_default();
+            if run.task_name() == Some(task.as_str()) && made < *at - TimeDelta::seconds(1) && *created > *at + TimeDelta::seconds(1) {
+                return Err(format!(
+                    "pod {pod} of run {}, made before Task {task} was deleted at {at}, was created at {created}",
+                    run.name_any()
+                ));
+            }
+        }
+    }
     for (schedule, at) in &acts.deleted {
         for (run, pod, created) in &witness.pod_times {
             let owner = witness.last.get(run).map(|(owner, _)| owner);
@@ -631,6 +708,9 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let witness = witness(&cluster);
     let mut acts = Acts::default();
     for (i, case) in cases.iter().enumerate() {
+        if case.task {
+            create_task(&cluster, &format!("t{i}")).await;
+        }
         cluster.apply(build(&format!("s{i}"), case)).await;
         let created = cluster.schedule(&format!("s{i}")).await.created_at().unwrap_or_default();
         acts.triggers.push(vec![(created, case.interval_secs)]);

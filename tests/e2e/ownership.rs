@@ -226,7 +226,11 @@ async fn a_pod_that_finished_and_vanished_while_unobserved_never_runs_again() {
             pod.finalizers()
         );
         env.eventually(Duration::from_secs(120), "the Pod to succeed", || async {
-            let pod = env.pods().get("drained-1").await.map_err(|err| format!("get: {err}"))?;
+            let pod = env
+                .pods()
+                .get("drained-1")
+                .await
+                .map_err(|err| format!("get: {err}"))?;
             match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
                 Some("Succeeded") => Ok(()),
                 phase => Err(format!("phase {phase:?}")),

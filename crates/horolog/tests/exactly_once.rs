@@ -150,7 +150,11 @@ async fn an_edit_made_while_the_operator_was_down_plans_the_old_triggers_fire_ti
         (1, 0),
         "00:10 merged into 00:20, nothing missed"
     );
-    assert_eq!(status.cursor, Some(at(25 * 60)), "planned up to the edit, then by the new trigger");
+    assert_eq!(
+        status.cursor,
+        Some(at(25 * 60)),
+        "planned up to the edit, then by the new trigger"
+    );
     assert_eq!(status.next_fire_time, Some(at(3600)));
     assert!(status.replaced_triggers.is_empty());
 }
@@ -158,9 +162,7 @@ async fn an_edit_made_while_the_operator_was_down_plans_the_old_triggers_fire_ti
 #[tokio::test(start_paused = true)]
 async fn an_edit_made_while_paused_plans_the_old_triggers_fire_times_on_resume() {
     let cluster = Cluster::start().await;
-    cluster
-        .apply(every_ten_minutes("paused").grace("1h"))
-        .await;
+    cluster.apply(every_ten_minutes("paused").grace("1h")).await;
     cluster.advance(30).await;
     cluster
         .patch_schedule("paused", json!({"spec": {"paused": true}}))

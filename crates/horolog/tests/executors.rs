@@ -227,7 +227,11 @@ async fn a_job_that_finished_and_was_deleted_while_no_operator_ran_is_recorded_n
     delete_job(&cluster, "ttl-1767225600-1").await;
     cluster.start_operator();
     cluster.advance(2).await;
-    assert_eq!(cluster.phases("ttl").await, vec![Succeeded], "its outcome, recorded");
+    assert_eq!(
+        cluster.phases("ttl").await,
+        vec![Succeeded],
+        "its outcome, recorded"
+    );
     assert!(
         jobs(&cluster).await.is_empty(),
         "released once recorded, the Job goes; no second one is created"
@@ -248,7 +252,12 @@ async fn a_job_that_finished_and_was_deleted_while_no_operator_ran_is_recorded_n
         .map(|j| j.name_any())
         .find(|n| n.starts_with("lost-"))
         .unwrap_or_else(|| panic!("the Job of lost"));
-    job_status(&cluster, &lost, json!({"active": 1, "startTime": "2026-01-01T00:00:02Z"})).await;
+    job_status(
+        &cluster,
+        &lost,
+        json!({"active": 1, "startTime": "2026-01-01T00:00:02Z"}),
+    )
+    .await;
     cluster.advance(3).await;
     assert_eq!(cluster.phases("lost").await, vec![Running]);
     cluster.stop_operator().await;
@@ -264,15 +273,15 @@ async fn a_job_that_finished_and_was_deleted_while_no_operator_ran_is_recorded_n
     cluster.start_operator();
     cluster.advance(2).await;
     let runs = cluster.runs_of("lost").await;
-    let status = runs
-        .first()
-        .and_then(|r| r.status.clone())
-        .unwrap_or_default();
+    let status = runs.first().and_then(|r| r.status.clone()).unwrap_or_default();
     assert_eq!(
         (status.phase, status.reason.as_deref()),
         (Some(Failed), Some("Lost"))
     );
-    assert!(jobs(&cluster).await.iter().all(|j| j.name_any() != lost), "not created again");
+    assert!(
+        jobs(&cluster).await.iter().all(|j| j.name_any() != lost),
+        "not created again"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -108,7 +108,12 @@ enum Step {
     /// A user changes one Schedule's interval to one of the four (the edit counts from its
     /// moment); with `down`, the operator is stopped from `down` seconds before the edit to
     /// `down` seconds after it; with `paused`, the Schedule is paused across it likewise.
-    Edit { pick: usize, interval: usize, down: Option<u64>, paused: bool },
+    Edit {
+        pick: usize,
+        interval: usize,
+        down: Option<u64>,
+        paused: bool,
+    },
     /// The operator freezes (SIGSTOP, a long GC): none of its requests reach the API server
     /// for this many seconds, then all of them do, late.
     Freeze(u64),
@@ -187,7 +192,6 @@ fn step_with_squats() -> impl Strategy<Value = Step> {
     prop_oneof![8 => step(), 2 => any::<usize>().prop_map(Step::Squat)]
 }
 
-
 fn build(name: &str, case: &ScheduleCase) -> Schedule {
     let mut schedule = every(name, &format!("{}s", case.interval_secs))
         .coalesce(case.coalesce)
@@ -211,7 +215,11 @@ fn build(name: &str, case: &ScheduleCase) -> Schedule {
 
 /// The Task `name`: the fixtures' template, `backoffLimit` 0, no limit of its own.
 fn task(name: &str) -> Task {
-    let template = every("unused", "1m").backoff_limit(0).spec.job_template.unwrap_or_default();
+    let template = every("unused", "1m")
+        .backoff_limit(0)
+        .spec
+        .job_template
+        .unwrap_or_default();
     Task::new(
         name,
         TaskSpec {
@@ -271,7 +279,10 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
                     .to_string();
                 let owner = controller_of(&change.object);
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                *seen.pods_created.entry((owner.clone(), name.clone())).or_default() += 1;
+                *seen
+                    .pods_created
+                    .entry((owner.clone(), name.clone()))
+                    .or_default() += 1;
                 seen.pod_times.push((owner, name, clock.now()));
                 continue;
             }
@@ -296,7 +307,6 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
     });
     witness
 }
-
 
 /// What the test itself did that the check needs: the Pods it squatted, the Schedules it
 /// deleted, and each Schedule's trigger over time.
@@ -338,7 +348,12 @@ async fn play(cluster: &mut Cluster, cases: &[ScheduleCase], step: &Step, acts: 
             let created = cluster.clock.now();
             acts.triggers[i] = vec![(created, cases[i].interval_secs)];
         }
-        Step::Edit { pick, interval, down, paused } => {
+        Step::Edit {
+            pick,
+            interval,
+            down,
+            paused,
+        } => {
             let i = pick % schedules.max(1);
             let name = format!("s{i}");
             let secs = INTERVALS[interval % INTERVALS.len()];
@@ -353,7 +368,10 @@ async fn play(cluster: &mut Cluster, cases: &[ScheduleCase], step: &Step, acts: 
             }
             cluster.advance(before).await;
             cluster
-                .patch_schedule(&name, json!({"spec": {"trigger": {"interval": format!("{secs}s")}}}))
+                .patch_schedule(
+                    &name,
+                    json!({"spec": {"trigger": {"interval": format!("{secs}s")}}}),
+                )
                 .await;
             // managedFields times are whole seconds, as the real API server writes them.
             let edited = cluster.clock.now();
@@ -576,7 +594,10 @@ fn check_deleted(acts: &Acts, witness: &Witness) -> Result<(), String> {
                 .as_ref()
                 .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
                 .unwrap_or_default();
-            if run.task_name() == Some(task.as_str()) && made < *at - TimeDelta::seconds(1) && *created > *at + TimeDelta::seconds(1) {
+            if run.task_name() == Some(task.as_str())
+                && made < *at - TimeDelta::seconds(1)
+                && *created > *at + TimeDelta::seconds(1)
+            {
                 return Err(format!(
                     "pod {pod} of run {}, made before Task {task} was deleted at {at}, was created at {created}",
                     run.name_any()
@@ -712,7 +733,11 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
             create_task(&cluster, &format!("t{i}")).await;
         }
         cluster.apply(build(&format!("s{i}"), case)).await;
-        let created = cluster.schedule(&format!("s{i}")).await.created_at().unwrap_or_default();
+        let created = cluster
+            .schedule(&format!("s{i}"))
+            .await
+            .created_at()
+            .unwrap_or_default();
         acts.triggers.push(vec![(created, case.interval_secs)]);
     }
     for step in steps {

@@ -373,7 +373,10 @@ async fn many_schedules_of_a_task_racing_for_its_one_slot_never_run_two_at_once(
         .await
         .unwrap_or_else(|err| panic!("watch pods: {err}"))
         .boxed();
-    let lives = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, (u64, Option<u64>)>::new()));
+    let lives = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        (u64, Option<u64>),
+    >::new()));
     let recording = lives.clone();
     let recorder = tokio::spawn(async move {
         while let Some(Ok(event)) = events.next().await {

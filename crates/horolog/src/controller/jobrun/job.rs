@@ -77,8 +77,15 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         // Deleted before it finished (a user, say); its finalizer holds it until this is
         // recorded.
         let message = format!("its Job {} was deleted before it finished", job.name);
-        return finish(&facts, latest_pod, JobRunPhase::Failed, "JobDeleted", message.clone(), input.now)
-            .with_event(Note::warning("Failed", message));
+        return finish(
+            &facts,
+            latest_pod,
+            JobRunPhase::Failed,
+            "JobDeleted",
+            message.clone(),
+            input.now,
+        )
+        .with_event(Note::warning("Failed", message));
     }
     if report.suspended {
         return Decision::write(JobRunStatus {

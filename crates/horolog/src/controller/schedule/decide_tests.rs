@@ -408,7 +408,11 @@ fn an_edit_seen_while_paused_is_kept_with_its_time_and_planned_on_resume() {
     let replaced = &paused.status.replaced_triggers;
     assert_eq!(replaced.len(), 1, "{replaced:?}");
     assert_eq!(replaced[0].until, edited);
-    assert_eq!(paused.status.cursor, Some(hour(0)), "nothing planned while paused");
+    assert_eq!(
+        paused.status.cursor,
+        Some(hour(0)),
+        "nothing planned while paused"
+    );
     world.edit(|spec| spec.paused = false);
     let resumed = world.decide(hour(4) + TimeDelta::minutes(45));
     let half_past_four = run_name(&world.schedule.name_any(), hour(4) + TimeDelta::minutes(30));

@@ -217,13 +217,15 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
             Ok(stored) => created.push(Arc::new(stored)),
             // The name is derived from the fire time: it exists, so this fire time was handled,
             // if this Schedule made it (see [`holder`]).
-            Err(err) if is_already_exists(&err) => match holder(ctx, &api, schedule, &run.name_any()).await? {
-                Holder::This => {}
-                Holder::Older => {
-                    taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
+            Err(err) if is_already_exists(&err) => {
+                match holder(ctx, &api, schedule, &run.name_any()).await? {
+                    Holder::This => {}
+                    Holder::Older => {
+                        taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
+                    }
+                    Holder::Foreign(owner) => not_ours(&mut decision, run, &owner),
                 }
-                Holder::Foreign(owner) => not_ours(&mut decision, run, &owner),
-            },
+            }
             Err(err) => {
                 let name = run.name_any();
                 return match refusal(&err) {
@@ -349,7 +351,9 @@ async fn holder(ctx: &Context, api: &Api<JobRun>, schedule: &Schedule, name: &st
         Some(owner) if Some(&owner.uid) == schedule.uid().as_ref() => Holder::This,
         Some(owner) if owner.kind == "Schedule" => Holder::Older,
         Some(owner) => Holder::Foreign(format!("it is controlled by {} {}", owner.kind, owner.name)),
-        None => Holder::Foreign("it has no controller: orphaned from a deleted Schedule of this name, or made by hand".into()),
+        None => Holder::Foreign(
+            "it has no controller: orphaned from a deleted Schedule of this name, or made by hand".into(),
+        ),
     })
 }
 
@@ -376,7 +380,9 @@ fn not_ours(decision: &mut Decision, run: &JobRun, owner: &str) {
     warn!(run = %name, %owner, "a JobRun that is not this Schedule's holds the name of its run");
     decision.events.push(Note::warning(
         "NameConflict",
-        format!("JobRun {name} already exists and is not this Schedule's ({owner}); it is left alone and {what}"),
+        format!(
+            "JobRun {name} already exists and is not this Schedule's ({owner}); it is left alone and {what}"
+        ),
     ));
 }
 

@@ -8,30 +8,12 @@ use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use tracing::info;
 
-use super::decide::{Pass, TaskLookup, UPCOMING};
+use super::edit::{cursor, replaced_trigger};
+use super::pass::{Pass, PlanOutcome, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
-use super::{jobrun_for, run_name, trigger_hash};
-use crate::api::{CatchUpPolicy, CoalescePolicy, ReplacedTrigger, TriggerSpec};
-use crate::controller::calendar::exclusion_hash;
+use crate::api::{CatchUpPolicy, CoalescePolicy, ReplacedTrigger};
 use crate::controller::events::Note;
-
-/// What planning found.
-#[derive(Clone, Debug, Default)]
-pub struct PlanOutcome {
-    /// The trigger has no more fire times (or maxRuns is reached).
-    pub exhausted: bool,
-    /// When the next fire time is due, if firing.
-    pub wake: Option<DateTime<Utc>>,
-    /// The trigger in short.
-    pub trigger: String,
-    /// Planned runs that already exist (created by a pass whose status write never
-    /// happened): listed in `active` even if finished, so they are counted once.
-    pub rediscovered: Vec<String>,
-    /// Fire times recorded as missed by this pass.
-    pub missed: i64,
-    /// Fire times merged away by this pass.
-    pub coalesced: i64,
-}
+use crate::names::{jobrun_for, run_name};
 
 /// Plans the due fire times (when `firing`), creates their runs, and moves the cursor.
 pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome {
@@ -68,10 +50,8 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     outcome
 }
 
-/// Plans the due fire times of `trigger` in `(cursor, until]` by the Schedule's rule
-/// (catchUp, coalesce, misfireGraceTime, jitter), creates their runs and counts the rest.
-/// A start deadline is measured against now, also for a window that ended earlier (an old
-/// trigger's, up to its edit).
+/// Plans `trigger`'s due fire times in `(cursor, until]` by the Schedule's rule, creates their
+/// runs and counts the rest; start deadlines are against now (an old trigger's window ends earlier).
 fn segment(
     pass: &mut Pass<'_>,
     trigger: &Trigger,
@@ -101,11 +81,9 @@ fn segment(
     planned
 }
 
-/// Plans the window of a trigger replaced by an edit: its fire times after `cursor` up to the
-/// edit, by the Schedule's rule; returns the cursor, at the edit (the new trigger's fire
-/// times before it are neither run nor counted). The old trigger takes the Calendars in force
-/// now. One that no longer compiles (written by an older operator) plans nothing: an Event
-/// says so.
+/// Plans the window of a trigger replaced by an edit ([`replaced_trigger`]): its fire times
+/// after `cursor` up to the edit, by the Schedule's rule; returns the cursor, at the edit (the
+/// new trigger's fire times before it are neither run nor counted).
 fn replaced_segment(
     pass: &mut Pass<'_>,
     current: &Trigger,
@@ -117,122 +95,9 @@ fn replaced_segment(
     if cursor.is_some_and(|cursor| cursor >= until) {
         return cursor;
     }
-    let created = pass.input.schedule.created_at().unwrap_or(pass.input.now);
-    let compiled = serde_json::from_value::<TriggerSpec>(replaced.trigger.clone())
-        .map_err(|err| err.to_string())
-        .and_then(|spec| Trigger::compile(&spec, created).map_err(|err| err.to_string()));
-    match compiled {
-        Ok(old) => {
-            let old = match current.exclusions() {
-                Some((exclusions, on)) => old.excluding(exclusions.clone(), on),
-                None => old,
-            };
-            let planned = segment(pass, &old, cursor, until, outcome);
-            planned.cursor.max(Some(until))
-        }
-        Err(err) => {
-            pass.events.push(Note::warning(
-                "Missed",
-                format!(
-                    "the trigger replaced at {} cannot be read ({err}): its fire times before the edit were not planned",
-                    until.to_rfc3339()
-                ),
-            ));
-            Some(until).max(cursor)
-        }
-    }
-}
-
-/// The cursor to plan from: status.cursor (lastFireTime for Schedules written before it
-/// existed). When the trigger was edited, the old trigger (the copy in
-/// `status.plannedTrigger`) is recorded in `status.replacedTriggers` with the time of the
-/// edit: the latest `managedFields[].time` of a write to the Schedule itself (no later than
-/// now, no earlier than the cursor), so an edit noticed late (the operator down) counts from
-/// when it was made, and one seen while the Schedule does not fire (paused) keeps the moment
-/// it was seen, whatever writes (the resume) follow. The next pass that fires plans the old
-/// trigger's fire times up to the edit by its rule ([`replaced_segment`]), then the new
-/// trigger's from the edit on. A status written before the copy existed has only the old
-/// trigger's next few fire times (`upcomingFireTimes`): those that passed before the edit are
-/// recorded as missed, and firing carries on from the edit. A Calendar edit changes the hash
-/// too; the trigger itself is the same, so it plans on from the cursor with the Calendars in
-/// force.
-fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
-    let spec = &pass.input.schedule.spec.trigger;
-    let mut hash = trigger_hash(spec);
-    // A Calendar edit applies from the moment of the edit too.
-    if let Some(exclusions) = exclusion_hash(trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
-    let spec_value = serde_json::to_value(spec).ok();
-    let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
-    if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
-        let now = pass.input.now;
-        let edited = crate::controller::trim::spec_changed_at(pass.input.schedule)
-            .and_then(|time| crate::pod::chrono_time(&time))
-            .filter(|time| *time <= now)
-            .unwrap_or(now)
-            .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
-        match pass.old.planned_trigger.clone() {
-            // Only the Calendars changed: the trigger's fire times go on from the cursor.
-            Some(old) if Some(&old) == spec_value.as_ref() => {}
-            Some(old) => {
-                if cursor.is_none_or(|cursor| cursor < edited) {
-                    pass.status.replaced_triggers.push(ReplacedTrigger {
-                        trigger: old,
-                        until: edited,
-                    });
-                }
-            }
-            None => {
-                missed_before_edit(pass, cursor, edited, outcome);
-                cursor = Some(edited);
-            }
-        }
-        pass.events.push(Note::normal(
-            "TriggerChanged",
-            format!("the trigger changed; it fires from {} on", edited.to_rfc3339()),
-        ));
-    }
-    pass.status.trigger_hash = Some(hash);
-    pass.status.planned_trigger = spec_value;
-    cursor
-}
-
-/// For a status without a copy of the old trigger: its known fire times (the next few, in
-/// `upcomingFireTimes`) between the cursor and the edit, recorded as missed with an Event.
-fn missed_before_edit(
-    pass: &mut Pass<'_>,
-    cursor: Option<DateTime<Utc>>,
-    edited: DateTime<Utc>,
-    outcome: &mut PlanOutcome,
-) {
-    let passed: Vec<DateTime<Utc>> = pass
-        .old
-        .upcoming_fire_times
-        .iter()
-        .copied()
-        .filter(|t| cursor.is_none_or(|c| *t > c) && *t <= edited)
-        .collect();
-    if passed.is_empty() {
-        return;
-    }
-    let at_least = if passed.len() == pass.old.upcoming_fire_times.len() {
-        "at least "
-    } else {
-        ""
-    };
-    let count = passed.len() as i64;
-    pass.status.missed_fire_times += count;
-    pass.status.last_fire_time = pass.status.last_fire_time.max(passed.last().copied());
-    outcome.missed += count;
-    pass.events.push(Note::warning(
-        "Missed",
-        format!(
-            "{at_least}{count} fire time(s) of the previous trigger, from {} to {}, passed before the edit while no operator planned them: recorded as missed",
-            passed[0].to_rfc3339(),
-            passed[passed.len() - 1].to_rfc3339()
-        ),
-    ));
+    let planned =
+        replaced_trigger(pass, current, replaced).map(|old| segment(pass, &old, cursor, until, outcome));
+    planned.and_then(|p| p.cursor).max(Some(until)).max(cursor)
 }
 
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
@@ -376,7 +241,7 @@ fn create_runs(
         info!(fire_time = %run.fire_time, jitter = %run.jitter, run = %name, "fired");
         let job = jobrun_for(
             schedule,
-            &pass.input.task,
+            pass.input.task.found(),
             name,
             run.fire_time,
             run.jitter,
@@ -530,7 +395,6 @@ fn policy(pass: &Pass<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -
         coalesce,
         misfire_grace_time: grace,
         max_jitter: pass.input.schedule.spec.max_jitter.map(|d| d.as_chrono()),
-        paused: false,
         catch_up: pass.input.settings.catch_up,
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use chrono_tz::Tz;
-use horolog_core::exclusion::{CalendarDef, CalendarProblem, Exclusions, resolve};
-use horolog_core::trigger::{Trigger, TriggerError, TriggerErrorKind};
+use horolog_core::exclusion::{CalendarDef, resolve};
+use horolog_core::progress;
+use horolog_core::trigger::{Trigger, TriggerError};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::events::Note;
@@ -25,79 +25,24 @@ pub const READY: &str = "Ready";
 
 /// The Calendars a Schedule names directly: its own calendarRefs, then its Task's.
 pub fn roots(schedule: &Schedule, task: Option<&Task>) -> Vec<String> {
-    let mut names: Vec<String> = schedule
-        .spec
-        .calendar_refs
-        .iter()
-        .chain(task.iter().flat_map(|t| t.spec.calendar_refs.iter()))
-        .map(|r| r.name.clone())
-        .collect();
-    let mut seen = HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    names
+    schedule.calendar_roots(task)
 }
 
 /// A Calendar as the resolver sees it.
 pub fn def_of(calendar: &Calendar) -> CalendarDef {
-    CalendarDef {
-        spec: calendar.spec.exclusions(),
-        refs: calendar.spec.ref_names(),
-    }
+    calendar.spec.def()
 }
 
 /// The Schedule's trigger with its Calendars (its own, its Task's and the ones they include)
-/// and its `onExcluded` applied; or why it must not fire: a Calendar that does not exist, is
-/// invalid or is part of a cycle (fail closed).
+/// and its `onExcluded` applied; or why it must not fire (`horolog_core::progress`).
 pub fn with_calendars(
     trigger: Trigger,
     schedule: &Schedule,
     task: Option<&Task>,
     lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
 ) -> Result<Trigger, TriggerError> {
-    let roots = roots(schedule, task);
-    let on = schedule.spec.on_excluded;
-    if roots.is_empty() {
-        return Ok(trigger.excluding(Exclusions::default(), on));
-    }
     let def = |name: &str| lookup(name).map(|c| def_of(&c));
-    match resolve(&roots, &def) {
-        Ok(calendars) => Ok(trigger.excluding(calendars, on)),
-        Err(problem) => Err(schedule_error(&problem)),
-    }
-}
-
-/// A Calendar problem as the Schedule that uses it reports it.
-fn schedule_error(problem: &CalendarProblem) -> TriggerError {
-    let (value, kind) = match problem {
-        CalendarProblem::NotFound { name, .. } => (name.clone(), TriggerErrorKind::CalendarNotFound),
-        CalendarProblem::Cycle { cycle } => (cycle.join(" -> "), TriggerErrorKind::CalendarCycle),
-        CalendarProblem::Invalid { calendar, .. } => (calendar.clone(), TriggerErrorKind::InvalidCalendar),
-    };
-    let message = match problem {
-        CalendarProblem::NotFound { .. } => format!("{problem}; nothing fires until it does"),
-        _ => format!("{problem}; nothing fires until it is fixed"),
-    };
-    TriggerError {
-        field: "calendarRefs".into(),
-        value,
-        message,
-        kind,
-    }
-}
-
-/// A short hash of the exclusions in force and `onExcluded`, appended to the trigger hash: a
-/// Calendar edit (or one of trigger.exclude, onExcluded) applies from the moment of the edit,
-/// like a trigger edit. `None` without exclusions, so Schedules without any keep their hash.
-pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
-    let (exclusions, on) = trigger.exclusions()?;
-    let text = format!("{on:?}|{}", exclusions.fingerprint());
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    progress::with_calendars(trigger, &roots(schedule, task), schedule.spec.on_excluded, &def)
 }
 
 /// True when the Schedule uses Calendar `name` of its namespace, directly or through Calendars

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::plan::{self, Plan, Policy};
+use horolog_core::progress::{self, Progress};
 use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use tracing::info;
@@ -12,7 +13,6 @@ use super::decide::{Pass, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
 use super::{jobrun_for, run_name, trigger_hash};
 use crate::api::{CatchUpPolicy, CoalescePolicy};
-use crate::controller::calendar::exclusion_hash;
 use crate::controller::events::Note;
 
 /// What planning found.
@@ -86,19 +86,16 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
 /// Event that says so (at least that many when all of them had passed). A Calendar edit
 /// changes the hash too and applies from the moment it is seen.
 fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
-    let mut hash = trigger_hash(&pass.input.schedule.spec.trigger);
     // A Calendar edit applies from the moment of the edit too.
-    if let Some(exclusions) = exclusion_hash(trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
+    let hash = progress::state_hash(&trigger_hash(&pass.input.schedule.spec.trigger), trigger);
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
-    if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
+    if progress::edited(pass.old.trigger_hash.as_deref(), &hash) {
         let now = pass.input.now;
-        let edited = crate::controller::trim::spec_changed_at(pass.input.schedule)
+        let edited_at = crate::controller::trim::spec_changed_at(pass.input.schedule)
             .and_then(|time| crate::pod::chrono_time(&time))
             .filter(|time| *time <= now)
-            .unwrap_or(now)
-            .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
+            .unwrap_or(now);
+        let edited = progress::edited_cursor(cursor, edited_at);
         let passed: Vec<DateTime<Utc>> = pass
             .old
             .upcoming_fire_times
@@ -135,12 +132,17 @@ fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> 
     cursor
 }
 
+/// The Schedule's progress as this pass has it so far.
+fn progress_of(pass: &Pass<'_>) -> Progress {
+    Progress {
+        cursor: pass.status.cursor,
+        fired_count: pass.status.fired_count,
+        max_runs: pass.input.schedule.spec.max_runs,
+    }
+}
+
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
-    pass.input
-        .schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| pass.status.fired_count >= max)
+    progress_of(pass).max_runs_reached()
 }
 
 /// With catchUp Disabled, the instant up to which due fire times are passed over: now, at the
@@ -261,10 +263,7 @@ fn create_runs(
     existing.sort();
     existing.dedup();
     rediscover(pass, &existing, outcome);
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - pass.status.fired_count).max(0) as usize);
+    let remaining = progress_of(pass).remaining();
     let new: Vec<_> = planned
         .runs
         .iter()

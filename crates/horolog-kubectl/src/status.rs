@@ -569,7 +569,12 @@ async fn detail(
         None => None,
     };
     writeln!(out)?;
-    match next_fire_times_with(schedule, DETAIL, now, Some((&calendars, task.as_ref()))) {
+    // Upcoming: after the cursor, and after now (fire times already due are the operator's
+    // to run or count as missed, not upcoming).
+    let mut ahead = schedule.clone();
+    let status = ahead.status.get_or_insert_with(Default::default);
+    status.cursor = Some(status.cursor.or(status.last_fire_time).map_or(now, |c| c.max(now)));
+    match next_fire_times_with(&ahead, DETAIL, now, Some((&calendars, task.as_ref()))) {
         Ok(next) => {
             writeln!(out, "Upcoming fire times ({}):", next.timezone)?;
             if let Some(note) = &next.note {

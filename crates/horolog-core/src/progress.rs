@@ -189,7 +189,11 @@ mod tests {
         assert!(progress.upcoming(&hourly(), 5).is_empty());
         assert_eq!(progress.finished(&hourly()), Some(Finished::MaxRuns));
         progress.fired_count = 7;
-        assert_eq!(progress.remaining(), 0, "fired more than allowed: none left, no overflow");
+        assert_eq!(
+            progress.remaining(),
+            0,
+            "fired more than allowed: none left, no overflow"
+        );
         progress.max_runs = None;
         assert_eq!(progress.remaining(), usize::MAX);
         assert_eq!(progress.upcoming(&hourly(), 2).len(), 2);
@@ -228,12 +232,19 @@ mod tests {
         let roots = ["h".to_string()];
         let excluded = with_calendars(hourly(), &roots, OnExcluded::Skip, &lookup).unwrap();
         let hash = state_hash("abc", &excluded);
-        assert!(hash.starts_with("abc-") && hash.len() == "abc-".len() + 8, "{hash}");
+        assert!(
+            hash.starts_with("abc-") && hash.len() == "abc-".len() + 8,
+            "{hash}"
+        );
         let following = with_calendars(hourly(), &roots, OnExcluded::Following, &lookup).unwrap();
         assert_ne!(state_hash("abc", &following), hash, "onExcluded is part of it");
         let other = |name: &str| (name == "h").then(|| holiday("2026-01-03"));
         let edited_calendar = with_calendars(hourly(), &roots, OnExcluded::Skip, &other).unwrap();
-        assert_ne!(state_hash("abc", &edited_calendar), hash, "a Calendar edit is an edit");
+        assert_ne!(
+            state_hash("abc", &edited_calendar),
+            hash,
+            "a Calendar edit is an edit"
+        );
     }
 
     #[test]
@@ -256,6 +267,9 @@ mod tests {
             })
         };
         let err = with_calendars(hourly(), &["a".into()], OnExcluded::Skip, &cycle).unwrap_err();
-        assert_eq!((err.kind, err.value.as_str()), (TriggerErrorKind::CalendarCycle, "a -> b -> a"));
+        assert_eq!(
+            (err.kind, err.value.as_str()),
+            (TriggerErrorKind::CalendarCycle, "a -> b -> a")
+        );
     }
 }

@@ -65,7 +65,11 @@ pub async fn cancel_targets(
                 .map(|run| (scope_of(scope, run.namespace()), run.name_any()))
                 .collect();
             if unfinished.is_empty() {
-                return Err(Error::Invalid(nothing_chosen("unfinished JobRun", targets, scope)));
+                return Err(Error::Invalid(nothing_chosen(
+                    "unfinished JobRun",
+                    targets,
+                    scope,
+                )));
             }
             unfinished
         }

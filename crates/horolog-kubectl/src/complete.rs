@@ -67,8 +67,22 @@ pub struct Wanted {
 
 /// Flags that take a value (the next word is that value, not a subcommand or name).
 const VALUE_FLAGS: [&str; 16] = [
-    "-n", "--namespace", "-o", "--output", "--context", "--kubeconfig", "-l", "--selector", "-c",
-    "--container", "--tail", "--since", "--count", "--timeout", "--from", "--to",
+    "-n",
+    "--namespace",
+    "-o",
+    "--output",
+    "--context",
+    "--kubeconfig",
+    "-l",
+    "--selector",
+    "-c",
+    "--container",
+    "--tail",
+    "--since",
+    "--count",
+    "--timeout",
+    "--from",
+    "--to",
 ];
 
 /// What completes the last of `words` (the words after `kubectl horolog`; the last is the
@@ -216,10 +230,17 @@ async fn names(client: &Client, namespace: &str, source: Source) -> Vec<String> 
             .list_metadata(&params)
             .await
             .map(|l| l.items.iter().map(|m| m.name_any()).collect()),
-        Source::CronJobs => Api::<k8s_openapi::api::batch::v1::CronJob>::namespaced(client.clone(), namespace)
-            .list_metadata(&params)
-            .await
-            .map(|l| l.items.iter().map(|m| format!("cronjob/{}", m.name_any())).collect()),
+        Source::CronJobs => {
+            Api::<k8s_openapi::api::batch::v1::CronJob>::namespaced(client.clone(), namespace)
+                .list_metadata(&params)
+                .await
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|m| format!("cronjob/{}", m.name_any()))
+                        .collect()
+                })
+        }
     };
     let mut names: Vec<String> = listed.unwrap_or_default();
     names.sort();
@@ -315,9 +336,16 @@ mod tests {
         assert_eq!(wanted(&words("-n prod status ")).sources, [Source::Schedules]);
         assert_eq!(wanted(&words("cancel ")).sources, [Source::JobRuns]);
         assert_eq!(wanted(&words("status -n ")).sources, [Source::Namespaces]);
-        assert!(wanted(&words("history x -o ")).words.contains(&"jsonpath=".to_string()));
+        assert!(
+            wanted(&words("history x -o "))
+                .words
+                .contains(&"jsonpath=".to_string())
+        );
         let flags = wanted(&words("logs x --t")).words;
-        assert!(flags.contains(&"--tail".to_string()) && flags.contains(&"--previous".to_string()), "{flags:?}");
+        assert!(
+            flags.contains(&"--tail".to_string()) && flags.contains(&"--previous".to_string()),
+            "{flags:?}"
+        );
         assert!(wanted(&words("lint -f ")).files);
         assert_eq!(wanted(&words("completion ")).words, ["bash", "zsh", "fish"]);
     }

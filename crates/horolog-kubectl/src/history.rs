@@ -145,7 +145,10 @@ pub async fn history(client: &Client, scope: &Scope, args: &HistoryArgs, out: &m
     runs.truncate(args.limit.unwrap_or(usize::MAX));
     let tz = zone_of(&schedule.spec.trigger);
     let rows: Vec<HistoryRow> = runs.iter().map(|run| row_of(run, tz)).collect();
-    let names: Vec<String> = rows.iter().map(|r| output::kind_name("JobRun", &r.name)).collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| output::kind_name("JobRun", &r.name))
+        .collect();
     output::structured(out, &scope.output, &rows, &names, |out, wide| {
         if rows.is_empty() {
             let which = if args.failed { "failed " } else { "" };
@@ -173,7 +176,11 @@ pub async fn history(client: &Client, scope: &Scope, args: &HistoryArgs, out: &m
         let run = match event {
             Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) => run,
             Ok(_) => continue,
-            Err(e) => return Err(Error::Invalid(format!("watching the jobruns of schedule {name}: {e}"))),
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "watching the jobruns of schedule {name}: {e}"
+                )));
+            }
         };
         if run.spec.schedule_name.as_deref() != Some(name.as_str()) || !shown(&run) {
             continue;

@@ -92,11 +92,16 @@ fn closing(text: &str) -> Option<usize> {
 fn expression(text: &str) -> Result<Part, String> {
     if let Some(quoted) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         return Ok(Part::Text(
-            quoted.replace("\\n", "\n").replace("\\t", "\t").replace("\\\"", "\""),
+            quoted
+                .replace("\\n", "\n")
+                .replace("\\t", "\t")
+                .replace("\\\"", "\""),
         ));
     }
     if text.starts_with("range") || text == "end" || text.contains("?(") {
-        return Err(format!("{{{text}}}: range, end and filters are not supported; use -o json and jq"));
+        return Err(format!(
+            "{{{text}}}: range, end and filters are not supported; use -o json and jq"
+        ));
     }
     let path = text.strip_prefix('$').unwrap_or(text);
     if path.is_empty() {
@@ -126,21 +131,20 @@ fn expression(text: &str) -> Result<Part, String> {
         } else if let Some(after) = rest.strip_prefix('[') {
             let end = after.find(']').ok_or_else(|| format!("{{{text}}}: unclosed ["))?;
             let inside = after[..end].trim();
-            let step = if inside == "*" {
-                Step::All
-            } else if let Some(name) = inside
-                .strip_prefix('\'')
-                .and_then(|n| n.strip_suffix('\''))
-                .or_else(|| inside.strip_prefix('"').and_then(|n| n.strip_suffix('"')))
-            {
-                Step::Field(name.to_string())
-            } else {
-                Step::Index(
-                    inside
-                        .parse()
-                        .map_err(|_| format!("{{{text}}}: [{inside}] is not an index, '*' or a quoted name"))?,
-                )
-            };
+            let step =
+                if inside == "*" {
+                    Step::All
+                } else if let Some(name) = inside
+                    .strip_prefix('\'')
+                    .and_then(|n| n.strip_suffix('\''))
+                    .or_else(|| inside.strip_prefix('"').and_then(|n| n.strip_suffix('"')))
+                {
+                    Step::Field(name.to_string())
+                } else {
+                    Step::Index(inside.parse().map_err(|_| {
+                        format!("{{{text}}}: [{inside}] is not an index, '*' or a quoted name")
+                    })?)
+                };
             steps.push(step);
             rest = &after[end + 1..];
         } else {
@@ -233,7 +237,11 @@ mod tests {
         let value = json!({"a": 1});
         assert!(render("{.b}", &value).unwrap_err().contains(".b is not found"));
         assert!(Template::parse("{.a").unwrap_err().contains("unclosed"));
-        assert!(Template::parse("{range .items[*]}").unwrap_err().contains("not supported"));
+        assert!(
+            Template::parse("{range .items[*]}")
+                .unwrap_err()
+                .contains("not supported")
+        );
         assert!(Template::parse("{.a[x]}").unwrap_err().contains("not an index"));
         assert!(Template::parse("{a}").unwrap_err().contains("starts with"));
     }

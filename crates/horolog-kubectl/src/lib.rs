@@ -32,8 +32,6 @@ pub use backfill::{BackfillArgs, DryRun, backfill};
 pub use cancel::{cancel, cancel_targets};
 pub use convert::{ConvertArgs, Note, convert, schedule_for};
 pub use history::{HistoryArgs, HistoryRow, history};
-pub use status::{StatusArgs, status};
-pub use targets::Targets;
 pub use lint::{Problem, lint};
 pub use logs::{LogsArgs, logs};
 pub use lookup::nearest;
@@ -41,6 +39,8 @@ pub use next::{NextArgs, NextFireTimes, next};
 pub use output::{Format, kind_name};
 pub use pause::{pause, pause_targets, resume, resume_targets};
 pub use run::{RunArgs, run};
+pub use status::{StatusArgs, status};
+pub use targets::Targets;
 
 use horolog::api::Duration;
 use horolog::manifest::ManifestError;

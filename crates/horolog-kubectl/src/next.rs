@@ -138,7 +138,12 @@ pub fn next_fire_times_with(
         .map_err(|e| Error::Invalid(format!("schedule/{name}: spec.{e}")))?;
     let trigger = match calendars {
         Some((calendars, task)) => {
-            let lookup = |wanted: &str| calendars.iter().find(|c| c.name_any() == wanted).map(|c| c.spec.def());
+            let lookup = |wanted: &str| {
+                calendars
+                    .iter()
+                    .find(|c| c.name_any() == wanted)
+                    .map(|c| c.spec.def())
+            };
             let roots = schedule.calendar_roots(task);
             progress::with_calendars(trigger, &roots, schedule.spec.on_excluded, &lookup)
                 .map_err(|e| Error::Invalid(format!("schedule/{name} does not fire: spec.{e}")))?

@@ -118,11 +118,13 @@ pub fn structured(
 pub fn json_path(out: &mut dyn Write, template: &str, value: &impl Serialize) -> Result<(), Error> {
     let value = serde_json::to_value(value).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))?;
     let value = match value {
-        serde_json::Value::Array(items) => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        serde_json::Value::Array(items) => {
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+        }
         other => other,
     };
-    let template =
-        crate::jsonpath::Template::parse(template).map_err(|e| Error::Invalid(format!("jsonpath={template}: {e}")))?;
+    let template = crate::jsonpath::Template::parse(template)
+        .map_err(|e| Error::Invalid(format!("jsonpath={template}: {e}")))?;
     let text = template
         .render(&value)
         .map_err(|e| Error::Invalid(format!("jsonpath: {e}")))?;

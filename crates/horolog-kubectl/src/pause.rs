@@ -87,7 +87,12 @@ async fn patch(
 }
 
 /// `pause` on every Schedule the targets choose; with `-o name`, prints the names only.
-pub async fn pause_targets(client: &Client, scope: &Scope, targets: &Targets, out: &mut dyn Write) -> Outcome {
+pub async fn pause_targets(
+    client: &Client,
+    scope: &Scope,
+    targets: &Targets,
+    out: &mut dyn Write,
+) -> Outcome {
     for_each(client, scope, targets, out, async |client, scope, name, out| {
         pause(client, scope, name, out).await
     })

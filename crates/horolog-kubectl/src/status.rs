@@ -258,10 +258,7 @@ fn strip(outcomes: &str, colour: bool) -> String {
     if !colour {
         return outcomes.to_string();
     }
-    let mut text: String = outcomes
-        .chars()
-        .map(|c| format!("{}■", colour_of(c)))
-        .collect();
+    let mut text: String = outcomes.chars().map(|c| format!("{}■", colour_of(c))).collect();
     if !text.is_empty() {
         text.push_str("\x1b[0m");
     }
@@ -356,7 +353,9 @@ pub async fn status_at(
     out: &mut dyn Write,
 ) -> Outcome {
     if args.schedule.is_some() && args.selector.is_some() {
-        return Err(Error::Invalid("give a Schedule name or -l SELECTOR, not both".into()));
+        return Err(Error::Invalid(
+            "give a Schedule name or -l SELECTOR, not both".into(),
+        ));
     }
     draw(client, scope, args, now(), out, false).await?;
     if !args.watch {
@@ -376,7 +375,8 @@ pub async fn status_at(
             Ok(Some(())) => {
                 while let Ok(Some(())) =
                     tokio::time::timeout(std::time::Duration::from_millis(50), changes.next()).await
-                {}
+                {
+                }
             }
             Err(_) => {}
         }
@@ -429,7 +429,10 @@ async fn render(
             row_of(s, by.get(&key).unwrap_or(&empty))
         })
         .collect();
-    let names: Vec<String> = rows.iter().map(|r| output::kind_name("Schedule", &r.name)).collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| output::kind_name("Schedule", &r.name))
+        .collect();
     output::structured(out, &scope.output, &rows, &names, |out, wide| {
         if rows.is_empty() {
             let place = match scope.all_namespaces {
@@ -441,7 +444,10 @@ async fn render(
         }
         summary(out, &rows, scope.all_namespaces, wide, now, colour)
     })?;
-    if let (Some(schedule), true) = (snapshot.schedules.first(), args.schedule.is_some() && scope.output.is_table()) {
+    if let (Some(schedule), true) = (
+        snapshot.schedules.first(),
+        args.schedule.is_some() && scope.output.is_table(),
+    ) {
         let runs = by
             .get(&(schedule.namespace().unwrap_or_default(), schedule.name_any()))
             .unwrap_or(&empty);
@@ -458,7 +464,15 @@ fn summary(
     now: DateTime<Utc>,
     colour: bool,
 ) -> Result<(), Error> {
-    let mut header = vec!["NAME", "STATE", "NEXT FIRE", "LAST RUN", "RUNNING", "WAITING", "LAST 20"];
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "NEXT FIRE",
+        "LAST RUN",
+        "RUNNING",
+        "WAITING",
+        "LAST 20",
+    ];
     if all_namespaces {
         header.insert(0, "NAMESPACE");
     }
@@ -472,10 +486,13 @@ fn summary(
                 (Some(text), Some(t)) => format!("{text} ({})", relative(t, now)),
                 _ => "-".to_string(),
             };
-            let last = row.last_run.as_ref().map_or("-".to_string(), |r| match &r.duration {
-                Some(d) => format!("{} {d}", r.phase),
-                None => r.phase.clone(),
-            });
+            let last = row
+                .last_run
+                .as_ref()
+                .map_or("-".to_string(), |r| match &r.duration {
+                    Some(d) => format!("{} {d}", r.phase),
+                    None => r.phase.clone(),
+                });
             let mut cells = vec![
                 row.name.clone(),
                 format!("{:?}", row.state),
@@ -573,7 +590,12 @@ async fn detail(
     // to run or count as missed, not upcoming).
     let mut ahead = schedule.clone();
     let status = ahead.status.get_or_insert_with(Default::default);
-    status.cursor = Some(status.cursor.or(status.last_fire_time).map_or(now, |c| c.max(now)));
+    status.cursor = Some(
+        status
+            .cursor
+            .or(status.last_fire_time)
+            .map_or(now, |c| c.max(now)),
+    );
     match next_fire_times_with(&ahead, DETAIL, now, Some((&calendars, task.as_ref()))) {
         Ok(next) => {
             writeln!(out, "Upcoming fire times ({}):", next.timezone)?;
@@ -614,14 +636,20 @@ async fn detail(
                 };
                 vec![
                     format!("  {}", run.name_any()),
-                    run.fire_time().with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+                    run.fire_time()
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(SecondsFormat::Secs, false),
                     outcome,
                     status.duration.unwrap_or_else(|| "-".into()),
                     status.reason.unwrap_or_default(),
                 ]
             })
             .collect();
-        output::table(out, &["  NAME", "FIRE TIME", "PHASE", "DURATION", "REASON"], &cells)?;
+        output::table(
+            out,
+            &["  NAME", "FIRE TIME", "PHASE", "DURATION", "REASON"],
+            &cells,
+        )?;
     }
     writeln!(out)?;
     let events: Vec<Event> = Api::<Event>::namespaced(client.clone(), &namespace)
@@ -633,9 +661,9 @@ async fn detail(
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
         .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.kind.as_deref() == Some("Schedule") && r.name.as_deref() == Some(name.as_str()))
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Schedule") && r.name.as_deref() == Some(name.as_str())
+            })
         })
         .collect();
     warnings.sort_by_key(|e| std::cmp::Reverse(event_time(e)));

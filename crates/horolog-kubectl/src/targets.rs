@@ -34,7 +34,9 @@ impl Targets {
 
     /// Checks that exactly one way of choosing is given.
     pub fn check(&self, kind: &str) -> Result<(), Error> {
-        let ways = usize::from(!self.names.is_empty()) + usize::from(self.selector.is_some()) + usize::from(self.all);
+        let ways = usize::from(!self.names.is_empty())
+            + usize::from(self.selector.is_some())
+            + usize::from(self.all);
         match ways {
             1 => Ok(()),
             0 => Err(Error::Invalid(format!(

@@ -54,7 +54,11 @@ spec:
 
 async fn set_run_status(client: &Client, name: &str, status: Value) {
     Api::<JobRun>::namespaced(client.clone(), NS)
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
         .await
         .unwrap();
 }
@@ -62,7 +66,10 @@ async fn set_run_status(client: &Client, name: &str, status: Value) {
 async fn fixture(client: &Client) {
     let schedules: Api<Schedule> = Api::namespaced(client.clone(), NS);
     for (name, team) in [("a", "data"), ("b", "data"), ("c", "web")] {
-        schedules.create(&PostParams::default(), &schedule(name, team)).await.unwrap();
+        schedules
+            .create(&PostParams::default(), &schedule(name, team))
+            .await
+            .unwrap();
     }
     let runs: Api<JobRun> = Api::namespaced(client.clone(), NS);
     for (name, phase) in [("a-1", "Succeeded"), ("a-2", "Running"), ("b-1", "Pending")] {
@@ -70,7 +77,9 @@ async fn fixture(client: &Client) {
             "a-1" => "2026-01-01T09:00:00Z",
             _ => "2026-01-02T09:00:00Z",
         };
-        runs.create(&PostParams::default(), &run_of(&name[..1], name, fire)).await.unwrap();
+        runs.create(&PostParams::default(), &run_of(&name[..1], name, fire))
+            .await
+            .unwrap();
         set_run_status(client, name, json!({"phase": phase, "duration": "2s"})).await;
     }
 }
@@ -104,7 +113,9 @@ async fn pause_and_resume_take_a_selector_or_all_and_o_name_prints_names() {
         ..Targets::default()
     };
     let mut out = Vec::new();
-    horolog_kubectl::pause_targets(&client, &scope, &by_team, &mut out).await.unwrap();
+    horolog_kubectl::pause_targets(&client, &scope, &by_team, &mut out)
+        .await
+        .unwrap();
     assert_eq!(paused(&client).await, ["a", "b"]);
     assert_eq!(
         text(out),
@@ -116,7 +127,9 @@ async fn pause_and_resume_take_a_selector_or_all_and_o_name_prints_names() {
     };
     let mut out = Vec::new();
     let names = scope.clone().with_output(Format::Name);
-    horolog_kubectl::resume_targets(&client, &names, &all, "v", &mut out).await.unwrap();
+    horolog_kubectl::resume_targets(&client, &names, &all, "v", &mut out)
+        .await
+        .unwrap();
     assert!(paused(&client).await.is_empty());
     assert_eq!(
         text(out),
@@ -129,7 +142,10 @@ async fn pause_and_resume_take_a_selector_or_all_and_o_name_prints_names() {
     let err = horolog_kubectl::pause_targets(&client, &scope, &nothing, &mut Vec::new())
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "no Schedule matches -l team=none in namespace default");
+    assert_eq!(
+        err.to_string(),
+        "no Schedule matches -l team=none in namespace default"
+    );
     let both = Targets {
         all: true,
         ..Targets::named(&["a"])
@@ -151,7 +167,9 @@ async fn cancel_all_cancels_the_unfinished_runs_only() {
         ..Targets::default()
     };
     let mut out = Vec::new();
-    horolog_kubectl::cancel_targets(&client, &scope, &all, "me", &mut out).await.unwrap();
+    horolog_kubectl::cancel_targets(&client, &scope, &all, "me", &mut out)
+        .await
+        .unwrap();
     assert_eq!(text(out), "jobrun.horolog.dev/a-2\njobrun.horolog.dev/b-1\n");
     let runs = Api::<JobRun>::namespaced(client.clone(), NS);
     for (name, cancelled) in [("a-1", false), ("a-2", true), ("b-1", true)] {
@@ -173,15 +191,26 @@ async fn history_prints_jsonpath_wide_and_name() {
     };
     let run = async |format: Format| {
         let mut out = Vec::new();
-        horolog_kubectl::history(&client, &Scope::namespace(NS).with_output(format), &args, &mut out)
-            .await
-            .unwrap();
+        horolog_kubectl::history(
+            &client,
+            &Scope::namespace(NS).with_output(format),
+            &args,
+            &mut out,
+        )
+        .await
+        .unwrap();
         text(out)
     };
     assert_eq!(run(Format::JsonPath("{.items[*].name}".into())).await, "a-2 a-1");
-    assert_eq!(run(Format::Name).await, "jobrun.horolog.dev/a-2\njobrun.horolog.dev/a-1\n");
+    assert_eq!(
+        run(Format::Name).await,
+        "jobrun.horolog.dev/a-2\njobrun.horolog.dev/a-1\n"
+    );
     let wide = run(Format::Wide).await;
-    assert!(wide.starts_with("NAME  FIRE TIME                  PHASE      REASON  DURATION"), "{wide}");
+    assert!(
+        wide.starts_with("NAME  FIRE TIME                  PHASE      REASON  DURATION"),
+        "{wide}"
+    );
 }
 
 /// A writer the test reads while a watch writes to it.
@@ -231,7 +260,12 @@ async fn history_watch_prints_a_run_again_when_it_changes() {
     let watching = horolog_kubectl::history(&client, &scope, &args, &mut writer);
     let change = async {
         out.wait_for("a-1").await;
-        set_run_status(&client, "a-2", json!({"phase": "Failed", "duration": "7s", "exitCode": 3})).await;
+        set_run_status(
+            &client,
+            "a-2",
+            json!({"phase": "Failed", "duration": "7s", "exitCode": 3}),
+        )
+        .await;
         out.wait_for("Failed").await;
     };
     tokio::select! {
@@ -241,7 +275,10 @@ async fn history_watch_prints_a_run_again_when_it_changes() {
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "header, two runs, then the change only: {text}");
-    assert!(lines[3].starts_with("a-2") && lines[3].contains("Failed") && lines[3].contains("7s"), "{text}");
+    assert!(
+        lines[3].starts_with("a-2") && lines[3].contains("Failed") && lines[3].contains("7s"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -272,16 +309,32 @@ async fn logs_pass_previous_tail_and_since_to_the_kubelet() {
         }
     });
     let logs_client = Client::new(service, NS);
-    let cli = <Cli as clap::Parser>::try_parse_from(["kubectl-horolog", "logs", "a-2", "-p", "--tail", "5", "--since", "2m"])
-        .unwrap();
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        "kubectl-horolog",
+        "logs",
+        "a-2",
+        "-p",
+        "--tail",
+        "5",
+        "--since",
+        "2m",
+    ])
+    .unwrap();
     let horolog_kubectl::Command::Logs { args, .. } = cli.command else {
         panic!("not logs");
     };
     let args: LogsArgs = args;
     let mut out = Vec::new();
-    horolog_kubectl::logs(&logs_client, &Scope::namespace(NS), &args, &mut out).await.unwrap();
+    horolog_kubectl::logs(&logs_client, &Scope::namespace(NS), &args, &mut out)
+        .await
+        .unwrap();
     let query = text(out);
-    for part in ["previous=true", "tailLines=5", "sinceSeconds=120", "container=main"] {
+    for part in [
+        "previous=true",
+        "tailLines=5",
+        "sinceSeconds=120",
+        "container=main",
+    ] {
         assert!(query.split('&').any(|p| p == part), "{part} in {query}");
     }
 }
@@ -309,10 +362,16 @@ async fn completion_offers_verbs_then_names_from_the_cluster() {
     for shell in ["bash", "zsh", "fish"] {
         let cli = <Cli as clap::Parser>::try_parse_from(["kubectl-horolog", "completion", shell]).unwrap();
         let mut out = Vec::new();
-        let code = cli.run(&mut out, &mut Vec::new(), &mut std::io::empty()).await.unwrap();
+        let code = cli
+            .run(&mut out, &mut Vec::new(), &mut std::io::empty())
+            .await
+            .unwrap();
         let script = text(out);
         assert_eq!(code, 0);
-        assert!(script.contains("kubectl-horolog") && script.contains("status"), "{shell}: {script}");
+        assert!(
+            script.contains("kubectl-horolog") && script.contains("status"),
+            "{shell}: {script}"
+        );
     }
 }
 

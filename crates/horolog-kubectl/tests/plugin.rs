@@ -15,7 +15,8 @@ use horolog::api::{
 use horolog::clock::ManualClock;
 use horolog::names::run_now_name;
 use horolog_kubectl::{
-    self as plugin, BackfillArgs, Cli, ConvertArgs, Error, Format, HistoryArgs, LogsArgs, NextArgs, RunArgs, Scope,
+    self as plugin, BackfillArgs, Cli, ConvertArgs, Error, Format, HistoryArgs, LogsArgs, NextArgs, RunArgs,
+    Scope,
 };
 use horolog_memserver::{ApiServer, ResourceType, ResponseBody};
 use http_body_util::BodyExt;
@@ -1460,7 +1461,8 @@ async fn convert_reads_a_cronjob_from_the_cluster_and_prints_json_with_o_json() 
 #[test]
 fn minus_n_is_the_namespace_everywhere_and_next_takes_count() {
     use plugin::Command;
-    let cli = Cli::try_parse_from(["kubectl-horolog", "next", "report", "-n", "prod", "--count", "3"]).unwrap();
+    let cli =
+        Cli::try_parse_from(["kubectl-horolog", "next", "report", "-n", "prod", "--count", "3"]).unwrap();
     assert_eq!(cli.namespace_given(), Some("prod"));
     match &cli.command {
         Command::Next { args, .. } => assert_eq!((args.schedule.as_str(), args.count), ("report", 3)),
@@ -1474,14 +1476,28 @@ fn minus_n_is_the_namespace_everywhere_and_next_takes_count() {
     }
     let err = Cli::try_parse_from(["kubectl-horolog", "next", "report", "--count", "prod"]).unwrap_err();
     assert!(err.to_string().contains("-n prod"), "{err}");
-    let cli = Cli::try_parse_from(["kubectl-horolog", "history", "report", "-n", "prod", "-o", "yaml"]).unwrap();
-    assert_eq!((cli.namespace_given(), cli.output()), (Some("prod"), &Format::Yaml));
+    let cli =
+        Cli::try_parse_from(["kubectl-horolog", "history", "report", "-n", "prod", "-o", "yaml"]).unwrap();
+    assert_eq!(
+        (cli.namespace_given(), cli.output()),
+        (Some("prod"), &Format::Yaml)
+    );
     let cli = Cli::try_parse_from(["kubectl-horolog", "status", "-o", "jsonpath={.items[*].name}"]).unwrap();
     assert_eq!(cli.output(), &Format::JsonPath("{.items[*].name}".into()));
     assert!(Cli::try_parse_from(["kubectl-horolog", "status", "-o", "jsonpath={.a"]).is_err());
     assert!(Cli::try_parse_from(["kubectl-horolog", "status", "-o", "xml"]).is_err());
     assert!(Cli::try_parse_from(["kubectl-horolog", "convert", "cronjob/a", "-f", "x.yaml"]).is_err());
-    let cli = Cli::try_parse_from(["kubectl-horolog", "logs", "r", "-p", "--tail", "5", "--since", "2m"]).unwrap();
+    let cli = Cli::try_parse_from([
+        "kubectl-horolog",
+        "logs",
+        "r",
+        "-p",
+        "--tail",
+        "5",
+        "--since",
+        "2m",
+    ])
+    .unwrap();
     match &cli.command {
         Command::Logs { args, .. } => {
             assert!(args.previous);

@@ -67,7 +67,11 @@ where
         + std::fmt::Debug,
 {
     Api::<K>::namespaced(client.clone(), NS)
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
         .await
         .unwrap();
 }
@@ -79,17 +83,42 @@ async fn fixture(client: &Client) {
     let runs: Api<JobRun> = Api::namespaced(client.clone(), NS);
     let ready = condition("Ready", "True", "Scheduled");
     for (name, paused, conditions) in [
-        ("nightly", false, json!([ready, condition("LastRunSucceeded", "True", "Succeeded")])),
-        ("held", true, json!([condition("Ready", "True", "Paused"), condition("Paused", "True", "Paused")])),
-        ("broken", false, json!([condition("Ready", "False", "InvalidTrigger")])),
+        (
+            "nightly",
+            false,
+            json!([ready, condition("LastRunSucceeded", "True", "Succeeded")]),
+        ),
+        (
+            "held",
+            true,
+            json!([
+                condition("Ready", "True", "Paused"),
+                condition("Paused", "True", "Paused")
+            ]),
+        ),
+        (
+            "broken",
+            false,
+            json!([condition("Ready", "False", "InvalidTrigger")]),
+        ),
         (
             "flaky",
             false,
-            json!([condition("Ready", "False", "TooManyFailures"), condition("Paused", "True", "TooManyFailures")]),
+            json!([
+                condition("Ready", "False", "TooManyFailures"),
+                condition("Paused", "True", "TooManyFailures")
+            ]),
         ),
-        ("done", false, json!([ready, condition("Finished", "True", "MaxRunsReached")])),
+        (
+            "done",
+            false,
+            json!([ready, condition("Finished", "True", "MaxRunsReached")]),
+        ),
     ] {
-        schedules.create(&PostParams::default(), &schedule(name, paused)).await.unwrap();
+        schedules
+            .create(&PostParams::default(), &schedule(name, paused))
+            .await
+            .unwrap();
         let mut status = json!({"conditions": conditions});
         if name == "nightly" {
             status["nextFireTime"] = json!("2026-01-07T08:00:00Z");
@@ -98,9 +127,21 @@ async fn fixture(client: &Client) {
         set_status::<Schedule>(client, name, status).await;
     }
     for (name, fire, status) in [
-        ("nightly-1", "2026-01-02T08:00:00Z", json!({"phase": "Succeeded", "duration": "12s"})),
-        ("nightly-2", "2026-01-05T08:00:00Z", json!({"phase": "Failed", "duration": "3s", "reason": "BackoffLimitExceeded"})),
-        ("nightly-3", "2026-01-06T08:00:00Z", json!({"phase": "Succeeded", "duration": "9s"})),
+        (
+            "nightly-1",
+            "2026-01-02T08:00:00Z",
+            json!({"phase": "Succeeded", "duration": "12s"}),
+        ),
+        (
+            "nightly-2",
+            "2026-01-05T08:00:00Z",
+            json!({"phase": "Failed", "duration": "3s", "reason": "BackoffLimitExceeded"}),
+        ),
+        (
+            "nightly-3",
+            "2026-01-06T08:00:00Z",
+            json!({"phase": "Succeeded", "duration": "9s"}),
+        ),
         ("nightly-4", "2026-01-06T08:00:01Z", json!({"phase": "Running"})),
         ("nightly-5", "2026-01-06T08:00:02Z", json!({"phase": "Pending"})),
         ("flaky-1", "2026-01-05T08:00:00Z", json!({"phase": "Missed"})),
@@ -108,7 +149,9 @@ async fn fixture(client: &Client) {
         ("done-1", "2026-01-06T08:00:00Z", json!({"phase": "Skipped"})),
     ] {
         let schedule = name.split('-').next().unwrap();
-        runs.create(&PostParams::default(), &run_of(schedule, name, fire)).await.unwrap();
+        runs.create(&PostParams::default(), &run_of(schedule, name, fire))
+            .await
+            .unwrap();
         set_status::<JobRun>(client, name, status).await;
     }
 }
@@ -136,14 +179,22 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     let client = server.client();
     fixture(&client).await;
     let text = plain(&client, &Scope::namespace(NS), &StatusArgs::default()).await;
-    assert!(
-        text.starts_with("NAME     STATE     NEXT FIRE"),
-        "{text}"
-    );
+    assert!(text.starts_with("NAME     STATE     NEXT FIRE"), "{text}");
     let nightly: Vec<&str> = line_of(&text, "nightly").split_whitespace().collect();
     assert_eq!(
         nightly,
-        ["nightly", "Active", "2026-01-07T09:00:00+01:00", "(in", "60m)", "Succeeded", "9s", "1", "1", "SFS"],
+        [
+            "nightly",
+            "Active",
+            "2026-01-07T09:00:00+01:00",
+            "(in",
+            "60m)",
+            "Succeeded",
+            "9s",
+            "1",
+            "1",
+            "SFS"
+        ],
         "{text}"
     );
     assert!(line_of(&text, "held").contains(" Paused "), "{text}");
@@ -152,11 +203,15 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     assert!(line_of(&text, "flaky").trim_end().ends_with("MC"), "{text}");
     assert!(line_of(&text, "done").contains(" Finished "), "{text}");
     assert!(line_of(&text, "done").trim_end().ends_with(" K"), "{text}");
-    assert!(!text.contains('\x1b'), "no escape codes when not a terminal: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "no escape codes when not a terminal: {text:?}"
+    );
 
     // -l, -o json, -o name, -o jsonpath
     let json_scope = Scope::namespace(NS).with_output(Format::Json);
-    let rows: Value = serde_json::from_str(&plain(&client, &json_scope, &StatusArgs::default()).await).unwrap();
+    let rows: Value =
+        serde_json::from_str(&plain(&client, &json_scope, &StatusArgs::default()).await).unwrap();
     let states: Vec<(&str, &str)> = rows
         .as_array()
         .unwrap()
@@ -165,9 +220,20 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
         .collect();
     assert_eq!(
         states,
-        [("broken", "Invalid"), ("done", "Finished"), ("flaky", "Failing"), ("held", "Paused"), ("nightly", "Active")]
+        [
+            ("broken", "Invalid"),
+            ("done", "Finished"),
+            ("flaky", "Failing"),
+            ("held", "Paused"),
+            ("nightly", "Active")
+        ]
     );
-    let names = plain(&client, &Scope::namespace(NS).with_output(Format::Name), &StatusArgs::default()).await;
+    let names = plain(
+        &client,
+        &Scope::namespace(NS).with_output(Format::Name),
+        &StatusArgs::default(),
+    )
+    .await;
     assert!(names.starts_with("schedule.horolog.dev/broken\n"), "{names}");
     let path = Scope::namespace(NS).with_output(Format::JsonPath("{.items[*].outcomes}".into()));
     assert_eq!(plain(&client, &path, &StatusArgs::default()).await, " K MC  SFS");
@@ -198,21 +264,39 @@ async fn status_of_one_schedule_lists_upcoming_fire_times_runs_and_warning_event
     assert!(text.contains("Upcoming fire times (Europe/Berlin):"), "{text}");
     assert!(text.contains("2026-01-07T09:00:00+01:00  in 60m"), "{text}");
     assert!(text.contains("2026-01-08T09:00:00+01:00"), "{text}");
-    let upcoming = text.split("Upcoming").nth(1).unwrap().split("Runs").next().unwrap();
-    assert!(!upcoming.contains("ago"), "fire times before now are not upcoming: {text}");
+    let upcoming = text
+        .split("Upcoming")
+        .nth(1)
+        .unwrap()
+        .split("Runs")
+        .next()
+        .unwrap();
+    assert!(
+        !upcoming.contains("ago"),
+        "fire times before now are not upcoming: {text}"
+    );
     let runs = text.split("Runs (newest first):").nth(1).unwrap();
     let order: Vec<&str> = runs
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|w| w.starts_with("nightly-"))
         .collect();
-    assert_eq!(order, ["nightly-5", "nightly-4", "nightly-3", "nightly-2", "nightly-1"], "{text}");
-    assert!(runs.contains("Failed     3s"), "{text}");
-    assert!(
-        text.contains("Warning Events (newest first):\n  46h ago  Failed  jobrun nightly-2 failed: exit code 2"),
+    assert_eq!(
+        order,
+        ["nightly-5", "nightly-4", "nightly-3", "nightly-2", "nightly-1"],
         "{text}"
     );
-    assert_eq!(text.matches("\nNAME ").count() + usize::from(text.starts_with("NAME ")), 1);
+    assert!(runs.contains("Failed     3s"), "{text}");
+    assert!(
+        text.contains(
+            "Warning Events (newest first):\n  46h ago  Failed  jobrun nightly-2 failed: exit code 2"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("\nNAME ").count() + usize::from(text.starts_with("NAME ")),
+        1
+    );
 }
 
 /// A writer the test reads while `status --watch` writes to it.
@@ -242,7 +326,11 @@ impl Shared {
             }
         })
         .await;
-        assert!(waited.is_ok(), "{what:?} {times} times never came: {}", self.text());
+        assert!(
+            waited.is_ok(),
+            "{what:?} {times} times never came: {}",
+            self.text()
+        );
     }
 }
 
@@ -264,17 +352,31 @@ async fn status_watch_redraws_on_a_change_in_place_on_a_terminal() {
     let change = async {
         out.wait_for("nightly ", 1).await;
         Api::<Schedule>::namespaced(client.clone(), NS)
-            .patch("nightly", &PatchParams::default(), &Patch::Merge(json!({"spec": {"paused": true}})))
+            .patch(
+                "nightly",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"paused": true}})),
+            )
             .await
             .unwrap();
-        set_status::<Schedule>(&client, "nightly", json!({"conditions": [condition("Paused", "True", "Paused")]}))
-            .await;
+        set_status::<Schedule>(
+            &client,
+            "nightly",
+            json!({"conditions": [condition("Paused", "True", "Paused")]}),
+        )
+        .await;
         let redrawn = tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
                 let text = out.text();
-                let last = text.rsplit("\x1b[H\x1b[2J").next().unwrap_or_default().to_string();
+                let last = text
+                    .rsplit("\x1b[H\x1b[2J")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 if text.matches("\x1b[H\x1b[2J").count() >= 2
-                    && last.lines().any(|l| l.starts_with("nightly") && l.contains(" Paused "))
+                    && last
+                        .lines()
+                        .any(|l| l.starts_with("nightly") && l.contains(" Paused "))
                 {
                     return;
                 }
@@ -291,7 +393,10 @@ async fn status_watch_redraws_on_a_change_in_place_on_a_terminal() {
     let text = out.text();
     let last = text.rsplit("\x1b[H\x1b[2J").next().unwrap();
     assert!(line_of(last, "nightly").contains(" Paused "), "{text:?}");
-    assert!(text.starts_with("\x1b[H\x1b[2J"), "each frame is drawn from the top: {text:?}");
+    assert!(
+        text.starts_with("\x1b[H\x1b[2J"),
+        "each frame is drawn from the top: {text:?}"
+    );
 }
 
 /// Serves `server` over loopback HTTP and writes a kubeconfig for it.
@@ -305,9 +410,9 @@ async fn serve(server: ApiServer, dir: &std::path::Path) -> std::path::PathBuf {
             match server.call(request).await {
                 Ok(response) => response,
                 Err(_) => {
-                    let mut response = http::Response::new(
-                        http_body_util::BodyExt::boxed_unsync(http_body_util::Full::new(bytes::Bytes::new())),
-                    );
+                    let mut response = http::Response::new(http_body_util::BodyExt::boxed_unsync(
+                        http_body_util::Full::new(bytes::Bytes::new()),
+                    ));
                     *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
                     response
                 }
@@ -357,17 +462,26 @@ async fn on_a_terminal_the_strip_is_colour_blocks_and_no_color_gives_letters() {
         eprintln!("`script` (util-linux) is not installed: the pseudo-terminal test cannot run");
         return;
     };
-    let nightly = coloured.lines().find(|l| l.starts_with("nightly")).unwrap_or_default();
+    let nightly = coloured
+        .lines()
+        .find(|l| l.starts_with("nightly"))
+        .unwrap_or_default();
     assert!(
         nightly.contains("\x1b[32m■\x1b[31m■\x1b[32m■\x1b[0m"),
         "green, red, green blocks on a terminal: {coloured:?}"
     );
     assert!(nightly.contains("\x1b[32mActive\x1b[0m"), "{coloured:?}");
-    let plain = in_a_terminal(&format!("--kubeconfig {} status --no-color", kubeconfig.display()))
-        .await
-        .unwrap();
+    let plain = in_a_terminal(&format!(
+        "--kubeconfig {} status --no-color",
+        kubeconfig.display()
+    ))
+    .await
+    .unwrap();
     assert!(!plain.contains('\x1b'), "{plain:?}");
-    let nightly = plain.lines().find(|l| l.starts_with("nightly")).unwrap_or_default();
+    let nightly = plain
+        .lines()
+        .find(|l| l.starts_with("nightly"))
+        .unwrap_or_default();
     assert!(nightly.trim_end().ends_with("SFS"), "{plain:?}");
     std::fs::remove_dir_all(&dir).ok();
 }

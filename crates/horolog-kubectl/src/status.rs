@@ -16,7 +16,8 @@
 //! The state comes from the conditions the operator writes (kstatus: Ready, Paused, Finished,
 //! LastRunSucceeded): `Invalid` (Ready=False because of the spec: invalid trigger, Task or
 //! Calendar missing), `Failing` (Ready=False otherwise, e.g. TooManyFailures or
-//! CreateRefused, or the last run failed), `Finished`, `Paused`, else `Active`.
+//! CreateRefused, or the last run Failed: not Skipped, Missed or Cancelled), `Finished`,
+//! `Paused`, else `Active`.
 //!
 //! With a name: that line, then the upcoming fire times (Calendars applied, as `next`), the
 //! runs newest first with their durations, and the Schedule's recent Warning Events.
@@ -116,7 +117,11 @@ pub fn state_of(schedule: &Schedule) -> State {
         State::Finished
     } else if is("Paused", "True") || schedule.spec.paused {
         State::Paused
-    } else if is("LastRunSucceeded", "False") {
+    } else if schedule
+        .condition("LastRunSucceeded")
+        .is_some_and(|c| c.status == "False" && c.reason == "Failed")
+    {
+        // A run skipped, missed or cancelled is not a failure of the Schedule.
         State::Failing
     } else {
         State::Active

@@ -114,6 +114,16 @@ async fn fixture(client: &Client) {
             false,
             json!([ready, condition("Finished", "True", "MaxRunsReached")]),
         ),
+        (
+            "skipping",
+            false,
+            json!([ready, condition("LastRunSucceeded", "False", "Skipped")]),
+        ),
+        (
+            "failed",
+            false,
+            json!([ready, condition("LastRunSucceeded", "False", "Failed")]),
+        ),
     ] {
         schedules
             .create(&PostParams::default(), &schedule(name, paused))
@@ -179,7 +189,7 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     let client = server.client();
     fixture(&client).await;
     let text = plain(&client, &Scope::namespace(NS), &StatusArgs::default()).await;
-    assert!(text.starts_with("NAME     STATE     NEXT FIRE"), "{text}");
+    assert!(text.starts_with("NAME      STATE     NEXT FIRE"), "{text}");
     let nightly: Vec<&str> = line_of(&text, "nightly").split_whitespace().collect();
     assert_eq!(
         nightly,
@@ -203,6 +213,8 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     assert!(line_of(&text, "flaky").trim_end().ends_with("MC"), "{text}");
     assert!(line_of(&text, "done").contains(" Finished "), "{text}");
     assert!(line_of(&text, "done").trim_end().ends_with(" K"), "{text}");
+    assert!(line_of(&text, "skipping").contains(" Active "), "a skipped run is no failure: {text}");
+    assert!(line_of(&text, "failed").contains(" Failing "), "{text}");
     assert!(
         !text.contains('\x1b'),
         "no escape codes when not a terminal: {text:?}"
@@ -223,9 +235,11 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
         [
             ("broken", "Invalid"),
             ("done", "Finished"),
+            ("failed", "Failing"),
             ("flaky", "Failing"),
             ("held", "Paused"),
-            ("nightly", "Active")
+            ("nightly", "Active"),
+            ("skipping", "Active")
         ]
     );
     let names = plain(
@@ -236,7 +250,7 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     .await;
     assert!(names.starts_with("schedule.horolog.dev/broken\n"), "{names}");
     let path = Scope::namespace(NS).with_output(Format::JsonPath("{.items[*].outcomes}".into()));
-    assert_eq!(plain(&client, &path, &StatusArgs::default()).await, " K MC  SFS");
+    assert_eq!(plain(&client, &path, &StatusArgs::default()).await, " K  MC  SFS ");
 }
 
 #[tokio::test]

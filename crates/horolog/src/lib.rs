@@ -19,11 +19,8 @@ pub mod leader;
 pub mod local;
 pub mod manifest;
 pub mod metrics;
+pub mod names;
 pub mod operator;
-/// The names of things the operator and the kubectl plugin agree on.
-pub mod names {
-    pub use crate::controller::schedule::{run_now_name, trigger_hash};
-}
 pub mod pod;
 pub mod preview;
 pub mod serve;

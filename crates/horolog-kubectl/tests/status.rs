@@ -213,7 +213,10 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     assert!(line_of(&text, "flaky").trim_end().ends_with("MC"), "{text}");
     assert!(line_of(&text, "done").contains(" Finished "), "{text}");
     assert!(line_of(&text, "done").trim_end().ends_with(" K"), "{text}");
-    assert!(line_of(&text, "skipping").contains(" Active "), "a skipped run is no failure: {text}");
+    assert!(
+        line_of(&text, "skipping").contains(" Active "),
+        "a skipped run is no failure: {text}"
+    );
     assert!(line_of(&text, "failed").contains(" Failing "), "{text}");
     assert!(
         !text.contains('\x1b'),
@@ -250,7 +253,10 @@ async fn status_shows_state_next_fire_last_run_counts_and_the_outcome_letters() 
     .await;
     assert!(names.starts_with("schedule.horolog.dev/broken\n"), "{names}");
     let path = Scope::namespace(NS).with_output(Format::JsonPath("{.items[*].outcomes}".into()));
-    assert_eq!(plain(&client, &path, &StatusArgs::default()).await, " K  MC  SFS ");
+    assert_eq!(
+        plain(&client, &path, &StatusArgs::default()).await,
+        " K  MC  SFS "
+    );
 }
 
 #[tokio::test]

@@ -92,9 +92,14 @@ fn named_modules(text: &str) -> Vec<String> {
         .filter(|word| {
             word.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-                && ["horolog::", "horolog_core::", "horolog_kubectl::", "horolog_memserver::"]
-                    .iter()
-                    .any(|krate| word.starts_with(krate))
+                && [
+                    "horolog::",
+                    "horolog_core::",
+                    "horolog_kubectl::",
+                    "horolog_memserver::",
+                ]
+                .iter()
+                .any(|krate| word.starts_with(krate))
         })
         .map(str::to_owned)
         .collect()

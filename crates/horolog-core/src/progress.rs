@@ -4,9 +4,9 @@
 //!
 //! - [`with_calendars`]: the trigger with the Schedule's Calendars applied, or why it must not
 //!   fire (a Calendar missing, invalid or in a cycle: fail closed);
-//! - [`state_hash`]: the hash kept in `status.triggerHash`; when it changes, the trigger (or
-//!   the exclusions in force) was edited, and firing carries on from the edit
-//!   ([`edited_cursor`]);
+//! - [`plan_hash`]: the hash kept in `status.triggerHash`; when it changes, the trigger, the
+//!   Calendars chosen or what they hold was edited ([`edited`] says which), and firing carries
+//!   on from that edit ([`edited_cursor`]);
 //! - [`Progress`]: the cursor, `firedCount` and `maxRuns`: how many runs maxRuns leaves, the
 //!   next fire times, and whether the Schedule has [`Finished`].
 //!
@@ -74,19 +74,77 @@ pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
     )
 }
 
-/// The hash kept in `status.triggerHash`: the trigger spec's own hash (`spec_hash`), then
-/// `-` and the [`exclusion_hash`] when exclusions are in force.
-pub fn state_hash(spec_hash: &str, trigger: &Trigger) -> String {
-    match exclusion_hash(trigger) {
-        Some(exclusions) => format!("{spec_hash}-{exclusions}"),
-        None => spec_hash.to_string(),
+/// A short hash of what a Schedule and its Task choose about exclusions (the Calendars they
+/// name, `roots`, and `onExcluded`), apart from what those Calendars hold: when it changes, the
+/// Schedule or its Task was edited; when only [`exclusion_hash`] changes, a Calendar was.
+/// `None` when they name no Calendar and leave onExcluded at its default.
+pub fn choice_hash(roots: &[String], on: OnExcluded) -> Option<String> {
+    if roots.is_empty() && on == OnExcluded::default() {
+        return None;
     }
+    let text = format!("{on:?}|{}", roots.join(","));
+    Some(
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
-/// True when the stored hash is there and differs from `hash`: the trigger was edited since
-/// the operator last planned. A Schedule never planned (no stored hash) was not edited.
-pub fn edited(stored: Option<&str>, hash: &str) -> bool {
-    stored.is_some_and(|stored| stored != hash)
+/// The hash kept in `status.triggerHash`: the trigger spec's own hash (`spec_hash`), then
+/// `-` and the [`exclusion_hash`] when exclusions are in force, then `-r` and the
+/// [`choice_hash`] when the Schedule names Calendars or sets onExcluded.
+pub fn plan_hash(spec_hash: &str, trigger: &Trigger, roots: &[String], on: OnExcluded) -> String {
+    let mut hash = spec_hash.to_string();
+    if let Some(exclusions) = exclusion_hash(trigger) {
+        hash = format!("{hash}-{exclusions}");
+    }
+    if let Some(choice) = choice_hash(roots, on) {
+        // Not a hex digit: the parts are told apart by it.
+        hash = format!("{hash}-r{choice}");
+    }
+    hash
+}
+
+/// Which object's edit changed a Schedule's [`plan_hash`]: its firing carries on from the
+/// time of that object's edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edited {
+    /// The trigger (the Schedule's spec).
+    Trigger,
+    /// The Calendars named or `onExcluded` (the Schedule's spec, or its Task's calendarRefs).
+    Choice,
+    /// What a Calendar it uses holds.
+    Calendars,
+}
+
+/// What changed between the `old` and the `new` [`plan_hash`]; `None` when nothing did.
+pub fn edited(old: &str, new: &str) -> Option<Edited> {
+    if old == new {
+        return None;
+    }
+    // (trigger, exclusions, choice) of a hash.
+    let parts = |hash: &str| {
+        let mut parts = hash.split('-');
+        let trigger = parts.next().unwrap_or_default().to_string();
+        let (mut exclusions, mut choice) = (None, None);
+        for part in parts {
+            match part.strip_prefix('r') {
+                Some(c) => choice = Some(c.to_string()),
+                None => exclusions = Some(part.to_string()),
+            }
+        }
+        (trigger, exclusions, choice)
+    };
+    let (old, new) = (parts(old), parts(new));
+    Some(if old.0 != new.0 {
+        Edited::Trigger
+    } else if old.2 != new.2 {
+        Edited::Choice
+    } else {
+        Edited::Calendars
+    })
 }
 
 /// The cursor after a trigger edit made at `edited_at`: the new trigger fires after the edit,
@@ -219,32 +277,37 @@ mod tests {
         assert_eq!(edited_cursor(None, edit), edit);
         let later = at("2026-04-01T00:00:00Z");
         assert_eq!(edited_cursor(Some(later), edit), later);
-        assert!(edited(Some("a"), "b"));
-        assert!(!edited(Some("a"), "a"));
-        assert!(!edited(None, "a"), "never planned is not edited");
+        assert_eq!(edited("a", "b"), Some(Edited::Trigger));
+        assert_eq!(edited("a", "a"), None);
+        assert_eq!(edited("a-1234", "a-5678"), Some(Edited::Calendars));
+        assert_eq!(edited("a-1234-rab", "a-1234-rcd"), Some(Edited::Choice));
     }
 
     #[test]
-    fn the_state_hash_changes_with_the_calendars_in_force_only() {
-        let plain = hourly();
-        assert_eq!(state_hash("abc", &plain), "abc", "no exclusions: the spec's hash");
+    fn the_plan_hash_tells_a_calendar_edit_from_a_choice_edit() {
+        let none: [String; 0] = [];
+        assert_eq!(
+            plan_hash("abc", &hourly(), &none, OnExcluded::Skip),
+            "abc",
+            "nothing chosen: the spec's hash"
+        );
         let lookup = |name: &str| (name == "h").then(|| holiday("2026-01-02"));
         let roots = ["h".to_string()];
         let excluded = with_calendars(hourly(), &roots, OnExcluded::Skip, &lookup).unwrap();
-        let hash = state_hash("abc", &excluded);
-        assert!(
-            hash.starts_with("abc-") && hash.len() == "abc-".len() + 8,
-            "{hash}"
-        );
+        let hash = plan_hash("abc", &excluded, &roots, OnExcluded::Skip);
         let following = with_calendars(hourly(), &roots, OnExcluded::Following, &lookup).unwrap();
-        assert_ne!(state_hash("abc", &following), hash, "onExcluded is part of it");
+        let by_choice = plan_hash("abc", &following, &roots, OnExcluded::Following);
+        assert_eq!(
+            edited(&hash, &by_choice),
+            Some(Edited::Choice),
+            "onExcluded is the Schedule's choice"
+        );
         let other = |name: &str| (name == "h").then(|| holiday("2026-01-03"));
         let edited_calendar = with_calendars(hourly(), &roots, OnExcluded::Skip, &other).unwrap();
-        assert_ne!(
-            state_hash("abc", &edited_calendar),
-            hash,
-            "a Calendar edit is an edit"
-        );
+        let by_calendar = plan_hash("abc", &edited_calendar, &roots, OnExcluded::Skip);
+        assert_eq!(edited(&hash, &by_calendar), Some(Edited::Calendars));
+        let by_trigger = plan_hash("xyz", &excluded, &roots, OnExcluded::Skip);
+        assert_eq!(edited(&hash, &by_trigger), Some(Edited::Trigger));
     }
 
     #[test]

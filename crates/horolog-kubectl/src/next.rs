@@ -151,10 +151,18 @@ pub fn next_fire_times_with(
         None => trigger,
     };
     let status = schedule.status.clone().unwrap_or_default();
-    let hash = progress::state_hash(&trigger_hash(&schedule.spec.trigger), &trigger);
+    let roots = schedule.calendar_roots(calendars.and_then(|(_, task)| task));
+    let hash = progress::plan_hash(
+        &trigger_hash(&schedule.spec.trigger),
+        &trigger,
+        &roots,
+        schedule.spec.on_excluded,
+    );
     let mut at = schedule.progress();
     // The operator carries an edited trigger on from the moment it sees the edit.
-    if progress::edited(status.trigger_hash.as_deref(), &hash) {
+    if let Some(old) = &status.trigger_hash
+        && progress::edited(old, &hash).is_some()
+    {
         at.cursor = Some(progress::edited_cursor(at.cursor, now));
     }
     let times = at.upcoming(&trigger, count);

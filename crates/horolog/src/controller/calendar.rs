@@ -44,6 +44,63 @@ pub fn with_calendars(
     progress::with_calendars(trigger, &roots(schedule, task), schedule.spec.on_excluded, &def)
 }
 
+/// The hash kept in `status.triggerHash` for `schedule`: the rule is
+/// `horolog_core::progress::plan_hash`, with the Calendars the Schedule and its Task name.
+pub fn plan_hash(
+    trigger_hash: String,
+    trigger: &Trigger,
+    schedule: &Schedule,
+    task: Option<&Task>,
+) -> String {
+    progress::plan_hash(
+        &trigger_hash,
+        trigger,
+        &roots(schedule, task),
+        schedule.spec.on_excluded,
+    )
+}
+
+pub use horolog_core::progress::{Edited, edited};
+
+/// The Calendars a Schedule uses, directly, through its Task or through Calendars that
+/// include them (the ones that exist), each once.
+pub fn in_use(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Vec<Arc<Calendar>> {
+    let mut todo = roots(schedule, task);
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(calendar) = lookup(&name) {
+            todo.extend(calendar.spec.ref_names());
+            found.push(calendar);
+        }
+    }
+    found
+}
+
+/// When the Calendars a Schedule uses last changed: the latest `managedFields[].time` of a
+/// write to any of them that was not to its status (a Calendar created since counts from its
+/// creation).
+pub fn calendars_changed_at(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Option<DateTime<Utc>> {
+    in_use(schedule, task, lookup)
+        .iter()
+        .filter_map(|c| {
+            super::trim::spec_changed_at(c.as_ref()).or_else(|| c.metadata.creation_timestamp.clone())
+        })
+        .filter_map(|time| crate::pod::chrono_time(&time))
+        .max()
+}
+
 /// True when the Schedule uses Calendar `name` of its namespace, directly or through Calendars
 /// it includes (or through its Task).
 pub fn uses(ctx: &Context, schedule: &Schedule, name: &str) -> bool {
@@ -98,6 +155,7 @@ pub async fn reconcile(calendar: Arc<Calendar>, ctx: Arc<Context>) -> Result<Act
     let resolved = resolve(std::slice::from_ref(&name), &def);
     let tz: Tz = calendar
         .spec
+        .exclude
         .timezone
         .as_deref()
         .and_then(|z| z.trim().parse().ok())
@@ -159,4 +217,25 @@ fn until_next_day(now: DateTime<Utc>, tz: Tz) -> std::time::Duration {
         .to_std()
         .unwrap_or_default()
         .max(std::time::Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_change_names_the_object_whose_edit_made_it() {
+        assert_eq!(edited("t1-e1-rc1", "t1-e1-rc1"), None);
+        assert_eq!(edited("t1-e1-rc1", "t2-e1-rc1"), Some(Edited::Trigger));
+        assert_eq!(edited("t1-e1-rc1", "t2-e2-rc2"), Some(Edited::Trigger));
+        // Calendars named or onExcluded: the Schedule or its Task.
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc2"), Some(Edited::Choice));
+        assert_eq!(edited("t1", "t1-e1-rc1"), Some(Edited::Choice));
+        assert_eq!(edited("t1-e1-rc1", "t1"), Some(Edited::Choice));
+        // An exclusion hash that starts with `c` is not taken for the choice.
+        assert_eq!(edited("0a-c4089-rc1", "0a-c4090-rc1"), Some(Edited::Calendars));
+        // Only what the Calendars hold: a Calendar (one that was empty gains entries too).
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+        assert_eq!(edited("t1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+    }
 }

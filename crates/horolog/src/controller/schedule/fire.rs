@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::plan::{self, Plan, Policy};
+use horolog_core::progress::Progress;
 use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use tracing::info;
@@ -65,16 +66,21 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     outcome
 }
 
+/// The Schedule's progress as this pass has it so far.
+fn progress_of(pass: &Pass<'_>) -> Progress {
+    Progress {
+        cursor: pass.status.cursor,
+        fired_count: pass.status.fired_count,
+        max_runs: pass.input.schedule.spec.max_runs,
+    }
+}
+
 /// How many of the trigger's own fire times before the next fire time one pass looks at for
 /// the next excluded one (usually the first is it).
 const WAKE_SEARCH: usize = 1_000;
 
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
-    pass.input
-        .schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| pass.status.fired_count >= max)
+    progress_of(pass).max_runs_reached()
 }
 
 /// With catchUp Disabled, the instant up to which due fire times are passed over: now, at the
@@ -192,10 +198,7 @@ fn create_runs(
     existing.sort();
     existing.dedup();
     rediscover(pass, &existing, outcome);
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - pass.status.fired_count).max(0) as usize);
+    let remaining = progress_of(pass).remaining();
     let new: Vec<_> = planned
         .runs
         .iter()

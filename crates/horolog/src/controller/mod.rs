@@ -60,12 +60,19 @@ pub struct Defaults {
     pub executor: Executor,
 }
 
+/// `--concurrency`'s default: reconciles of each kind that run at once. Chosen by measurement
+/// (BENCHMARKS.md, "The top of the minute"): with 8, a thousand Schedules due at one instant
+/// queued behind each other for 125 round trips per worker; each reconcile in flight costs
+/// a request in flight at the API server (and, over HTTP/1.1, a connection), little memory.
+pub const DEFAULT_CONCURRENCY: u16 = 64;
+
 /// How the controllers run.
 #[derive(Clone)]
 pub struct ControllerConfig {
     /// The namespace to watch; `None` watches all namespaces.
     pub namespace: Option<String>,
-    /// How many reconciles of each kind run at once.
+    /// How many reconciles of each kind run at once (`--concurrency`; [`DEFAULT_CONCURRENCY`]
+    /// in the operator; 4 in this type's `Default`, which tests and local mode use).
     pub concurrency: u16,
     /// The catch-up bound of the planner.
     pub catch_up: horolog_core::plan::CatchUp,

@@ -154,8 +154,6 @@ pub struct Policy {
     pub misfire_grace_time: Option<TimeDelta>,
     /// The largest random delay added to a fire time; `None` or zero = no jitter.
     pub max_jitter: Option<TimeDelta>,
-    /// While paused nothing is planned and the cursor stays where it is.
-    pub paused: bool,
     /// The catch-up bound.
     pub catch_up: CatchUp,
 }
@@ -191,7 +189,7 @@ pub struct Plan {
     pub exact: bool,
     /// The new cursor (`status.cursor`): the last due fire time, or the old cursor.
     pub cursor: Option<DateTime<Utc>>,
-    /// The first fire time after `now` (and after the cursor); `None` when exhausted or paused.
+    /// The first fire time after `now` (and after the cursor); `None` when exhausted.
     pub next_fire_time: Option<DateTime<Utc>>,
 }
 
@@ -221,12 +219,6 @@ pub fn plan(
     policy: &Policy,
     mut jitter: impl FnMut(DateTime<Utc>, TimeDelta) -> TimeDelta,
 ) -> Plan {
-    if policy.paused {
-        return Plan {
-            cursor,
-            ..Plan::default()
-        };
-    }
     let max_runs = policy.catch_up.max_runs.max(1);
     // All keeps the newest max_runs and needs the one before them to name the dropped range.
     let keep = match policy.coalesce {
@@ -852,22 +844,6 @@ mod tests {
     }
 
     #[test]
-    fn paused_plans_nothing_and_keeps_the_cursor() {
-        let policy = Policy {
-            paused: true,
-            ..Policy::default()
-        };
-        let plan = plan(&Every(60), Some(t(0)), t(600), &policy, no_jitter);
-        assert_eq!(
-            plan,
-            Plan {
-                cursor: Some(t(0)),
-                ..Plan::default()
-            }
-        );
-    }
-
-    #[test]
     fn unpausing_coalesces_the_fire_times_that_passed_meanwhile() {
         let plan = plan(&Every(60), Some(t(0)), t(600), &Policy::default(), no_jitter);
         assert_eq!(fire_times(&plan), vec![t(600)]);
@@ -1079,7 +1055,6 @@ mod tests {
                 coalesce,
                 misfire_grace_time: grace.map(TimeDelta::seconds),
                 max_jitter: jitter.map(TimeDelta::seconds),
-                paused: false,
                 catch_up: CatchUp {
                     max_runs,
                     max_scanned,
@@ -1163,14 +1138,6 @@ mod tests {
             } else {
                 prop_assert_eq!(p.dropped_range, None);
             }
-        }
-
-        #[test]
-        fn paused_plans_nothing(source in any_times(), cursor in proptest::option::of(0i64..5_000), now in 0i64..6_000) {
-            let policy = Policy { paused: true, ..Policy::default() };
-            let p = plan(&source, cursor.map(t), t(now), &policy, no_jitter);
-            prop_assert!(p.runs.is_empty() && p.missed.is_empty());
-            prop_assert_eq!(p.cursor, cursor.map(t));
         }
 
         #[test]

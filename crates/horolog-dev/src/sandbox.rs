@@ -29,7 +29,7 @@ use tower::Service;
 
 use horolog::api::Duration;
 use horolog::clock::{Clock, SystemClock};
-use horolog::local::executor::{Executor, Mode};
+use horolog::local::executor::{Mode, PodRunner};
 use horolog_memserver::{ApiServer, RequestMatch, ResponseBody};
 
 /// How long open connections (watches) get to end when the sandbox stops.
@@ -216,7 +216,7 @@ impl Sandbox {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let kubelet = mode.map(|mode| {
             let mut stop = stop_tx.subscribe();
-            tokio::spawn(Executor::with_mode(client, clock, mode).run(async move {
+            tokio::spawn(PodRunner::with_mode(client, clock, mode).run(async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             }))
         });

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use crate::api::{JobRun, SCHEDULE_LABEL};
-use crate::pod::{PodError, chrono_time, pod_name, prepare_for_run, run_labels, stored};
+use crate::names::{pod_name, run_labels};
+use crate::pod::{PodError, chrono_time, prepare_for_run, stored};
 
 /// The Job of attempt `attempt` (1-based) of `jobrun`, running `template`: owned by the
 /// JobRun, labelled (and its pods labelled) with the JobRun, attempt, Schedule and Task, with

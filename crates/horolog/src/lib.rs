@@ -18,6 +18,7 @@ pub mod leader;
 pub mod local;
 pub mod manifest;
 pub mod metrics;
+pub mod names;
 pub mod operator;
 pub mod plugin;
 pub mod pod;

@@ -4,20 +4,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::api::core::v1::{Container, ContainerState, EnvVar, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
-use crate::api::{JOBRUN_LABEL, JobRun, SCHEDULE_LABEL, TASK_LABEL, TaskSpec};
+use crate::api::{JobRun, TaskSpec};
+use crate::names::run_labels;
 
-/// The longest name that is also a valid label value (and pod hostname).
-pub const MAX_NAME_LEN: usize = 63;
-/// Label on every Pod (and Job) of a JobRun with its attempt number (1-based).
-pub const ATTEMPT_LABEL: &str = "horolog.dev/attempt";
-/// Finalizer on every Pod the operator creates, as batch/v1 Job's
-/// `batch.kubernetes.io/job-tracking`: the Pod (and its final status) stays until the run's
-/// status records its outcome, so a Pod that ends and is deleted while no operator watches is
-/// still seen, and its attempt never runs twice. The operator removes it with one patch once
-/// the outcome is written, or when the run is gone.
-pub const TRACKING_FINALIZER: &str = "horolog.dev/run-tracking";
+pub use crate::names::{ATTEMPT_LABEL, MAX_NAME_LEN, TRACKING_FINALIZER, pod_name, short_name};
 
 /// A JobRun that cannot be turned into a Pod.
 #[derive(Debug, thiserror::Error)]
@@ -88,31 +79,6 @@ pub fn context_env(run: &JobRun, attempt: i32) -> Vec<EnvVar> {
     ));
     vars.push(var("HOROLOG_ATTEMPT", attempt.to_string()));
     vars
-}
-
-/// `name` if it fits in `max` characters, otherwise a prefix of it plus a hash of the whole
-/// name, so different long names stay different and the result is still a DNS label.
-pub fn short_name(name: &str, max: usize) -> String {
-    if name.len() <= max {
-        return name.to_string();
-    }
-    let digest = Sha256::digest(name.as_bytes());
-    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let keep = max.saturating_sub(hash.len() + 1);
-    // Cut on a char boundary (names are ASCII in practice) and never end the prefix with a
-    // separator, which would make two separators in a row or an invalid label.
-    let mut prefix: String = name.chars().take(keep).collect();
-    while prefix.ends_with(['-', '.']) {
-        prefix.pop();
-    }
-    format!("{prefix}-{hash}")
-}
-
-/// The name of attempt `attempt` (1-based) of a JobRun's Pod.
-pub fn pod_name(jobrun: &str, attempt: i32) -> String {
-    let suffix = format!("-{attempt}");
-    // Shorten the JobRun part, not the whole: the attempt number must stay readable.
-    format!("{}{suffix}", short_name(jobrun, MAX_NAME_LEN - suffix.len()))
 }
 
 /// The Pod for attempt `attempt` (1-based) of `jobrun`, running `template` (see
@@ -186,24 +152,6 @@ pub(crate) fn stored(
         .controller_owner_ref(&())
         .ok_or_else(|| not_stored("uid"))?;
     Ok((name, namespace, owner))
-}
-
-/// The labels every Pod and Job of a run carries: its JobRun, attempt, Schedule and Task.
-pub(crate) fn run_labels(jobrun: &JobRun, attempt: i32) -> Vec<(String, String)> {
-    let mut labels = vec![
-        (
-            JOBRUN_LABEL.to_string(),
-            short_name(&jobrun.name_any(), MAX_NAME_LEN),
-        ),
-        (ATTEMPT_LABEL.to_string(), attempt.to_string()),
-    ];
-    if let Some(schedule) = &jobrun.spec.schedule_name {
-        labels.push((SCHEDULE_LABEL.to_string(), short_name(schedule, MAX_NAME_LEN)));
-    }
-    if let Some(task) = jobrun.task_name() {
-        labels.push((TASK_LABEL.to_string(), short_name(task, MAX_NAME_LEN)));
-    }
-    labels
 }
 
 /// Where a Pod is in its life, as far as a JobRun cares.
@@ -314,7 +262,7 @@ pub fn chrono_time(time: &Time) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{JobRunSpec, JobRunTemplate};
+    use crate::api::{JOBRUN_LABEL, JobRunSpec, JobRunTemplate, SCHEDULE_LABEL};
     use k8s_openapi::api::core::v1::{
         Container, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
         PodStatus, PodTemplateSpec,

@@ -1,4 +1,5 @@
-//! ARCHITECTURE.md stays true to the tree: every file or folder it names in backticks exists.
+//! ARCHITECTURE.md stays true to the tree: every file or folder it names in backticks exists,
+//! and so does every module it names (`horolog::controller::admission`, or an item of one).
 //! A name may be given from the repository root (`crates/horolog/src/pod.rs`) or, where the
 //! text has said which crate or folder it is in, by its tail (`controller/wiring.rs`,
 //! `fire.rs`); either way some path in the repository must end with it.
@@ -79,4 +80,80 @@ fn every_path_architecture_md_names_exists() {
 fn the_path_check_tells_a_path_from_other_code() {
     let named = named_paths("`a/b.rs`, `x/`, `cargo run -- crds`, `*/n`, `/healthz`, `Trigger::compile`");
     assert_eq!(named, ["a/b.rs", "x/"]);
+}
+
+/// The backticked words of `text` that name a module of a crate of the workspace
+/// (`horolog::controller::admission`, `horolog_core::plan::plan`): a path that starts with a
+/// crate name.
+fn named_modules(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| {
+            word.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && ["horolog::", "horolog_core::", "horolog_memserver::"]
+                    .iter()
+                    .any(|krate| word.starts_with(krate))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when `path` names a module of the workspace, or an item its module's file mentions:
+/// every segment but the last must be a module (`a.rs` or `a/mod.rs`), and the last a module
+/// or a word of the last module's source.
+fn module_exists(root: &Path, path: &str) -> bool {
+    let mut segments = path.split("::");
+    let Some(krate) = segments.next() else {
+        return false;
+    };
+    let mut dir = root.join("crates").join(krate.replace('_', "-")).join("src");
+    let mut file = dir.join("lib.rs");
+    let segments: Vec<&str> = segments.collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let (flat, nested) = (
+            dir.join(format!("{segment}.rs")),
+            dir.join(segment).join("mod.rs"),
+        );
+        if flat.is_file() {
+            file = flat;
+            dir = dir.join(segment);
+        } else if nested.is_file() {
+            file = nested;
+            dir = dir.join(segment);
+        } else {
+            // Not a module: the last segment may be an item of the module before it.
+            let last = i + 1 == segments.len();
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            return last && text.contains(segment);
+        }
+    }
+    true
+}
+
+#[test]
+fn every_module_architecture_md_names_exists() {
+    let root = repository();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let named = named_modules(&text);
+    assert!(named.len() > 20, "the check finds the modules: {named:?}");
+    let missing: Vec<&String> = named.iter().filter(|m| !module_exists(&root, m)).collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names modules that do not exist (moved or renamed? update the map): {missing:?}"
+    );
+}
+
+#[test]
+fn the_module_check_tells_a_module_from_a_missing_one() {
+    let root = repository();
+    assert!(module_exists(&root, "horolog::controller::admission"));
+    assert!(module_exists(&root, "horolog_core::plan::plan"));
+    assert!(!module_exists(&root, "horolog::controller::nowhere"));
+    assert!(!module_exists(&root, "horolog::controller::nowhere::thing"));
+    assert_eq!(
+        named_modules("`horolog::names`, `fire::fire`, `a/b.rs`"),
+        ["horolog::names"]
+    );
 }

@@ -5,22 +5,21 @@
 //! `super::fire::fire(..)`), resolves `crate`, `self` and `super`, and finds the strongly
 //! connected components of the module graph. A cycle that is not on the list below fails.
 //! The list is what the code had when the check was written: it may only shrink (a listed
-//! cycle that is gone fails too, so the list stays true).
+//! cycle that is gone fails too, so the list stays true). It is empty now.
+//!
+//! A second check keeps every file of the controller under [`MAX_LINES`] lines before its
+//! tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Cycles that existed when this check was added, each as its sorted module names (relative
 /// to `crate::controller`). Remove an entry when its cycle is broken.
-const KNOWN_CYCLES: &[&[&str]] = &[
-    &[
-        "jobrun::decide",
-        "jobrun::follow",
-        "jobrun::job",
-        "jobrun::queued",
-    ],
-    &["schedule::decide", "schedule::fire", "schedule::ready"],
-];
+const KNOWN_CYCLES: &[&[&str]] = &[];
+
+/// The most lines a file under `controller/` may have before its `#[cfg(test)]` tests: a
+/// longer one holds more than one responsibility, and is split by them.
+const MAX_LINES: usize = 400;
 
 fn source_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -309,6 +308,49 @@ fn the_controller_modules_import_without_new_cycles() {
         gone.is_empty(),
         "these listed cycles are broken now; take them off KNOWN_CYCLES: {gone:?}"
     );
+}
+
+/// The lines of `text` before its first `#[cfg(test)]` (all of them when it has none).
+fn lines_before_tests(text: &str) -> usize {
+    text.lines()
+        .take_while(|line| !line.trim_start().starts_with("#[cfg(test)]"))
+        .count()
+}
+
+#[test]
+fn no_controller_file_is_over_the_line_limit_before_its_tests() {
+    let root = source_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("controller"), &mut files);
+    assert!(files.len() > 10, "the check reads the controller: {files:?}");
+    let mut long: Vec<(String, usize)> = files
+        .iter()
+        // Files that are test modules themselves (`decide_tests.rs`, `test_support.rs`).
+        .filter(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !name.ends_with("_tests.rs") && name != "test_support.rs"
+        })
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let relative = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+            (relative, lines_before_tests(&text))
+        })
+        .filter(|(_, lines)| *lines > MAX_LINES)
+        .collect();
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines before their tests (split them by responsibility): {long:?}"
+    );
+}
+
+#[test]
+fn lines_before_tests_stop_at_the_test_module() {
+    assert_eq!(lines_before_tests("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+    assert_eq!(lines_before_tests("a\nb\n"), 2);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use horolog::api::{JobRun, JobRunPhase, Schedule};
 use horolog::clock::SystemClock;
-use horolog::local::{Executor, LocalError, LocalOptions, run_local_until};
+use horolog::local::{LocalError, LocalOptions, PodRunner, run_local_until};
 use horolog_memserver::ApiServer;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
@@ -509,7 +509,7 @@ async fn deleting_a_pod_kills_its_process() {
     let client = server.client();
     let (stop, stopped) = oneshot::channel::<()>();
     let executor = tokio::spawn(
-        Executor::new(client.clone(), Arc::new(SystemClock), dir.join("work")).run(async {
+        PodRunner::new(client.clone(), Arc::new(SystemClock), dir.join("work")).run(async {
             let _ = stopped.await;
         }),
     );

@@ -4,6 +4,10 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The condition type that says whether an object does its job: a Schedule fires, a Task
+/// or a Calendar can be used. Every kind with a `Ready` condition uses this name.
+pub const READY: &str = "Ready";
+
 /// One aspect of an object's state, as `kubectl describe` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +54,14 @@ impl Condition {
             last_transition_time,
             observed_generation: generation,
         }
+    }
+}
+
+/// Replaces the condition of the same type, or adds it.
+pub fn set_condition(conditions: &mut Vec<Condition>, condition: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
+        Some(existing) => *existing = condition,
+        None => conditions.push(condition),
     }
 }
 

@@ -8,15 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Condition, Duration, TaskRef};
 
-/// Label on every Pod (and batch/v1 Job) a JobRun creates, with the JobRun's name.
-pub const JOBRUN_LABEL: &str = "horolog.dev/jobrun";
-/// Label on every JobRun of a Task, with the Task's name: the Task's maxRunningJobs counts
-/// the runs that carry it.
-pub const TASK_LABEL: &str = "horolog.dev/task";
-/// Label on every JobRun a Backfill creates, with the Backfill's name.
-pub const BACKFILL_LABEL: &str = "horolog.dev/backfill";
-/// Annotation on a JobRun that asks to cancel it (any value).
-pub const CANCEL_ANNOTATION: &str = "horolog.dev/cancel";
+pub use crate::names::{BACKFILL_LABEL, CANCEL_ANNOTATION, JOBRUN_LABEL, TASK_LABEL};
 
 /// One execution of a job: created by a Schedule for a fire time, or by a user for a
 /// one-off run. The operator runs it as a Pod and records the outcome in status.

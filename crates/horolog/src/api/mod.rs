@@ -13,7 +13,7 @@ mod validate;
 
 pub use backfill::*;
 pub use calendar::*;
-pub use condition::{Condition, find_condition};
+pub use condition::{Condition, READY, find_condition, set_condition};
 pub use horolog_core::spec::*;
 pub use jobrun::*;
 pub use schedule::*;

@@ -13,12 +13,7 @@ use super::{
     CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, Condition, Duration, JobRunTemplate, TriggerSpec,
 };
 
-/// Annotation whose every new value asks for one immediate run.
-pub const RUN_NOW_ANNOTATION: &str = "horolog.dev/run-now";
-/// Annotation whose every new value lifts a pause after too many failures.
-pub const RESUME_ANNOTATION: &str = "horolog.dev/resume";
-/// Label on every JobRun a Schedule creates, with the Schedule's name.
-pub const SCHEDULE_LABEL: &str = "horolog.dev/schedule";
+pub use crate::names::{RESUME_ANNOTATION, RUN_NOW_ANNOTATION, SCHEDULE_LABEL};
 /// Default of `successfulRunsHistoryLimit`.
 pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
 /// Default of `failedRunsHistoryLimit`.

@@ -16,12 +16,11 @@ use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::events::Note;
-use super::schedule::settle::set_condition;
 use super::{Context, Error};
-use crate::api::{Calendar, CalendarStatus, Condition, Schedule, Task, find_condition};
+use crate::api::{Calendar, CalendarStatus, Condition, Schedule, Task, find_condition, set_condition};
 
 /// The condition type of a Calendar.
-pub const READY: &str = "Ready";
+pub use crate::api::READY;
 
 /// The Calendars a Schedule names directly: its own calendarRefs, then its Task's.
 pub fn roots(schedule: &Schedule, task: Option<&Task>) -> Vec<String> {

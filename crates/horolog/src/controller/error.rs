@@ -1,10 +1,9 @@
-//! What can go wrong in a reconcile, how it is told apart, and how soon it is retried.
+//! What can go wrong in a reconcile, and how it is told apart (how soon it is retried is
+//! `recovery::retry_delay`, beside the count of failures in a row).
 //!
 //! A user's mistake is not an error: it becomes a condition and an Event, and the reconcile
 //! succeeds. What remains are the API server's answers, sorted into [`ErrorKind`]s:
-//! `reconcile_errors_total{reason}` counts by kind, and [`retry_delay`] picks the backoff.
-
-use std::time::Duration;
+//! `reconcile_errors_total{reason}` counts by kind, and `recovery::retry_delay` picks the backoff.
 
 /// What can go wrong in a reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -154,28 +153,6 @@ pub(crate) fn is_already_exists(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
 }
 
-/// How soon a reconcile that failed for the `failures`-th time in a row is retried.
-///
-/// - A conflict means the cache was behind and the next watch event usually fixes it:
-///   200 ms, doubling to at most 5 s.
-/// - An unavailable API server: 500 ms, doubling to at most 30 s. That bounds the load a long
-///   outage puts on a server that is starting up again; the recovery watch
-///   (`recovery.rs`) retries every parked object at once when the server answers again, so
-///   firing resumes within a second of the outage's end, whatever this delay is.
-/// - A refused create (quota, webhook): 1 s, doubling to at most 1 min: quota frees as soon
-///   as another run ends, and a person fixing a webhook or quota should see it work soon.
-/// - Anything else (a permission, a rejected request): 1 s, doubling to at most 5 min.
-pub fn retry_delay(kind: ErrorKind, failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(10);
-    let (first, cap) = match kind {
-        ErrorKind::Conflict => (Duration::from_millis(200), Duration::from_secs(5)),
-        ErrorKind::Unavailable => (Duration::from_millis(500), Duration::from_secs(30)),
-        ErrorKind::Refused => (Duration::from_secs(1), Duration::from_secs(60)),
-        ErrorKind::Forbidden | ErrorKind::Rejected => (Duration::from_secs(1), Duration::from_secs(300)),
-    };
-    (first * (1u32 << doublings)).min(cap)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,15 +185,6 @@ mod tests {
     }
 
     #[test]
-    fn refused_creates_back_off_to_one_minute() {
-        let delays: Vec<u64> = [1, 2, 6, 7, 20]
-            .iter()
-            .map(|&n| retry_delay(ErrorKind::Refused, n).as_secs())
-            .collect();
-        assert_eq!(delays, [1, 2, 32, 60, 60]);
-    }
-
-    #[test]
     fn refused_creates_are_told_from_other_answers() {
         let status = |code: u16, message: &str| {
             kube::Error::Api(
@@ -231,31 +199,5 @@ mod tests {
         assert!(refusal(&status(422, "metadata.labels: Invalid value")).is_some());
         assert!(refusal(&status(409, "conflict")).is_none());
         assert!(refusal(&status(503, "unavailable")).is_none());
-    }
-
-    #[test]
-    fn conflicts_retry_fast_and_never_wait_more_than_five_seconds() {
-        let delays: Vec<u128> = (1..=8)
-            .map(|n| retry_delay(ErrorKind::Conflict, n).as_millis())
-            .collect();
-        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
-    }
-
-    #[test]
-    fn an_unavailable_server_is_retried_within_thirty_seconds() {
-        let delays: Vec<u128> = [1, 2, 3, 6, 7, 20]
-            .iter()
-            .map(|&n| retry_delay(ErrorKind::Unavailable, n).as_millis())
-            .collect();
-        assert_eq!(delays, [500, 1000, 2000, 16000, 30000, 30000]);
-    }
-
-    #[test]
-    fn other_errors_back_off_from_one_second_to_five_minutes() {
-        let delays: Vec<u64> = [1, 2, 3, 9, 20]
-            .iter()
-            .map(|&n| retry_delay(ErrorKind::Rejected, n).as_secs())
-            .collect();
-        assert_eq!(delays, [1, 2, 4, 256, 300]);
     }
 }

@@ -32,8 +32,9 @@ use chrono::TimeDelta;
 use kube::runtime::reflector;
 
 pub use context::{Context, Observer, ScheduleState, Stores};
-pub use error::{Error, ErrorKind, retry_delay};
+pub use error::{Error, ErrorKind};
 pub use events::EventPolicy;
+pub use recovery::retry_delay;
 pub use status::status_diff;
 
 use crate::api::{Duration as ApiDuration, Executor};

@@ -1,8 +1,8 @@
-//! Retries: how many times in a row each object's reconcile failed (for the backoff), and the
-//! recovery watch that ends an API outage quickly.
+//! Retries: how many times in a row each object's reconcile failed, how long it then waits
+//! ([`retry_delay`]), and the recovery watch that ends an API outage quickly.
 //!
 //! While the API server is unreachable every reconcile fails, and each object backs off on
-//! its own (up to 30 s, see `error::retry_delay`). Waiting out those delays after the server
+//! its own (up to 30 s, see [`retry_delay`]). Waiting out those delays after the server
 //! is back would leave Schedules silent for up to 30 s. Instead, every object whose reconcile
 //! failed because the server was unavailable is *parked* here; while anything is parked, a
 //! probe asks the server a cheap question every [`PROBE_INTERVAL`], and the first answer
@@ -18,6 +18,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use super::ErrorKind;
 use crate::api::Schedule;
 
 /// How often the server is probed while objects are parked.
@@ -123,6 +124,28 @@ impl Retries {
     }
 }
 
+/// How soon a reconcile that failed for the `failures`-th time in a row is retried.
+///
+/// - A conflict means the cache was behind and the next watch event usually fixes it:
+///   200 ms, doubling to at most 5 s.
+/// - An unavailable API server: 500 ms, doubling to at most 30 s. That bounds the load a long
+///   outage puts on a server that is starting up again; the recovery watch
+///   (below) retries every parked object at once when the server answers again, so
+///   firing resumes within a second of the outage's end, whatever this delay is.
+/// - A refused create (quota, webhook): 1 s, doubling to at most 1 min: quota frees as soon
+///   as another run ends, and a person fixing a webhook or quota should see it work soon.
+/// - Anything else (a permission, a rejected request): 1 s, doubling to at most 5 min.
+pub fn retry_delay(kind: ErrorKind, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(10);
+    let (first, cap) = match kind {
+        ErrorKind::Conflict => (Duration::from_millis(200), Duration::from_secs(5)),
+        ErrorKind::Unavailable => (Duration::from_millis(500), Duration::from_secs(30)),
+        ErrorKind::Refused => (Duration::from_secs(1), Duration::from_secs(60)),
+        ErrorKind::Forbidden | ErrorKind::Rejected => (Duration::from_secs(1), Duration::from_secs(300)),
+    };
+    (first * (1u32 << doublings)).min(cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +170,40 @@ mod tests {
         parked.sort();
         assert_eq!(parked.len(), 2);
         assert!(retries.unpark_all().is_empty());
+    }
+
+    #[test]
+    fn refused_creates_back_off_to_one_minute() {
+        let delays: Vec<u64> = [1, 2, 6, 7, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Refused, n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 32, 60, 60]);
+    }
+
+    #[test]
+    fn conflicts_retry_fast_and_never_wait_more_than_five_seconds() {
+        let delays: Vec<u128> = (1..=8)
+            .map(|n| retry_delay(ErrorKind::Conflict, n).as_millis())
+            .collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn an_unavailable_server_is_retried_within_thirty_seconds() {
+        let delays: Vec<u128> = [1, 2, 3, 6, 7, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Unavailable, n).as_millis())
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 16000, 30000, 30000]);
+    }
+
+    #[test]
+    fn other_errors_back_off_from_one_second_to_five_minutes() {
+        let delays: Vec<u64> = [1, 2, 3, 9, 20]
+            .iter()
+            .map(|&n| retry_delay(ErrorKind::Rejected, n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 256, 300]);
     }
 }

@@ -8,12 +8,11 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
-use super::schedule::settle::set_condition;
 use super::{Context, Error};
-use crate::api::{Condition, Task, TaskStatus, find_condition};
+use crate::api::{Condition, Task, TaskStatus, find_condition, set_condition};
 
 /// The condition type of a Task.
-pub const READY: &str = "Ready";
+pub use crate::api::READY;
 
 /// Reconciles one Task: counts its running runs and its Schedules, checks its template.
 #[instrument(skip(task, ctx), fields(kind = "Task", namespace = %task.namespace().unwrap_or_default(), object = %task.name_any()))]
@@ -29,7 +28,7 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     let running = ctx
         .runs_of_task(&namespace, &name)
         .iter()
-        .filter(|run| !run.is_finished() && ctx.pods.latest(run).is_some())
+        .filter(|run| super::admission::holds_slot(&ctx, run))
         .count();
     let schedules = ctx
         .stores

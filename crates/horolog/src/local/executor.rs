@@ -235,15 +235,15 @@ pub enum Mode {
 
 /// The kubelet stand-in. See the module docs.
 #[derive(Clone)]
-pub struct Executor {
+pub struct PodRunner {
     client: Client,
     clock: Arc<dyn Clock>,
     mode: Mode,
 }
 
-impl std::fmt::Debug for Executor {
+impl std::fmt::Debug for PodRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor")
+        f.debug_struct("PodRunner")
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
@@ -256,17 +256,17 @@ struct Seen {
     deleted: Option<oneshot::Sender<()>>,
 }
 
-impl Executor {
+impl PodRunner {
     /// An executor for the Pods `client` sees, keeping termination files under `workdir`
     /// (created when needed; it should be a path without spaces, since it is written into
     /// shell command lines).
     pub fn new(client: Client, clock: Arc<dyn Clock>, workdir: PathBuf) -> Self {
-        Executor::with_mode(client, clock, Mode::Processes { workdir })
+        PodRunner::with_mode(client, clock, Mode::Processes { workdir })
     }
 
     /// An executor for the Pods `client` sees that runs them as `mode` says.
     pub fn with_mode(client: Client, clock: Arc<dyn Clock>, mode: Mode) -> Self {
-        Executor { client, clock, mode }
+        PodRunner { client, clock, mode }
     }
 
     /// Runs Pods until `shutdown` completes, then stops their processes (at most

@@ -1,6 +1,6 @@
 //! Local mode, `horolog run --local DIR [--state FILE]`: the operator without a cluster. The
 //! Schedules, JobRuns, Tasks and Backfills of DIR go into an in-process API server ([`ApiServer`]), the unchanged
-//! controllers run against it, and an [`Executor`] stands in for the kubelet, running each
+//! controllers run against it, and a [`PodRunner`] stands in for the kubelet, running each
 //! Pod's first container command as a process on this host. A live table shows every JobRun
 //! phase change, as `kubectl get jobruns -w` would.
 //!
@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::warn;
 
-pub use executor::Executor;
+pub use executor::PodRunner;
 pub use state::{SAVE_DEBOUNCE, StateError};
 pub use table::HEADER;
 
@@ -203,7 +203,7 @@ pub async fn run_local_until(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_pods_tx, stop_pods_rx) = watch::channel(false);
     let executor =
-        tokio::spawn(Executor::new(client.clone(), clock.clone(), work_dir()).run(stopped(stop_pods_rx)));
+        tokio::spawn(PodRunner::new(client.clone(), clock.clone(), work_dir()).run(stopped(stop_pods_rx)));
     let mut controller = tokio::spawn(controller::run(
         client,
         ControllerConfig::default(),

@@ -133,7 +133,7 @@ impl<W: Write> Table<W> {
                 let stopped = |c: &&Condition| {
                     c.status == "False" || matches!(c.reason.as_str(), "Paused" | "Finished")
                 };
-                match find_condition(&conditions, "Ready").filter(stopped) {
+                match find_condition(&conditions, crate::api::READY).filter(stopped) {
                     Some(ready) => {
                         let why = format!("{}: {}", ready.reason, ready.message);
                         if self.not_ready.get(&key(object)) != Some(&why) {

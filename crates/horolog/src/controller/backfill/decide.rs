@@ -14,13 +14,11 @@ use tracing::info;
 use super::range::{Range, count_is_exact, rfc3339};
 use crate::api::{
     BACKFILL_LABEL, BACKFILL_PREVIEW, Backfill, BackfillPhase, BackfillStatus, Condition, JobRun, Schedule,
-    find_condition,
+    find_condition, set_condition,
 };
 use crate::controller::events::Note;
 use crate::controller::schedule::decide::TaskLookup;
-use crate::controller::schedule::settle::set_condition;
-use crate::controller::schedule::{jobrun_for, run_name};
-use crate::pod::{MAX_NAME_LEN, short_name};
+use crate::names::{MAX_NAME_LEN, jobrun_for, run_name, short_name};
 
 /// The condition type of a Backfill, as on batch/v1 Job.
 pub const COMPLETE: &str = "Complete";
@@ -307,7 +305,7 @@ fn backfilled_run(
     name: String,
     fire_time: DateTime<Utc>,
 ) -> JobRun {
-    let mut run = jobrun_for(schedule, task, name, fire_time, TimeDelta::zero(), None);
+    let mut run = jobrun_for(schedule, task.found(), name, fire_time, TimeDelta::zero(), None);
     run.metadata.labels.get_or_insert_with(Default::default).insert(
         BACKFILL_LABEL.to_string(),
         short_name(&backfill.name_any(), MAX_NAME_LEN),

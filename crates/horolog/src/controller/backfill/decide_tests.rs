@@ -147,7 +147,7 @@ fn fire_times_whose_run_exists_are_done_and_created_only_counts_new_ones() {
     let backfill = backfill("2025-12-01T00:00:00Z", "2025-12-01T04:00:00Z");
     let mut ran = jobrun_for(
         &world.schedule,
-        &TaskLookup::NotUsed,
+        None,
         run_name("nightly", at("2025-12-01T01:00:00Z")),
         at("2025-12-01T01:00:00Z"),
         TimeDelta::zero(),

@@ -165,6 +165,12 @@ pub async fn reconcile(backfill: Arc<Backfill>, ctx: Arc<Context>) -> Result<Act
 /// True when the JobRun cache has not caught up with this Backfill's last batch: the run of
 /// its cursor is neither in the cache nor known deleted, yet the API server has it. A batch
 /// decided on such a cache could count too few unfinished runs and go past the bound.
+///
+/// The one live read of the Backfill reconciler, kept on purpose: the stores alone cannot
+/// tell "the watch has not shown my create yet" from "it was deleted before this process
+/// started" (the deletion memory is per process), and guessing wrong either overruns the
+/// bound or stalls the Backfill. It is one GET, only when the cursor's run is missing from
+/// the cache and not known deleted, which is rare: a moment after a batch, or after a restart.
 async fn runs_cache_behind(ctx: &Context, backfill: &Backfill, schedule: &Schedule) -> Result<bool, Error> {
     let Some(cursor) = backfill.status.as_ref().and_then(|s| s.cursor) else {
         return Ok(false);

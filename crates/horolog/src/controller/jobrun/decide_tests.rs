@@ -5,7 +5,11 @@ use crate::job::JobReport;
 use crate::pod::{PodProgress, PodReport, pod_name};
 
 use super::*;
+use crate::api::{ConcurrencyPolicy, JobRun, JobRunStatus};
+use crate::controller::index::{JobView, PodView};
 use crate::controller::test_support::at;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 const RUN: &str = "nightly-1767254400";
 const JOB: &str = "nightly-1767254400-job";

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use horolog_core::admission::Verdict;
 use kube::ResourceExt;
 
-use super::decide::{Act, Decision, Input, finish, policy, report_running};
+use super::decision::{Act, Decision, Input, finish, policy, report_running};
 use crate::api::{ConcurrencyPolicy, JobRun, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 use crate::controller::index::PodView;

@@ -4,7 +4,7 @@
 
 use horolog_core::admission::Verdict;
 
-use super::decide::{Act, Decision, Input, finish, policy, report_running};
+use super::decision::{Act, Decision, Input, finish, policy, report_running};
 use super::queued;
 use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;

@@ -6,6 +6,7 @@
 //! [`decide`](decide::decide), carry the decision out.
 
 pub mod decide;
+pub mod decision;
 mod follow;
 mod job;
 mod queued;
@@ -21,9 +22,8 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument};
 
 use super::attempt::{self, Started};
-use super::events::Note;
 use super::{Context, Error, admission, tracking};
-use crate::api::{BACKFILL_LABEL, JobRun, JobRunPhase, JobRunStatus, RUN_NOW_ANNOTATION, SCHEDULE_LABEL};
+use crate::api::{BACKFILL_LABEL, JobRun, JobRunStatus, RUN_NOW_ANNOTATION, SCHEDULE_LABEL};
 use decide::{Act, Decision, Input};
 
 /// How long a Pod must have run before its run is reported Running: a run that ends sooner
@@ -55,11 +55,8 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
     };
     let deleted_attempt = ctx.pods.deleted_attempt(&run);
     let job_deleted = ctx.jobs.was_deleted(&run);
-    let started = pods.values().next_back().is_some()
-        || job.is_some()
-        || job_deleted
-        || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
-        || deleted_attempt.is_some();
+    // Started: it holds its slot, or its Pod (or Job) was deleted after it started.
+    let started = admission::holds_slot(&ctx, &run) || job_deleted || deleted_attempt.is_some();
     if !started && !run.is_finished() && still_being_planned(&ctx, &run) {
         // Its Schedule's pass has not written its status yet: the pass starts it (with every
         // run the pass creates in view), or the status write wakes it.
@@ -195,9 +192,9 @@ where
         .and_then(|o| o.uid()))
 }
 
-/// Starts `attempt`; what stops it (a rejected template, a missing Task, a refused create)
-/// becomes the status the decision writes. A refused create also returns the error that
-/// makes the reconcile retry with backoff, once that status is written.
+/// Starts `attempt` and hands what the API server answered to the decision
+/// ([`decision::answered`]), which says the status to write. A refused create also returns the
+/// error that makes the reconcile retry with backoff, once that status is written.
 async fn start(
     ctx: &Context,
     run: &JobRun,
@@ -209,66 +206,24 @@ async fn start(
     if !matches!(started, Ok(Started::Created(_) | Started::Existed(_))) {
         ctx.slots.release(run);
     }
-    match started? {
-        Started::Created(pod) => decision.events.push(Note::normal(
-            "PodCreated",
-            format!("created pod {pod} (attempt {attempt})"),
-        )),
-        Started::Existed(_) => {}
-        Started::Refused { reason, message } => {
-            let failed = decide::finish(old, None, JobRunPhase::Failed, reason, message.clone(), ctx.now());
-            decision.status = failed.status;
-            decision.events.push(Note::warning("Failed", message));
-        }
-        Started::TaskMissing(task) => {
-            decision.status = Some(JobRunStatus {
-                phase: Some(JobRunPhase::Pending),
-                reason: Some("TaskNotFound".into()),
-                message: Some(format!(
-                    "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
-                )),
-                ..old.clone()
-            });
-        }
-        Started::CreateRefused { kind, name, message } => {
-            let until = match run.spec.start_deadline {
-                Some(deadline) => format!("until its start deadline {}", deadline.to_rfc3339()),
-                None => "with backoff".to_string(),
-            };
-            let text = format!(
-                "the API server refused to create {} {name}: {message}; retrying {until}",
-                kind.to_lowercase()
-            );
-            let status = JobRunStatus {
-                phase: Some(JobRunPhase::Pending),
-                reason: Some(CREATE_REFUSED.into()),
-                message: Some(text.clone()),
-                // A retry's decision already counts the new attempt: keep what it says.
-                ..decision.status.clone().unwrap_or_else(|| old.clone())
-            };
-            if old.reason.as_deref() != Some(CREATE_REFUSED) || old.message != status.message {
-                decision.events.push(Note::warning(CREATE_REFUSED, text));
-            }
-            decision.status = Some(status);
-            decision.requeue = None;
-            return Ok(Some(Error::Refused {
-                kind,
-                namespace: run.namespace().unwrap_or_default(),
-                name,
-                message,
-                retry_by: run
-                    .spec
-                    .start_deadline
-                    .map(|d| d + chrono::TimeDelta::milliseconds(1)),
-            }));
-        }
-    }
-    Ok(None)
+    let answer = started?;
+    *decision = decision::answered(run, old, attempt, &answer, std::mem::take(decision), ctx.now());
+    Ok(match answer {
+        Started::CreateRefused { kind, name, message } => Some(Error::Refused {
+            kind,
+            namespace: run.namespace().unwrap_or_default(),
+            name,
+            message,
+            retry_by: run
+                .spec
+                .start_deadline
+                .map(|d| d + chrono::TimeDelta::milliseconds(1)),
+        }),
+        _ => None,
+    })
 }
 
-/// The reason of a run whose Pod or Job create the API server refused (403), and of a
-/// Schedule's Ready condition when its JobRun create is refused.
-pub const CREATE_REFUSED: &str = "CreateRefused";
+pub use decision::CREATE_REFUSED;
 
 /// A run that has just reached a final phase gives its slots back and is counted.
 fn finished(ctx: &Context, run: &JobRun, status: &JobRunStatus) {
@@ -340,6 +295,11 @@ fn orphaned(ctx: &Context, run: &JobRun) -> Option<(&'static str, String)> {
     }
 }
 
+/// (This and [`may_expire`] read the Schedule's status, from the store: it is the Schedule
+/// reconciler's record of what it planned and counted, and a run must neither start before the
+/// pass that made it is recorded nor go before it is counted. Carrying those facts on each
+/// JobRun instead would cost a write per run.)
+///
 /// True while the Schedule pass that created `run` has not written its status: the run's fire
 /// time is past the Schedule's cursor (or its run-now value is not recorded yet). Deciding
 /// about it now would see only part of what that pass creates (during a catch-up, an older

@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use horolog_core::admission::Verdict;
 
-use super::decide::{Act, Decision, Input, finish};
+use super::decision::{Act, Decision, Input, finish, task_missing};
 use crate::api::{ConcurrencyPolicy, JobRunPhase, JobRunStatus};
 use crate::controller::events::Note;
 
@@ -24,14 +24,7 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         .with_event(Note::warning("Cancelled", message.to_string()));
     }
     if let Some(task) = input.task_missing {
-        return Decision::write(JobRunStatus {
-            phase: Some(JobRunPhase::Pending),
-            reason: Some("TaskNotFound".into()),
-            message: Some(format!(
-                "spec.taskRef.name: Task {task:?} does not exist; the run starts when it does"
-            )),
-            ..old.clone()
-        });
+        return Decision::write(task_missing(old, task));
     }
     match input.verdict.unwrap_or(&Verdict::Start) {
         Verdict::Start | Verdict::Keep => Decision {
@@ -46,7 +39,7 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         Verdict::Supersede { by } | Verdict::Cancel { by } => {
             let message = format!(
                 "replaced by {by} before it started (concurrencyPolicy {})",
-                super::decide::policy(&input).as_str()
+                super::decision::policy(&input).as_str()
             );
             finish(
                 old,

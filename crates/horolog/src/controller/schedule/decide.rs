@@ -7,115 +7,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use horolog_core::plan::CatchUp;
-use horolog_core::trigger::{Trigger, TriggerError};
 use kube::ResourceExt;
 use tracing::info;
 
-use super::fire::{PlanOutcome, fire};
+use super::fire::fire;
+use super::pass::PlanOutcome;
 use super::ready;
-use super::settle::{self, Settled, set_condition};
-use super::{jobrun_for, run_now_name};
-use crate::api::{JobRun, RUN_NOW_ANNOTATION, Schedule, ScheduleStatus, Task, find_condition};
-use crate::controller::events::Note;
+use super::settle::{self, Settled};
+use crate::api::{JobRun, RUN_NOW_ANNOTATION, Schedule, ScheduleStatus, find_condition, set_condition};
+use crate::names::{jobrun_for, run_now_name};
 
-/// The condition type of a Schedule that says whether it fires.
-pub const READY: &str = "Ready";
-/// How many fire times `status.upcomingFireTimes` lists.
-pub const UPCOMING: usize = 5;
-
-/// What the decision needs to know besides the Schedule.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// The catch-up bound of the planner.
-    pub catch_up: CatchUp,
-    /// `--default-misfire-grace-time`.
-    pub default_grace: Option<TimeDelta>,
-    /// How long settling successful runs may wait for the next status write
-    /// (`--schedule-status-delay`).
-    pub status_delay: TimeDelta,
-}
-
-/// The Schedule's Task, when it names one.
-#[derive(Clone, Copy, Debug)]
-pub enum TaskLookup<'a> {
-    /// The Schedule has a jobTemplate.
-    NotUsed,
-    /// It names a Task that does not exist.
-    Missing(&'a str),
-    /// It names this Task.
-    Found(&'a Task),
-}
-
-/// Everything one reconcile of a Schedule reads.
-#[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
-    /// The Schedule, as cached.
-    pub schedule: &'a Schedule,
-    /// Its compiled trigger, or why it does not compile.
-    pub trigger: Result<&'a Trigger, &'a TriggerError>,
-    /// Its runs, as cached.
-    pub runs: &'a [Arc<JobRun>],
-    /// Runs of `status.active` known to be deleted.
-    pub gone: &'a HashSet<String>,
-    /// Its Task.
-    pub task: TaskLookup<'a>,
-    /// The current time.
-    pub now: DateTime<Utc>,
-    /// True when this reconcile ends an interruption of the operator: the first pass since
-    /// the process started, or the first after the API server was unavailable.
-    pub interrupted: bool,
-    /// The operator's settings.
-    pub settings: &'a Settings,
-}
-
-/// When the new status should be written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Write {
-    /// Nothing changed.
-    Nothing,
-    /// Now: the cursor moved, a run was created, a condition changed, or news is bad.
-    Now,
-    /// Only finished runs were settled: at this instant, or with an earlier write.
-    At(DateTime<Utc>),
-}
-
-/// Everything one reconcile of a Schedule decided.
-#[derive(Clone, Debug)]
-pub struct Decision {
-    /// JobRuns to create (`AlreadyExists` means an earlier reconcile did).
-    pub create: Vec<JobRun>,
-    /// Settled runs beyond the history limits, to delete once the status is written.
-    pub delete: Vec<String>,
-    /// The new status.
-    pub status: ScheduleStatus,
-    /// When to write it.
-    pub write: Write,
-    /// Events to publish with the write.
-    pub events: Vec<Note>,
-    /// When to reconcile again; `None`: only when something changes.
-    pub requeue: Option<DateTime<Utc>>,
-    /// `ttlSecondsAfterFinished` has passed: delete the Schedule.
-    pub delete_schedule: bool,
-    /// Fire times recorded as missed by this pass, and merged away by coalescing.
-    pub missed: i64,
-    /// Fire times merged away by this pass.
-    pub coalesced: i64,
-}
-
-/// One pass of the decision: what it read, and what it has decided so far.
-pub struct Pass<'a> {
-    /// What the reconcile read.
-    pub input: Input<'a>,
-    /// The status as read.
-    pub old: ScheduleStatus,
-    /// The status being decided.
-    pub status: ScheduleStatus,
-    /// Events decided so far.
-    pub events: Vec<Note>,
-    /// JobRuns to create.
-    pub create: Vec<JobRun>,
-}
+pub use super::pass::{Decision, Input, Pass, Settings, TaskLookup, UPCOMING, Write};
+pub use crate::api::READY;
 
 /// Decides one reconcile. Pure.
 pub fn decide(input: Input<'_>) -> Decision {
@@ -168,7 +71,7 @@ fn run_now(pass: &mut Pass<'_>) {
     let now = pass.input.now;
     pass.create.push(jobrun_for(
         schedule,
-        &pass.input.task,
+        pass.input.task.found(),
         name,
         now,
         TimeDelta::zero(),

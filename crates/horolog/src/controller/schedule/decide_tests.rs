@@ -2,6 +2,7 @@
 //! the end of a Schedule, each through `decide` with plain values and explicit times.
 
 use super::*;
+use crate::api::Task;
 use crate::api::{
     BACKFILL_LABEL, CatchUpPolicy, CoalescePolicy, Duration as ApiDuration, JobRunPhase, JobRunStatus,
     JobTemplate, RESUME_ANNOTATION, SCHEDULE_LABEL, ScheduleSpec, TaskRef, TaskSpec, TriggerSpec,
@@ -9,6 +10,8 @@ use crate::api::{
 use crate::controller::schedule::ready::{FINISHED, PAUSED, STALLED};
 use crate::controller::schedule::{run_name, trigger_hash};
 use crate::controller::test_support::{at, hourly_schedule};
+use horolog_core::plan::CatchUp;
+use horolog_core::trigger::Trigger;
 
 /// When the Schedule was created: its interval trigger's first fire time.
 fn created() -> DateTime<Utc> {

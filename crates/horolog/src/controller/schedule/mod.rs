@@ -6,21 +6,22 @@
 //! requeue); `decide.rs` holds every decision, `settle.rs` the counting of finished runs.
 
 pub mod decide;
+mod edit;
 mod fire;
+pub mod pass;
 mod ready;
 pub mod settle;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use futures::StreamExt;
 use horolog_core::admission::Verdict;
 use horolog_core::trigger::Trigger;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tracing::{info, instrument, warn};
 
 use super::attempt::{self, Started};
@@ -28,117 +29,12 @@ use super::error::refusal;
 use super::events::Note;
 use super::jobrun::CREATE_REFUSED;
 use super::{Context, Error, MANAGER, admission, is_already_exists};
-use crate::api::{
-    JobRun, JobRunSpec, JobRunTemplate, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule, TASK_LABEL, TaskRef,
-    TriggerSpec,
-};
-use crate::pod::{MAX_NAME_LEN, short_name};
+use crate::api::{JobRun, Schedule};
 use decide::{Decision, Input, Settings, TaskLookup, Write};
 
 pub use decide::{READY, UPCOMING};
 
-/// The name of the JobRun for `fire_time`: `<schedule>-<unix seconds>`, shortened with a
-/// hash when too long. The same fire time can never produce two JobRuns. A fire time off the
-/// whole second gets its milliseconds appended, so two fire times within one second never
-/// share a name.
-pub fn run_name(schedule: &str, fire_time: DateTime<Utc>) -> String {
-    let millis = fire_time.timestamp_subsec_millis();
-    let name = if millis == 0 {
-        format!("{schedule}-{}", fire_time.timestamp())
-    } else {
-        format!("{schedule}-{}-{millis:03}", fire_time.timestamp())
-    };
-    short_name(&name, MAX_NAME_LEN)
-}
-
-/// The name of the JobRun a `horolog.dev/run-now` value asks for (one per value).
-pub fn run_now_name(schedule: &str, value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    short_name(&format!("{schedule}-now-{hash}"), MAX_NAME_LEN)
-}
-
-/// A short hash of a trigger, kept in status beside the cursor: when it changes, the trigger
-/// was edited and firing carries on from the moment of the edit. An absent timezone hashes
-/// as `UTC`, its default, so the API server filling in the default is not an edit.
-pub fn trigger_hash(trigger: &TriggerSpec) -> String {
-    let mut normalized = trigger.clone();
-    normalized.timezone.get_or_insert_with(|| "UTC".to_string());
-    let json = serde_json::to_vec(&normalized).unwrap_or_default();
-    Sha256::digest(&json)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The JobRun a Schedule creates for one fire time (or a run-now value).
-pub(crate) fn jobrun_for(
-    schedule: &Schedule,
-    task: &TaskLookup<'_>,
-    name: String,
-    fire_time: DateTime<Utc>,
-    jitter: TimeDelta,
-    start_deadline: Option<DateTime<Utc>>,
-) -> JobRun {
-    let (template_meta, run) = match (&schedule.spec.job_template, task) {
-        (Some(template), _) => (
-            template.metadata.clone().unwrap_or_default(),
-            template.spec.clone(),
-        ),
-        // A Task's run keeps its limits and executor; its pod template is read when it starts.
-        (None, TaskLookup::Found(task)) => (
-            task.spec.job_template.metadata.clone().unwrap_or_default(),
-            JobRunTemplate {
-                template: None,
-                ..task.spec.job_template.spec.clone()
-            },
-        ),
-        (None, _) => Default::default(),
-    };
-    let mut labels = template_meta.labels;
-    labels.insert(
-        SCHEDULE_LABEL.to_string(),
-        short_name(&schedule.name_any(), MAX_NAME_LEN),
-    );
-    if let Some(task) = schedule.task_name() {
-        labels.insert(TASK_LABEL.to_string(), short_name(task, MAX_NAME_LEN));
-    }
-    let mut annotations = template_meta.annotations;
-    if let Some(value) = schedule.annotation(RUN_NOW_ANNOTATION)
-        && name == run_now_name(&schedule.name_any(), value)
-    {
-        annotations.insert(RUN_NOW_ANNOTATION.to_string(), value.to_string());
-    }
-    let jitter = jitter
-        .to_std()
-        .ok()
-        .filter(|j| !j.is_zero())
-        .map(crate::api::Duration::from);
-    JobRun {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: schedule.namespace(),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: schedule.controller_owner_ref(&()).map(|owner| vec![owner]),
-            ..ObjectMeta::default()
-        },
-        spec: JobRunSpec {
-            schedule_name: Some(schedule.name_any()),
-            fire_time: Some(fire_time),
-            jitter,
-            start_deadline,
-            task_ref: schedule.task_name().map(|name| TaskRef {
-                name: name.to_string(),
-            }),
-            env: schedule.spec.env.clone(),
-            args: schedule.spec.args.clone(),
-            run,
-        },
-        status: None,
-    }
-}
+pub use crate::names::{run_name, run_now_name, trigger_hash};
 
 /// Reconciles one Schedule: read the caches, decide, create runs (and the Pods of those that
 /// may start), write status when it changed, delete history, publish Events, requeue.
@@ -411,47 +307,4 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
 fn condition_of(status: &crate::api::ScheduleStatus, type_: &str) -> (bool, String) {
     crate::api::find_condition(&status.conditions, type_)
         .map_or((false, String::new()), |c| (c.status == "True", c.reason.clone()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn a_run_is_named_after_its_fire_time_in_unix_seconds() {
-        assert_eq!(
-            run_name("nightly-report", at("2026-01-01T08:00:00Z")),
-            "nightly-report-1767254400"
-        );
-    }
-
-    #[test]
-    fn fire_times_within_one_second_get_distinct_names() {
-        let whole = run_name("s", at("2026-01-01T08:00:01Z"));
-        let half = run_name("s", at("2026-01-01T08:00:01.500Z"));
-        assert_eq!(half, "s-1767254401-500");
-        assert_ne!(whole, half);
-    }
-
-    #[test]
-    fn long_schedule_names_are_shortened_to_a_valid_name() {
-        let name = run_name(&"x".repeat(300), at("2026-01-01T08:00:00Z"));
-        assert!(name.len() <= 253, "{}", name.len());
-        assert_ne!(name, run_name(&"x".repeat(299), at("2026-01-01T08:00:00Z")));
-    }
-
-    #[test]
-    fn the_trigger_hash_ignores_the_defaulted_timezone_but_not_an_edit() {
-        let spec: TriggerSpec = serde_json::from_value(serde_json::json!({"cron": "0 9 * * *"})).unwrap();
-        let mut utc = spec.clone();
-        utc.timezone = Some("UTC".into());
-        assert_eq!(trigger_hash(&spec), trigger_hash(&utc));
-        let mut edited = spec.clone();
-        edited.cron = Some("0 10 * * *".into());
-        assert_ne!(trigger_hash(&spec), trigger_hash(&edited));
-    }
 }

@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decide::{Input, Pass, READY, TaskLookup};
-use super::settle::set_condition;
-use crate::api::{Condition, RESUME_ANNOTATION, ScheduleStatus, find_condition};
+use super::pass::{Input, Pass, TaskLookup};
+use crate::api::READY;
+use crate::api::{Condition, RESUME_ANNOTATION, ScheduleStatus, find_condition, set_condition};
 use crate::controller::events::Note;
 
 /// Why the Schedule does not fire, if it does not.

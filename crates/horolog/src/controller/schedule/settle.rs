@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
-use crate::api::{ActiveRun, Condition, JobRun, JobRunPhase, ScheduleStatus, find_condition};
+use crate::api::{ActiveRun, Condition, JobRun, JobRunPhase, ScheduleStatus, find_condition, set_condition};
 use crate::controller::events::Note;
 
 /// The condition type that tells whether the last finished run succeeded.
@@ -132,14 +132,6 @@ fn count(
         now,
     );
     set_condition(&mut status.conditions, condition);
-}
-
-/// Replaces the condition of the same type, or adds it.
-pub fn set_condition(conditions: &mut Vec<Condition>, condition: Condition) {
-    match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
-        Some(existing) => *existing = condition,
-        None => conditions.push(condition),
-    }
 }
 
 /// The runs to list in `active` after this pass: those already listed, the runs this pass

@@ -18,15 +18,18 @@
 //! shows the run finished or the Pod index shows its Pod, when the watch saw the run deleted,
 //! or when the start fails ([`Slots::release`]).
 
+pub mod decide;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use horolog_core::admission::{DEFAULT_MAX_WAITING, Member, Pool, State, Verdict, admit, verdict_of};
+use horolog_core::admission::{DEFAULT_MAX_WAITING, Member, Pool, State, Verdict};
 use kube::ResourceExt;
 
 use super::Context;
 use crate::api::{BACKFILL_LABEL, Backfill, ConcurrencyPolicy, JobRun, Schedule, Task};
+use decide::{PoolSnapshot, Snapshot, TaskSnapshot};
 
 /// Which pool of slots.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,9 +72,11 @@ struct PoolState {
     runs: Vec<Arc<JobRun>>,
 }
 
-/// What admission says of `run` at `now`. `extra` are runs the caller knows exist but the
-/// JobRun cache may not show yet (a Schedule's fast path passes the runs it just created).
-/// With `reserve`, a run told to start holds its slots until its Pod shows in the index.
+/// What admission says of `run` at `now`: read the run's pools ([`Snapshot`]), decide
+/// ([`decide::decide`], pure), and make the reservation it says. `extra` are runs the caller
+/// knows exist but the JobRun cache may not show yet (a Schedule's fast path passes the runs
+/// it just created). With `reserve`, a run told to start holds its slots until its Pod shows
+/// in the index.
 pub fn verdict(
     ctx: &Context,
     run: &Arc<JobRun>,
@@ -81,10 +86,10 @@ pub fn verdict(
 ) -> Verdict<String> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    // The lock is taken before the pools' members are read: read outside it, a run that
-    // settles (or whose reservation ends) between the read and the verdict would be missing
-    // from a stale member list while another reconcile gives its slot away, and two runs
-    // would start under a limit of one.
+    // The lock is taken before the pools' members are read and held until the reservation is
+    // made: read outside it, a run that settles (or whose reservation ends) between the read
+    // and the verdict would be missing from a stale member list while another reconcile gives
+    // its slot away, and two runs would start under a limit of one.
     let mut reserved = ctx
         .slots
         .reserved
@@ -105,91 +110,75 @@ pub fn verdict(
             }
         }
     }
-    let keys: Vec<PoolKey> = own
-        .iter()
-        .chain(task.iter().flatten())
-        .map(|pool| pool.key.clone())
-        .collect();
-
-    let mut verdict = match &own {
-        Some(pool) => verdict_in(ctx, &reserved, pool, &name, now),
-        None => Verdict::Start,
-    };
-    if verdict == Verdict::Start
-        && let Some(task) = &task
-    {
-        verdict = match task {
-            // The Task is gone: nothing can start until it is back (the JobRun reports it).
-            None => Verdict::Wait,
-            Some(task) => {
-                // Only runs their own pool lets start compete for the Task's slots.
-                let startable: Vec<Arc<JobRun>> = task
-                    .runs
+    let snapshot = Snapshot {
+        own: own.as_ref().map(|pool| snapshot_of(ctx, &reserved, pool)),
+        task: task.as_ref().map(|task| {
+            task.as_ref().map(|task| {
+                let pool = snapshot_of(ctx, &reserved, task);
+                let own_pools = pool
+                    .members
                     .iter()
-                    .filter(|other| {
-                        other.name_any() == name
-                            || is_holding(ctx, &reserved, &task.key, other)
-                            || own_pool(ctx, other, extra).is_none_or(|pool| {
-                                verdict_in(ctx, &reserved, &pool, &other.name_any(), now) == Verdict::Start
-                            })
+                    .filter(|m| m.key != name && m.state == State::Queued)
+                    .filter_map(|m| task.runs.iter().find(|r| r.name_any() == m.key))
+                    .map(|other| {
+                        let own = own_pool(ctx, other, extra).map(|p| snapshot_of(ctx, &reserved, &p));
+                        (other.name_any(), own)
                     })
-                    .cloned()
                     .collect();
-                let narrowed = PoolState {
-                    key: task.key.clone(),
-                    pool: task.pool,
-                    runs: startable,
-                };
-                verdict_in(ctx, &reserved, &narrowed, &name, now)
-            }
-        };
-    }
-    if reserve && verdict == Verdict::Start {
-        for key in keys {
+                TaskSnapshot { pool, own_pools }
+            })
+        }),
+    };
+    let admission = decide::decide(&snapshot, &name, now);
+    if reserve {
+        for key in admission.reserve {
             reserved.entry(key).or_default().insert(name.clone(), run.clone());
         }
     }
-    verdict
+    admission.verdict
 }
 
-/// The verdict of `name` among the members of `pool`.
-fn verdict_in(
-    ctx: &Context,
-    reserved: &Reserved,
-    pool: &PoolState,
-    name: &str,
-    now: DateTime<Utc>,
-) -> Verdict<String> {
-    let members: Vec<Member<String>> = pool
-        .runs
-        .iter()
-        .filter(|run| !run.is_finished())
-        .map(|run| Member {
-            key: run.name_any(),
-            fire_time: run.fire_time(),
-            not_before: run.not_before(),
-            deadline: run.spec.start_deadline,
-            state: if is_holding(ctx, reserved, &pool.key, run) {
-                State::Holding
-            } else {
-                State::Queued
-            },
-        })
-        .collect();
-    let verdicts = admit(pool.pool, &members, now);
-    verdict_of(&verdicts, &name.to_string())
-        .cloned()
-        .unwrap_or(Verdict::Start)
+/// The snapshot of `pool`: its unfinished members, each Holding or Queued.
+fn snapshot_of(ctx: &Context, reserved: &Reserved, pool: &PoolState) -> PoolSnapshot {
+    PoolSnapshot {
+        key: pool.key.clone(),
+        pool: pool.pool,
+        members: pool
+            .runs
+            .iter()
+            .filter(|run| !run.is_finished())
+            .map(|run| Member {
+                key: run.name_any(),
+                fire_time: run.fire_time(),
+                not_before: run.not_before(),
+                deadline: run.spec.start_deadline,
+                state: if is_holding(ctx, reserved, &pool.key, run) {
+                    State::Holding
+                } else {
+                    State::Queued
+                },
+            })
+            .collect(),
+    }
 }
 
-/// True when `run` has started: its Pod is in the index, or it is reserved in `pool`, or its
-/// status names a Pod.
+/// True when `run` holds its slots: it is reserved in `pool`, or it has started
+/// ([`holds_slot`]).
 fn is_holding(ctx: &Context, reserved: &Reserved, pool: &PoolKey, run: &JobRun) -> bool {
     let name = run.name_any();
-    reserved.get(pool).is_some_and(|runs| runs.contains_key(&name))
-        || run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
-        || ctx.pods.latest(run).is_some()
-        || ctx.jobs.of_run(run).is_some()
+    reserved.get(pool).is_some_and(|runs| runs.contains_key(&name)) || holds_slot(ctx, run)
+}
+
+/// Does this run hold a slot? The one answer, for admission, the JobRun reconciler (a run
+/// that holds one is followed, not admitted again) and the Task's `runningJobs`: a run that
+/// has not finished holds its slots from its start on, that is once its Pod (or Job) is in
+/// the index or its status names a Pod. (A run admitted a moment ago also holds them through
+/// its reservation, which only admission sees.)
+pub fn holds_slot(ctx: &Context, run: &JobRun) -> bool {
+    !run.is_finished()
+        && (run.status.as_ref().is_some_and(|s| s.pod_name.is_some())
+            || ctx.pods.latest(run).is_some()
+            || ctx.jobs.of_run(run).is_some())
 }
 
 /// Drops the reservations of pool `key` that are done: the JobRun cache shows the run finished,

@@ -63,8 +63,8 @@ pub struct Defaults {
 
 /// `--concurrency`'s default: reconciles of each kind that run at once. Chosen by measurement
 /// (BENCHMARKS.md, "The top of the minute"): with 8, a thousand Schedules due at one instant
-/// queued behind each other for 125 round trips per worker; each reconcile in flight costs
-/// a request in flight at the API server (and, over HTTP/1.1, a connection), little memory.
+/// queued 125 reconciles (375 API round trips) deep per worker. Each reconcile in flight
+/// holds a request at the API server (and, over HTTP/1.1, a pooled connection).
 pub const DEFAULT_CONCURRENCY: u16 = 64;
 
 /// How the controllers run.

@@ -264,8 +264,9 @@ pub struct ScheduleStatus {
     /// next fire time is computed after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<DateTime<Utc>>,
-    /// A hash of the trigger the cursor was computed with; when the trigger changes, firing
-    /// carries on from the moment of the change.
+    /// A hash of the trigger the cursor was computed with (and of the exclusions in force and
+    /// the Calendars named); when one changes, firing carries on from the moment of the change
+    /// (a Calendar's edit counts from the Calendar's edit time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_hash: Option<String>,
     /// The latest fire time that has been turned into a JobRun or recorded as missed.

@@ -99,6 +99,126 @@ pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
     )
 }
 
+/// A short hash of what the Schedule and its Task choose about exclusions (the Calendars they
+/// name, `onExcluded`), apart from what those Calendars hold: when it changes, the Schedule or
+/// its Task was edited; when only [`exclusion_hash`] changes, a Calendar was. `None` when
+/// they name no Calendar and leave onExcluded at its default.
+pub fn choice_hash(schedule: &Schedule, task: Option<&Task>) -> Option<String> {
+    let roots = roots(schedule, task);
+    let on = schedule.spec.on_excluded;
+    if roots.is_empty() && on == crate::api::OnExcluded::default() {
+        return None;
+    }
+    let text = format!("{on:?}|{}", roots.join(","));
+    Some(
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// The hash a Schedule keeps in `status.triggerHash`: its trigger's hash, then `-` and the
+/// [`exclusion_hash`] when exclusions apply, then `-r` and the [`choice_hash`] when it or its
+/// Task names Calendars. A change of any part is an edit, counted from the time of the write
+/// that made it ([`Edited`]).
+pub fn plan_hash(
+    trigger_hash: String,
+    trigger: &Trigger,
+    schedule: &Schedule,
+    task: Option<&Task>,
+) -> String {
+    let mut hash = trigger_hash;
+    if let Some(exclusions) = exclusion_hash(trigger) {
+        hash = format!("{hash}-{exclusions}");
+    }
+    if let Some(choice) = choice_hash(schedule, task) {
+        // Not a hex digit: the parts are told apart by it.
+        hash = format!("{hash}-r{choice}");
+    }
+    hash
+}
+
+/// Which object's edit changed a Schedule's [`plan_hash`]: its firing carries on from the
+/// time of that object's edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edited {
+    /// The trigger (the Schedule's spec).
+    Trigger,
+    /// The Calendars named or `onExcluded` (the Schedule's spec, or its Task's calendarRefs).
+    Choice,
+    /// What a Calendar it uses holds.
+    Calendars,
+}
+
+/// What changed between the `old` and the `new` [`plan_hash`]; `None` when nothing did.
+pub fn edited(old: &str, new: &str) -> Option<Edited> {
+    if old == new {
+        return None;
+    }
+    // (trigger, exclusions, choice) of a hash.
+    let parts = |hash: &str| {
+        let mut parts = hash.split('-');
+        let trigger = parts.next().unwrap_or_default().to_string();
+        let (mut exclusions, mut choice) = (None, None);
+        for part in parts {
+            match part.strip_prefix('r') {
+                Some(c) => choice = Some(c.to_string()),
+                None => exclusions = Some(part.to_string()),
+            }
+        }
+        (trigger, exclusions, choice)
+    };
+    let (old, new) = (parts(old), parts(new));
+    Some(if old.0 != new.0 {
+        Edited::Trigger
+    } else if old.2 != new.2 {
+        Edited::Choice
+    } else {
+        Edited::Calendars
+    })
+}
+
+/// The Calendars a Schedule uses, directly, through its Task or through Calendars that
+/// include them (the ones that exist), each once.
+pub fn in_use(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Vec<Arc<Calendar>> {
+    let mut todo = roots(schedule, task);
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(calendar) = lookup(&name) {
+            todo.extend(calendar.spec.ref_names());
+            found.push(calendar);
+        }
+    }
+    found
+}
+
+/// When the Calendars a Schedule uses last changed: the latest `managedFields[].time` of a
+/// write to any of them that was not to its status (a Calendar created since counts from its
+/// creation).
+pub fn calendars_changed_at(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Option<DateTime<Utc>> {
+    in_use(schedule, task, lookup)
+        .iter()
+        .filter_map(|c| {
+            super::trim::spec_changed_at(c.as_ref()).or_else(|| c.metadata.creation_timestamp.clone())
+        })
+        .filter_map(|time| crate::pod::chrono_time(&time))
+        .max()
+}
+
 /// True when the Schedule uses Calendar `name` of its namespace, directly or through Calendars
 /// it includes (or through its Task).
 pub fn uses(ctx: &Context, schedule: &Schedule, name: &str) -> bool {
@@ -153,6 +273,7 @@ pub async fn reconcile(calendar: Arc<Calendar>, ctx: Arc<Context>) -> Result<Act
     let resolved = resolve(std::slice::from_ref(&name), &def);
     let tz: Tz = calendar
         .spec
+        .exclude
         .timezone
         .as_deref()
         .and_then(|z| z.trim().parse().ok())
@@ -214,4 +335,25 @@ fn until_next_day(now: DateTime<Utc>, tz: Tz) -> std::time::Duration {
         .to_std()
         .unwrap_or_default()
         .max(std::time::Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_change_names_the_object_whose_edit_made_it() {
+        assert_eq!(edited("t1-e1-rc1", "t1-e1-rc1"), None);
+        assert_eq!(edited("t1-e1-rc1", "t2-e1-rc1"), Some(Edited::Trigger));
+        assert_eq!(edited("t1-e1-rc1", "t2-e2-rc2"), Some(Edited::Trigger));
+        // Calendars named or onExcluded: the Schedule or its Task.
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc2"), Some(Edited::Choice));
+        assert_eq!(edited("t1", "t1-e1-rc1"), Some(Edited::Choice));
+        assert_eq!(edited("t1-e1-rc1", "t1"), Some(Edited::Choice));
+        // An exclusion hash that starts with `c` is not taken for the choice.
+        assert_eq!(edited("0a-c4089-rc1", "0a-c4090-rc1"), Some(Edited::Calendars));
+        // Only what the Calendars hold: a Calendar (one that was empty gains entries too).
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+        assert_eq!(edited("t1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+    }
 }

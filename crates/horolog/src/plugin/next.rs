@@ -14,7 +14,7 @@ use super::lookup::find;
 use super::output::{self, local_time};
 use super::{Error, Outcome, Scope};
 use crate::api::{Calendar, Schedule, Task};
-use crate::controller::calendar::{exclusion_hash, with_calendars};
+use crate::controller::calendar::{plan_hash, with_calendars};
 use crate::controller::schedule::trigger_hash;
 use crate::preview::{SchedulePreview, render_table};
 
@@ -152,10 +152,12 @@ pub fn next_fire_times_with(
         None => trigger,
     };
     let status = schedule.status.clone().unwrap_or_default();
-    let mut hash = trigger_hash(&schedule.spec.trigger);
-    if let Some(exclusions) = exclusion_hash(&trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
+    let hash = plan_hash(
+        trigger_hash(&schedule.spec.trigger),
+        &trigger,
+        schedule,
+        calendars.and_then(|(_, task)| task),
+    );
     let edited = status.trigger_hash.as_ref().is_some_and(|h| *h != hash);
     // The operator carries an edited trigger on from the moment it sees the edit.
     let cursor = if edited {

@@ -1,11 +1,11 @@
-//! A trigger edit: the cursor a pass plans from moves to the moment of the edit, and the old
-//! trigger's fire times that passed before it are recorded as missed.
+//! A trigger edit (or a Calendar edit): the cursor a pass plans from moves to the moment of
+//! the edit, and the old trigger's fire times that passed before it are recorded as missed.
 
 use chrono::{DateTime, Utc};
 use horolog_core::trigger::Trigger;
 
-use super::pass::{Pass, PlanOutcome};
-use crate::controller::calendar::exclusion_hash;
+use super::pass::{Pass, PlanOutcome, TaskLookup};
+use crate::controller::calendar::{self, Edited};
 use crate::controller::events::Note;
 use crate::names::trigger_hash;
 
@@ -17,18 +17,29 @@ use crate::names::trigger_hash;
 /// counted. The old trigger's fire times between the cursor and the edit are not stored
 /// (only its next few, in `upcomingFireTimes`): those known are recorded as missed, with an
 /// Event that says so (at least that many when all of them had passed). A Calendar edit
-/// changes the hash too and applies from the moment it is seen.
+/// changes the hash too and applies from the time of the Calendar's edit; an edit of the
+/// Calendars named or of onExcluded from the Schedule's (or its Task's) edit.
 pub fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
-    let mut hash = trigger_hash(&pass.input.schedule.spec.trigger);
-    // A Calendar edit applies from the moment of the edit too.
-    if let Some(exclusions) = exclusion_hash(trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
+    let task = match pass.input.task {
+        TaskLookup::Found(task) => Some(task),
+        _ => None,
+    };
+    let schedule = pass.input.schedule;
+    let hash = calendar::plan_hash(trigger_hash(&schedule.spec.trigger), trigger, schedule, task);
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
-    if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
+    if let Some(what) = pass
+        .old
+        .trigger_hash
+        .as_ref()
+        .and_then(|old| calendar::edited(old, &hash))
+    {
         let now = pass.input.now;
-        let edited = crate::controller::trim::spec_changed_at(pass.input.schedule)
-            .and_then(|time| crate::pod::chrono_time(&time))
+        let edited_at = match what {
+            Edited::Trigger => changed_at(schedule),
+            Edited::Choice => changed_at(schedule).max(task.and_then(changed_at)),
+            Edited::Calendars => pass.input.calendars_changed_at,
+        };
+        let edited = edited_at
             .filter(|time| *time <= now)
             .unwrap_or(now)
             .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
@@ -66,4 +77,9 @@ pub fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome)
     }
     pass.status.trigger_hash = Some(hash);
     cursor
+}
+
+/// The latest time the object's spec may have changed (see `trim::spec_changed_at`).
+fn changed_at(object: &impl kube::Resource) -> Option<DateTime<Utc>> {
+    crate::controller::trim::spec_changed_at(object).and_then(|time| crate::pod::chrono_time(&time))
 }

@@ -31,6 +31,8 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         outcome.exhausted = max_runs_reached(pass);
         return outcome;
     }
+    // Excluded fire times are counted from here, whatever catch-up passes over.
+    let counted_from = cursor;
     if let Some(until) = skip_until(pass) {
         cursor = skip_passed(pass, trigger, cursor, until, &mut outcome);
     }
@@ -43,20 +45,29 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     });
     create_runs(pass, &planned, cursor, &mut outcome);
     count(pass, &planned, cursor, &mut outcome);
-    count_excluded(pass, trigger, cursor, planned.cursor, &mut outcome);
-    pass.status.cursor = planned.cursor;
+    // Every fire time up to now is planned, so the cursor may pass over the excluded ones up
+    // to now too: it moves over each in the write that counts it, so none counts twice.
+    let counted = count_excluded(pass, trigger, counted_from, pass.input.now, &mut outcome);
+    let cursor = planned.cursor.max(counted);
+    pass.status.cursor = cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
         pass.status.upcoming_fire_times = Vec::new();
         outcome.exhausted = true;
     } else {
         pass.status.next_fire_time = planned.next_fire_time;
-        pass.status.upcoming_fire_times = plan::upcoming(trigger, planned.cursor, UPCOMING);
+        pass.status.upcoming_fire_times = plan::upcoming(trigger, cursor, UPCOMING);
         outcome.exhausted = planned.next_fire_time.is_none();
-        outcome.wake = planned.next_fire_time;
+        // Wake at the next excluded fire time too, to count it when it passes.
+        let uncounted = trigger.next_counted(cursor, planned.next_fire_time, WAKE_SEARCH);
+        outcome.wake = planned.next_fire_time.into_iter().chain(uncounted).min();
     }
     outcome
 }
+
+/// How many of the trigger's own fire times before the next fire time one pass looks at for
+/// the next excluded one (usually the first is it).
+const WAKE_SEARCH: usize = 1_000;
 
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
     pass.input
@@ -113,43 +124,39 @@ fn skip_passed(
     pass.status.missed_fire_times += passed;
     outcome.missed += passed;
     pass.status.last_fire_time = pass.status.last_fire_time.max(skipped.cursor);
-    count_excluded(pass, trigger, cursor, skipped.cursor, outcome);
     skipped.cursor
 }
 
-/// Counts the trigger's own fire times in `(from, to]` (the window the cursor just moved
-/// over) that exclusion skipped (`excludedFireTimes`, never a miss) or moved onto a fire time
-/// that runs anyway (`coalescedFireTimes`), with the Event that says so. Each is counted by
-/// its own time, once: the cursor never moves back over it.
+/// Counts the trigger's own fire times in `(from, to]` (`to` is now: each is counted once
+/// its instant has passed, whether or not anything fires after it) that exclusion skipped
+/// (`excludedFireTimes`, never a miss) or moved onto a fire time that runs anyway
+/// (`coalescedFireTimes`), with the Event that says so. Returns the last own fire time looked
+/// at: the cursor moves over it in the same status write, so none is counted twice, across
+/// restarts too. Past the scan bound the rest are counted by the next pass.
 fn count_excluded(
     pass: &mut Pass<'_>,
     trigger: &Trigger,
     from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
     outcome: &mut PlanOutcome,
-) {
-    let (Some(to), Some((exclusions, _))) = (to, trigger.exclusions()) else {
-        return;
-    };
+) -> Option<DateTime<Utc>> {
+    let (exclusions, _) = trigger.exclusions()?;
     if from.is_some_and(|from| to <= from) {
-        return;
+        return None;
     }
     let limit = pass.input.settings.catch_up.max_scanned;
     let counts = trigger.exclusion_counts(from, to, limit);
     if counts.excluded == 0 && counts.merged == 0 {
-        return;
+        return counts.through;
     }
     pass.status.excluded_fire_times += counts.excluded as i64;
+    outcome.excluded += counts.excluded as i64;
     pass.status.coalesced_fire_times += counts.merged as i64;
     outcome.coalesced += counts.merged as i64;
-    let at_least = if counts.exact { "" } else { "at least " };
     let names = exclusions.names().join(", ");
     let mut parts = Vec::new();
     if counts.excluded > 0 {
-        parts.push(format!(
-            "{at_least}{} fire time(s) excluded (no run)",
-            counts.excluded
-        ));
+        parts.push(format!("{} fire time(s) excluded (no run)", counts.excluded));
     }
     if counts.merged > 0 {
         parts.push(format!(
@@ -161,6 +168,7 @@ fn count_excluded(
         "Excluded",
         format!("{} by {names}", parts.join("; ")),
     ));
+    counts.through
 }
 
 /// The runs a plan creates: one per planned fire time that has no run yet (at most what

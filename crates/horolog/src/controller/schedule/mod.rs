@@ -63,11 +63,10 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
     };
     // Its Calendars and its Task's, applied to the trigger; a missing one stops firing.
     let found_task = task.as_ref().and_then(|(_, task)| task.as_deref());
-    let trigger = trigger.and_then(|trigger| {
-        super::calendar::with_calendars(trigger, &schedule, found_task, &|name| {
-            ctx.calendar(&namespace, name)
-        })
-    });
+    let calendar = |name: &str| ctx.calendar(&namespace, name);
+    let trigger = trigger
+        .and_then(|trigger| super::calendar::with_calendars(trigger, &schedule, found_task, &calendar));
+    let calendars_changed_at = super::calendar::calendars_changed_at(&schedule, found_task, &calendar);
     let first_pass = ctx.first_pass(&schedule);
     let active = schedule
         .status
@@ -94,6 +93,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         now,
         interrupted: first_pass || ctx.retries.recovering(&super::status::key_of(schedule.as_ref())),
         settings: &settings,
+        calendars_changed_at,
     });
     apply(&schedule, decision, &ctx).await
 }
@@ -285,6 +285,9 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
     }
     if decision.missed > 0 || decision.coalesced > 0 {
         observer.planned(decision.missed as usize, decision.coalesced as usize);
+    }
+    if decision.excluded > 0 {
+        observer.excluded(&namespace, &schedule.name_any(), decision.excluded as usize);
     }
     let upcoming = &decision.status.upcoming_fire_times;
     observer.schedule_state(&super::context::ScheduleState {

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use futures::StreamExt;
 use horolog_core::admission::Verdict;
 use horolog_core::trigger::Trigger;
 use kube::api::{DeleteParams, PostParams};
@@ -230,31 +231,45 @@ async fn older_schedules(
     }))
 }
 
+/// How many Pods one Schedule reconcile creates at once (a catch-up with `coalesce: All`
+/// creates up to 100 runs in one pass).
+const STARTS_AT_ONCE: usize = 16;
+
 /// Starts the runs just created that may start now, so a run's Pod is the first write after
 /// its JobRun. A run that may not start yet (jitter, no slot) is left to its own reconcile.
+/// Admission decides one run after the other (each start holds its slots); the Pods of the
+/// runs it lets start are then created concurrently, at most [`STARTS_AT_ONCE`] at a time.
 async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
     let now = ctx.now();
-    for run in created {
-        if run.not_before() > now || admission::verdict(ctx, run, created, now, true) != Verdict::Start {
-            continue;
+    let admitted: Vec<&Arc<JobRun>> = created
+        .iter()
+        .filter(|run| {
+            run.not_before() <= now && admission::verdict(ctx, run, created, now, true) == Verdict::Start
+        })
+        .collect();
+    futures::stream::iter(admitted)
+        .for_each_concurrent(STARTS_AT_ONCE, |run| start_one(ctx, run))
+        .await;
+}
+
+/// Creates the first Pod (or Job) of a run admission let start.
+async fn start_one(ctx: &Context, run: &Arc<JobRun>) {
+    match attempt::start(ctx, run, 1).await {
+        Ok(Started::Created(pod)) => {
+            ctx.publish(
+                run.as_ref(),
+                Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
+            )
+            .await;
         }
-        match attempt::start(ctx, run, 1).await {
-            Ok(Started::Created(pod)) => {
-                ctx.publish(
-                    run.as_ref(),
-                    Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
-                )
-                .await;
-            }
-            Ok(Started::Existed(_)) => {}
-            // The JobRun reconciler reports what stopped it.
-            Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
-                ctx.slots.release(run)
-            }
-            Err(err) => {
-                ctx.slots.release(run);
-                warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
-            }
+        Ok(Started::Existed(_)) => {}
+        // The JobRun reconciler reports what stopped it.
+        Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
+            ctx.slots.release(run)
+        }
+        Err(err) => {
+            ctx.slots.release(run);
+            warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
         }
     }
 }

@@ -88,6 +88,10 @@ impl Env {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    pub fn calendars(&self) -> Api<horolog::api::Calendar> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
     pub fn jobs(&self) -> Api<Job> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
@@ -600,7 +604,7 @@ async fn probe_jobs(env: Env) -> Result<(), String> {
 }
 
 /// Prints what the namespace holds: Schedules (conditions, fire times), JobRuns (phase,
-/// reason), Pods (phase, container states) and Events, and whether the operator stopped.
+/// reason), Tasks, Calendars, Jobs, Pods (phase, container states) and Events, and whether the operator stopped.
 pub async fn dump(env: &Env) {
     let mut out = format!("---- state of namespace {} at failure ----\n", env.ns);
     if let Some(exit) = env.operator_exit() {
@@ -656,6 +660,19 @@ pub async fn dump(env: &Env) {
             }
         }
         Err(err) => out.push_str(&format!("Tasks: {err}\n")),
+    }
+    match env.calendars().list(&all).await {
+        Ok(list) => {
+            for c in list.items {
+                out.push_str(&format!(
+                    "Calendar {}: spec={:?} status={:?}\n",
+                    c.name_any(),
+                    c.spec,
+                    c.status
+                ));
+            }
+        }
+        Err(err) => out.push_str(&format!("Calendars: {err}\n")),
     }
     match env.jobs().list(&all).await {
         Ok(list) => {

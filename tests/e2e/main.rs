@@ -30,7 +30,9 @@
 //!   Schedule; an invalid cron; run-now; exactly once (`exactly_once::`: a three-day backlog
 //!   coalesced, a trigger edit, an operator restart, cancel); the controls (`controls::`:
 //!   BufferOne, Terminate, Allow, catchUp Disabled, maxRuns, ttlSecondsAfterFinished); Tasks
-//!   (`tasks::`); a Backfill's dry run and the runs it creates (`backfill::`). A run holds its slot from the moment its Pod exists, so the overlap
+//!   (`tasks::`); Calendars (`calendars::`: CalendarNotFound then firing, an excluded fire
+//!   time counted and never run, an edit re-planning within seconds); a Backfill's dry run and
+//!   the runs it creates (`backfill::`). A run holds its slot from the moment its Pod exists, so the overlap
 //!   policies need no node: a Pod that stays Pending holds it as a running one does.
 //! - **Pod-completion tests and checks** (`jobruns_run_pods_to_completion`,
 //!   `exactly_once::kubectl_wait_…`, `controls::pause_after_failures_…`, the Running part of
@@ -68,6 +70,7 @@
 //! every test but the CEL messages and the server-rendered Tables (README, "Sandbox").
 
 mod backfill;
+mod calendars;
 mod controls;
 mod exactly_once;
 mod executors;

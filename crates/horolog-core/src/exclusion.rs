@@ -14,7 +14,9 @@
 //!   previous day on which that local time is not excluded, at most [`MAX_SHIFT_DAYS`] away
 //!   (else skipped and counted), as the business-day conventions of finance calendars do.
 //!   Several fire times that land on one instant make one fire time; the others are counted as
-//!   merged ([`Fate::Merged`]).
+//!   merged ([`Fate::Merged`]). A shift never leaves the trigger's window
+//!   ([`Trigger::window`](crate::trigger::Trigger::window)): a fire time whose first free day
+//!   is after the trigger's end (or, for Preceding, before its start) is skipped and counted.
 //!
 //! The fire-time stream after exclusion is stateless like the trigger's own: `next_after(t)`
 //! is a function of `t`. For Following it replays the fire times of the days since the last
@@ -471,8 +473,12 @@ pub struct ExclusionCounts {
     pub excluded: u64,
     /// Fire times moved onto an instant that fires anyway (counted as coalesced).
     pub merged: u64,
-    /// False when the window held more fire times than were visited: lower bounds.
+    /// False when the window held more fire times than were visited: the counts cover the
+    /// window only up to `through`.
     pub exact: bool,
+    /// The last of the trigger's own fire times visited: the counts cover `(after, through]`
+    /// exactly. `None` when the window held none.
+    pub through: Option<DateTime<Utc>>,
 }
 
 /// A trigger's own `next_after`, before exclusion.
@@ -485,6 +491,8 @@ pub(crate) struct Excluded<'a, R> {
     pub raw: R,
     /// The trigger's zone: "the same local time" is read in it.
     pub tz: Tz,
+    /// The trigger's window (start, end; `None`: unbounded): a shift never leaves it.
+    pub window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     pub exclusions: &'a Exclusions,
     pub on: OnExcluded,
 }
@@ -521,6 +529,11 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
             let Some(to) = on_day(k) else { break };
             if self.excluded(to) {
                 continue;
+            }
+            // The first free day is outside the trigger's window (after its endTime, before
+            // its start): the fire time has nowhere to go.
+            if !self.within(to) {
+                break;
             }
             // The fire time nearest to `to` owns it; the others merge into it. The second
             // pass of a fall-back overlap merges into the first.
@@ -560,9 +573,30 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
                 Fate::Kept | Fate::Shifted { .. } => {}
             }
             cursor = Some(t);
+            counts.through = cursor;
         }
         counts.exact = self.raw_after(cursor).is_none_or(|t| t > until);
         counts
+    }
+
+    /// The first of the trigger's own fire times after `after` and before `before` that
+    /// exclusion skips or merges (so it is counted when it passes), visiting at most `limit`
+    /// of them; past the limit, the last one visited (look again from there).
+    pub fn next_counted(
+        &self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Option<DateTime<Utc>> {
+        let mut cursor = after;
+        for _ in 0..limit.max(1) {
+            let t = self.raw_after(cursor).filter(|t| before.is_none_or(|b| *t < b))?;
+            if matches!(self.fate(t), Fate::Skipped { .. } | Fate::Merged { .. }) {
+                return Some(t);
+            }
+            cursor = Some(t);
+        }
+        cursor
     }
 
     fn at(&self, d: NaiveDate, tod: NaiveTime) -> DateTime<Utc> {
@@ -575,6 +609,12 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
 
     fn excluded(&self, t: DateTime<Utc>) -> bool {
         self.exclusions.excluded_by(t).is_some()
+    }
+
+    /// True when `t` lies in the trigger's window, where a shifted fire time may land.
+    fn within(&self, t: DateTime<Utc>) -> bool {
+        let (start, end) = self.window;
+        start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e)
     }
 
     /// True when no exclusion touches local day `d` of the trigger's zone.
@@ -657,7 +697,7 @@ impl<R: OwnFireTimes> Excluded<'_, R> {
         let mut best = self.first_kept(Some(from), Some(next));
         for &tod in waiting.keys() {
             let x = self.at(d, tod);
-            if x > a && best.is_none_or(|b| x < b) && !self.excluded(x) {
+            if x > a && best.is_none_or(|b| x < b) && self.within(x) && !self.excluded(x) {
                 best = Some(x);
             }
         }

@@ -208,6 +208,7 @@ fn decide_at(schedule: &Schedule, trigger: &Trigger, runs: &[Arc<JobRun>], now: 
         now,
         interrupted: false,
         settings: &settings,
+        calendars_changed_at: None,
     })
 }
 

@@ -153,6 +153,7 @@ struct PerSchedule {
     interval: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_duration: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     runs: Family<OutcomeLabels, Counter>,
+    excluded: Family<ScheduleLabels, Counter>,
 }
 
 /// The reconciles of each controller: how many started, how long they took, which failed.
@@ -200,6 +201,7 @@ pub struct Metrics {
     jobrun_phase: Family<PhaseLabels, Counter>,
     missed: Counter,
     coalesced: Counter,
+    excluded: Counter,
     skipped: Counter,
     reconciles: ReconcileMetrics,
     active_jobruns: Gauge,
@@ -262,6 +264,13 @@ impl Metrics {
             "Fire times merged away by a Schedule's coalesce policy",
             Counter::default(),
         );
+        let excluded = registered(
+            r,
+            "excluded_fire_times",
+            "Fire times a Calendar or trigger.exclude excluded: no run (never a miss), counted \
+             in the Schedule's status.excludedFireTimes",
+            Counter::default(),
+        );
         let skipped = registered(
             r,
             "skipped_runs",
@@ -305,6 +314,7 @@ impl Metrics {
             jobrun_phase,
             missed,
             coalesced,
+            excluded,
             skipped,
             reconciles,
             active_jobruns,
@@ -382,6 +392,11 @@ impl Metrics {
     /// Counts `n` fire times merged away by coalescing.
     pub fn coalesced(&self, n: u64) {
         self.coalesced.inc_by(n);
+    }
+
+    /// Counts `n` fire times excluded by a Calendar or trigger.exclude.
+    pub fn excluded(&self, n: u64) {
+        self.excluded.inc_by(n);
     }
 
     /// Counts `n` runs dropped by concurrencyPolicy Skip.
@@ -625,6 +640,12 @@ impl PerSchedule {
                 registry,
                 "schedule_runs",
                 "A Schedule's runs that finished, by outcome (the JobRun's final phase)",
+                Family::default(),
+            ),
+            excluded: registered(
+                registry,
+                "schedule_excluded_fire_times",
+                "A Schedule's fire times a Calendar or trigger.exclude excluded (no run)",
                 Family::default(),
             ),
         }
@@ -1155,6 +1176,19 @@ impl crate::controller::Observer for Metrics {
         self.coalesced(coalesced as u64);
     }
 
+    fn excluded(&self, namespace: &str, schedule: &str, n: usize) {
+        Metrics::excluded(self, n as u64);
+        if self.schedules.enabled.load(Ordering::Relaxed) {
+            self.schedules
+                .excluded
+                .get_or_create(&ScheduleLabels {
+                    namespace: namespace.to_string(),
+                    schedule: schedule.to_string(),
+                })
+                .inc_by(n as u64);
+        }
+    }
+
     fn schedule_state(&self, state: &crate::controller::ScheduleState) {
         if !self.schedules.enabled.load(Ordering::Relaxed) {
             return;
@@ -1221,6 +1255,7 @@ impl crate::controller::Observer for Metrics {
         }
         self.schedules.active_runs.remove(&labels);
         self.schedules.consecutive_failures.remove(&labels);
+        self.schedules.excluded.remove(&labels);
         let old = self
             .schedules
             .reasons
@@ -1339,6 +1374,7 @@ mod tests {
         metrics.jobrun_phase("Succeeded");
         metrics.missed(2);
         metrics.coalesced(3);
+        metrics.excluded(4);
         metrics.skipped(1);
         metrics.reconcile_started("schedule").finish();
         metrics.reconcile_error("jobrun", "conflict");
@@ -1358,6 +1394,7 @@ mod tests {
             "horolog_jobrun_phase_transitions_total{phase=\"Succeeded\"} 1",
             "horolog_missed_fire_times_total 2",
             "horolog_coalesced_fire_times_total 3",
+            "horolog_excluded_fire_times_total 4",
             "horolog_skipped_runs_total 1",
             "horolog_reconciles_total{controller=\"schedule\"} 1",
             "horolog_reconcile_duration_seconds_count{controller=\"schedule\"} 1",
@@ -1465,6 +1502,7 @@ mod tests {
             "Failed",
             Some(chrono::TimeDelta::seconds(12)),
         );
+        Observer::excluded(&metrics, "ns", "nightly", 2);
         let text = metrics.encode();
         for line in [
             "horolog_schedule_next_fire_time_seconds{namespace=\"ns\",schedule=\"nightly\"} 1767254400.0",
@@ -1472,6 +1510,8 @@ mod tests {
             "horolog_schedule_interval_seconds{namespace=\"ns\",schedule=\"nightly\"} 86400.0",
             "horolog_schedule_last_run_duration_seconds{namespace=\"ns\",schedule=\"nightly\"} 12.0",
             "horolog_schedule_runs_total{namespace=\"ns\",schedule=\"nightly\",outcome=\"Failed\"} 1",
+            "horolog_schedule_excluded_fire_times_total{namespace=\"ns\",schedule=\"nightly\"} 2",
+            "horolog_excluded_fire_times_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -1480,7 +1520,9 @@ mod tests {
 
         metrics.per_schedule(false);
         metrics.finished("ns", Some("other"), "Succeeded", None);
+        Observer::excluded(&metrics, "ns", "other", 1);
         assert!(!metrics.encode().contains("other"), "off: no per-Schedule series");
+        assert!(metrics.encode().contains("horolog_excluded_fire_times_total 3"));
     }
 
     #[test]

@@ -247,3 +247,108 @@ async fn a_tasks_calendars_apply_to_its_schedules_and_an_invalid_calendar_names_
         1
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_excluded_fire_time_is_counted_when_it_passes_and_once_across_restarts() {
+    let metrics = horolog::metrics::Metrics::new();
+    let observer = metrics.clone();
+    let mut cluster =
+        Cluster::start_with(move |config| config.observer = Some(std::sync::Arc::new(observer))).await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "1"}]})).await;
+    // 01:00 is excluded; 02:00 fires. The 01:00 is counted at 01:00, not when 02:00 fires.
+    cluster
+        .apply(using(cron("nightly", "0 1,2 * * *"), &["night"]))
+        .await;
+    let excluded = |s: Schedule| s.status.unwrap_or_default().excluded_fire_times;
+    cluster.advance_to(at(3600 + 1)).await;
+    assert_eq!(
+        excluded(cluster.schedule("nightly").await),
+        1,
+        "counted once 01:00 passed"
+    );
+    assert!(cluster.runs_of("nightly").await.is_empty());
+    let text = metrics.encode();
+    for line in [
+        "horolog_excluded_fire_times_total 1",
+        "horolog_schedule_excluded_fire_times_total{namespace=\"default\",schedule=\"nightly\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(
+        cluster
+            .schedule("nightly")
+            .await
+            .status
+            .unwrap_or_default()
+            .cursor,
+        Some(at(3600))
+    );
+
+    // A restart (and one killed mid-way) counts nothing again.
+    cluster.stop_operator().await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    cluster.kill_operator().await;
+    cluster.start_operator();
+    cluster.advance(5).await;
+    assert_eq!(
+        excluded(cluster.schedule("nightly").await),
+        1,
+        "not counted twice"
+    );
+
+    cluster.advance_to(at(2 * 3600 + 1)).await;
+    assert_eq!(cluster.fire_secs("nightly").await, [2 * 3600]);
+    assert_eq!(excluded(cluster.schedule("nightly").await), 1);
+    // Stopped over the next 01:00: counted when the operator is back, once.
+    cluster.stop_operator().await;
+    cluster.advance_to(at(86_400 + 3600 + 30)).await;
+    assert_eq!(excluded(cluster.schedule("nightly").await), 1);
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(excluded(cluster.schedule("nightly").await), 2);
+    let status = cluster.schedule("nightly").await.status.unwrap_or_default();
+    assert_eq!(
+        status.missed_fire_times, 0,
+        "an excluded fire time is never a miss"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_calendar_edit_applies_from_the_calendars_edit_time() {
+    let mut cluster = Cluster::start().await;
+    create_calendar(&cluster, "night", json!({"recurring": [{"hour": "2"}]})).await;
+    let mut every20 = using(cron("every20", "*/20 * * * *"), &["night"]);
+    every20.spec.catch_up = horolog::api::CatchUpPolicy::Enabled;
+    cluster.apply(every20).await;
+    cluster.advance_to(at(3600 + 1)).await;
+    assert_eq!(cluster.fire_secs("every20").await, [0, 1200, 2400, 3600]);
+    // While no operator runs, at 02:30 the Calendar stops excluding 02:xx; the operator is back
+    // at 02:55. 02:00 and 02:20 passed under the old Calendar: excluded, not run. 02:40 passed
+    // under the new one: it runs (catchUp Enabled), late. Counting the edit from the operator's
+    // return (or from the Schedule's last write) would get one of them wrong. 01:20 and 01:40
+    // passed before the edit with no operator: recorded missed, as for a trigger edit.
+    cluster.stop_operator().await;
+    cluster.advance_to(at(2 * 3600 + 1800)).await;
+    edit_calendar(&cluster, "night", json!({"recurring": [{"hour": "5"}]})).await;
+    cluster.advance_to(at(2 * 3600 + 3300)).await;
+    cluster.start_operator();
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("every20").await,
+        [0, 1200, 2400, 3600, 2 * 3600 + 2400],
+        "02:40 runs, 02:00 and 02:20 do not"
+    );
+    let status = cluster.schedule("every20").await.status.unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 2);
+    assert_eq!(status.upcoming_fire_times[0], at(3 * 3600));
+    assert!(
+        cluster
+            .events_of("every20")
+            .await
+            .iter()
+            .any(|(reason, message)| reason == "TriggerChanged" && message.contains("02:30:00")),
+        "{:?}",
+        cluster.events_of("every20").await
+    );
+}

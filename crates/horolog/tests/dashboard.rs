@@ -41,6 +41,7 @@ fn populated() -> Metrics {
     );
     observer.pod_created(chrono::TimeDelta::milliseconds(20));
     observer.planned(1, 1);
+    observer.excluded("ns", "nightly", 1);
     observer.schedule_state(&ScheduleState {
         namespace: "ns".into(),
         name: "nightly".into(),
@@ -248,6 +249,8 @@ fn the_dashboard_shows_what_the_issue_asks_for() {
         "sum by (phase) (rate(horolog_jobrun_phase_transitions_total",
         "horolog_missed_fire_times_total",
         "horolog_coalesced_fire_times_total",
+        "horolog_excluded_fire_times_total",
+        "horolog_schedule_excluded_fire_times_total",
         "horolog_api_requests_total",
         "horolog_reconcile_queue_depth",
         "horolog_leader",

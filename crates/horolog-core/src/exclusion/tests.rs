@@ -66,6 +66,50 @@ fn skip_leaves_out_excluded_fire_times_and_counts_them() {
 }
 
 #[test]
+fn the_next_counted_fire_time_and_how_far_counts_reach() {
+    let t = trading(OnExcluded::Skip);
+    // From New Year's Eve, the next fire time (Jan 4) is after New Year's Day, excluded: the
+    // Schedule wakes at it to count it.
+    let after = Some(at("2026-12-31T12:00:00Z"));
+    let next = t.next_after(after);
+    assert_eq!(next, Some(at("2027-01-04T11:00:00Z")));
+    assert_eq!(t.next_counted(after, next, 100), Some(at("2027-01-01T11:00:00Z")));
+    // From Jan 4 to Jan 18, none before the next fire time; one (MLK day) with no bound.
+    let after = Some(at("2027-01-04T12:00:00Z"));
+    assert_eq!(t.next_counted(after, t.next_after(after), 100), None);
+    assert_eq!(t.next_counted(after, None, 100), Some(at("2027-01-18T11:00:00Z")));
+    // Past the visiting bound: the last fire time visited, to look again from there.
+    assert_eq!(t.next_counted(after, None, 2), Some(at("2027-01-06T11:00:00Z")));
+    // Counts cover (after, through]; past the bound, through is where the next count starts.
+    let counts = t.exclusion_counts(after, at("2027-01-31T00:00:00Z"), 3);
+    assert!(!counts.exact);
+    assert_eq!(counts.through, Some(at("2027-01-07T11:00:00Z")));
+    let rest = t.exclusion_counts(counts.through, at("2027-01-31T00:00:00Z"), 1000);
+    assert!(rest.exact);
+    assert_eq!(counts.excluded + rest.excluded, 1);
+    // Following: MLK day merges into Tuesday's own fire time, so it is counted (coalesced).
+    let t = trading(OnExcluded::Following);
+    let after = Some(at("2027-01-15T12:00:00Z"));
+    assert_eq!(
+        t.next_counted(after, t.next_after(after), 100),
+        Some(at("2027-01-18T11:00:00Z"))
+    );
+    // A holiday that only moves is not counted, so it does not wake anyone.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * mon"})),
+        json!({"days": ["2027-01-18"]}),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.next_after(after), Some(at("2027-01-19T06:00:00Z")));
+    assert_eq!(
+        t.next_counted(after, None, 3),
+        Some(at("2027-02-01T06:00:00Z")),
+        "the bound"
+    );
+    assert_eq!(t.next_counted(after, t.next_after(after), 100), None);
+}
+
+#[test]
 fn following_moves_a_holiday_to_the_next_free_day_and_merges_it_there() {
     let t = trading(OnExcluded::Following);
     // Friday Jan 1 moves past the weekend to Monday Jan 4, which fires anyway: merged.
@@ -186,6 +230,72 @@ fn shifts_keep_the_local_time_across_dst_transitions() {
 }
 
 #[test]
+fn skip_following_and_preceding_on_the_dst_days_of_berlin_and_new_york() {
+    // A Sunday 09:00 on the transition Sunday (Berlin springs forward on 2024-03-31, New York
+    // falls back on 2024-11-03), excluded: each mode, keeping the local time.
+    let cases = [
+        (
+            "Europe/Berlin",
+            "2024-03-31",
+            "2024-03-29T00:00:00Z",
+            [
+                ("Skip", "2024-04-07T07:00:00+00:00"),
+                ("Following", "2024-04-01T07:00:00+00:00"),
+                ("Preceding", "2024-03-30T08:00:00+00:00"),
+            ],
+        ),
+        (
+            "America/New_York",
+            "2024-11-03",
+            "2024-11-01T00:00:00Z",
+            [
+                ("Skip", "2024-11-10T14:00:00+00:00"),
+                ("Following", "2024-11-04T14:00:00+00:00"),
+                ("Preceding", "2024-11-02T13:00:00+00:00"),
+            ],
+        ),
+    ];
+    for (zone, day, from, expected) in cases {
+        for (mode, first) in expected {
+            let on = match mode {
+                "Skip" => OnExcluded::Skip,
+                "Following" => OnExcluded::Following,
+                _ => OnExcluded::Preceding,
+            };
+            let t = with(
+                trigger(json!({"cron": "0 9 * * sun", "timezone": zone})),
+                json!({"days": [day], "timezone": zone}),
+                on,
+            );
+            assert_eq!(fires(&t, from, 1), [first], "{zone} {mode}");
+            let counts = t.exclusion_counts(Some(at(from)), at(from) + TimeDelta::days(10), 100);
+            let skipped = u64::from(on == OnExcluded::Skip);
+            assert_eq!((counts.excluded, counts.merged), (skipped, 0), "{zone} {mode}");
+        }
+    }
+    // Following across the fall-back: Saturday 09:00 EDT moves to Sunday 09:00 EST (an hour
+    // later in UTC), Preceding across the spring-forward: Monday 09:00 CEST to Sunday's.
+    let t = with(
+        trigger(json!({"cron": "0 9 * * sat", "timezone": "America/New_York"})),
+        json!({"days": ["2024-11-02"], "timezone": "America/New_York"}),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2024-11-01T00:00:00Z", 1),
+        ["2024-11-03T14:00:00+00:00"]
+    );
+    let t = with(
+        trigger(json!({"cron": "0 9 * * mon", "timezone": "Europe/Berlin"})),
+        json!({"days": ["2024-04-01"], "timezone": "Europe/Berlin"}),
+        OnExcluded::Preceding,
+    );
+    assert_eq!(
+        fires(&t, "2024-03-29T00:00:00Z", 1),
+        ["2024-03-31T07:00:00+00:00"]
+    );
+}
+
+#[test]
 fn two_fire_times_shifted_onto_one_day_fire_once() {
     // Daily 06:00 with a three-day blackout: all three move to the day after it.
     let t = with(
@@ -238,6 +348,76 @@ fn a_shift_farther_than_31_days_is_skipped_and_counted() {
     );
     let counts = t.exclusion_counts(Some(at("2027-02-15T00:00:00Z")), at("2027-04-16T00:00:00Z"), 100);
     assert_eq!((counts.excluded, counts.merged), (1, 0));
+}
+
+#[test]
+fn a_shift_never_leaves_the_trigger_window() {
+    let blackout = || json!({"ranges": [{"from": "2027-03-03T00:00:00Z", "to": "2027-03-05T00:00:00Z"}]});
+    // Following: the last two fire times are excluded and the next free day (Mar 5) is after
+    // endTime: they are skipped and counted, never fired after the end.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "endTime": "2027-03-04T06:00:00Z"})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.window().1, Some(at("2027-03-04T06:00:00Z")));
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00"]
+    );
+    assert!(matches!(t.fate(at("2027-03-03T06:00:00Z")), Fate::Skipped { .. }));
+    let counts = t.exclusion_counts(Some(at("2027-03-01T12:00:00Z")), at("2027-03-10T00:00:00Z"), 100);
+    assert_eq!((counts.excluded, counts.merged), (2, 0));
+    // A free day inside the window still takes them: endTime Mar 5 06:00.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "endTime": "2027-03-05T06:00:00Z"})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00", "2027-03-05T06:00:00+00:00"]
+    );
+    // Preceding: the first fire times are excluded and the free day before them (Mar 2) is
+    // before startTime: skipped, never fired before the start.
+    let t = with(
+        trigger(json!({"cron": "0 6 * * *", "startTime": "2027-03-03T00:00:00Z"})),
+        blackout(),
+        OnExcluded::Preceding,
+    );
+    assert_eq!(
+        fires(&t, "2027-02-20T00:00:00Z", 2),
+        ["2027-03-05T06:00:00+00:00", "2027-03-06T06:00:00+00:00"]
+    );
+    assert_eq!(t.next_after(None), Some(at("2027-03-05T06:00:00Z")));
+    let counts = t.exclusion_counts(None, at("2027-03-06T00:00:00Z"), 100);
+    assert_eq!((counts.excluded, counts.merged), (2, 0));
+    // A combined trigger's end bounds its shifts too: anyOf ends at its latest member end.
+    let t = with(
+        trigger(json!({"anyOf": [
+            {"cron": "0 6 * * *", "endTime": "2027-03-02T06:00:00Z"},
+            {"cron": "0 7 * * *", "endTime": "2027-03-04T07:00:00Z"}
+        ]})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(t.window().1, Some(at("2027-03-04T07:00:00Z")));
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00", "2027-03-02T07:00:00+00:00"]
+    );
+    // The outer endTime of a combination bounds it even when its members have none.
+    let t = with(
+        trigger(json!({"endTime": "2027-03-04T12:00:00Z", "allOf": [
+            {"cron": "0 6 * * *"}, {"cron": "0 * * * *"}
+        ]})),
+        blackout(),
+        OnExcluded::Following,
+    );
+    assert_eq!(
+        fires(&t, "2027-03-01T12:00:00Z", 5),
+        ["2027-03-02T06:00:00+00:00"]
+    );
 }
 
 #[test]
@@ -387,7 +567,8 @@ fn the_next_excluded_day_is_found_in_the_calendar_zone() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Over two months of an hourly or daily trigger with random excluded days: no fire time
+    /// Over two months of an hourly or daily trigger with random excluded days (and maybe a
+    /// startTime and an endTime): no fire time leaves the window; no fire time
     /// after exclusion is excluded; fire times strictly increase; every own fire time that is
     /// kept or shifted fires at its place, every skipped one is not a fire time of its own
     /// unless another one lands there; every fire time has an origin.
@@ -397,16 +578,23 @@ proptest! {
         on in prop_oneof![Just(OnExcluded::Skip), Just(OnExcluded::Following), Just(OnExcluded::Preceding)],
         cron in prop_oneof![Just("0 6 * * *"), Just("0 */5 * * *"), Just("30 2 * * mon-fri"), Just("0 9 * * mon")],
         zone in prop_oneof![Just("UTC"), Just("Europe/Berlin"), Just("America/New_York")],
+        window in proptest::option::of((0u64..30, 30u64..60)),
     ) {
         let start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        // Optionally a startTime and an endTime inside the two months: no shift leaves them.
+        let bounds = window.map(|(from, to)| {
+            let day = |d: u64| day_start(Tz::UTC, start.checked_add_days(Days::new(d)).unwrap());
+            (day(from) + TimeDelta::hours(7), day(to) + TimeDelta::hours(7))
+        });
         let listed: Vec<String> = days.iter()
             .map(|d| start.checked_add_days(Days::new(*d)).unwrap().to_string())
             .collect();
-        let t = with(
-            trigger(json!({"cron": cron, "timezone": zone})),
-            json!({"days": listed, "timezone": zone}),
-            on,
-        );
+        let mut spec = json!({"cron": cron, "timezone": zone});
+        if let Some((first, last)) = bounds {
+            spec["startTime"] = json!(first.to_rfc3339());
+            spec["endTime"] = json!(last.to_rfc3339());
+        }
+        let t = with(trigger(spec), json!({"days": listed, "timezone": zone}), on);
         let from = at("2024-03-01T00:00:00Z");
         let until = at("2024-04-30T00:00:00Z");
         let fired: Vec<DateTime<Utc>> = t.fire_times(Some(from)).take_while(|f| *f <= until).collect();
@@ -416,6 +604,9 @@ proptest! {
         }
         for f in &fired {
             prop_assert!(exclusions.excluded_by(*f).is_none(), "{f} fired but is excluded");
+            if let Some((first, last)) = bounds {
+                prop_assert!(*f >= first && *f <= last, "{f} fired outside [{first}, {last}]");
+            }
         }
         // Own fire times well inside the window (shifts reach at most 31 days).
         let inner_from = from + TimeDelta::days(32);

@@ -32,6 +32,20 @@ impl AllOf {
         AllOf { members, threshold }
     }
 
+    /// The span the combination's fire times lie in: a fire time is the earliest of members'
+    /// times within the threshold of each other, so no later than the earliest member end and
+    /// no earlier than the latest member start less the threshold. `None`: unbounded.
+    pub fn window(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let start = self
+            .members
+            .iter()
+            .filter_map(|m| m.start)
+            .max()
+            .and_then(|s| s.checked_sub_signed(self.threshold));
+        let end = self.members.iter().filter_map(|m| m.end).min();
+        (start, end)
+    }
+
     /// The first fire time (APScheduler's first `next()`).
     pub fn first(&self) -> Step {
         let cursors: Vec<Option<DateTime<Utc>>> = self.members.iter().map(|m| m.next_after(None)).collect();

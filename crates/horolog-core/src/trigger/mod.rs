@@ -248,9 +248,44 @@ impl Trigger {
         Some(Excluded {
             raw: move |after| self.own_next_after(after),
             tz: self.tz,
+            window: self.window(),
             exclusions,
             on: *on,
         })
+    }
+
+    /// The span the trigger's own fire times lie in (`None`: unbounded on that side): a leaf's
+    /// start (its startTime, or the creation time it counts from) to its endTime; for anyOf
+    /// from the earliest member start to the latest member end, for allOf where all members
+    /// overlap; within the outer startTime / endTime. Following and Preceding never move a
+    /// fire time out of it.
+    pub fn window(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let (start, end) = match &self.kind {
+            Kind::Leaf(leaf) => (leaf.start, leaf.end),
+            Kind::AnyOf(leaves) => (
+                // One unbounded member leaves the combination unbounded on that side.
+                leaves
+                    .iter()
+                    .map(|l| l.start)
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|s| s.into_iter().min()),
+                leaves
+                    .iter()
+                    .map(|l| l.end)
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|e| e.into_iter().max()),
+            ),
+            Kind::AllOf(all) => all.window(),
+        };
+        let start = match (start, self.start) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let end = match (end, self.end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (start, end)
     }
 
     /// What exclusion does to the trigger's own fire time `t` ([`Fate::Kept`] without
@@ -274,6 +309,19 @@ impl Trigger {
                 ..ExclusionCounts::default()
             },
         }
+    }
+
+    /// The first of the trigger's own fire times after `after` and before `before` that
+    /// exclusion skips or merges: when `excludedFireTimes` or `coalescedFireTimes` next
+    /// changes, though nothing fires. At most `limit` own fire times are visited; past that,
+    /// the last one visited. `None` without exclusions or without such a fire time.
+    pub fn next_counted(
+        &self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Option<DateTime<Utc>> {
+        self.excluded()?.next_counted(after, before, limit)
     }
 
     /// True when `t` is a fire time only because Following / Preceding moved another one to it.

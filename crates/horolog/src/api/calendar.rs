@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, CronFields, ExclusionRange, ExclusionSpec};
+use super::{Condition, ExclusionSpec};
 
 /// A Calendar is a set of excluded times (whole days, ranges, recurring cron-field patterns)
 /// that Schedules and Tasks name in `calendarRefs`: their fire times in it do not fire, or move
@@ -28,32 +28,10 @@ use super::{Condition, CronFields, ExclusionRange, ExclusionSpec};
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CalendarSpec {
-    /// IANA time zone that `days`, local `ranges` and `recurring` fields are read in.
-    /// Default `UTC`. Example: `America/New_York`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
-    pub timezone: Option<String>,
-
-    /// Whole local days excluded, as `YYYY-MM-DD`. Default: none.
-    /// Example: `["2027-01-01", "2027-01-18"]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 4096))]
-    pub days: Vec<String>,
-
-    /// Half-open ranges `[from, to)` excluded: local times (`2027-12-24T00:00:00`, read in
-    /// `timezone`) or RFC 3339 instants with an offset. Default: none.
-    /// Example: `[{from: "2027-12-24T00:00:00", to: "2027-12-27T00:00:00"}]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1024))]
-    pub ranges: Vec<ExclusionRange>,
-
-    /// Recurring exclusions as APScheduler cron fields (year, month, day, week, dayOfWeek,
-    /// hour, minute, second). A time is excluded when it matches every field an entry gives;
-    /// fields left out match everything. Default: none.
-    /// Example: `[{dayOfWeek: "sat,sun"}, {month: "12", day: "25"}]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
-    pub recurring: Vec<CronFields>,
+    /// What it excludes: `timezone` (default `UTC`), `days`, `ranges` and `recurring`, the
+    /// same fields as a trigger's inline `exclude`.
+    #[serde(flatten)]
+    pub exclude: ExclusionSpec,
 
     /// Other Calendars of this namespace whose exclusions this one includes (the union).
     /// Calendars that include each other in a cycle are not Ready. Default: none.
@@ -66,17 +44,21 @@ pub struct CalendarSpec {
 impl CalendarSpec {
     /// Its own exclusions (without the Calendars it includes).
     pub fn exclusions(&self) -> ExclusionSpec {
-        ExclusionSpec {
-            timezone: self.timezone.clone(),
-            days: self.days.clone(),
-            ranges: self.ranges.clone(),
-            recurring: self.recurring.clone(),
-        }
+        self.exclude.clone()
     }
 
     /// The names of the Calendars it includes.
     pub fn ref_names(&self) -> Vec<String> {
         self.calendar_refs.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// The Calendar as the core's resolver sees it: its exclusions and the Calendars it
+    /// includes.
+    pub fn def(&self) -> horolog_core::exclusion::CalendarDef {
+        horolog_core::exclusion::CalendarDef {
+            spec: self.exclusions(),
+            refs: self.ref_names(),
+        }
     }
 }
 
@@ -108,4 +90,24 @@ pub struct CalendarStatus {
     /// some exclusion of this Calendar touches, as `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_excluded_day: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_spec_reads_and_writes_the_exclusion_fields_flat_and_refuses_unknown_ones() {
+        let written = json!({"timezone": "America/New_York", "days": ["2027-01-01"],
+                             "recurring": [{"dayOfWeek": "sat,sun"}], "calendarRefs": [{"name": "us"}]});
+        let spec: CalendarSpec = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(spec.exclusions().days, ["2027-01-01"]);
+        assert_eq!(spec.ref_names(), ["us"]);
+        assert_eq!(serde_json::to_value(&spec).unwrap(), written);
+        for bad in [json!({"days": [], "dayz": []}), json!({"exclude": {"days": []}})] {
+            let err = serde_json::from_value::<CalendarSpec>(bad.clone()).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{bad}: {err}");
+        }
+    }
 }

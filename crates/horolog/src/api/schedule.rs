@@ -284,8 +284,9 @@ pub struct ScheduleStatus {
     /// next fire time is computed after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<DateTime<Utc>>,
-    /// A hash of the trigger the cursor was computed with; when the trigger changes, firing
-    /// carries on from the moment of the change.
+    /// A hash of the trigger the cursor was computed with (and of the exclusions in force and
+    /// the Calendars named); when one changes, firing carries on from the moment of the change
+    /// (a Calendar's edit counts from the Calendar's edit time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_hash: Option<String>,
     /// A copy of the trigger `triggerHash` describes, as last planned: after an edit, the old
@@ -388,6 +389,33 @@ impl Schedule {
     /// The Task this Schedule runs, if it uses one.
     pub fn task_name(&self) -> Option<&str> {
         self.spec.task_ref.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// The Calendars it names directly: its own calendarRefs, then its Task's, each once.
+    pub fn calendar_roots(&self, task: Option<&super::Task>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let refs = self
+            .spec
+            .calendar_refs
+            .iter()
+            .chain(task.iter().flat_map(|t| t.spec.calendar_refs.iter()));
+        for r in refs {
+            if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        }
+        names
+    }
+
+    /// Where it stands on its trigger, from its status (`cursor`, else `lastFireTime` for a
+    /// status written before the cursor existed; `firedCount`) and `spec.maxRuns`.
+    pub fn progress(&self) -> horolog_core::progress::Progress {
+        let status = self.status.as_ref();
+        horolog_core::progress::Progress {
+            cursor: status.and_then(|s| s.cursor.or(s.last_fire_time)),
+            fired_count: status.map_or(0, |s| s.fired_count),
+            max_runs: self.spec.max_runs,
+        }
     }
 
     /// The value of annotation `name`, if set.

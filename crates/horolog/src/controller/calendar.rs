@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use chrono_tz::Tz;
-use horolog_core::exclusion::{CalendarDef, CalendarProblem, Exclusions, resolve};
-use horolog_core::trigger::{Trigger, TriggerError, TriggerErrorKind};
+use horolog_core::exclusion::{CalendarDef, resolve};
+use horolog_core::progress;
+use horolog_core::trigger::{Trigger, TriggerError};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::events::Note;
@@ -24,79 +24,81 @@ pub use crate::api::READY;
 
 /// The Calendars a Schedule names directly: its own calendarRefs, then its Task's.
 pub fn roots(schedule: &Schedule, task: Option<&Task>) -> Vec<String> {
-    let mut names: Vec<String> = schedule
-        .spec
-        .calendar_refs
-        .iter()
-        .chain(task.iter().flat_map(|t| t.spec.calendar_refs.iter()))
-        .map(|r| r.name.clone())
-        .collect();
-    let mut seen = HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    names
+    schedule.calendar_roots(task)
 }
 
 /// A Calendar as the resolver sees it.
 pub fn def_of(calendar: &Calendar) -> CalendarDef {
-    CalendarDef {
-        spec: calendar.spec.exclusions(),
-        refs: calendar.spec.ref_names(),
-    }
+    calendar.spec.def()
 }
 
 /// The Schedule's trigger with its Calendars (its own, its Task's and the ones they include)
-/// and its `onExcluded` applied; or why it must not fire: a Calendar that does not exist, is
-/// invalid or is part of a cycle (fail closed).
+/// and its `onExcluded` applied; or why it must not fire (`horolog_core::progress`).
 pub fn with_calendars(
     trigger: Trigger,
     schedule: &Schedule,
     task: Option<&Task>,
     lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
 ) -> Result<Trigger, TriggerError> {
-    let roots = roots(schedule, task);
-    let on = schedule.spec.on_excluded;
-    if roots.is_empty() {
-        return Ok(trigger.excluding(Exclusions::default(), on));
-    }
     let def = |name: &str| lookup(name).map(|c| def_of(&c));
-    match resolve(&roots, &def) {
-        Ok(calendars) => Ok(trigger.excluding(calendars, on)),
-        Err(problem) => Err(schedule_error(&problem)),
-    }
+    progress::with_calendars(trigger, &roots(schedule, task), schedule.spec.on_excluded, &def)
 }
 
-/// A Calendar problem as the Schedule that uses it reports it.
-fn schedule_error(problem: &CalendarProblem) -> TriggerError {
-    let (value, kind) = match problem {
-        CalendarProblem::NotFound { name, .. } => (name.clone(), TriggerErrorKind::CalendarNotFound),
-        CalendarProblem::Cycle { cycle } => (cycle.join(" -> "), TriggerErrorKind::CalendarCycle),
-        CalendarProblem::Invalid { calendar, .. } => (calendar.clone(), TriggerErrorKind::InvalidCalendar),
-    };
-    let message = match problem {
-        CalendarProblem::NotFound { .. } => format!("{problem}; nothing fires until it does"),
-        _ => format!("{problem}; nothing fires until it is fixed"),
-    };
-    TriggerError {
-        field: "calendarRefs".into(),
-        value,
-        message,
-        kind,
-    }
-}
-
-/// A short hash of the exclusions in force and `onExcluded`, appended to the trigger hash: a
-/// Calendar edit (or one of trigger.exclude, onExcluded) applies from the moment of the edit,
-/// like a trigger edit. `None` without exclusions, so Schedules without any keep their hash.
-pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
-    let (exclusions, on) = trigger.exclusions()?;
-    let text = format!("{on:?}|{}", exclusions.fingerprint());
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+/// The hash kept in `status.triggerHash` for `schedule`: the rule is
+/// `horolog_core::progress::plan_hash`, with the Calendars the Schedule and its Task name.
+pub fn plan_hash(
+    trigger_hash: String,
+    trigger: &Trigger,
+    schedule: &Schedule,
+    task: Option<&Task>,
+) -> String {
+    progress::plan_hash(
+        &trigger_hash,
+        trigger,
+        &roots(schedule, task),
+        schedule.spec.on_excluded,
     )
+}
+
+pub use horolog_core::progress::{Edited, edited};
+
+/// The Calendars a Schedule uses, directly, through its Task or through Calendars that
+/// include them (the ones that exist), each once.
+pub fn in_use(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Vec<Arc<Calendar>> {
+    let mut todo = roots(schedule, task);
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(calendar) = lookup(&name) {
+            todo.extend(calendar.spec.ref_names());
+            found.push(calendar);
+        }
+    }
+    found
+}
+
+/// When the Calendars a Schedule uses last changed: the latest `managedFields[].time` of a
+/// write to any of them that was not to its status (a Calendar created since counts from its
+/// creation).
+pub fn calendars_changed_at(
+    schedule: &Schedule,
+    task: Option<&Task>,
+    lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
+) -> Option<DateTime<Utc>> {
+    in_use(schedule, task, lookup)
+        .iter()
+        .filter_map(|c| {
+            super::trim::spec_changed_at(c.as_ref()).or_else(|| c.metadata.creation_timestamp.clone())
+        })
+        .filter_map(|time| crate::pod::chrono_time(&time))
+        .max()
 }
 
 /// True when the Schedule uses Calendar `name` of its namespace, directly or through Calendars
@@ -153,6 +155,7 @@ pub async fn reconcile(calendar: Arc<Calendar>, ctx: Arc<Context>) -> Result<Act
     let resolved = resolve(std::slice::from_ref(&name), &def);
     let tz: Tz = calendar
         .spec
+        .exclude
         .timezone
         .as_deref()
         .and_then(|z| z.trim().parse().ok())
@@ -214,4 +217,25 @@ fn until_next_day(now: DateTime<Utc>, tz: Tz) -> std::time::Duration {
         .to_std()
         .unwrap_or_default()
         .max(std::time::Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_change_names_the_object_whose_edit_made_it() {
+        assert_eq!(edited("t1-e1-rc1", "t1-e1-rc1"), None);
+        assert_eq!(edited("t1-e1-rc1", "t2-e1-rc1"), Some(Edited::Trigger));
+        assert_eq!(edited("t1-e1-rc1", "t2-e2-rc2"), Some(Edited::Trigger));
+        // Calendars named or onExcluded: the Schedule or its Task.
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc2"), Some(Edited::Choice));
+        assert_eq!(edited("t1", "t1-e1-rc1"), Some(Edited::Choice));
+        assert_eq!(edited("t1-e1-rc1", "t1"), Some(Edited::Choice));
+        // An exclusion hash that starts with `c` is not taken for the choice.
+        assert_eq!(edited("0a-c4089-rc1", "0a-c4090-rc1"), Some(Edited::Calendars));
+        // Only what the Calendars hold: a Calendar (one that was empty gains entries too).
+        assert_eq!(edited("t1-e1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+        assert_eq!(edited("t1-rc1", "t1-e2-rc1"), Some(Edited::Calendars));
+    }
 }

@@ -52,6 +52,8 @@ pub trait Observer: Send + Sync {
     fn pod_created(&self, _delay: chrono::TimeDelta) {}
     /// A Schedule pass recorded `missed` fire times as missed and merged `coalesced` away.
     fn planned(&self, _missed: usize, _coalesced: usize) {}
+    /// A Schedule pass counted `n` fire times as excluded by its Calendars or trigger.exclude.
+    fn excluded(&self, _namespace: &str, _schedule: &str, _n: usize) {}
     /// A Schedule's state for per-Schedule series: its next fire time, the period between
     /// its next two fire times, and the fire time of its latest success.
     fn schedule_state(&self, _state: &ScheduleState) {}

@@ -145,6 +145,7 @@ fn conclude(pass: Pass<'_>, settled: &Settled, planned: &PlanOutcome) -> Decisio
         delete_schedule,
         missed: planned.missed,
         coalesced: planned.coalesced,
+        excluded: planned.excluded,
     }
 }
 

@@ -119,6 +119,7 @@ impl World {
             now,
             interrupted: self.interrupted,
             settings: &self.settings,
+            calendars_changed_at: None,
         })
     }
 

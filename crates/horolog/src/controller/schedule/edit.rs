@@ -1,13 +1,15 @@
 //! A trigger edit: the old trigger, with the moment of the edit, is kept for the next pass
 //! that fires, which plans its fire times up to the edit by its rule (see
-//! `fire::replaced_segment`); the new trigger fires from the edit on.
+//! `fire::fire`); the new trigger fires from the edit on. A Calendar edit (or one
+//! of the Calendars named): the cursor moves to the moment of the edit, and the fire times
+//! that passed before it are recorded as missed.
 
 use chrono::{DateTime, Utc};
 use horolog_core::trigger::Trigger;
 
-use super::pass::{Pass, PlanOutcome};
+use super::pass::{Pass, PlanOutcome, TaskLookup};
 use crate::api::{ReplacedTrigger, TriggerSpec};
-use crate::controller::calendar::exclusion_hash;
+use crate::controller::calendar::{self, Edited};
 use crate::controller::events::Note;
 use crate::names::trigger_hash;
 
@@ -18,32 +20,38 @@ use crate::names::trigger_hash;
 /// now, no earlier than the cursor), so an edit noticed late (the operator down) counts from
 /// when it was made, and one seen while the Schedule does not fire (paused) keeps the moment
 /// it was seen, whatever writes (the resume) follow. The next pass that fires plans the old
-/// trigger's fire times up to the edit by its rule (`fire::replaced_segment`), then the new
-/// trigger's from the edit on. A status written before the copy existed has only the old
-/// trigger's next few fire times (`upcomingFireTimes`): those that passed before the edit are
-/// recorded as missed, and firing carries on from the edit. A Calendar edit changes the hash
-/// too; the trigger itself is the same, so it plans on from the cursor with the Calendars in
-/// force.
+/// trigger's fire times up to the edit by its rule (`fire::fire`), then the new
+/// trigger's from the edit on. A status written before the copy existed, and a Calendar edit
+/// (the time of the Calendar's edit) or an edit of the Calendars named or of onExcluded (the
+/// Schedule's or its Task's edit), move the cursor to the edit: the fire times known to have
+/// passed before it (`upcomingFireTimes`) are recorded as missed, with an Event.
 pub fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome) -> Option<DateTime<Utc>> {
-    let spec = &pass.input.schedule.spec.trigger;
-    let mut hash = trigger_hash(spec);
-    // A Calendar edit applies from the moment of the edit too.
-    if let Some(exclusions) = exclusion_hash(trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
-    let spec_value = serde_json::to_value(spec).ok();
+    let task = match pass.input.task {
+        TaskLookup::Found(task) => Some(task),
+        _ => None,
+    };
+    let schedule = pass.input.schedule;
+    let hash = calendar::plan_hash(trigger_hash(&schedule.spec.trigger), trigger, schedule, task);
+    let spec_value = serde_json::to_value(&schedule.spec.trigger).ok();
     let mut cursor = pass.old.cursor.or(pass.old.last_fire_time);
-    if pass.old.trigger_hash.as_ref().is_some_and(|h| *h != hash) {
+    if let Some(what) = pass
+        .old
+        .trigger_hash
+        .as_ref()
+        .and_then(|old| calendar::edited(old, &hash))
+    {
         let now = pass.input.now;
-        let edited = crate::controller::trim::spec_changed_at(pass.input.schedule)
-            .and_then(|time| crate::pod::chrono_time(&time))
+        let edited_at = match what {
+            Edited::Trigger => changed_at(schedule),
+            Edited::Choice => changed_at(schedule).max(task.and_then(changed_at)),
+            Edited::Calendars => pass.input.calendars_changed_at,
+        };
+        let edited = edited_at
             .filter(|time| *time <= now)
             .unwrap_or(now)
             .max(cursor.unwrap_or(DateTime::<Utc>::MIN_UTC));
-        match pass.old.planned_trigger.clone() {
-            // Only the Calendars changed: the trigger's fire times go on from the cursor.
-            Some(old) if Some(&old) == spec_value.as_ref() => {}
-            Some(old) => {
+        match (what, pass.old.planned_trigger.clone()) {
+            (Edited::Trigger, Some(old)) if Some(&old) != spec_value.as_ref() => {
                 if cursor.is_none_or(|cursor| cursor < edited) {
                     pass.status.replaced_triggers.push(ReplacedTrigger {
                         trigger: old,
@@ -51,7 +59,7 @@ pub fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome)
                     });
                 }
             }
-            None => {
+            _ => {
                 missed_before_edit(pass, cursor, edited, outcome);
                 cursor = Some(edited);
             }
@@ -66,8 +74,9 @@ pub fn cursor(pass: &mut Pass<'_>, trigger: &Trigger, outcome: &mut PlanOutcome)
     cursor
 }
 
-/// For a status without a copy of the old trigger: its known fire times (the next few, in
-/// `upcomingFireTimes`) between the cursor and the edit, recorded as missed with an Event.
+/// Without a copy of the old trigger (or for a Calendar edit): its known fire times (the next
+/// few, in `upcomingFireTimes`) between the cursor and the edit, recorded as missed with an
+/// Event.
 fn missed_before_edit(
     pass: &mut Pass<'_>,
     cursor: Option<DateTime<Utc>>,
@@ -131,4 +140,9 @@ pub fn replaced_trigger(
             None
         }
     }
+}
+
+/// The latest time the object's spec may have changed (see `trim::spec_changed_at`).
+fn changed_at(object: &impl kube::Resource) -> Option<DateTime<Utc>> {
+    crate::controller::trim::spec_changed_at(object).and_then(|time| crate::pod::chrono_time(&time))
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::plan::{self, Plan, Policy};
+use horolog_core::progress::Progress;
 use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use tracing::info;
@@ -11,7 +12,7 @@ use tracing::info;
 use super::edit::{cursor, replaced_trigger};
 use super::pass::{Pass, PlanOutcome, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
-use crate::api::{CatchUpPolicy, CoalescePolicy, ReplacedTrigger};
+use crate::api::{CatchUpPolicy, CoalescePolicy};
 use crate::controller::events::Note;
 use crate::names::{jobrun_for, run_name};
 
@@ -31,34 +32,59 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         outcome.exhausted = max_runs_reached(pass);
         return outcome;
     }
-    // The fire times of triggers replaced by edits, each up to its edit, by its own rule.
+    // The fire times of triggers replaced by edits, each up to its edit, by the same rule;
+    // then the cursor is at the edit (the new trigger's fire times before it are not planned).
     for replaced in std::mem::take(&mut pass.status.replaced_triggers) {
-        cursor = replaced_segment(pass, trigger, cursor, &replaced, &mut outcome);
+        let until = replaced.until;
+        if cursor.is_some_and(|cursor| cursor >= until) {
+            continue;
+        }
+        let old = replaced_trigger(pass, trigger, &replaced);
+        let planned = old.map(|old| segment(pass, &old, cursor, until, &mut outcome).1);
+        cursor = planned.flatten().max(Some(until)).max(cursor);
     }
-    let planned = segment(pass, trigger, cursor, pass.input.now, &mut outcome);
-    pass.status.cursor = planned.cursor;
+    let (planned, cursor) = segment(pass, trigger, cursor, pass.input.now, &mut outcome);
+    pass.status.cursor = cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
         pass.status.upcoming_fire_times = Vec::new();
         outcome.exhausted = true;
     } else {
         pass.status.next_fire_time = planned.next_fire_time;
-        pass.status.upcoming_fire_times = plan::upcoming(trigger, planned.cursor, UPCOMING);
+        pass.status.upcoming_fire_times = plan::upcoming(trigger, cursor, UPCOMING);
         outcome.exhausted = planned.next_fire_time.is_none();
-        outcome.wake = planned.next_fire_time;
+        // Wake at the next excluded fire time too, to count it when it passes.
+        let uncounted = trigger.next_counted(cursor, planned.next_fire_time, WAKE_SEARCH);
+        outcome.wake = planned.next_fire_time.into_iter().chain(uncounted).min();
     }
     outcome
 }
 
+/// The Schedule's progress as this pass has it so far.
+fn progress_of(pass: &Pass<'_>) -> Progress {
+    Progress {
+        cursor: pass.status.cursor,
+        fired_count: pass.status.fired_count,
+        max_runs: pass.input.schedule.spec.max_runs,
+    }
+}
+
+/// How many of the trigger's own fire times before the next fire time one pass looks at for
+/// the next excluded one (usually the first is it).
+const WAKE_SEARCH: usize = 1_000;
+
 /// Plans `trigger`'s due fire times in `(cursor, until]` by the Schedule's rule, creates their
-/// runs and counts the rest; start deadlines are against now (an old trigger's window ends earlier).
+/// runs and counts the rest; start deadlines are against now (an old trigger's window ends
+/// earlier). Returns the plan and the cursor after it.
 fn segment(
     pass: &mut Pass<'_>,
     trigger: &Trigger,
     mut cursor: Option<DateTime<Utc>>,
     until: DateTime<Utc>,
     outcome: &mut PlanOutcome,
-) -> Plan {
+) -> (Plan, Option<DateTime<Utc>>) {
+    // Excluded fire times are counted from here, whatever catch-up passes over.
+    let counted_from = cursor;
     if let Some(skip) = skip_until(pass) {
         cursor = skip_passed(pass, trigger, cursor, skip.min(until), outcome);
     }
@@ -77,35 +103,15 @@ fn segment(
     planned.missed.sort();
     create_runs(pass, &planned, cursor, outcome);
     count(pass, &planned, cursor, outcome);
-    count_excluded(pass, trigger, cursor, planned.cursor, outcome);
-    planned
-}
-
-/// Plans the window of a trigger replaced by an edit ([`replaced_trigger`]): its fire times
-/// after `cursor` up to the edit, by the Schedule's rule; returns the cursor, at the edit (the
-/// new trigger's fire times before it are neither run nor counted).
-fn replaced_segment(
-    pass: &mut Pass<'_>,
-    current: &Trigger,
-    cursor: Option<DateTime<Utc>>,
-    replaced: &ReplacedTrigger,
-    outcome: &mut PlanOutcome,
-) -> Option<DateTime<Utc>> {
-    let until = replaced.until;
-    if cursor.is_some_and(|cursor| cursor >= until) {
-        return cursor;
-    }
-    let planned =
-        replaced_trigger(pass, current, replaced).map(|old| segment(pass, &old, cursor, until, outcome));
-    planned.and_then(|p| p.cursor).max(Some(until)).max(cursor)
+    // Every fire time up to `until` is planned, so the cursor may pass over the excluded ones
+    // up to it too: it moves over each in the write that counts it, so none counts twice.
+    let counted = count_excluded(pass, trigger, counted_from, until, outcome);
+    let cursor = planned.cursor.max(counted);
+    (planned, cursor)
 }
 
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
-    pass.input
-        .schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| pass.status.fired_count >= max)
+    progress_of(pass).max_runs_reached()
 }
 
 /// With catchUp Disabled, the instant up to which due fire times are passed over: now, at the
@@ -155,43 +161,39 @@ fn skip_passed(
     pass.status.missed_fire_times += passed;
     outcome.missed += passed;
     pass.status.last_fire_time = pass.status.last_fire_time.max(skipped.cursor);
-    count_excluded(pass, trigger, cursor, skipped.cursor, outcome);
     skipped.cursor
 }
 
-/// Counts the trigger's own fire times in `(from, to]` (the window the cursor just moved
-/// over) that exclusion skipped (`excludedFireTimes`, never a miss) or moved onto a fire time
-/// that runs anyway (`coalescedFireTimes`), with the Event that says so. Each is counted by
-/// its own time, once: the cursor never moves back over it.
+/// Counts the trigger's own fire times in `(from, to]` (`to` is now: each is counted once
+/// its instant has passed, whether or not anything fires after it) that exclusion skipped
+/// (`excludedFireTimes`, never a miss) or moved onto a fire time that runs anyway
+/// (`coalescedFireTimes`), with the Event that says so. Returns the last own fire time looked
+/// at: the cursor moves over it in the same status write, so none is counted twice, across
+/// restarts too. Past the scan bound the rest are counted by the next pass.
 fn count_excluded(
     pass: &mut Pass<'_>,
     trigger: &Trigger,
     from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
     outcome: &mut PlanOutcome,
-) {
-    let (Some(to), Some((exclusions, _))) = (to, trigger.exclusions()) else {
-        return;
-    };
+) -> Option<DateTime<Utc>> {
+    let (exclusions, _) = trigger.exclusions()?;
     if from.is_some_and(|from| to <= from) {
-        return;
+        return None;
     }
     let limit = pass.input.settings.catch_up.max_scanned;
     let counts = trigger.exclusion_counts(from, to, limit);
     if counts.excluded == 0 && counts.merged == 0 {
-        return;
+        return counts.through;
     }
     pass.status.excluded_fire_times += counts.excluded as i64;
+    outcome.excluded += counts.excluded as i64;
     pass.status.coalesced_fire_times += counts.merged as i64;
     outcome.coalesced += counts.merged as i64;
-    let at_least = if counts.exact { "" } else { "at least " };
     let names = exclusions.names().join(", ");
     let mut parts = Vec::new();
     if counts.excluded > 0 {
-        parts.push(format!(
-            "{at_least}{} fire time(s) excluded (no run)",
-            counts.excluded
-        ));
+        parts.push(format!("{} fire time(s) excluded (no run)", counts.excluded));
     }
     if counts.merged > 0 {
         parts.push(format!(
@@ -203,6 +205,7 @@ fn count_excluded(
         "Excluded",
         format!("{} by {names}", parts.join("; ")),
     ));
+    counts.through
 }
 
 /// The runs a plan creates: one per planned fire time that has no run yet (at most what
@@ -226,10 +229,7 @@ fn create_runs(
     existing.sort();
     existing.dedup();
     rediscover(pass, &existing, outcome);
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - pass.status.fired_count).max(0) as usize);
+    let remaining = progress_of(pass).remaining();
     let new: Vec<_> = planned
         .runs
         .iter()

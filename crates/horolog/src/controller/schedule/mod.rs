@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use futures::StreamExt;
 use horolog_core::admission::Verdict;
 use horolog_core::trigger::Trigger;
 use kube::api::{DeleteParams, PostParams};
@@ -62,11 +63,10 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
     };
     // Its Calendars and its Task's, applied to the trigger; a missing one stops firing.
     let found_task = task.as_ref().and_then(|(_, task)| task.as_deref());
-    let trigger = trigger.and_then(|trigger| {
-        super::calendar::with_calendars(trigger, &schedule, found_task, &|name| {
-            ctx.calendar(&namespace, name)
-        })
-    });
+    let calendar = |name: &str| ctx.calendar(&namespace, name);
+    let trigger = trigger
+        .and_then(|trigger| super::calendar::with_calendars(trigger, &schedule, found_task, &calendar));
+    let calendars_changed_at = super::calendar::calendars_changed_at(&schedule, found_task, &calendar);
     let first_pass = ctx.first_pass(&schedule);
     let active = schedule
         .status
@@ -93,6 +93,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         now,
         interrupted: first_pass || ctx.retries.recovering(&super::status::key_of(schedule.as_ref())),
         settings: &settings,
+        calendars_changed_at,
     });
     apply(&schedule, decision, &ctx).await
 }
@@ -282,31 +283,45 @@ fn not_ours(decision: &mut Decision, run: &JobRun, owner: &str) {
     ));
 }
 
+/// How many Pods one Schedule reconcile creates at once (a catch-up with `coalesce: All`
+/// creates up to 100 runs in one pass).
+const STARTS_AT_ONCE: usize = 16;
+
 /// Starts the runs just created that may start now, so a run's Pod is the first write after
 /// its JobRun. A run that may not start yet (jitter, no slot) is left to its own reconcile.
+/// Admission decides one run after the other (each start holds its slots); the Pods of the
+/// runs it lets start are then created concurrently, at most [`STARTS_AT_ONCE`] at a time.
 async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
     let now = ctx.now();
-    for run in created {
-        if run.not_before() > now || admission::verdict(ctx, run, created, now, true) != Verdict::Start {
-            continue;
+    let admitted: Vec<&Arc<JobRun>> = created
+        .iter()
+        .filter(|run| {
+            run.not_before() <= now && admission::verdict(ctx, run, created, now, true) == Verdict::Start
+        })
+        .collect();
+    futures::stream::iter(admitted)
+        .for_each_concurrent(STARTS_AT_ONCE, |run| start_one(ctx, run))
+        .await;
+}
+
+/// Creates the first Pod (or Job) of a run admission let start.
+async fn start_one(ctx: &Context, run: &Arc<JobRun>) {
+    match attempt::start(ctx, run, 1).await {
+        Ok(Started::Created(pod)) => {
+            ctx.publish(
+                run.as_ref(),
+                Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
+            )
+            .await;
         }
-        match attempt::start(ctx, run, 1).await {
-            Ok(Started::Created(pod)) => {
-                ctx.publish(
-                    run.as_ref(),
-                    Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
-                )
-                .await;
-            }
-            Ok(Started::Existed(_)) => {}
-            // The JobRun reconciler reports what stopped it.
-            Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
-                ctx.slots.release(run)
-            }
-            Err(err) => {
-                ctx.slots.release(run);
-                warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
-            }
+        Ok(Started::Existed(_)) => {}
+        // The JobRun reconciler reports what stopped it.
+        Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
+            ctx.slots.release(run)
+        }
+        Err(err) => {
+            ctx.slots.release(run);
+            warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
         }
     }
 }
@@ -322,6 +337,9 @@ fn observe(ctx: &Context, schedule: &Schedule, decision: &Decision, fired: usize
     }
     if decision.missed > 0 || decision.coalesced > 0 {
         observer.planned(decision.missed as usize, decision.coalesced as usize);
+    }
+    if decision.excluded > 0 {
+        observer.excluded(&namespace, &schedule.name_any(), decision.excluded as usize);
     }
     let upcoming = &decision.status.upcoming_fire_times;
     observer.schedule_state(&super::context::ScheduleState {

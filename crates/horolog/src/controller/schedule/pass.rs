@@ -68,6 +68,9 @@ pub struct Input<'a> {
     pub interrupted: bool,
     /// The operator's settings.
     pub settings: &'a Settings,
+    /// When the Calendars the Schedule uses last changed (the latest write to one's spec):
+    /// an edit of one applies from then.
+    pub calendars_changed_at: Option<DateTime<Utc>>,
 }
 
 /// When the new status should be written.
@@ -102,6 +105,8 @@ pub struct Decision {
     pub missed: i64,
     /// Fire times merged away by this pass.
     pub coalesced: i64,
+    /// Fire times excluded by this pass.
+    pub excluded: i64,
 }
 
 /// One pass of the decision: what it read, and what it has decided so far.
@@ -134,4 +139,6 @@ pub struct PlanOutcome {
     pub missed: i64,
     /// Fire times merged away by this pass.
     pub coalesced: i64,
+    /// Fire times excluded by this pass.
+    pub excluded: i64,
 }

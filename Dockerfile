@@ -2,8 +2,9 @@
 # The horolog operator image: `docker build -t horolog .`
 #
 # Stage 1 builds the operator binary alone: `-p horolog --no-default-features` leaves out
-# local mode (the embedded API server and the host-process executor), and the developer tools
-# (crates/horolog-dev: sandbox, load tool) are a separate package that is never built here.
+# local mode (the embedded API server and the host-process executor); the kubectl plugin
+# (crates/horolog-kubectl) and the developer tools (crates/horolog-dev: sandbox, load tool) are
+# separate packages that are never built here.
 # Dependencies are compiled in a layer of their own that is reused until a Cargo.toml or
 # Cargo.lock changes. Stage 2 is distroless: glibc, CA certificates, no shell, no package
 # manager, running as an unprivileged user.
@@ -16,16 +17,16 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY crates/horolog-core/Cargo.toml crates/horolog-core/
 COPY crates/horolog/Cargo.toml crates/horolog/
+COPY crates/horolog-kubectl/Cargo.toml crates/horolog-kubectl/
 COPY crates/horolog-memserver/Cargo.toml crates/horolog-memserver/
 COPY crates/horolog-dev/Cargo.toml crates/horolog-dev/
 RUN set -e; \
-    for crate in horolog-core horolog horolog-memserver horolog-dev; do \
+    for crate in horolog-core horolog horolog-kubectl horolog-memserver horolog-dev; do \
       mkdir -p crates/$crate/src crates/$crate/benches crates/$crate/tests; \
       touch crates/$crate/src/lib.rs; \
       echo 'fn main() {}' > crates/$crate/src/main.rs; \
     done; \
-    mkdir -p crates/horolog/src/bin tests/e2e; \
-    echo 'fn main() {}' > crates/horolog/src/bin/kubectl-horolog.rs; \
+    mkdir -p tests/e2e; \
     echo 'fn main() {}' > tests/e2e/main.rs; \
     for bench in horolog-core/benches/triggers horolog-core/benches/plan \
                  horolog/benches/reconcile horolog-memserver/benches/apiserver; do \
@@ -34,13 +35,15 @@ RUN set -e; \
     cargo build --release --locked -p horolog --no-default-features --bin horolog; \
     rm -rf crates tests
 
-# The real sources of the two crates the operator is made of.
+# The real sources of the two crates the operator is made of; the other workspace members
+# (the kubectl plugin, the in-memory API server, the developer tools) as stubs.
 COPY crates/horolog-core ./crates/horolog-core
 COPY crates/horolog ./crates/horolog
+COPY crates/horolog-kubectl/Cargo.toml crates/horolog-kubectl/
 COPY crates/horolog-memserver/Cargo.toml crates/horolog-memserver/
 COPY crates/horolog-dev/Cargo.toml crates/horolog-dev/
 RUN set -e; \
-    for crate in horolog-memserver horolog-dev; do \
+    for crate in horolog-kubectl horolog-memserver horolog-dev; do \
       mkdir -p crates/$crate/src crates/$crate/benches; \
       touch crates/$crate/src/lib.rs; echo 'fn main() {}' > crates/$crate/src/main.rs; \
     done; \

@@ -142,7 +142,7 @@ if deploy:
         errors.append(f"Deployment is not locked down: {sc}")
     defaults = ["--leader-election=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--lease-name=horolog",
                 "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
-                "--log-format=json", "--concurrency=8", "--kube-qps=0", "--kube-burst=100",
+                "--log-format=json", "--concurrency=64", "--kube-qps=0", "--kube-burst=100",
                 "--metrics-addr=[::]:8080", "--events=warnings", "--schedule-metrics=true",
                 "--schedule-status-delay=60s", "--default-executor=Pod"]
     want = {

@@ -194,3 +194,89 @@ async fn a_deleted_schedule_starts_none_of_its_waiting_runs() {
     })
     .await;
 }
+
+/// (operator, in-process only; a node that runs pods) The operator stops right after a run's
+/// Pod is created; the Pod runs, succeeds and is deleted (`kubectl delete pod`, a drain)
+/// before any operator sees it. Its tracking finalizer keeps it, Terminating, until the next
+/// operator records its outcome: the run ends Succeeded with the Pod's result, the Pod is
+/// released and goes, and no second Pod is ever created. Skipped with
+/// `HOROLOG_E2E_OPERATOR=external` (the harness cannot stop an installed operator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_finished_and_vanished_while_unobserved_never_runs_again() {
+    e2e("unobserved", Needs::Operator, |env| async move {
+        if !env.operator_in_process() {
+            println!("skipping unobserved: the operator is external (HOROLOG_E2E_OPERATOR=external)");
+            return;
+        }
+        if !pods_run_or_skip(&env, "unobserved").await {
+            return;
+        }
+        let run: JobRun = serde_json::from_value(one_off("drained", "sleep 5; echo once"))
+            .unwrap_or_else(|err| panic!("JobRun drained: {err}"));
+        env.jobruns()
+            .create(&PostParams::default(), &run)
+            .await
+            .unwrap_or_else(|err| panic!("create JobRun drained: {err}"));
+        let pod = wait_pod_of(&env, "drained", Duration::from_secs(30)).await;
+        assert!(env.stop_operator().await, "the in-process operator was running");
+        let uid = pod.uid().unwrap_or_default();
+        assert!(
+            pod.finalizers().iter().any(|f| f == "horolog.dev/run-tracking"),
+            "the Pod carries the tracking finalizer: {:?}",
+            pod.finalizers()
+        );
+        env.eventually(Duration::from_secs(120), "the Pod to succeed", || async {
+            let pod = env
+                .pods()
+                .get("drained-1")
+                .await
+                .map_err(|err| format!("get: {err}"))?;
+            match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+                Some("Succeeded") => Ok(()),
+                phase => Err(format!("phase {phase:?}")),
+            }
+        })
+        .await;
+        env.pods()
+            .delete("drained-1", &DeleteParams::default())
+            .await
+            .unwrap_or_else(|err| panic!("delete pod drained-1: {err}"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let held = env
+            .pods()
+            .get("drained-1")
+            .await
+            .unwrap_or_else(|err| panic!("the Pod is held by its finalizer: {err}"));
+        assert!(held.metadata.deletion_timestamp.is_some(), "Terminating");
+        assert!(env.start_operator());
+        let done = wait_run(&env, "drained", Duration::from_secs(60), "Succeeded", |r| {
+            phase(r) == Some(JobRunPhase::Succeeded)
+        })
+        .await;
+        let status = done.status.clone().unwrap_or_default();
+        assert_eq!(status.attempts, Some(1), "{status:?}");
+        env.eventually(Duration::from_secs(30), "the Pod released and gone", || async {
+            match env.pods().get_opt("drained-1").await {
+                Ok(None) => Ok(()),
+                Ok(Some(pod)) if pod.uid().unwrap_or_default() != uid => {
+                    panic!("drained-1 was created again (uid {:?}, was {uid})", pod.uid())
+                }
+                Ok(Some(pod)) => Err(format!("still there, finalizers {:?}", pod.finalizers())),
+                Err(err) => Err(format!("get: {err}")),
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            pods_of(&env, "drained").await.is_empty(),
+            "no Pod made again after the outcome"
+        );
+        let events = env.events_of("drained").await;
+        let created = events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("PodCreated"))
+            .count();
+        assert!(created <= 1, "{}", harness::describe_events(&events));
+    })
+    .await;
+}

@@ -110,11 +110,12 @@ the operator, reads them).
 {{/* Added to the operator's rules only with jobExecutor.enabled. */}}
 {{- define "horolog.jobExecutorRules" -}}
 # Jobs (jobExecutor.enabled): runs with `executor: Job` run each attempt as a batch/v1 Job
-# owned by the JobRun (create), followed through its status (get, list, watch) and deleted
-# on cancel, Replace and with their JobRun.
+# owned by the JobRun (create), followed through its status (get, list, watch), deleted
+# on cancel, Replace and with their JobRun, and patched to remove the horolog.dev/run-tracking
+# finalizer once the run's outcome is recorded.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "get", "list", "watch", "delete"]
+  verbs: ["create", "get", "list", "watch", "delete", "patch"]
 {{- end }}
 
 {{/* Every rule the operator's ClusterRole (or each watchNamespaces Role) holds. */}}

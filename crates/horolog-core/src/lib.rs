@@ -7,6 +7,9 @@
 //! - [`admission`]: which runs of a pool of slots start, wait, are skipped or replaced;
 //! - [`exclusion`]: Calendars and inline exclusions: which fire times do not fire, and where
 //!   Following / Preceding move them;
+//! - [`progress`]: where a Schedule stands on its trigger (Calendars applied, the hash that
+//!   marks an edit, the cursor, maxRuns remaining, finished): the operator fires by it and the
+//!   kubectl plugin reports by it;
 //! - [`clock`]: time as a parameter (the trait; the wall clock lives with the operator).
 //!
 //! Nothing here talks to Kubernetes, runs async code or reads the wall clock: every function
@@ -22,5 +25,6 @@ pub mod admission;
 pub mod clock;
 pub mod exclusion;
 pub mod plan;
+pub mod progress;
 pub mod spec;
 pub mod trigger;

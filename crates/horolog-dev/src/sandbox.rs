@@ -30,7 +30,7 @@ use tower::Service;
 use horolog::api::Duration;
 use horolog::clock::{Clock, SystemClock};
 use horolog::local::executor::{Mode, PodRunner};
-use horolog_memserver::{ApiServer, ResponseBody};
+use horolog_memserver::{ApiServer, RequestMatch, ResponseBody};
 
 /// How long open connections (watches) get to end when the sandbox stops.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
@@ -108,6 +108,13 @@ pub struct SandboxArgs {
     /// With `--kubelet simulate`: how long each Pod runs before it succeeds, e.g. `1s`, `200ms`.
     #[arg(long, default_value = "1s")]
     pub pod_run_time: Duration,
+
+    /// Hold every write (create, update, patch, delete) this long before serving it, e.g.
+    /// `20ms`: a real API server's write round trip (etcd, admission), which the in-memory
+    /// server does not have. Writes held at once wait side by side, so it models latency, not
+    /// a server's write rate. `0s` (the default): none.
+    #[arg(long, default_value = "0s")]
+    pub write_latency: Duration,
 }
 
 /// Why the sandbox did not start.
@@ -167,10 +174,15 @@ impl Sandbox {
         })?;
         write_kubeconfig(&args.kubeconfig, addr).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let server = ApiServer::with_crds(clock, &horolog::crd::crds());
+        let latency = args.write_latency.as_std();
+        if !latency.is_zero() {
+            server.faults().delay(RequestMatch::any().writes(), latency);
+        }
         Ok(Sandbox {
             listener,
             addr,
-            server: ApiServer::with_crds(clock, &horolog::crd::crds()),
+            server,
             kubelet: args.kubelet,
             pod_run_time: args.pod_run_time.as_std(),
         })
@@ -292,6 +304,7 @@ mod tests {
             kubeconfig: std::env::temp_dir().join("horolog-sandbox-never-written.kubeconfig"),
             kubelet: Kubelet::None,
             pod_run_time: Duration::from(std::time::Duration::from_secs(1)),
+            write_latency: Duration::from(std::time::Duration::ZERO),
         };
         let err = Sandbox::bind(&args).await.expect_err("0.0.0.0 must be refused");
         assert!(err.to_string().starts_with("--listen 0.0.0.0:0: "), "{err}");

@@ -36,6 +36,7 @@ async fn start(test: &str, kubelet: Kubelet) -> (Client, oneshot::Sender<()>, to
         kubeconfig: kubeconfig_path(test),
         kubelet,
         pod_run_time: "200ms".parse().expect("duration"),
+        write_latency: "0s".parse().expect("duration"),
     };
     let sandbox = Sandbox::bind(&args).await.expect("sandbox binds");
     let kubeconfig = Kubeconfig::read_from(&args.kubeconfig).expect("the written kubeconfig reads");

@@ -15,7 +15,7 @@ use kube::ResourceExt;
 
 use crate::api::{JobRun, SCHEDULE_LABEL};
 use crate::names::{pod_name, run_labels};
-use crate::pod::{PodError, chrono_time, prepare_for_run, stored};
+use crate::pod::{PodError, TRACKING_FINALIZER, chrono_time, prepare_for_run, stored};
 
 /// The Job of attempt `attempt` (1-based) of `jobrun`, running `template`: owned by the
 /// JobRun, labelled (and its pods labelled) with the JobRun, attempt, Schedule and Task, with
@@ -39,6 +39,9 @@ pub fn job_for(jobrun: &JobRun, template: &PodTemplateSpec, attempt: i32) -> Res
             labels: Some(labels),
             annotations: jobrun.metadata.annotations.clone(),
             owner_references: Some(vec![owner]),
+            // The Job cannot vanish (ttlSecondsAfterFinished, a user's delete) before the
+            // run's status holds its outcome.
+            finalizers: Some(vec![TRACKING_FINALIZER.to_string()]),
             ..ObjectMeta::default()
         },
         spec: Some(JobSpec {
@@ -147,6 +150,11 @@ mod tests {
         assert_eq!(labels["horolog.dev/jobrun"], "nightly-1767254400");
         let owner = &job.metadata.owner_references.clone().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("JobRun", "uid-1"));
+        assert_eq!(
+            job.metadata.finalizers.clone().unwrap_or_default(),
+            vec![TRACKING_FINALIZER.to_string()],
+            "it cannot go before its outcome is recorded"
+        );
         let spec = job.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(2));
         assert_eq!(spec.active_deadline_seconds, Some(600));

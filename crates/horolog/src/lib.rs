@@ -2,8 +2,9 @@
 //!
 //! The trigger engine and the planner are in the pure core, `horolog_core`; this crate is
 //! the operator around it (`api`, `controller`, `pod`, `leader`, `metrics`, `operator`) and
-//! the user's command line (`crd`, `manifest`, `preview`, `local` mode, and `plugin`, the
-//! `kubectl horolog` plugin). ARCHITECTURE.md at the top of the repository is the map.
+//! the user's command line (`crd`, `manifest`, `preview`, `local` mode). The kubectl plugin is
+//! its own crate, `horolog-kubectl`, on this library's API types and [`names`].
+//! ARCHITECTURE.md at the top of the repository is the map.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
@@ -20,7 +21,6 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod operator;
-pub mod plugin;
 pub mod pod;
 pub mod preview;
 pub mod serve;

@@ -36,8 +36,10 @@ pub struct RunArgs {
     #[arg(long, env = "HOROLOG_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
 
-    /// How many reconciles of each kind (Schedule, JobRun, Task, Backfill) run at once.
-    #[arg(long, env = "HOROLOG_CONCURRENCY", default_value_t = 8)]
+    /// How many reconciles of each kind (Schedule, JobRun, Task, Backfill, Calendar) run at
+    /// once. Each in flight holds at most a request or two at the API server: raise it when
+    /// many Schedules fire at the same instant and the fire delay's tail grows.
+    #[arg(long, env = "HOROLOG_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
 
     /// Client-side limit on requests to the Kubernetes API server, per second. 0 (the default)

@@ -92,9 +92,14 @@ fn named_modules(text: &str) -> Vec<String> {
         .filter(|word| {
             word.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-                && ["horolog::", "horolog_core::", "horolog_memserver::"]
-                    .iter()
-                    .any(|krate| word.starts_with(krate))
+                && [
+                    "horolog::",
+                    "horolog_core::",
+                    "horolog_kubectl::",
+                    "horolog_memserver::",
+                ]
+                .iter()
+                .any(|krate| word.starts_with(krate))
         })
         .map(str::to_owned)
         .collect()
@@ -155,5 +160,38 @@ fn the_module_check_tells_a_module_from_a_missing_one() {
     assert_eq!(
         named_modules("`horolog::names`, `fire::fire`, `a/b.rs`"),
         ["horolog::names"]
+    );
+}
+
+/// The workspace's members, from the root Cargo.toml's `members = [...]`.
+fn workspace_members(manifest: &str) -> Vec<String> {
+    let Some(start) = manifest.find("members = [") else {
+        return Vec::new();
+    };
+    let list = &manifest[start + "members = [".len()..];
+    let list = &list[..list.find(']').unwrap_or(list.len())];
+    list.split(',')
+        .map(|item| item.trim().trim_matches('"').to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+#[test]
+fn architecture_md_describes_every_crate_of_the_workspace() {
+    let root = repository();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let members = workspace_members(&manifest);
+    assert!(
+        members.iter().any(|m| m == "crates/horolog-kubectl"),
+        "the members are read: {members:?}"
+    );
+    let missing: Vec<&String> = members
+        .iter()
+        .filter(|member| !text.contains(&format!("**`{member}`**")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's crate list (a **`crates/NAME`** paragraph each) leaves out {missing:?}"
     );
 }

@@ -407,7 +407,7 @@ fn operator_permissions() -> Permissions {
 fn job_executor_permissions() -> Permissions {
     BTreeMap::from([(
         "batch/jobs".to_owned(),
-        verbs(&["create", "get", "list", "watch", "delete"]),
+        verbs(&["create", "get", "list", "watch", "delete", "patch"]),
     )])
 }
 

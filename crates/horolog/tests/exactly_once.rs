@@ -115,6 +115,102 @@ async fn editing_the_trigger_applies_from_the_moment_of_the_edit() {
     );
 }
 
+/// Every ten minutes, then edited to hourly.
+fn every_ten_minutes(name: &str) -> horolog::api::Schedule {
+    let trigger = TriggerSpec {
+        cron: Some("*/10 * * * *".into()),
+        ..TriggerSpec::default()
+    };
+    schedule(name, trigger).history(10, 10)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_made_while_the_operator_was_down_plans_the_old_triggers_fire_times_by_its_rule() {
+    let mut cluster = Cluster::start().await;
+    cluster.apply(every_ten_minutes("downtime")).await;
+    assert_eq!(cluster.fire_secs("downtime").await, vec![0]);
+    cluster.advance(30).await;
+    cluster.stop_operator().await;
+    // 00:10 and 00:20 pass unseen; at 00:25 the trigger becomes hourly.
+    cluster.advance_to(at(25 * 60)).await;
+    cluster
+        .patch_schedule("downtime", json!({"spec": {"trigger": {"cron": "0 * * * *"}}}))
+        .await;
+    cluster.advance_to(at(40 * 60)).await;
+    cluster.start_operator();
+    cluster.settle().await;
+    assert_eq!(
+        cluster.fire_secs("downtime").await,
+        vec![0, 20 * 60],
+        "the old trigger's 00:10 and 00:20 coalesce (Latest) into one run of 00:20; the new trigger has nothing due"
+    );
+    let status = cluster.schedule("downtime").await.status.unwrap_or_default();
+    assert_eq!(
+        (status.coalesced_fire_times, status.missed_fire_times),
+        (1, 0),
+        "00:10 merged into 00:20, nothing missed"
+    );
+    assert_eq!(
+        status.cursor,
+        Some(at(25 * 60)),
+        "planned up to the edit, then by the new trigger"
+    );
+    assert_eq!(status.next_fire_time, Some(at(3600)));
+    assert!(status.replaced_triggers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_made_while_paused_plans_the_old_triggers_fire_times_on_resume() {
+    let cluster = Cluster::start().await;
+    cluster.apply(every_ten_minutes("paused").grace("1h")).await;
+    cluster.advance(30).await;
+    cluster
+        .patch_schedule("paused", json!({"spec": {"paused": true}}))
+        .await;
+    cluster.advance_to(at(25 * 60)).await;
+    cluster
+        .patch_schedule("paused", json!({"spec": {"trigger": {"cron": "0 * * * *"}}}))
+        .await;
+    // The resume is a later write to the Schedule: the edit still counts from 00:25.
+    cluster.advance_to(at(45 * 60)).await;
+    let status = cluster.schedule("paused").await.status.unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 0, "nothing is decided while paused");
+    cluster
+        .patch_schedule("paused", json!({"spec": {"paused": false}}))
+        .await;
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("paused").await,
+        vec![0, 20 * 60],
+        "on resume, the old trigger's 00:10 and 00:20 go through coalesce Latest"
+    );
+    let status = cluster.schedule("paused").await.status.unwrap_or_default();
+    assert_eq!((status.coalesced_fire_times, status.missed_fire_times), (1, 0));
+    assert_eq!(status.next_fire_time, Some(at(3600)));
+
+    // With a grace time the old fire times outlived, they are missed, counted, not run.
+    cluster.apply(every_ten_minutes("late").grace("2m")).await;
+    cluster.advance(30).await;
+    cluster
+        .patch_schedule("late", json!({"spec": {"paused": true}}))
+        .await;
+    cluster.advance_to(at(55 * 60)).await;
+    cluster
+        .patch_schedule("late", json!({"spec": {"trigger": {"cron": "0 * * * *"}}}))
+        .await;
+    cluster
+        .patch_schedule("late", json!({"spec": {"paused": false}}))
+        .await;
+    cluster.advance(1).await;
+    assert_eq!(
+        cluster.fire_secs("late").await,
+        Vec::<i64>::new(),
+        "00:50, the old trigger's, passed its grace time while paused"
+    );
+    let status = cluster.schedule("late").await.status.unwrap_or_default();
+    assert_eq!(status.missed_fire_times, 1, "and is counted missed");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_pod_created_before_a_crash_is_adopted_not_created_again() {
     let mut cluster = Cluster::without_operator();
@@ -862,13 +958,66 @@ async fn a_trigger_edited_while_no_operator_ran_counts_from_the_edit_not_from_wh
     cluster.advance(1).await;
     // 00:04:00 is the new trigger's first fire time after the edit: it runs, though the edit
     // was noticed only after it. 00:01 and 00:02 were the old trigger's, before the edit:
-    // not dropped silently but recorded.
-    assert_eq!(cluster.fire_secs("edited-offline").await, vec![0, 240]);
+    // handled by its rule (coalesce Latest: 00:02 runs, 00:01 is merged into it).
+    assert_eq!(cluster.fire_secs("edited-offline").await, vec![0, 120, 240]);
     let status = cluster
         .schedule("edited-offline")
         .await
         .status
         .unwrap_or_default();
-    assert_eq!(status.missed_fire_times, 2, "00:01 and 00:02 of the old trigger");
+    assert_eq!(
+        (status.missed_fire_times, status.coalesced_fire_times),
+        (0, 1),
+        "00:01 of the old trigger, merged into 00:02"
+    );
     assert_eq!(status.next_fire_time, Some(at(360)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_orphaned_from_a_deleted_schedule_is_never_taken_as_the_new_schedule_of_its_name() {
+    // An hourly Schedule that started an hour before its creation: its first pass runs
+    // 00:00 (Latest of -01:00 and 00:00). Deleted with --cascade=orphan, its run stays,
+    // without owner; a new Schedule of the same name plans the same fire time.
+    let hourly = || {
+        let trigger = TriggerSpec {
+            interval: Some("1h".parse().unwrap_or_default()),
+            start_time: Some((t0() - TimeDelta::hours(1)).fixed_offset()),
+            ..TriggerSpec::default()
+        };
+        schedule("again", trigger)
+    };
+    let cluster = Cluster::start().await;
+    cluster.apply(hourly()).await;
+    assert_eq!(cluster.fire_secs("again").await, vec![0]);
+    delete_schedule_with(&cluster, "again", kube::api::DeleteParams::orphan()).await;
+    cluster.apply(hourly()).await;
+    cluster.advance(1).await;
+    let status = cluster.schedule("again").await.status.unwrap_or_default();
+    assert!(
+        status.active.is_empty(),
+        "the orphan is not listed as the new Schedule's: {:?}",
+        status.active
+    );
+    assert_eq!(
+        (status.fired_count, status.missed_fire_times),
+        (0, 1),
+        "its fire time made no run of this Schedule: missed, counted"
+    );
+    assert!(
+        cluster
+            .reasons_of("again")
+            .await
+            .contains(&"NameConflict".to_string()),
+        "a Warning names the JobRun"
+    );
+    let orphan = cluster
+        .run("again-1767225600")
+        .await
+        .unwrap_or_else(|| panic!("the orphan stays"));
+    assert!(orphan.owner_references().is_empty(), "left alone");
+    // The orphan ends; the new Schedule does not count it.
+    cluster.pod_exits("again-1767225600-1", 1, "").await;
+    cluster.advance(120).await;
+    let status = cluster.schedule("again").await.status.unwrap_or_default();
+    assert_eq!(status.consecutive_failures, 0, "not this Schedule's failure");
 }

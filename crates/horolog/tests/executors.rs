@@ -196,3 +196,109 @@ async fn without_the_job_executor_a_job_run_fails_with_a_clear_reason() {
     assert_eq!(run.reason.as_deref(), Some("ExecutorUnavailable"));
     assert!(run.message.unwrap_or_default().contains("--job-executor"));
 }
+
+/// Deletes a Job as the TTL controller or a user would (background propagation).
+async fn delete_job(cluster: &Cluster, job: &str) {
+    let api: Api<Job> = Api::namespaced(cluster.client.clone(), NS);
+    api.delete(job, &kube::api::DeleteParams::background())
+        .await
+        .unwrap_or_else(|err| panic!("delete job {job}: {err}"));
+    cluster.settle().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_finished_and_was_deleted_while_no_operator_ran_is_recorded_not_created_again() {
+    let mut cluster = Cluster::start_with(|config| config.job_executor = true).await;
+    cluster.apply(as_job(every("ttl", "1h"))).await;
+    cluster.stop_operator().await;
+    let run = cluster.run("ttl-1767225600").await.and_then(|r| r.status);
+    assert!(
+        run.and_then(|s| s.pod_name).is_none(),
+        "the run's status does not name its Job yet (as after a crash right after its create)"
+    );
+    // The Job controller runs it to completion, then ttlSecondsAfterFinished deletes it.
+    job_status(
+        &cluster,
+        "ttl-1767225600-1",
+        json!({"active": 0, "succeeded": 1, "startTime": "2026-01-01T00:00:01Z", "completionTime": "2026-01-01T00:00:05Z",
+               "conditions": [{"type": "Complete", "status": "True", "reason": "Completed"}]}),
+    )
+    .await;
+    delete_job(&cluster, "ttl-1767225600-1").await;
+    cluster.start_operator();
+    cluster.advance(2).await;
+    assert_eq!(
+        cluster.phases("ttl").await,
+        vec![Succeeded],
+        "its outcome, recorded"
+    );
+    assert!(
+        jobs(&cluster).await.is_empty(),
+        "released once recorded, the Job goes; no second one is created"
+    );
+    let creates = cluster
+        .writes()
+        .iter()
+        .filter(|w| w.starts_with("POST") && w.ends_with("/jobs"))
+        .count();
+    assert_eq!(creates, 1, "the run's Job was created once");
+
+    // With its finalizer removed by hand while no operator ran, a Job the status named is
+    // gone without a trace: the run fails Lost, and nothing runs twice.
+    cluster.apply(as_job(every("lost", "1h"))).await;
+    let lost = jobs(&cluster)
+        .await
+        .iter()
+        .map(|j| j.name_any())
+        .find(|n| n.starts_with("lost-"))
+        .unwrap_or_else(|| panic!("the Job of lost"));
+    job_status(
+        &cluster,
+        &lost,
+        json!({"active": 1, "startTime": "2026-01-01T00:00:02Z"}),
+    )
+    .await;
+    cluster.advance(3).await;
+    assert_eq!(cluster.phases("lost").await, vec![Running]);
+    cluster.stop_operator().await;
+    let api: Api<Job> = Api::namespaced(cluster.client.clone(), NS);
+    api.patch(
+        &lost,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("strip finalizer: {err}"));
+    delete_job(&cluster, &lost).await;
+    cluster.start_operator();
+    cluster.advance(2).await;
+    let runs = cluster.runs_of("lost").await;
+    let status = runs.first().and_then(|r| r.status.clone()).unwrap_or_default();
+    assert_eq!(
+        (status.phase, status.reason.as_deref()),
+        (Some(Failed), Some("Lost"))
+    );
+    assert!(
+        jobs(&cluster).await.iter().all(|j| j.name_any() != lost),
+        "not created again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_deleted_before_it_finished_fails_its_run_and_is_released() {
+    let cluster = Cluster::start_with(|config| config.job_executor = true).await;
+    cluster.apply(as_job(every("gone", "1h"))).await;
+    job_status(&cluster, "gone-1767225600-1", json!({"active": 1})).await;
+    delete_job(&cluster, "gone-1767225600-1").await;
+    cluster.advance(1).await;
+    let status = cluster
+        .run("gone-1767225600")
+        .await
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    assert_eq!(
+        (status.phase, status.reason.as_deref()),
+        (Some(Failed), Some("JobDeleted"))
+    );
+    assert!(jobs(&cluster).await.is_empty(), "released, it goes");
+}

@@ -1,8 +1,14 @@
 //! Exactly once, as a property: random Schedules live through random histories of time
 //! passing, Pods ending, graceful restarts, crashes right after a chosen write, API server
-//! outages, pauses and runs deleted by hand, and at the end every fire time between a Schedule's
-//! creation and its cursor is exactly one of: a JobRun (in any phase), a count in
-//! `missedFireTimes`, or a count in `coalescedFireTimes`. Never two, never none.
+//! outages, pauses, runs deleted by hand, Pods deleted while the operator is down, foreign
+//! Pods under our names, trigger edits (also while the operator is down or the Schedule
+//! paused), a frozen operator, Schedules deleted (also with `--cascade=orphan`) while runs
+//! wait and created again under the same name, and Tasks deleted while runs wait and created
+//! again; and at the end every fire time between a
+//! Schedule's creation and its cursor is exactly one of: a JobRun (in any phase), a count in
+//! `missedFireTimes`, or a count in `coalescedFireTimes`. Never two, never none. A run of a
+//! deleted Schedule (or a run made before its Task's deletion) never starts after it, and no
+//! Pod is ever made twice.
 //!
 //! The JobRuns are witnessed by the API server's own change stream, so a run created, finished
 //! and deleted by history in between is still seen, and a name created twice is caught.
@@ -23,7 +29,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use cluster::{Cluster, NS, OPERATOR};
 use fixtures::*;
-use horolog::api::{CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, JobRun, JobRunPhase, Schedule};
+use horolog::api::{
+    CatchUpPolicy, CoalescePolicy, ConcurrencyPolicy, JobRun, JobRunPhase, Schedule, Task, TaskRef, TaskSpec,
+};
 use horolog::clock::Clock;
 use horolog_memserver::{ChangeKind, RequestMatch};
 use k8s_openapi::api::core::v1::Pod;
@@ -42,6 +50,8 @@ struct ScheduleCase {
     limit: Option<(i32, ConcurrencyPolicy)>,
     catch_up: CatchUpPolicy,
     history: i32,
+    /// It runs Task `t{i}` (its template, `backoffLimit` 0) instead of a jobTemplate.
+    task: bool,
 }
 
 /// The write a crash follows.
@@ -92,11 +102,32 @@ enum Step {
     /// The operator dies; meanwhile every Pod ends (as `Kubelet`) and is deleted (a node
     /// drain); it starts again `down` seconds later.
     DrainWhileDown { fail_mask: u32, down: u64 },
+    /// A user deletes one Schedule (background, or `--cascade=orphan` keeping its runs) while
+    /// its runs may wait, and creates it again under the same name `gap` seconds later.
+    Recreate { pick: usize, orphan: bool, gap: u64 },
+    /// A user changes one Schedule's interval to one of the four (the edit counts from its
+    /// moment); with `down`, the operator is stopped from `down` seconds before the edit to
+    /// `down` seconds after it; with `paused`, the Schedule is paused across it likewise.
+    Edit {
+        pick: usize,
+        interval: usize,
+        down: Option<u64>,
+        paused: bool,
+    },
+    /// The operator freezes (SIGSTOP, a long GC): none of its requests reach the API server
+    /// for this many seconds, then all of them do, late.
+    Freeze(u64),
+    /// A user deletes the Task one Schedule runs (if it runs one) while runs may wait, and
+    /// creates it again `gap` seconds later.
+    DeleteTask { pick: usize, gap: u64 },
 }
+
+/// The intervals a Schedule's trigger takes.
+const INTERVALS: [i64; 4] = [15, 40, 60, 90];
 
 fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
     (
-        select(vec![15i64, 40, 60, 90]),
+        select(INTERVALS.to_vec()),
         select(vec![
             CoalescePolicy::Earliest,
             CoalescePolicy::Latest,
@@ -114,15 +145,17 @@ fn schedule_case() -> impl Strategy<Value = ScheduleCase> {
         ]),
         prop_oneof![3 => Just(CatchUpPolicy::Enabled), 1 => Just(CatchUpPolicy::Disabled)],
         1..4i32,
+        prop_oneof![3 => Just(false), 1 => Just(true)],
     )
         .prop_map(
-            |(interval_secs, coalesce, grace_secs, limit, catch_up, history)| ScheduleCase {
+            |(interval_secs, coalesce, grace_secs, limit, catch_up, history, task)| ScheduleCase {
                 interval_secs,
                 coalesce,
                 grace_secs,
                 limit,
                 catch_up,
                 history,
+                task,
             },
         )
 }
@@ -145,6 +178,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(Step::DeleteSettled),
         1 => (any::<usize>(), 1u64..300).prop_map(|(pick, secs)| Step::Pause { pick, secs }),
         1 => (any::<u32>(), 0u64..300).prop_map(|(fail_mask, down)| Step::DrainWhileDown { fail_mask, down }),
+        1 => (any::<usize>(), any::<bool>(), 0u64..200)
+            .prop_map(|(pick, orphan, gap)| Step::Recreate { pick, orphan, gap }),
+        1 => (any::<usize>(), 0..INTERVALS.len(), prop::option::of(1u64..200), any::<bool>())
+            .prop_map(|(pick, interval, down, paused)| Step::Edit { pick, interval, down, paused }),
+        1 => (1u64..40).prop_map(Step::Freeze),
+        1 => (any::<usize>(), 1u64..200).prop_map(|(pick, gap)| Step::DeleteTask { pick, gap }),
     ]
 }
 
@@ -152,9 +191,6 @@ fn step() -> impl Strategy<Value = Step> {
 fn step_with_squats() -> impl Strategy<Value = Step> {
     prop_oneof![8 => step(), 2 => any::<usize>().prop_map(Step::Squat)]
 }
-
-/// The Pods [`Step::Squat`] made, as created.
-type Squatted = Arc<Mutex<Vec<Pod>>>;
 
 fn build(name: &str, case: &ScheduleCase) -> Schedule {
     let mut schedule = every(name, &format!("{}s", case.interval_secs))
@@ -168,23 +204,72 @@ fn build(name: &str, case: &ScheduleCase) -> Schedule {
         schedule = schedule.max_running(limit, policy);
     }
     schedule.spec.catch_up = case.catch_up;
+    if case.task {
+        schedule.spec.job_template = None;
+        schedule.spec.task_ref = Some(TaskRef {
+            name: format!("t{}", name.trim_start_matches('s')),
+        });
+    }
     schedule
 }
 
-/// Every JobRun the API server ever held: how often each name was created, and the last state
+/// The Task `name`: the fixtures' template, `backoffLimit` 0, no limit of its own.
+fn task(name: &str) -> Task {
+    let template = every("unused", "1m")
+        .backoff_limit(0)
+        .spec
+        .job_template
+        .unwrap_or_default();
+    Task::new(
+        name,
+        TaskSpec {
+            job_template: template,
+            max_running_jobs: None,
+            concurrency_policy: None,
+            max_waiting_runs: None,
+            misfire_grace_time: None,
+            calendar_refs: Vec::new(),
+        },
+    )
+}
+
+async fn create_task(cluster: &Cluster, name: &str) {
+    let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+    api.create(&Default::default(), &task(name))
+        .await
+        .unwrap_or_else(|err| panic!("create task {name}: {err}"));
+    cluster.settle().await;
+}
+
+/// Every JobRun the API server ever held: how often each name was created for each Schedule
+/// (by the Schedule's uid: one created again under its name is another), and the last state
 /// each was seen in (for a deleted run, the state it was deleted in).
 #[derive(Default)]
 struct Witness {
-    created: HashMap<String, usize>,
-    last: BTreeMap<String, JobRun>,
-    /// How often each Pod name (one per attempt) was created.
-    pods_created: HashMap<String, usize>,
+    created: HashMap<(String, String), usize>,
+    /// By the run's uid: the uid of the Schedule that created it, and its last state.
+    last: BTreeMap<String, (String, JobRun)>,
+    /// How often each Pod name (one per attempt) was created for each run uid.
+    pods_created: HashMap<(String, String), usize>,
+    /// Each Pod's creation: the uid of its run, and when.
+    pod_times: Vec<(String, String, DateTime<Utc>)>,
+}
+
+/// The uid of `object`'s controller ownerReference, or an empty string.
+fn controller_of(object: &serde_json::Value) -> String {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|owners| owners.iter().find(|o| o["controller"] == json!(true)))
+        .and_then(|o| o["uid"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
     let witness = Arc::new(Mutex::new(Witness::default()));
     let mut changes = cluster.server.subscribe_changes();
     let seen = witness.clone();
+    let clock = cluster.clock.clone();
     tokio::spawn(async move {
         while let Ok(change) = changes.recv().await {
             if change.resource.plural == "pods" && change.kind == ChangeKind::Added {
@@ -192,8 +277,13 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
+                let owner = controller_of(&change.object);
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                *seen.pods_created.entry(name).or_default() += 1;
+                *seen
+                    .pods_created
+                    .entry((owner.clone(), name.clone()))
+                    .or_default() += 1;
+                seen.pod_times.push((owner, name, clock.now()));
                 continue;
             }
             if change.resource.plural != "jobruns" {
@@ -202,18 +292,125 @@ fn witness(cluster: &Cluster) -> Arc<Mutex<Witness>> {
             let Ok(run) = serde_json::from_value::<JobRun>((*change.object).clone()) else {
                 continue;
             };
+            let uid = run.uid().unwrap_or_default();
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let owner = match seen.last.get(&uid) {
+                // Orphaned later (--cascade=orphan): still the run of the Schedule that made it.
+                Some((owner, _)) => owner.clone(),
+                None => controller_of(&change.object),
+            };
             if change.kind == ChangeKind::Added {
-                *seen.created.entry(run.name_any()).or_default() += 1;
+                *seen.created.entry((owner.clone(), run.name_any())).or_default() += 1;
             }
-            seen.last.insert(run.name_any(), run);
+            seen.last.insert(uid, (owner, run));
         }
     });
     witness
 }
 
-async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &Squatted) {
+/// What the test itself did that the check needs: the Pods it squatted, the Schedules it
+/// deleted, and each Schedule's trigger over time.
+#[derive(Default)]
+struct Acts {
+    squatted: Vec<Pod>,
+    deleted: Vec<(String, DateTime<Utc>)>,
+    /// Tasks deleted: the name, and when.
+    deleted_tasks: Vec<(String, DateTime<Utc>)>,
+    /// For each Schedule (`s{i}`): from when (its creation, then each edit) which interval.
+    triggers: Vec<Vec<(DateTime<Utc>, i64)>>,
+}
+
+/// Deletes Schedule `name` as `kubectl delete` would (background), or with
+/// `--cascade=orphan`, and records it.
+async fn delete_schedule(cluster: &Cluster, name: &str, orphan: bool, acts: &mut Acts) {
+    let api: Api<Schedule> = Api::namespaced(cluster.client.clone(), NS);
+    let uid = cluster.schedule(name).await.uid().unwrap_or_default();
+    let params = if orphan {
+        DeleteParams::orphan()
+    } else {
+        DeleteParams::background()
+    };
+    if api.delete(name, &params).await.is_ok() {
+        acts.deleted.push((uid, cluster.clock.now()));
+    }
+    cluster.settle().await;
+}
+
+async fn play(cluster: &mut Cluster, cases: &[ScheduleCase], step: &Step, acts: &mut Acts) {
+    let schedules = cases.len();
     match *step {
+        Step::Recreate { pick, orphan, gap } => {
+            let i = pick % schedules.max(1);
+            let name = format!("s{i}");
+            delete_schedule(cluster, &name, orphan, acts).await;
+            cluster.advance(gap).await;
+            cluster.apply(build(&name, &cases[i])).await;
+            let created = cluster.clock.now();
+            acts.triggers[i] = vec![(created, cases[i].interval_secs)];
+        }
+        Step::Edit {
+            pick,
+            interval,
+            down,
+            paused,
+        } => {
+            let i = pick % schedules.max(1);
+            let name = format!("s{i}");
+            let secs = INTERVALS[interval % INTERVALS.len()];
+            let before = down.unwrap_or(0);
+            if down.is_some() {
+                cluster.stop_operator().await;
+            }
+            if paused {
+                cluster
+                    .patch_schedule(&name, json!({"spec": {"paused": true}}))
+                    .await;
+            }
+            cluster.advance(before).await;
+            cluster
+                .patch_schedule(
+                    &name,
+                    json!({"spec": {"trigger": {"interval": format!("{secs}s")}}}),
+                )
+                .await;
+            // managedFields times are whole seconds, as the real API server writes them.
+            let edited = cluster.clock.now();
+            let edited = edited - TimeDelta::nanoseconds(i64::from(edited.timestamp_subsec_nanos()));
+            acts.triggers[i].push((edited, secs));
+            cluster.advance(before).await;
+            if down.is_some() {
+                cluster.start_operator();
+                cluster.settle().await;
+            }
+            if paused {
+                cluster
+                    .patch_schedule(&name, json!({"spec": {"paused": false}}))
+                    .await;
+            }
+        }
+        Step::DeleteTask { pick, gap } => {
+            let i = pick % schedules.max(1);
+            if !cases[i].task {
+                return;
+            }
+            let name = format!("t{i}");
+            let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
+            if api.delete(&name, &DeleteParams::background()).await.is_ok() {
+                acts.deleted_tasks.push((name.clone(), cluster.clock.now()));
+            }
+            cluster.settle().await;
+            cluster.advance(gap).await;
+            create_task(cluster, &name).await;
+        }
+        Step::Freeze(secs) => {
+            cluster.server.faults().delay(
+                RequestMatch::any().client(OPERATOR),
+                std::time::Duration::from_secs(secs),
+            );
+            cluster.advance(secs).await;
+            cluster.server.faults().restore();
+            cluster.advance(secs).await;
+        }
         Step::Squat(pick) => {
             let name = format!("s{}", pick % schedules.max(1));
             let Some(next) = cluster
@@ -235,7 +432,7 @@ async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &S
             .unwrap_or_else(|err| panic!("pod: {err}"));
             let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
             if let Ok(created) = api.create(&Default::default(), &pod).await {
-                squatted.lock().unwrap_or_else(|p| p.into_inner()).push(created);
+                acts.squatted.push(created);
             }
             cluster.settle().await;
         }
@@ -281,7 +478,7 @@ async fn play(cluster: &mut Cluster, schedules: usize, step: &Step, squatted: &S
         Step::DeleteSettled(pick) => delete_settled(cluster, pick).await,
         Step::DrainWhileDown { fail_mask, down } => {
             cluster.kill_operator().await;
-            Box::pin(play(cluster, schedules, &Step::Kubelet { fail_mask }, squatted)).await;
+            Box::pin(play(cluster, cases, &Step::Kubelet { fail_mask }, acts)).await;
             // The drain deletes the runs' Pods; a Pod someone else made (Squat) is theirs to
             // keep, so the check that the operator never deletes it stays meaningful.
             let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
@@ -352,11 +549,7 @@ fn grid(created: DateTime<Utc>, secs: i64, until: DateTime<Utc>) -> BTreeSet<Dat
 
 /// Every Pod someone else made under one of our names is still there, never deleted nor
 /// adopted, and no run counted it as its own attempt.
-async fn check_squatted(
-    cluster: &Cluster,
-    squatted: &[Pod],
-    runs: &BTreeMap<String, JobRun>,
-) -> Result<(), String> {
+async fn check_squatted(cluster: &Cluster, squatted: &[Pod], runs: &[JobRun]) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
     for pod in squatted {
         let name = pod.name_any();
@@ -372,24 +565,85 @@ async fn check_squatted(
             return Err(format!("foreign Pod {name} was adopted: {:?}", now.metadata));
         }
         let run = name.trim_end_matches("-1");
-        if let Some(run) = runs.get(run)
-            && let Some(status) = &run.status
-            && status.pod_name.as_deref() == Some(name.as_str())
-            && status.reason.as_deref() != Some("NameConflict")
-        {
-            return Err(format!(
-                "run {} took the foreign Pod {name}: {status:?}",
-                run.name_any()
-            ));
+        for run in runs.iter().filter(|r| r.name_any() == run) {
+            if let Some(status) = &run.status
+                && status.pod_name.as_deref() == Some(name.as_str())
+                && status.reason.as_deref() != Some("NameConflict")
+            {
+                return Err(format!(
+                    "run {} took the foreign Pod {name}: {status:?}",
+                    run.name_any()
+                ));
+            }
         }
     }
     Ok(())
 }
 
+/// No run of a deleted Schedule got a Pod after the deletion, nor a run created before its
+/// Task's deletion (a second's grace for the reconcile that was under way when it came).
+fn check_deleted(acts: &Acts, witness: &Witness) -> Result<(), String> {
+    for (task, at) in &acts.deleted_tasks {
+        for (run, pod, created) in &witness.pod_times {
+            let Some((_, run)) = witness.last.get(run) else {
+                continue;
+            };
+            let made = run
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+                .unwrap_or_default();
+            if run.task_name() == Some(task.as_str())
+                && made < *at - TimeDelta::seconds(1)
+                && *created > *at + TimeDelta::seconds(1)
+            {
+                return Err(format!(
+                    "pod {pod} of run {}, made before Task {task} was deleted at {at}, was created at {created}",
+                    run.name_any()
+                ));
+            }
+        }
+    }
+    for (schedule, at) in &acts.deleted {
+        for (run, pod, created) in &witness.pod_times {
+            let owner = witness.last.get(run).map(|(owner, _)| owner);
+            if owner == Some(schedule) && *created > *at + TimeDelta::seconds(1) {
+                return Err(format!(
+                    "pod {pod} of a run of Schedule {schedule}, deleted at {at}, was created at {created}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fire times of a Schedule created at `created` whose interval changed over time
+/// (`triggers`: from when, which interval; the first from its creation) up to `until`: each
+/// interval's grid (from the creation) from its edit, exclusive, to the next edit, inclusive.
+/// Also the instants of the edits, where a cursor may stand.
+fn fire_times(
+    created: DateTime<Utc>,
+    triggers: &[(DateTime<Utc>, i64)],
+    until: DateTime<Utc>,
+) -> (BTreeSet<DateTime<Utc>>, BTreeSet<DateTime<Utc>>) {
+    let mut times = BTreeSet::new();
+    for (i, (from, secs)) in triggers.iter().enumerate() {
+        let to = triggers.get(i + 1).map_or(until, |(next, _)| (*next).min(until));
+        times.extend(
+            grid(created, *secs, to)
+                .into_iter()
+                .filter(|t| i == 0 || *t > *from),
+        );
+    }
+    let edits = triggers.iter().skip(1).map(|(at, _)| *at).collect();
+    (times, edits)
+}
+
 /// Checks the property for one Schedule; `Err` says how it fails.
 fn check(
     schedule: &Schedule,
-    case: &ScheduleCase,
+    triggers: &[(DateTime<Utc>, i64)],
     witness: &Witness,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
@@ -403,9 +657,9 @@ fn check(
     let status = schedule.status.clone().unwrap_or_default();
     // Handled within 2 s of falling due, however the history ended; the fire times up to the
     // cursor are the ones the property speaks of.
-    let must_be_handled = grid(created, case.interval_secs, now - TimeDelta::seconds(2));
-    let due = grid(created, case.interval_secs, now);
-    let Some(cursor) = status.cursor.filter(|c| due.contains(c)) else {
+    let (must_be_handled, _) = fire_times(created, triggers, now - TimeDelta::seconds(2));
+    let (due, edits) = fire_times(created, triggers, now);
+    let Some(cursor) = status.cursor.filter(|c| due.contains(c) || edits.contains(c)) else {
         return Err(format!(
             "{name}: cursor {:?} is not a due fire time",
             status.cursor
@@ -418,14 +672,17 @@ fn check(
         ));
     }
     let due: BTreeSet<_> = due.into_iter().filter(|t| *t <= cursor).collect();
+    let uid = schedule.uid().unwrap_or_default();
     let runs: Vec<&JobRun> = witness
         .last
         .values()
-        .filter(|run| run.spec.schedule_name.as_deref() == Some(name.as_str()))
+        .filter(|(owner, _)| *owner == uid)
+        .map(|(_, run)| run)
         .collect();
     let mut fire_times = BTreeSet::new();
     for run in &runs {
-        let times = witness.created.get(&run.name_any()).copied().unwrap_or(0);
+        let key = (uid.clone(), run.name_any());
+        let times = witness.created.get(&key).copied().unwrap_or(0);
         if times != 1 {
             return Err(format!(
                 "{name}: JobRun {} was created {times} times",
@@ -470,12 +727,21 @@ fn check(
 async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let mut cluster = Cluster::start().await;
     let witness = witness(&cluster);
-    let squatted = Squatted::default();
+    let mut acts = Acts::default();
     for (i, case) in cases.iter().enumerate() {
+        if case.task {
+            create_task(&cluster, &format!("t{i}")).await;
+        }
         cluster.apply(build(&format!("s{i}"), case)).await;
+        let created = cluster
+            .schedule(&format!("s{i}"))
+            .await
+            .created_at()
+            .unwrap_or_default();
+        acts.triggers.push(vec![(created, case.interval_secs)]);
     }
     for step in steps {
-        play(&mut cluster, cases.len(), step, &squatted).await;
+        play(&mut cluster, cases, step, &mut acts).await;
     }
     // The end: everything up, and time for the operator to handle what is due (it promises
     // to within 2 s of the API server's return).
@@ -487,14 +753,20 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     let now = cluster.clock.now();
     cluster.stop_operator().await;
     cluster.settle().await;
-    let squatted = squatted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let runs = witness.lock().unwrap_or_else(|p| p.into_inner()).last.clone();
-    check_squatted(&cluster, &squatted, &runs).await?;
+    let runs: Vec<JobRun> = witness
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last
+        .values()
+        .map(|(_, run)| run.clone())
+        .collect();
+    check_squatted(&cluster, &acts.squatted, &runs).await?;
     {
         let seen = witness.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((pod, times)) = seen.pods_created.iter().find(|(_, times)| **times > 1) {
+        if let Some(((_, pod), times)) = seen.pods_created.iter().find(|(_, times)| **times > 1) {
             return Err(format!("pod {pod} (one attempt) was created {times} times"));
         }
+        check_deleted(&acts, &seen)?;
     }
     let stuck: Vec<String> = cluster
         .pods()
@@ -506,11 +778,11 @@ async fn history(cases: &[ScheduleCase], steps: &[Step]) -> Result<(), String> {
     if !stuck.is_empty() {
         return Err(format!("pods left Terminating: {stuck:?}"));
     }
-    for (i, case) in cases.iter().enumerate() {
+    for (i, triggers) in acts.triggers.iter().enumerate() {
         let schedule = cluster.schedule(&format!("s{i}")).await;
         check(
             &schedule,
-            case,
+            triggers,
             &witness.lock().unwrap_or_else(|p| p.into_inner()),
             now,
         )?;

@@ -20,15 +20,19 @@ pub enum ScheduleKind {
     EverySecond,
     /// `cron: "S * * * * *"` with S = index % 60, so a minute's fire times spread over its seconds.
     EveryMinuteCron,
+    /// `cron: "0 * * * * *"`: every Schedule fires at second 0 of every minute, as most real
+    /// schedules do (`* * * * *`, the top of the hour, midnight): the burst of issue 25.
+    TopOfMinute,
     /// `interval` between `--interval-min` and `--interval-max`, with a random phase.
     Interval,
 }
 
 impl ScheduleKind {
     /// Every kind, in the order the report lists them.
-    pub const ALL: [ScheduleKind; 3] = [
+    pub const ALL: [ScheduleKind; 4] = [
         ScheduleKind::EverySecond,
         ScheduleKind::EveryMinuteCron,
+        ScheduleKind::TopOfMinute,
         ScheduleKind::Interval,
     ];
 
@@ -37,8 +41,15 @@ impl ScheduleKind {
         match self {
             ScheduleKind::EverySecond => "every-second",
             ScheduleKind::EveryMinuteCron => "every-minute-cron",
+            ScheduleKind::TopOfMinute => "top-of-minute",
             ScheduleKind::Interval => "interval",
         }
+    }
+
+    /// True for the minute-level cron kinds, the ones `--compare-cronjob` makes a CronJob
+    /// (`* * * * *`) for.
+    pub fn is_minutely(self) -> bool {
+        matches!(self, ScheduleKind::EveryMinuteCron | ScheduleKind::TopOfMinute)
     }
 
     /// The letter in Schedule names: short names keep `<schedule>-<unix seconds>` well under
@@ -47,6 +58,7 @@ impl ScheduleKind {
         match self {
             ScheduleKind::EverySecond => 's',
             ScheduleKind::EveryMinuteCron => 'c',
+            ScheduleKind::TopOfMinute => 't',
             ScheduleKind::Interval => 'i',
         }
     }
@@ -93,7 +105,7 @@ impl FromStr for Mix {
                 .find(|k| k.as_str() == name.trim())
                 .ok_or_else(|| {
                     err(format!(
-                        "unknown kind {:?}; kinds are every-second, every-minute-cron, interval",
+                        "unknown kind {:?}; kinds are every-second, every-minute-cron, top-of-minute, interval",
                         name.trim()
                     ))
                 })?;
@@ -228,6 +240,7 @@ pub fn plan_schedules(
                     second: (i % 60) as u32,
                     start,
                 },
+                ScheduleKind::TopOfMinute => FirePattern::MinutelyAt { second: 0, start },
                 ScheduleKind::Interval => {
                     let period = rng.random_range(min..=max);
                     // A random phase, or every interval Schedule would fire together at `start`.

@@ -67,7 +67,8 @@ pub struct BenchArgs {
     pub schedules: usize,
 
     /// Shares of trigger kinds, in percent: every-second (interval 1s), every-minute-cron
-    /// (6-field cron, second = index % 60), interval (--interval-min..--interval-max).
+    /// (6-field cron, second = index % 60), top-of-minute (every Schedule at second 0 of each
+    /// minute: a burst), interval (--interval-min..--interval-max).
     #[arg(long, default_value = "every-minute-cron=100%")]
     pub mix: Mix,
 
@@ -235,11 +236,11 @@ fn validate(args: &BenchArgs) -> Result<(), LoadTestError> {
             .mix
             .counts(args.schedules)
             .iter()
-            .any(|(kind, n)| *kind == ScheduleKind::EveryMinuteCron && *n > 0)
+            .any(|(kind, n)| kind.is_minutely() && *n > 0)
     {
         return Err(LoadTestError::InvalidArgs(
-            "--compare-cronjob creates one CronJob per every-minute-cron Schedule: give --mix an \
-             every-minute-cron share"
+            "--compare-cronjob creates one CronJob per every-minute-cron or top-of-minute Schedule: \
+             give --mix a share of either"
                 .into(),
         ));
     }
@@ -408,8 +409,9 @@ async fn measure(
     if args.compare_cronjob {
         notes.push(
             "the CronJob phase ran after horolog's, alone, with one CronJob `* * * * *` per \
-             every-minute-cron Schedule; CronJob schedules have no seconds field, so every \
-             CronJob fires at second 0 of the minute, while the Schedules spread over its 60 seconds"
+             every-minute-cron or top-of-minute Schedule; CronJob schedules have no seconds field, \
+             so every CronJob fires at second 0 of the minute, as top-of-minute Schedules do \
+             (every-minute-cron Schedules spread over its 60 seconds)"
                 .into(),
         );
     }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use horolog::api::{JobRun, Schedule};
 
 use super::fires::{FirePattern, Window};
-use super::mix::{IntervalRange, ScheduleKind, plan_schedules};
+use super::mix::{IntervalRange, plan_schedules};
 use super::objects::{self, BENCH_LABEL, BenchPod, PodOwner};
 use super::process::{self, ProcSample};
 use super::report::WindowReport;
@@ -148,7 +148,7 @@ pub(super) async fn run(
             Side::CronJob => {
                 let cronjobs: Vec<CronJob> = plan
                     .iter()
-                    .filter(|p| p.kind == ScheduleKind::EveryMinuteCron)
+                    .filter(|p| p.kind.is_minutely())
                     .enumerate()
                     .map(|(i, _)| objects::cronjob_for(&format!("{run_id}-cj{i}"), ns, run_id, &pod))
                     .collect();

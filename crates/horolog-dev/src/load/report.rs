@@ -109,6 +109,11 @@ pub fn check_targets(horolog: &RunSummary, operator: Option<&OperatorUsage>) -> 
             measured: horolog.duplicates.to_string(),
             met: horolog.duplicates == 0,
         },
+        TargetCheck {
+            target: "0 pods created before their fire time".to_string(),
+            measured: format!("{} of {}", horolog.early_pods, horolog.pod_delay.created.count),
+            met: horolog.early_pods == 0 && horolog.pod_delay.created.count > 0,
+        },
     ];
     if let Some(usage) = operator {
         checks.push(TargetCheck {
@@ -346,6 +351,7 @@ impl Report {
         row("missed fire times", &|s| s.missed.to_string());
         row("duplicate fire times", &|s| s.duplicates.to_string());
         row("runs without a pod", &|s| s.runs_without_pod.to_string());
+        row("pods created before fire time", &|s| s.early_pods.to_string());
         row("runs/s mean", &|s| format!("{:.1}", s.runs_per_second.mean));
         row("runs/s max", &|s| s.runs_per_second.max.to_string());
         let mut phases: Vec<&String> = self.horolog.phases.keys().collect();
@@ -406,6 +412,13 @@ impl Report {
             let Some(s) = summary else { continue };
             if !s.missed_examples.is_empty() {
                 let _ = writeln!(out, "{label} missed e.g.: {}", examples(&s.missed_examples));
+            }
+            if !s.early_examples.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{label} pods created BEFORE their fire time e.g.: {}",
+                    examples(&s.early_examples)
+                );
             }
             if !s.duplicate_examples.is_empty() {
                 let _ = writeln!(
@@ -504,25 +517,37 @@ mod tests {
                 name: "all within bounds",
                 summary: summary(0, 0, Some(0.0)),
                 rss: Some(100.0),
-                want: vec![true, true, true, true],
+                want: vec![true, true, true, true, true],
             },
             Case {
                 name: "p99 of one whole second is not below one second",
                 summary: summary(0, 0, Some(1.0)),
                 rss: None,
-                want: vec![false, true, true],
+                want: vec![false, true, true, true],
             },
             Case {
                 name: "no pods seen is no evidence",
-                summary: summary(0, 0, None),
+                summary: RunSummary {
+                    pod_delay: Delay::default(),
+                    ..summary(0, 0, None)
+                },
                 rss: None,
-                want: vec![false, true, true],
+                want: vec![false, true, true, false],
             },
             Case {
                 name: "a missed and a duplicate fire time fail their targets",
                 summary: summary(1, 1, Some(0.0)),
                 rss: Some(300.0),
-                want: vec![true, false, false, false],
+                want: vec![true, false, false, true, false],
+            },
+            Case {
+                name: "a pod created before its fire time fails never-early",
+                summary: RunSummary {
+                    early_pods: 1,
+                    ..summary(0, 0, Some(0.0))
+                },
+                rss: None,
+                want: vec![true, true, true, false],
             },
         ];
         for case in cases {

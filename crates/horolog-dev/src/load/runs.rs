@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::fires::{FirePattern, Window};
@@ -146,6 +146,13 @@ pub struct RunSummary {
     pub pod_delay: Delay,
     /// Runs in the window for which no pod was seen.
     pub runs_without_pod: usize,
+    /// Runs in the window whose first Pod was created before the fire time: its
+    /// creationTimestamp (floored to the second) is before the fire time floored to the second,
+    /// so the Pod surely existed before its fire time. Must be 0 ("never early"). Compares the
+    /// API server's clock with the operator's, which on a cluster may differ by their skew.
+    pub early_pods: usize,
+    /// A few of them.
+    pub early_examples: Vec<FireRef>,
     /// Runs created per second.
     pub runs_per_second: Rate,
     /// Runs seen, by their latest phase (`None` when no status was seen).
@@ -220,6 +227,7 @@ pub fn summarize(sources: &[Source], runs: &[RunSeen], pods: &[PodSeen], window:
     let mut pod_created = Vec::new();
     let mut pod_watched = Vec::new();
     let mut runs_without_pod = 0;
+    let mut early = Vec::new();
     let mut per_second: HashMap<i64, usize> = HashMap::new();
     for run in &in_window {
         if let Some(created) = run.created {
@@ -233,6 +241,12 @@ pub fn summarize(sources: &[Source], runs: &[RunSeen], pods: &[PodSeen], window:
             Some(pod) => {
                 if let Some(created) = pod.created {
                     pod_created.push(seconds_between(run.fire_time, created));
+                    if created_early(created, run.fire_time) {
+                        early.push(FireRef {
+                            source: run.source.clone(),
+                            fire_time: run.fire_time,
+                        });
+                    }
                 }
                 pod_watched.push(seconds_between(run.fire_time, pod.seen));
             }
@@ -265,6 +279,11 @@ pub fn summarize(sources: &[Source], runs: &[RunSeen], pods: &[PodSeen], window:
             watched: Distribution::of(&pod_watched),
         },
         runs_without_pod,
+        early_pods: early.len(),
+        early_examples: {
+            early.sort();
+            early.into_iter().take(EXAMPLES).collect()
+        },
         runs_per_second: Rate {
             mean: if window_seconds > 0.0 {
                 in_window.len() as f64 / window_seconds
@@ -276,6 +295,17 @@ pub fn summarize(sources: &[Source], runs: &[RunSeen], pods: &[PodSeen], window:
         phases,
         writes: None,
     }
+}
+
+/// True when an object whose creationTimestamp reads `created` surely existed before
+/// `fire_time`. creationTimestamp has whole seconds (floored), so the object was created in
+/// `[created, created + 1 s)`: it was early when that second ends no later than the fire time's
+/// own second begins. Exact for fire times on the whole second (every fire time the bench
+/// plans); never a false alarm for others.
+fn created_early(created: DateTime<Utc>, fire_time: DateTime<Utc>) -> bool {
+    let fire_second = fire_time - TimeDelta::nanoseconds(fire_time.timestamp_subsec_nanos().into());
+    let created_second = created - TimeDelta::nanoseconds(created.timestamp_subsec_nanos().into());
+    created_second < fire_second
 }
 
 /// How far the API server's clock seems ahead of this tool's: the largest amount by which an
@@ -418,6 +448,43 @@ mod tests {
                     fire_time: at("2026-01-01T00:00:02Z")
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_pod_created_in_a_second_before_its_fire_time_is_counted_early() {
+        // Fire times at 00:00, 00:01, 00:02; Pods created 2 s early, in the fire time's own
+        // second (creationTimestamp floored to it: not provably early), and 1 s late.
+        let runs = [run("a", "s", 0, 0), run("b", "s", 1, 0), run("c", "s", 2, 0)];
+        let floored = |run: &RunSeen, uid: &str, offset_ms: i64| {
+            let mut pod = pod_of(run, uid, offset_ms);
+            pod.created = pod
+                .created
+                .map(|t| t - TimeDelta::milliseconds(t.timestamp_subsec_millis().into()));
+            pod
+        };
+        let pods = [
+            floored(&runs[0], "early", -2_000),
+            floored(&runs[1], "same-second", 400),
+            floored(&runs[2], "late", 1_000),
+        ];
+        let summary = summarize(&[every_second("s")], &runs, &pods, &window());
+        assert_eq!(summary.early_pods, 1);
+        assert_eq!(
+            summary.early_examples,
+            vec![FireRef {
+                source: "s".into(),
+                fire_time: at("2026-01-01T00:00:00Z")
+            }]
+        );
+        let on_time = [
+            floored(&runs[0], "p", 0),
+            floored(&runs[1], "q", 999),
+            floored(&runs[2], "r", 5),
+        ];
+        assert_eq!(
+            summarize(&[every_second("s")], &runs, &on_time, &window()).early_pods,
+            0
         );
     }
 

@@ -51,6 +51,15 @@ impl CalendarSpec {
     pub fn ref_names(&self) -> Vec<String> {
         self.calendar_refs.iter().map(|r| r.name.clone()).collect()
     }
+
+    /// The Calendar as the core's resolver sees it: its exclusions and the Calendars it
+    /// includes.
+    pub fn def(&self) -> horolog_core::exclusion::CalendarDef {
+        horolog_core::exclusion::CalendarDef {
+            spec: self.exclusions(),
+            refs: self.ref_names(),
+        }
+    }
 }
 
 /// A reference to a Calendar in the same namespace.

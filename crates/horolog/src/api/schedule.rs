@@ -238,6 +238,26 @@ pub struct TemplateMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A trigger replaced by an edit that no pass has planned up to yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacedTrigger {
+    /// The trigger as it was before the edit.
+    #[schemars(schema_with = "free_form_trigger")]
+    pub trigger: serde_json::Value,
+    /// The moment of the edit: the old trigger governs its fire times up to it.
+    pub until: DateTime<Utc>,
+}
+
+/// The schema of a stored copy of a trigger: any object (its fields are spec.trigger's).
+fn free_form_trigger(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A copy of spec.trigger.",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
 /// What the operator knows about a Schedule.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +289,18 @@ pub struct ScheduleStatus {
     /// (a Calendar's edit counts from the Calendar's edit time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_hash: Option<String>,
+    /// A copy of the trigger `triggerHash` describes, as last planned: after an edit, the old
+    /// trigger's fire times between the cursor and the edit are planned by it (run, coalesced
+    /// or missed, by the Schedule's policy). Kept free-form, so a stored trigger never makes
+    /// the status unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_trigger")]
+    pub planned_trigger: Option<serde_json::Value>,
+    /// Trigger edits seen while the Schedule did not fire (paused, say), oldest first: each
+    /// replaced trigger and the moment of the edit that replaced it. Its fire times after the
+    /// cursor up to that moment are planned by it when firing resumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_triggers: Vec<ReplacedTrigger>,
     /// The latest fire time that has been turned into a JobRun or recorded as missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fire_time: Option<DateTime<Utc>>,
@@ -357,6 +389,33 @@ impl Schedule {
     /// The Task this Schedule runs, if it uses one.
     pub fn task_name(&self) -> Option<&str> {
         self.spec.task_ref.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// The Calendars it names directly: its own calendarRefs, then its Task's, each once.
+    pub fn calendar_roots(&self, task: Option<&super::Task>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let refs = self
+            .spec
+            .calendar_refs
+            .iter()
+            .chain(task.iter().flat_map(|t| t.spec.calendar_refs.iter()));
+        for r in refs {
+            if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        }
+        names
+    }
+
+    /// Where it stands on its trigger, from its status (`cursor`, else `lastFireTime` for a
+    /// status written before the cursor existed; `firedCount`) and `spec.maxRuns`.
+    pub fn progress(&self) -> horolog_core::progress::Progress {
+        let status = self.status.as_ref();
+        horolog_core::progress::Progress {
+            cursor: status.and_then(|s| s.cursor.or(s.last_fire_time)),
+            fired_count: status.map_or(0, |s| s.fired_count),
+            max_runs: self.spec.max_runs,
+        }
     }
 
     /// The value of annotation `name`, if set.

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use chrono_tz::Tz;
-use horolog_core::exclusion::{CalendarDef, CalendarProblem, Exclusions, resolve};
-use horolog_core::trigger::{Trigger, TriggerError, TriggerErrorKind};
+use horolog_core::exclusion::{CalendarDef, resolve};
+use horolog_core::progress;
+use horolog_core::trigger::{Trigger, TriggerError};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::events::Note;
@@ -24,161 +24,43 @@ pub use crate::api::READY;
 
 /// The Calendars a Schedule names directly: its own calendarRefs, then its Task's.
 pub fn roots(schedule: &Schedule, task: Option<&Task>) -> Vec<String> {
-    let mut names: Vec<String> = schedule
-        .spec
-        .calendar_refs
-        .iter()
-        .chain(task.iter().flat_map(|t| t.spec.calendar_refs.iter()))
-        .map(|r| r.name.clone())
-        .collect();
-    let mut seen = HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    names
+    schedule.calendar_roots(task)
 }
 
 /// A Calendar as the resolver sees it.
 pub fn def_of(calendar: &Calendar) -> CalendarDef {
-    CalendarDef {
-        spec: calendar.spec.exclusions(),
-        refs: calendar.spec.ref_names(),
-    }
+    calendar.spec.def()
 }
 
 /// The Schedule's trigger with its Calendars (its own, its Task's and the ones they include)
-/// and its `onExcluded` applied; or why it must not fire: a Calendar that does not exist, is
-/// invalid or is part of a cycle (fail closed).
+/// and its `onExcluded` applied; or why it must not fire (`horolog_core::progress`).
 pub fn with_calendars(
     trigger: Trigger,
     schedule: &Schedule,
     task: Option<&Task>,
     lookup: &dyn Fn(&str) -> Option<Arc<Calendar>>,
 ) -> Result<Trigger, TriggerError> {
-    let roots = roots(schedule, task);
-    let on = schedule.spec.on_excluded;
-    if roots.is_empty() {
-        return Ok(trigger.excluding(Exclusions::default(), on));
-    }
     let def = |name: &str| lookup(name).map(|c| def_of(&c));
-    match resolve(&roots, &def) {
-        Ok(calendars) => Ok(trigger.excluding(calendars, on)),
-        Err(problem) => Err(schedule_error(&problem)),
-    }
+    progress::with_calendars(trigger, &roots(schedule, task), schedule.spec.on_excluded, &def)
 }
 
-/// A Calendar problem as the Schedule that uses it reports it.
-fn schedule_error(problem: &CalendarProblem) -> TriggerError {
-    let (value, kind) = match problem {
-        CalendarProblem::NotFound { name, .. } => (name.clone(), TriggerErrorKind::CalendarNotFound),
-        CalendarProblem::Cycle { cycle } => (cycle.join(" -> "), TriggerErrorKind::CalendarCycle),
-        CalendarProblem::Invalid { calendar, .. } => (calendar.clone(), TriggerErrorKind::InvalidCalendar),
-    };
-    let message = match problem {
-        CalendarProblem::NotFound { .. } => format!("{problem}; nothing fires until it does"),
-        _ => format!("{problem}; nothing fires until it is fixed"),
-    };
-    TriggerError {
-        field: "calendarRefs".into(),
-        value,
-        message,
-        kind,
-    }
-}
-
-/// A short hash of the exclusions in force and `onExcluded`, appended to the trigger hash: a
-/// Calendar edit (or one of trigger.exclude, onExcluded) applies from the moment of the edit,
-/// like a trigger edit. `None` without exclusions, so Schedules without any keep their hash.
-pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
-    let (exclusions, on) = trigger.exclusions()?;
-    let text = format!("{on:?}|{}", exclusions.fingerprint());
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
-}
-
-/// A short hash of what the Schedule and its Task choose about exclusions (the Calendars they
-/// name, `onExcluded`), apart from what those Calendars hold: when it changes, the Schedule or
-/// its Task was edited; when only [`exclusion_hash`] changes, a Calendar was. `None` when
-/// they name no Calendar and leave onExcluded at its default.
-pub fn choice_hash(schedule: &Schedule, task: Option<&Task>) -> Option<String> {
-    let roots = roots(schedule, task);
-    let on = schedule.spec.on_excluded;
-    if roots.is_empty() && on == crate::api::OnExcluded::default() {
-        return None;
-    }
-    let text = format!("{on:?}|{}", roots.join(","));
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
-}
-
-/// The hash a Schedule keeps in `status.triggerHash`: its trigger's hash, then `-` and the
-/// [`exclusion_hash`] when exclusions apply, then `-r` and the [`choice_hash`] when it or its
-/// Task names Calendars. A change of any part is an edit, counted from the time of the write
-/// that made it ([`Edited`]).
+/// The hash kept in `status.triggerHash` for `schedule`: the rule is
+/// `horolog_core::progress::plan_hash`, with the Calendars the Schedule and its Task name.
 pub fn plan_hash(
     trigger_hash: String,
     trigger: &Trigger,
     schedule: &Schedule,
     task: Option<&Task>,
 ) -> String {
-    let mut hash = trigger_hash;
-    if let Some(exclusions) = exclusion_hash(trigger) {
-        hash = format!("{hash}-{exclusions}");
-    }
-    if let Some(choice) = choice_hash(schedule, task) {
-        // Not a hex digit: the parts are told apart by it.
-        hash = format!("{hash}-r{choice}");
-    }
-    hash
+    progress::plan_hash(
+        &trigger_hash,
+        trigger,
+        &roots(schedule, task),
+        schedule.spec.on_excluded,
+    )
 }
 
-/// Which object's edit changed a Schedule's [`plan_hash`]: its firing carries on from the
-/// time of that object's edit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Edited {
-    /// The trigger (the Schedule's spec).
-    Trigger,
-    /// The Calendars named or `onExcluded` (the Schedule's spec, or its Task's calendarRefs).
-    Choice,
-    /// What a Calendar it uses holds.
-    Calendars,
-}
-
-/// What changed between the `old` and the `new` [`plan_hash`]; `None` when nothing did.
-pub fn edited(old: &str, new: &str) -> Option<Edited> {
-    if old == new {
-        return None;
-    }
-    // (trigger, exclusions, choice) of a hash.
-    let parts = |hash: &str| {
-        let mut parts = hash.split('-');
-        let trigger = parts.next().unwrap_or_default().to_string();
-        let (mut exclusions, mut choice) = (None, None);
-        for part in parts {
-            match part.strip_prefix('r') {
-                Some(c) => choice = Some(c.to_string()),
-                None => exclusions = Some(part.to_string()),
-            }
-        }
-        (trigger, exclusions, choice)
-    };
-    let (old, new) = (parts(old), parts(new));
-    Some(if old.0 != new.0 {
-        Edited::Trigger
-    } else if old.2 != new.2 {
-        Edited::Choice
-    } else {
-        Edited::Calendars
-    })
-}
+pub use horolog_core::progress::{Edited, edited};
 
 /// The Calendars a Schedule uses, directly, through its Task or through Calendars that
 /// include them (the ones that exist), each once.

@@ -61,12 +61,19 @@ pub struct Defaults {
     pub executor: Executor,
 }
 
+/// `--concurrency`'s default: reconciles of each kind that run at once. Chosen by measurement
+/// (BENCHMARKS.md, "The top of the minute"): with 8, a thousand Schedules due at one instant
+/// queued 125 reconciles (375 API round trips) deep per worker. Each reconcile in flight
+/// holds a request at the API server (and, over HTTP/1.1, a pooled connection).
+pub const DEFAULT_CONCURRENCY: u16 = 64;
+
 /// How the controllers run.
 #[derive(Clone)]
 pub struct ControllerConfig {
     /// The namespace to watch; `None` watches all namespaces.
     pub namespace: Option<String>,
-    /// How many reconciles of each kind run at once.
+    /// How many reconciles of each kind run at once (`--concurrency`; [`DEFAULT_CONCURRENCY`]
+    /// in the operator; 4 in this type's `Default`, which tests and local mode use).
     pub concurrency: u16,
     /// The catch-up bound of the planner.
     pub catch_up: horolog_core::plan::CatchUp,

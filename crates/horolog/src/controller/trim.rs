@@ -48,19 +48,39 @@ pub fn spec_changed_at(
         .max_by_key(|time| time.0)
 }
 
-/// A JobRun keeps everything while it can still start a Pod; once finished, its pod
-/// template (the largest part) is dropped: nothing reads it again.
+/// A JobRun keeps everything while it can still start a Pod. Once finished it keeps only what
+/// the reconcilers read of a finished run: its names, labels and owner (the run, Task and
+/// Backfill indexes, the Schedule's settling), its fire time, `resultTTL`, and of its status
+/// the phase, reason, message (the Schedule's Events name why a run failed or was missed),
+/// attempts, Pod name and times. Its pod template, `env` and `args` (nothing starts it
+/// again), its `result`, `duration` and conditions (written, never read back), and
+/// annotations other than horolog's are dropped: at history limit 1 a finished run is a
+/// third of what the operator caches per Schedule.
 pub fn trim_jobrun(run: &mut JobRun) {
     trim_metadata(run);
-    let finished = run
+    let Some(status) = run
         .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(|p| p.is_finished());
-    if finished {
-        run.spec.run.template = None;
+        .as_mut()
+        .filter(|s| s.phase.is_some_and(|p| p.is_finished()))
+    else {
+        return;
+    };
+    status.result = None;
+    status.duration = None;
+    status.conditions = Vec::new();
+    run.spec.run.template = None;
+    run.spec.env = Vec::new();
+    run.spec.args = None;
+    if let Some(annotations) = run.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| key.starts_with(HOROLOG_PREFIX));
+        if annotations.is_empty() {
+            run.metadata.annotations = None;
+        }
     }
 }
+
+/// The prefix of horolog's own annotations (`horolog.dev/run-now`, `horolog.dev/cancel`).
+const HOROLOG_PREFIX: &str = "horolog.dev/";
 
 #[cfg(test)]
 mod tests {
@@ -89,6 +109,71 @@ mod tests {
         done.status.as_mut().unwrap().phase = Some(crate::api::JobRunPhase::Succeeded);
         trim_jobrun(&mut done);
         assert_eq!(done.spec.run.template, None);
+    }
+
+    #[test]
+    fn a_finished_jobrun_keeps_only_what_the_reconcilers_read() {
+        let run: JobRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "horolog.dev/v1alpha1", "kind": "JobRun",
+            "metadata": {"name": "r", "labels": {"horolog.dev/schedule": "s"},
+                         "annotations": {"horolog.dev/run-now": "1", "team": "x"},
+                         "ownerReferences": [{"apiVersion": "horolog.dev/v1alpha1", "kind": "Schedule",
+                                              "name": "s", "uid": "u", "controller": true}]},
+            "spec": {"scheduleName": "s", "fireTime": "2026-01-01T00:00:00Z", "resultTTL": "1h",
+                     "taskRef": {"name": "t"}, "env": [{"name": "A", "value": "1"}], "args": ["x"]},
+            "status": {"phase": "Failed", "reason": "Error", "message": "exit code 1", "attempts": 1,
+                       "podName": "r-1", "startTime": "2026-01-01T00:00:01Z",
+                       "completionTime": "2026-01-01T00:00:02Z", "duration": "1s", "exitCode": 1,
+                       "result": "a long termination message",
+                       "conditions": [{"type": "Failed", "status": "True", "reason": "Error",
+                                       "message": "m", "lastTransitionTime": "2026-01-01T00:00:02Z"}]},
+        }))
+        .unwrap();
+        let mut trimmed = run.clone();
+        trim_jobrun(&mut trimmed);
+        let (status, kept) = (trimmed.status.clone().unwrap(), run.status.clone().unwrap());
+        assert_eq!(
+            (
+                status.phase,
+                status.reason,
+                status.message,
+                status.attempts,
+                status.pod_name
+            ),
+            (
+                kept.phase,
+                kept.reason,
+                kept.message,
+                kept.attempts,
+                kept.pod_name
+            )
+        );
+        assert_eq!(
+            (status.start_time, status.completion_time, status.exit_code),
+            (kept.start_time, kept.completion_time, kept.exit_code)
+        );
+        assert_eq!(
+            (status.result, status.duration, status.conditions.len()),
+            (None, None, 0)
+        );
+        assert_eq!(trimmed.spec.run.result_ttl, run.spec.run.result_ttl);
+        assert_eq!(trimmed.spec.task_ref, run.spec.task_ref);
+        assert_eq!((trimmed.spec.env.len(), trimmed.spec.args.clone()), (0, None));
+        assert_eq!(trimmed.labels(), run.labels());
+        assert_eq!(trimmed.owner_references(), run.owner_references());
+        assert_eq!(
+            trimmed.annotations().keys().collect::<Vec<_>>(),
+            ["horolog.dev/run-now"]
+        );
+        let mut running = run.clone();
+        running.status.as_mut().unwrap().phase = Some(crate::api::JobRunPhase::Running);
+        let mut trimmed_running = running.clone();
+        trim_jobrun(&mut trimmed_running);
+        assert_eq!(
+            trimmed_running.spec, running.spec,
+            "an unfinished run keeps its spec"
+        );
+        assert_eq!(trimmed_running.status, running.status);
     }
 
     #[test]

@@ -24,6 +24,28 @@ pub struct JobView {
     pub report: JobReport,
     /// It is being deleted.
     pub deleting: bool,
+    /// The position of the operator's tracking finalizer in `metadata.finalizers`, while the
+    /// Job carries it ([`crate::pod::TRACKING_FINALIZER`]).
+    pub tracking: Option<usize>,
+}
+
+impl JobView {
+    /// The view of `job` and the uid of its controller, or `None` when it is not a JobRun's.
+    pub fn of(job: &Job) -> Option<(String, JobView)> {
+        job.labels().get(JOBRUN_LABEL)?;
+        let owner = controller_uid(job)?;
+        let view = JobView {
+            name: job.name_any(),
+            uid: job.uid().unwrap_or_default(),
+            report: job_report(job),
+            deleting: job.metadata.deletion_timestamp.is_some(),
+            tracking: job
+                .finalizers()
+                .iter()
+                .position(|f| f == crate::pod::TRACKING_FINALIZER),
+        };
+        Some((owner, view))
+    }
 }
 
 /// The Job of every JobRun run by the `Job` executor, by the uid of the JobRun that controls
@@ -38,17 +60,7 @@ pub struct JobIndex {
 impl JobIndex {
     /// Files one Job watch event.
     pub fn apply(&self, event: &watcher::Event<Job>) {
-        let view = |job: &Job| {
-            job.labels().get(JOBRUN_LABEL)?;
-            let owner = controller_uid(job)?;
-            let view = JobView {
-                name: job.name_any(),
-                uid: job.uid().unwrap_or_default(),
-                report: job_report(job),
-                deleting: job.metadata.deletion_timestamp.is_some(),
-            };
-            Some((owner, view))
-        };
+        let view = JobView::of;
         let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (live, relisted) = &mut *guard;
         match event {
@@ -97,7 +109,17 @@ impl JobIndex {
             uid: String::new(),
             report: JobReport::default(),
             deleting: false,
+            tracking: Some(0),
         });
+    }
+
+    /// Notes that the Job of `run` no longer carries the tracking finalizer (until its next
+    /// watch event says otherwise).
+    pub fn released(&self, run: &JobRun) {
+        let mut guard = self.jobs.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(view) = guard.0.get_mut(&uid_of(run)) {
+            view.tracking = None;
+        }
     }
 
     /// The Job of `run`, if any.

@@ -76,11 +76,17 @@ type PodsByOwner = HashMap<String, Vec<PodView>>;
 
 /// Files `view` among its run's attempts, replacing the same attempt's older view unless
 /// `keep_older` (a Pod created here must not overwrite what the watch already showed).
+/// Room is made for exactly one more view: a `Vec`'s first growth reserves four, three of them
+/// never used by a run with one attempt (the heap profile at 10,000 Schedules found the index
+/// at twice the size of its views).
 fn file(attempts: &mut Vec<PodView>, view: PodView, keep_older: bool) {
     match attempts.binary_search_by_key(&view.attempt, |v| v.attempt) {
         Ok(_) if keep_older => {}
         Ok(i) => attempts[i] = view,
-        Err(i) => attempts.insert(i, view),
+        Err(i) => {
+            attempts.reserve_exact(1);
+            attempts.insert(i, view);
+        }
     }
 }
 
@@ -235,5 +241,34 @@ impl PodIndex {
     pub async fn wait_until_ready(&self) {
         let mut ready = self.ready.1.clone();
         let _ = ready.wait_for(|ready| *ready).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(n: i32) -> PodView {
+        PodView {
+            name: format!("r-{n}"),
+            uid: String::new(),
+            attempt: n,
+            report: PodReport::default(),
+            deleting: false,
+            deleted_at: None,
+            tracking: None,
+        }
+    }
+
+    #[test]
+    fn a_run_with_one_attempt_holds_room_for_one_view() {
+        let mut attempts = Vec::new();
+        file(&mut attempts, attempt(1), false);
+        assert_eq!((attempts.len(), attempts.capacity()), (1, 1));
+        file(&mut attempts, attempt(3), false);
+        file(&mut attempts, attempt(2), false);
+        let order: Vec<i32> = attempts.iter().map(|v| v.attempt).collect();
+        assert_eq!(order, [1, 2, 3]);
+        assert_eq!(attempts.capacity(), 3);
     }
 }

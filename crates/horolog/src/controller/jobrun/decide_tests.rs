@@ -44,6 +44,7 @@ fn job(report: JobReport) -> JobView {
         uid: String::new(),
         report,
         deleting: false,
+        tracking: None,
     }
 }
 
@@ -862,11 +863,12 @@ fn a_job_run_whose_job_was_deleted_fails_with_job_deleted() {
         ..JobRunStatus::default()
     });
     lost.verdict = Some(Verdict::Start);
-    for world in [deleted, lost] {
+    for (world, reason) in [(deleted, "JobDeleted"), (lost, "Lost")] {
         let decision = world.decide();
         assert_eq!(
             outcome(&decision),
-            (Some(JobRunPhase::Failed), Some("JobDeleted"))
+            (Some(JobRunPhase::Failed), Some(reason)),
+            "seen deleted, or gone while its status named it (outcome unknown)"
         );
         assert_eq!(events(&decision), [(true, "Failed")]);
         assert!(decision.acts.is_empty(), "never started again");

@@ -26,19 +26,21 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
         );
     }
     let Some(job) = input.job else {
-        if input.job_deleted || old.pod_name.is_some() {
-            let message = "its Job was deleted before it finished".to_string();
-            return finish(
-                old,
-                None,
-                JobRunPhase::Failed,
-                "JobDeleted",
-                message.clone(),
-                input.now,
+        // Its tracking finalizer keeps a Job until its outcome is recorded: one that is gone
+        // was seen deleted before it finished, or went with nobody watching (the finalizer
+        // removed by hand, a Job made before it existed): its outcome is unknown.
+        let (reason, message) = if input.job_deleted {
+            ("JobDeleted", "its Job was deleted before it finished".to_string())
+        } else if let Some(name) = &old.pod_name {
+            (
+                "Lost",
+                format!("job {name} is gone and nothing recorded how it ended (outcome unknown)"),
             )
+        } else {
+            return queued::decide(input, old);
+        };
+        return finish(old, None, JobRunPhase::Failed, reason, message.clone(), input.now)
             .with_event(Note::warning("Failed", message));
-        }
-        return queued::decide(input, old);
     };
     if let Some(Verdict::Cancel { by }) = input.verdict {
         let policy = policy(&input);
@@ -70,6 +72,20 @@ pub fn decide(input: Input<'_>, old: &JobRunStatus) -> Decision {
     };
     if report.outcome.is_some() {
         return outcome(&input, job, latest_pod, facts);
+    }
+    if job.deleting {
+        // Deleted before it finished (a user, say); its finalizer holds it until this is
+        // recorded.
+        let message = format!("its Job {} was deleted before it finished", job.name);
+        return finish(
+            &facts,
+            latest_pod,
+            JobRunPhase::Failed,
+            "JobDeleted",
+            message.clone(),
+            input.now,
+        )
+        .with_event(Note::warning("Failed", message));
     }
     if report.suspended {
         return Decision::write(JobRunStatus {

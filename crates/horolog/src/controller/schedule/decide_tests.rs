@@ -364,9 +364,12 @@ fn an_edited_trigger_fires_from_the_moment_of_the_edit() {
     let edited = hour(3) + TimeDelta::minutes(10);
     world.edit(|spec| spec.trigger.interval = Some(ApiDuration::from_secs(1800)));
     let decision = world.decide(edited);
-    assert!(
-        decision.create.is_empty(),
-        "the fire times before the edit are not run"
+    assert_eq!(
+        names(&decision.create),
+        [run_at(3)],
+        "the old (hourly) trigger's 01:00, 02:00 and 03:00, which no pass planned before the \
+         edit (its time unknown here: no managedFields, so now), go by its rule: coalesce \
+         Latest runs 03:00"
     );
     assert_eq!(decision.status.cursor, Some(edited));
     assert_eq!(
@@ -378,14 +381,74 @@ fn an_edited_trigger_fires_from_the_moment_of_the_edit() {
             decision.status.missed_fire_times,
             decision.status.coalesced_fire_times
         ),
-        (3, 0),
-        "the old (hourly) trigger's 01:00, 02:00 and 03:00, which no pass planned before the \
-         edit (its time unknown here: no managedFields, so now), are recorded as missed, not \
-         dropped"
+        (0, 2),
     );
     assert_eq!(
         decision.status.trigger_hash,
         Some(trigger_hash(&world.schedule.spec.trigger))
+    );
+    assert_eq!(
+        decision.status.planned_trigger,
+        serde_json::to_value(&world.schedule.spec.trigger).ok(),
+        "the new trigger's copy, for the next edit"
+    );
+    assert!(decision.status.replaced_triggers.is_empty());
+    assert_eq!(
+        events(&decision),
+        [(false, "TriggerChanged"), (false, "Coalesced")]
+    );
+}
+
+#[test]
+fn an_edit_seen_while_paused_is_kept_with_its_time_and_planned_on_resume() {
+    let mut world = World::new();
+    world.pass(created() + secs(1));
+    world.edit(|spec| spec.paused = true);
+    world.pass(hour(0) + TimeDelta::minutes(5));
+    let edited = hour(2) + TimeDelta::minutes(10);
+    world.edit(|spec| spec.trigger.interval = Some(ApiDuration::from_secs(1800)));
+    let paused = world.pass(edited);
+    assert!(paused.create.is_empty());
+    let replaced = &paused.status.replaced_triggers;
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(replaced[0].until, edited);
+    assert_eq!(
+        paused.status.cursor,
+        Some(hour(0)),
+        "nothing planned while paused"
+    );
+    world.edit(|spec| spec.paused = false);
+    let resumed = world.decide(hour(4) + TimeDelta::minutes(45));
+    let half_past_four = run_name(&world.schedule.name_any(), hour(4) + TimeDelta::minutes(30));
+    assert_eq!(
+        names(&resumed.create),
+        [run_at(2), half_past_four],
+        "the old trigger's 01:00 and 02:00 up to the edit (Latest: 02:00), then the new one's \
+         02:30 to 04:30 (Latest: 04:30)"
+    );
+    assert_eq!(resumed.status.coalesced_fire_times, 1 + 4);
+    assert!(resumed.status.replaced_triggers.is_empty());
+}
+
+#[test]
+fn a_status_without_a_copy_of_the_old_trigger_records_its_known_fire_times_as_missed() {
+    let mut world = World::new();
+    world.pass(created() + secs(1));
+    if let Some(status) = world.schedule.status.as_mut() {
+        status.planned_trigger = None;
+    }
+    let edited = hour(3) + TimeDelta::minutes(10);
+    world.edit(|spec| spec.trigger.interval = Some(ApiDuration::from_secs(1800)));
+    let decision = world.decide(edited);
+    assert!(decision.create.is_empty());
+    assert_eq!(decision.status.cursor, Some(edited));
+    assert_eq!(
+        (
+            decision.status.missed_fire_times,
+            decision.status.coalesced_fire_times
+        ),
+        (3, 0),
+        "01:00, 02:00 and 03:00, from upcomingFireTimes"
     );
     assert_eq!(events(&decision), [(true, "Missed"), (false, "TriggerChanged")]);
 }

@@ -4,11 +4,12 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use horolog_core::plan::{self, Plan, Policy};
+use horolog_core::progress::Progress;
 use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use tracing::info;
 
-use super::edit::cursor;
+use super::edit::{cursor, replaced_trigger};
 use super::pass::{Pass, PlanOutcome, TaskLookup, UPCOMING};
 use super::ready::was_stopped;
 use crate::api::{CatchUpPolicy, CoalescePolicy};
@@ -31,24 +32,18 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
         outcome.exhausted = max_runs_reached(pass);
         return outcome;
     }
-    // Excluded fire times are counted from here, whatever catch-up passes over.
-    let counted_from = cursor;
-    if let Some(until) = skip_until(pass) {
-        cursor = skip_passed(pass, trigger, cursor, until, &mut outcome);
+    // The fire times of triggers replaced by edits, each up to its edit, by the same rule;
+    // then the cursor is at the edit (the new trigger's fire times before it are not planned).
+    for replaced in std::mem::take(&mut pass.status.replaced_triggers) {
+        let until = replaced.until;
+        if cursor.is_some_and(|cursor| cursor >= until) {
+            continue;
+        }
+        let old = replaced_trigger(pass, trigger, &replaced);
+        let planned = old.map(|old| segment(pass, &old, cursor, until, &mut outcome).1);
+        cursor = planned.flatten().max(Some(until)).max(cursor);
     }
-
-    let schedule = pass.input.schedule;
-    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
-    let policy = policy(pass, schedule.spec.coalesce, grace(pass));
-    let planned = plan::plan(trigger, cursor, pass.input.now, &policy, |fire, cap| {
-        plan::seeded_jitter(&seed, fire, cap)
-    });
-    create_runs(pass, &planned, cursor, &mut outcome);
-    count(pass, &planned, cursor, &mut outcome);
-    // Every fire time up to now is planned, so the cursor may pass over the excluded ones up
-    // to now too: it moves over each in the write that counts it, so none counts twice.
-    let counted = count_excluded(pass, trigger, counted_from, pass.input.now, &mut outcome);
-    let cursor = planned.cursor.max(counted);
+    let (planned, cursor) = segment(pass, trigger, cursor, pass.input.now, &mut outcome);
     pass.status.cursor = cursor;
     if max_runs_reached(pass) {
         pass.status.next_fire_time = None;
@@ -65,16 +60,58 @@ pub fn fire(pass: &mut Pass<'_>, trigger: &Trigger, firing: bool) -> PlanOutcome
     outcome
 }
 
+/// The Schedule's progress as this pass has it so far.
+fn progress_of(pass: &Pass<'_>) -> Progress {
+    Progress {
+        cursor: pass.status.cursor,
+        fired_count: pass.status.fired_count,
+        max_runs: pass.input.schedule.spec.max_runs,
+    }
+}
+
 /// How many of the trigger's own fire times before the next fire time one pass looks at for
 /// the next excluded one (usually the first is it).
 const WAKE_SEARCH: usize = 1_000;
 
+/// Plans `trigger`'s due fire times in `(cursor, until]` by the Schedule's rule, creates their
+/// runs and counts the rest; start deadlines are against now (an old trigger's window ends
+/// earlier). Returns the plan and the cursor after it.
+fn segment(
+    pass: &mut Pass<'_>,
+    trigger: &Trigger,
+    mut cursor: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    outcome: &mut PlanOutcome,
+) -> (Plan, Option<DateTime<Utc>>) {
+    // Excluded fire times are counted from here, whatever catch-up passes over.
+    let counted_from = cursor;
+    if let Some(skip) = skip_until(pass) {
+        cursor = skip_passed(pass, trigger, cursor, skip.min(until), outcome);
+    }
+    let schedule = pass.input.schedule;
+    let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
+    let policy = policy(pass, schedule.spec.coalesce, grace(pass));
+    let mut planned = plan::plan(trigger, cursor, until, &policy, |fire, cap| {
+        plan::seeded_jitter(&seed, fire, cap)
+    });
+    let now = pass.input.now;
+    let (runs, late): (Vec<_>, Vec<_>) = std::mem::take(&mut planned.runs)
+        .into_iter()
+        .partition(|run| run.start_deadline.is_none_or(|deadline| deadline >= now));
+    planned.runs = runs;
+    planned.missed.extend(late.iter().map(|run| run.fire_time));
+    planned.missed.sort();
+    create_runs(pass, &planned, cursor, outcome);
+    count(pass, &planned, cursor, outcome);
+    // Every fire time up to `until` is planned, so the cursor may pass over the excluded ones
+    // up to it too: it moves over each in the write that counts it, so none counts twice.
+    let counted = count_excluded(pass, trigger, counted_from, until, outcome);
+    let cursor = planned.cursor.max(counted);
+    (planned, cursor)
+}
+
 fn max_runs_reached(pass: &Pass<'_>) -> bool {
-    pass.input
-        .schedule
-        .spec
-        .max_runs
-        .is_some_and(|max| pass.status.fired_count >= max)
+    progress_of(pass).max_runs_reached()
 }
 
 /// With catchUp Disabled, the instant up to which due fire times are passed over: now, at the
@@ -192,10 +229,7 @@ fn create_runs(
     existing.sort();
     existing.dedup();
     rediscover(pass, &existing, outcome);
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - pass.status.fired_count).max(0) as usize);
+    let remaining = progress_of(pass).remaining();
     let new: Vec<_> = planned
         .runs
         .iter()

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use futures::StreamExt;
 use horolog_core::admission::Verdict;
 use horolog_core::trigger::Trigger;
 use kube::api::{DeleteParams, PostParams};
@@ -28,7 +29,7 @@ use super::error::refusal;
 use super::events::Note;
 use super::jobrun::CREATE_REFUSED;
 use super::{Context, Error, MANAGER, admission, is_already_exists};
-use crate::api::{JobRun, Schedule};
+use crate::api::{JobRun, RUN_NOW_ANNOTATION, Schedule};
 use decide::{Decision, Input, Settings, TaskLookup, Write};
 
 pub use decide::{READY, UPCOMING};
@@ -98,7 +99,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Carries out a decision.
-async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result<Action, Error> {
+async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Result<Action, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
     let api: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
     let params = PostParams {
@@ -107,14 +108,19 @@ async fn apply(schedule: &Schedule, decision: Decision, ctx: &Context) -> Result
     };
     let mut created: Vec<Arc<JobRun>> = Vec::new();
     let mut taken = None;
-    for run in &decision.create {
+    for run in std::mem::take(&mut decision.create) {
+        let run = &run;
         match api.create(&params, run).await {
             Ok(stored) => created.push(Arc::new(stored)),
             // The name is derived from the fire time: it exists, so this fire time was handled,
-            // unless an older Schedule of the same name made it.
+            // if this Schedule made it (see [`holder`]).
             Err(err) if is_already_exists(&err) => {
-                if older_schedules(ctx, &api, schedule, &run.name_any()).await? {
-                    taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
+                match holder(ctx, &api, schedule, &run.name_any()).await? {
+                    Holder::This => {}
+                    Holder::Older => {
+                        taken = Some(Error::api("create", "JobRun", &namespace, &run.name_any(), err));
+                    }
+                    Holder::Foreign(owner) => not_ours(&mut decision, run, &owner),
                 }
             }
             Err(err) => {
@@ -207,14 +213,20 @@ async fn refused(ctx: &Context, schedule: &Schedule, name: &str, message: String
     })
 }
 
-/// True when JobRun `name`, which exists, belongs to another Schedule of this name (deleted,
-/// its runs not yet collected): its controller ownerReference names another uid.
-async fn older_schedules(
-    ctx: &Context,
-    api: &Api<JobRun>,
-    schedule: &Schedule,
-    name: &str,
-) -> Result<bool, Error> {
+/// Whose JobRun of a name this Schedule's pass wanted to create, which exists.
+enum Holder {
+    /// This Schedule's (its controller ownerReference names this uid): an earlier pass made it.
+    This,
+    /// Another Schedule's of this name (deleted, its runs not yet collected): wait for it.
+    Older,
+    /// Anyone else's: no controller (orphaned by `--cascade=orphan` from a deleted Schedule of
+    /// this name, or made by hand), or a controller of another kind; never collected. Said
+    /// how, for the Event.
+    Foreign(String),
+}
+
+/// Who holds JobRun `name`, which exists.
+async fn holder(ctx: &Context, api: &Api<JobRun>, schedule: &Schedule, name: &str) -> Result<Holder, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
     let existing = match ctx.jobrun(&namespace, name) {
         Some(cached) => Some(cached.as_ref().clone()),
@@ -223,38 +235,93 @@ async fn older_schedules(
             .await
             .map_err(|err| Error::api("get", "JobRun", &namespace, name, err))?,
     };
-    Ok(existing.is_some_and(|run| {
-        run.owner_references().iter().any(|o| {
-            o.kind == "Schedule" && o.controller == Some(true) && Some(&o.uid) != schedule.uid().as_ref()
-        })
-    }))
+    // Gone since: the next pass creates it.
+    let Some(existing) = existing else {
+        return Ok(Holder::Older);
+    };
+    let controller = existing
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .cloned();
+    Ok(match controller {
+        Some(owner) if Some(&owner.uid) == schedule.uid().as_ref() => Holder::This,
+        Some(owner) if owner.kind == "Schedule" => Holder::Older,
+        Some(owner) => Holder::Foreign(format!("it is controlled by {} {}", owner.kind, owner.name)),
+        None => Holder::Foreign(
+            "it has no controller: orphaned from a deleted Schedule of this name, or made by hand".into(),
+        ),
+    })
 }
+
+/// The run `run` this pass planned cannot be created: a JobRun that is not this Schedule's
+/// holds its name. It is never taken as this Schedule's (neither listed nor counted as its
+/// run); its fire time is recorded as missed (a run-now value as used), with a Warning Event
+/// naming the object, which is left alone.
+fn not_ours(decision: &mut Decision, run: &JobRun, owner: &str) {
+    let name = run.name_any();
+    let status = &mut decision.status;
+    status.active.retain(|a| a.name != name);
+    status.active_count = i32::try_from(status.active.len()).unwrap_or(i32::MAX);
+    let run_now = run.annotations().contains_key(RUN_NOW_ANNOTATION);
+    if !run_now {
+        status.fired_count = (status.fired_count - 1).max(0);
+        status.missed_fire_times += 1;
+        decision.missed += 1;
+    }
+    let what = if run_now {
+        "the run-now value made no run".to_string()
+    } else {
+        format!("fire time {} is recorded as missed", run.fire_time().to_rfc3339())
+    };
+    warn!(run = %name, %owner, "a JobRun that is not this Schedule's holds the name of its run");
+    decision.events.push(Note::warning(
+        "NameConflict",
+        format!(
+            "JobRun {name} already exists and is not this Schedule's ({owner}); it is left alone and {what}"
+        ),
+    ));
+}
+
+/// How many Pods one Schedule reconcile creates at once (a catch-up with `coalesce: All`
+/// creates up to 100 runs in one pass).
+const STARTS_AT_ONCE: usize = 16;
 
 /// Starts the runs just created that may start now, so a run's Pod is the first write after
 /// its JobRun. A run that may not start yet (jitter, no slot) is left to its own reconcile.
+/// Admission decides one run after the other (each start holds its slots); the Pods of the
+/// runs it lets start are then created concurrently, at most [`STARTS_AT_ONCE`] at a time.
 async fn start_created(ctx: &Context, created: &[Arc<JobRun>]) {
     let now = ctx.now();
-    for run in created {
-        if run.not_before() > now || admission::verdict(ctx, run, created, now, true) != Verdict::Start {
-            continue;
+    let admitted: Vec<&Arc<JobRun>> = created
+        .iter()
+        .filter(|run| {
+            run.not_before() <= now && admission::verdict(ctx, run, created, now, true) == Verdict::Start
+        })
+        .collect();
+    futures::stream::iter(admitted)
+        .for_each_concurrent(STARTS_AT_ONCE, |run| start_one(ctx, run))
+        .await;
+}
+
+/// Creates the first Pod (or Job) of a run admission let start.
+async fn start_one(ctx: &Context, run: &Arc<JobRun>) {
+    match attempt::start(ctx, run, 1).await {
+        Ok(Started::Created(pod)) => {
+            ctx.publish(
+                run.as_ref(),
+                Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
+            )
+            .await;
         }
-        match attempt::start(ctx, run, 1).await {
-            Ok(Started::Created(pod)) => {
-                ctx.publish(
-                    run.as_ref(),
-                    Note::normal("PodCreated", format!("created pod {pod} (attempt 1)")),
-                )
-                .await;
-            }
-            Ok(Started::Existed(_)) => {}
-            // The JobRun reconciler reports what stopped it.
-            Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
-                ctx.slots.release(run)
-            }
-            Err(err) => {
-                ctx.slots.release(run);
-                warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
-            }
+        Ok(Started::Existed(_)) => {}
+        // The JobRun reconciler reports what stopped it.
+        Ok(Started::Refused { .. } | Started::TaskMissing(_) | Started::CreateRefused { .. }) => {
+            ctx.slots.release(run)
+        }
+        Err(err) => {
+            ctx.slots.release(run);
+            warn!(run = %run.name_any(), error = %err, "could not start the run; its own reconcile will retry");
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::api_for;
 use super::appliers::drive;
 use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, Schedule, Task};
-use crate::controller::index::PodView;
+use crate::controller::index::{JobView, PodView};
 use crate::controller::invalid::{self, Decoded, Invalids, Watched};
 use crate::controller::queue::Queues;
 use crate::controller::{Context, WatchBackoff, backfill, calendar, tracking, trim};
@@ -86,6 +86,9 @@ pub(super) fn watch_jobruns(
             if let watcher::Event::Delete(run) = event {
                 let namespace = run.namespace().unwrap_or_default();
                 let pods = indexing.pods.of_run(run);
+                if let Some(job) = indexing.jobs.of_run(run) {
+                    tracking::release_orphan_job(&indexing, namespace.clone(), run.name_any(), job);
+                }
                 tracking::release_orphans(&indexing, namespace, run.name_any(), pods.into_values().collect());
             }
         });
@@ -160,7 +163,43 @@ pub(super) fn watch_jobs(ctx: &Arc<Context>, queues: &Queues, api: Api<Job>) -> 
         .touched_objects();
     let queues = queues.clone();
     let observer = ctx.config.observer.clone();
-    drive(events, "Job", observer, move |job: Job| wake_owner(&queues, &job)).boxed()
+    let ctx = ctx.clone();
+    drive(events, "Job", observer, move |job: Job| {
+        release_job_if_orphaned(&ctx, &job);
+        wake_owner(&queues, &job)
+    })
+    .boxed()
+}
+
+/// A tracked Job being deleted whose JobRun the (filled) cache does not hold: released, as
+/// [`release_if_orphaned`] does for a Pod.
+fn release_job_if_orphaned(ctx: &Arc<Context>, job: &Job) {
+    let Some((_, view)) = JobView::of(job) else {
+        return;
+    };
+    if view.tracking.is_none() || !view.deleting {
+        return;
+    }
+    let namespace = job.namespace().unwrap_or_default();
+    let Some(run) = job
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "JobRun")
+        .map(|o| o.name.clone())
+    else {
+        tracking::release_orphan_job(ctx, namespace, String::new(), view);
+        return;
+    };
+    if ctx.jobrun(&namespace, &run).is_some() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if ctx.stores.jobruns.wait_until_ready().await.is_err() || ctx.jobrun(&namespace, &run).is_some() {
+            return;
+        }
+        tracking::release_orphan_job(&ctx, namespace, run, view);
+    });
 }
 
 pub(super) fn watch_tasks(

@@ -8,8 +8,10 @@
 
 mod backfill;
 mod cancel;
+pub mod complete;
 mod convert;
 mod history;
+pub mod jsonpath;
 mod lint;
 mod logs;
 mod lookup;
@@ -17,6 +19,8 @@ mod next;
 mod output;
 mod pause;
 mod run;
+pub mod status;
+mod targets;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,19 +29,21 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use backfill::{BackfillArgs, DryRun, backfill};
-pub use cancel::cancel;
+pub use cancel::{cancel, cancel_targets};
 pub use convert::{ConvertArgs, Note, convert, schedule_for};
 pub use history::{HistoryArgs, HistoryRow, history};
 pub use lint::{Problem, lint};
 pub use logs::{LogsArgs, logs};
 pub use lookup::nearest;
 pub use next::{NextArgs, NextFireTimes, next};
-pub use output::Format;
-pub use pause::{pause, resume};
+pub use output::{Format, kind_name};
+pub use pause::{pause, pause_targets, resume, resume_targets};
 pub use run::{RunArgs, run};
+pub use status::{StatusArgs, status};
+pub use targets::Targets;
 
-use crate::api::Duration;
-use crate::manifest::ManifestError;
+use horolog::api::Duration;
+use horolog::manifest::ManifestError;
 
 /// Where a subcommand looks and how it prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,14 +156,14 @@ pub type Outcome = Result<u8, Error>;
     long_about = None
 )]
 pub struct Cli {
-    /// The namespace (default: the kubeconfig context's). In `next`, -n is the count: give the
-    /// namespace as --namespace or before the subcommand.
+    /// The namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
     #[command(flatten)]
     global: Globals,
+    /// The subcommand.
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 /// Flags every subcommand takes, before or after its name.
@@ -172,27 +178,30 @@ struct Globals {
     /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// Output format of history, next, backfill --dry-run and convert.
+    /// Output format: table, wide, name, json, yaml or jsonpath=TEMPLATE (where objects are
+    /// printed: status, history, next, backfill, convert; name also on pause, resume, cancel).
     #[arg(
         short = 'o',
         long = "output",
         global = true,
-        value_enum,
-        default_value = "table"
+        value_parser = Format::parse,
+        default_value = "table",
+        value_name = "FORMAT"
     )]
     output: Format,
 }
 
 /// `-n/--namespace` after a subcommand's name.
 #[derive(Debug, Args)]
-struct NamespaceArg {
+pub struct NamespaceArg {
     /// The namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
 }
 
+/// A subcommand of `kubectl horolog`.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Start one run of a Schedule now (annotation horolog.dev/run-now) and print the JobRun's
     /// name; with --wait, follow it to the end and exit with its exit code.
     Run {
@@ -201,24 +210,35 @@ enum Command {
         #[command(flatten)]
         ns: NamespaceArg,
     },
-    /// Pause a Schedule (spec.paused: true): nothing fires until it is resumed.
+    /// Pause Schedules (spec.paused: true): nothing fires until they are resumed.
     Pause {
-        /// The Schedule.
-        schedule: String,
+        /// The Schedules: names, -l SELECTOR or --all.
+        #[command(flatten)]
+        targets: Targets,
         #[command(flatten)]
         ns: NamespaceArg,
     },
-    /// Resume a Schedule (spec.paused: false), also after a stop for too many failures.
+    /// Resume Schedules (spec.paused: false), also after a stop for too many failures.
     Resume {
-        /// The Schedule.
-        schedule: String,
+        /// The Schedules: names, -l SELECTOR or --all.
+        #[command(flatten)]
+        targets: Targets,
         #[command(flatten)]
         ns: NamespaceArg,
     },
-    /// Cancel a JobRun (annotation horolog.dev/cancel): a Running run's pod is deleted.
+    /// Cancel JobRuns (annotation horolog.dev/cancel): a Running run's pod is deleted.
     Cancel {
-        /// The JobRun.
-        jobrun: String,
+        /// The JobRuns: names, -l SELECTOR, or --all (every unfinished one).
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        ns: NamespaceArg,
+    },
+    /// Schedules at a glance: state, next fire, last run, running and waiting, the last 20
+    /// outcomes; with a name, its upcoming fire times, runs and Warning Events.
+    Status {
+        #[command(flatten)]
+        args: StatusArgs,
         #[command(flatten)]
         ns: NamespaceArg,
     },
@@ -240,9 +260,8 @@ enum Command {
     Next {
         #[command(flatten)]
         args: NextArgs,
-        /// The namespace (-n is the count here).
-        #[arg(long = "namespace", value_name = "NAMESPACE")]
-        namespace: Option<String>,
+        #[command(flatten)]
+        ns: NamespaceArg,
     },
     /// The pod logs of a JobRun, or of a Schedule's latest run.
     Logs {
@@ -266,12 +285,21 @@ enum Command {
         #[command(flatten)]
         ns: NamespaceArg,
     },
+    /// Print the shell completion script for kubectl-horolog (bash, zsh or fish). For
+    /// `kubectl horolog <TAB>`, put kubectl_complete-horolog on PATH too.
+    Completion {
+        /// The shell.
+        shell: complete::Shell,
+    },
 }
 
 /// `kubectl-horolog`'s main: parse the command line, run the subcommand, print an error as
 /// one line on stderr.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Command::Status { args, .. } = &mut cli.command {
+        args.terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&Error::Invalid(format!("cannot start: {e}"))),
@@ -310,18 +338,19 @@ impl Cli {
             | Command::Pause { ns, .. }
             | Command::Resume { ns, .. }
             | Command::Cancel { ns, .. }
+            | Command::Status { ns, .. }
             | Command::Backfill { ns, .. }
             | Command::History { ns, .. }
+            | Command::Next { ns, .. }
             | Command::Logs { ns, .. }
             | Command::Convert { ns, .. } => ns.namespace.clone(),
-            Command::Next { namespace, .. } => namespace.clone(),
-            Command::Lint { .. } => None,
+            Command::Lint { .. } | Command::Completion { .. } => None,
         };
         let explicit = after.or(before);
         // lint and convert -f need no cluster; from a file, the Schedule keeps the CronJob's
         // namespace unless -n names one.
         let offline = match &command {
-            Command::Lint { .. } => true,
+            Command::Lint { .. } | Command::Completion { .. } => true,
             Command::Convert { args, .. } => args.file.is_some(),
             _ => false,
         };
@@ -340,16 +369,18 @@ impl Cli {
         let now = chrono::Utc::now();
         match command {
             Command::Lint { files } => lint(&files, stdin, out),
+            Command::Completion { shell } => complete::script(shell, out),
             Command::Convert { args, .. } => convert(client.as_ref(), &scope, &args, stdin, out, err).await,
             Command::Run { args, .. } => run(connected()?, &scope, &args, &now_value(now), out).await,
-            Command::Pause { schedule, .. } => pause(connected()?, &scope, &schedule, out).await,
-            Command::Resume { schedule, .. } => {
-                resume(connected()?, &scope, &schedule, &now_value(now), out).await
+            Command::Pause { targets, .. } => pause_targets(connected()?, &scope, &targets, out).await,
+            Command::Resume { targets, .. } => {
+                resume_targets(connected()?, &scope, &targets, &now_value(now), out).await
             }
-            Command::Cancel { jobrun, .. } => {
+            Command::Cancel { targets, .. } => {
                 let by = format!("{} at {}", who(), now_value(now));
-                cancel(connected()?, &scope, &jobrun, &by, out).await
+                cancel_targets(connected()?, &scope, &targets, &by, out).await
             }
+            Command::Status { args, .. } => status(connected()?, &scope, &args, out).await,
             Command::Backfill { args, .. } => backfill(connected()?, &scope, &args, out).await,
             Command::History { args, .. } => history(connected()?, &scope, &args, out).await,
             Command::Next { args, .. } => next(connected()?, &scope, &args, now, out).await,
@@ -358,12 +389,42 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// The namespace given on the command line (after the subcommand, else before it).
+    pub fn namespace_given(&self) -> Option<&str> {
+        let after = match &self.command {
+            Command::Run { ns, .. }
+            | Command::Pause { ns, .. }
+            | Command::Resume { ns, .. }
+            | Command::Cancel { ns, .. }
+            | Command::Status { ns, .. }
+            | Command::Backfill { ns, .. }
+            | Command::History { ns, .. }
+            | Command::Next { ns, .. }
+            | Command::Logs { ns, .. }
+            | Command::Convert { ns, .. } => ns.namespace.as_deref(),
+            Command::Lint { .. } | Command::Completion { .. } => None,
+        };
+        after.or(self.namespace.as_deref())
+    }
+
+    /// `-o`.
+    pub fn output(&self) -> &Format {
+        &self.global.output
+    }
+
+    /// `--context` and `--kubeconfig`, to connect as the command line says.
+    pub async fn connect(&self) -> Result<(kube::Client, String), Error> {
+        self.global.connect().await
+    }
+}
+
 impl Globals {
     fn scope(&self, namespace: &str, all_namespaces: bool) -> Scope {
         Scope {
             namespace: namespace.to_string(),
             all_namespaces,
-            output: self.output,
+            output: self.output.clone(),
         }
     }
 

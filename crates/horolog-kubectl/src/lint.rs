@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::Outcome;
-use crate::api::schema_check::{check_object, schema_of};
-use crate::api::{Backfill, Calendar, FieldError, JobRun, Schedule, Task, Validate};
-use crate::manifest::{Document, documents, read_sources};
+use horolog::api::schema_check::{check_object, schema_of};
+use horolog::api::{Backfill, Calendar, FieldError, JobRun, Schedule, Task, Validate};
+use horolog::manifest::{Document, documents, read_sources};
 
 /// The version every horolog.dev kind is served at.
 const VERSION: &str = "v1alpha1";

@@ -17,11 +17,11 @@ use serde_json::json;
 use super::lookup::find;
 use super::output::{self, Format};
 use super::{Error, Outcome, Scope};
-use crate::api::{
+use horolog::api::{
     ConcurrencyPolicy, DEFAULT_FAILED_HISTORY, DEFAULT_SUCCESSFUL_HISTORY, Duration, JobRunTemplate,
     JobTemplate, LeafTrigger, Schedule, ScheduleSpec, TemplateMeta, TriggerSpec,
 };
-use crate::manifest::{documents, read_sources};
+use horolog::manifest::{documents, read_sources};
 
 /// A Job's backoffLimit when the CronJob's job template leaves it out.
 const JOB_DEFAULT_BACKOFF_LIMIT: i32 = 6;
@@ -95,12 +95,19 @@ pub async fn convert(
         }
         schedules.push(schedule);
     }
-    match (scope.output, schedules.as_slice()) {
+    match (&scope.output, schedules.as_slice()) {
         (Format::Json, [one]) => output::json(out, one)?,
         (Format::Json, many) => {
             output::json(out, &json!({"apiVersion": "v1", "kind": "List", "items": many}))?
         }
-        (Format::Table | Format::Yaml, many) => {
+        (Format::JsonPath(template), [one]) => output::json_path(out, template, one)?,
+        (Format::JsonPath(template), many) => output::json_path(out, template, &many)?,
+        (Format::Name, many) => {
+            for schedule in many {
+                writeln!(out, "{}", output::kind_name("Schedule", &schedule.name_any()))?;
+            }
+        }
+        (Format::Table | Format::Wide | Format::Yaml, many) => {
             for (i, schedule) in many.iter().enumerate() {
                 if i > 0 {
                     writeln!(out, "---")?;

@@ -8,16 +8,50 @@ use serde::Serialize;
 
 use super::Error;
 
-/// `-o`: the output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+/// `-o`: the output format, as kubectl spells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Format {
     /// Aligned columns (YAML where a table makes no sense, as for `convert`).
     #[default]
     Table,
+    /// The table with more columns.
+    Wide,
+    /// `KIND.GROUP/NAME` of each object, one a line.
+    Name,
     /// JSON.
     Json,
     /// YAML.
     Yaml,
+    /// `jsonpath=TEMPLATE`: the template filled in from the JSON (a list is `{.items}`).
+    JsonPath(String),
+}
+
+impl Format {
+    /// Parses `-o`: `table`, `wide`, `name`, `json`, `yaml`, `jsonpath=TEMPLATE`.
+    pub fn parse(text: &str) -> Result<Format, String> {
+        let jsonpath = text
+            .strip_prefix("jsonpath=")
+            .or_else(|| text.strip_prefix("jsonpath:"));
+        if let Some(template) = jsonpath {
+            crate::jsonpath::Template::parse(template).map_err(|e| format!("jsonpath={template}: {e}"))?;
+            return Ok(Format::JsonPath(template.to_string()));
+        }
+        match text {
+            "table" | "" => Ok(Format::Table),
+            "wide" => Ok(Format::Wide),
+            "name" => Ok(Format::Name),
+            "json" => Ok(Format::Json),
+            "yaml" => Ok(Format::Yaml),
+            other => Err(format!(
+                "unknown output format {other:?}: use table, wide, name, json, yaml or jsonpath=TEMPLATE"
+            )),
+        }
+    }
+
+    /// True for the formats that print a table (`table`, `wide`).
+    pub fn is_table(&self) -> bool {
+        matches!(self, Format::Table | Format::Wide)
+    }
 }
 
 /// Writes `header` and `rows` as columns separated by two spaces, as kubectl does.
@@ -55,22 +89,56 @@ pub fn yaml(out: &mut dyn Write, value: &impl Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes `value` as JSON or YAML; for `Table`, calls `table` instead.
+/// Writes `value` as `format` asks: JSON, YAML, the JSONPath template filled in from it, the
+/// `names` (`-o name`), or, for `table` and `wide`, what `table` writes (told whether wide).
 pub fn structured(
     out: &mut dyn Write,
-    format: Format,
+    format: &Format,
     value: &impl Serialize,
-    table: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+    names: &[String],
+    table: impl FnOnce(&mut dyn Write, bool) -> Result<(), Error>,
 ) -> Result<(), Error> {
     match format {
-        Format::Table => table(out),
+        Format::Table => table(out, false),
+        Format::Wide => table(out, true),
         Format::Json => json(out, value),
         Format::Yaml => yaml(out, value),
+        Format::Name => {
+            for name in names {
+                writeln!(out, "{name}")?;
+            }
+            Ok(())
+        }
+        Format::JsonPath(template) => json_path(out, template, value),
     }
 }
 
+/// Writes the JSONPath `template` filled in from `value` (an array is seen as a kubectl List,
+/// `{"kind": "List", "items": [...]}`, so `{.items[*].name}` works as with kubectl).
+pub fn json_path(out: &mut dyn Write, template: &str, value: &impl Serialize) -> Result<(), Error> {
+    let value = serde_json::to_value(value).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))?;
+    let value = match value {
+        serde_json::Value::Array(items) => {
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+        }
+        other => other,
+    };
+    let template = crate::jsonpath::Template::parse(template)
+        .map_err(|e| Error::Invalid(format!("jsonpath={template}: {e}")))?;
+    let text = template
+        .render(&value)
+        .map_err(|e| Error::Invalid(format!("jsonpath: {e}")))?;
+    write!(out, "{text}")?;
+    Ok(())
+}
+
+/// `schedule.horolog.dev/NAME`: how `-o name` names an object of `kind` (lower case).
+pub fn kind_name(kind: &str, name: &str) -> String {
+    format!("{}.horolog.dev/{name}", kind.to_lowercase())
+}
+
 /// The time zone a trigger's wall-clock fields are read in (UTC when absent or unknown).
-pub fn zone_of(trigger: &crate::api::TriggerSpec) -> Tz {
+pub fn zone_of(trigger: &horolog::api::TriggerSpec) -> Tz {
     trigger
         .timezone
         .as_deref()

@@ -1,11 +1,11 @@
-//! `next SCHEDULE [-n N]`: the next fire times of a Schedule in the cluster, from where the
+//! `next SCHEDULE [--count N]`: the next fire times of a Schedule in the cluster, from where the
 //! operator is (its status cursor), computed by the operator's own trigger engine.
 
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use horolog_core::plan;
+use horolog_core::progress::{self, Finished};
 use horolog_core::trigger::Trigger;
 use kube::{Client, ResourceExt};
 use serde::Serialize;
@@ -13,27 +13,24 @@ use serde::Serialize;
 use super::lookup::find;
 use super::output::{self, local_time};
 use super::{Error, Outcome, Scope};
-use crate::api::{Calendar, Schedule, Task};
-use crate::controller::calendar::{plan_hash, with_calendars};
-use crate::controller::schedule::trigger_hash;
-use crate::preview::{SchedulePreview, render_table};
+use horolog::api::{Calendar, Schedule, Task};
+use horolog::names::trigger_hash;
+use horolog::preview::{SchedulePreview, render_table};
 
 /// The arguments of `next`.
 #[derive(Debug, Clone, Args)]
 pub struct NextArgs {
     /// The Schedule.
     pub schedule: String,
-    /// How many fire times (here -n is the count, as in `horolog preview`).
-    #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N", value_parser = count)]
+    /// How many fire times (-n is the namespace, as everywhere).
+    #[arg(long = "count", default_value_t = 10, value_name = "N", value_parser = count)]
     pub count: usize,
 }
 
-/// `-n` takes a number; a namespace there is a likely slip, so say where it goes.
+/// `--count` takes a number; say what it is when something else is given.
 fn count(text: &str) -> Result<usize, String> {
     text.parse().map_err(|_| {
-        format!(
-            "{text:?} is not a number: in `next`, -n is how many fire times; give a namespace as --namespace {text}, or before the subcommand (kubectl horolog -n {text} next ...)"
-        )
+        format!("{text:?} is not a number: --count is how many fire times (the namespace is -n {text})")
     })
 }
 
@@ -92,7 +89,8 @@ pub async fn next(
         None => None,
     };
     let next = next_fire_times_with(&schedule, args.count, now, Some((&calendars, task.as_ref())))?;
-    output::structured(out, scope.output, &next, |out| {
+    let names = [output::kind_name("Schedule", &next.name)];
+    output::structured(out, &scope.output, &next, &names, |out, _| {
         if let Some(note) = &next.note {
             writeln!(out, "{note}")?;
         }
@@ -144,53 +142,47 @@ pub fn next_fire_times_with(
                 calendars
                     .iter()
                     .find(|c| c.name_any() == wanted)
-                    .map(|c| std::sync::Arc::new(c.clone()))
+                    .map(|c| c.spec.def())
             };
-            with_calendars(trigger, schedule, task, &lookup)
+            let roots = schedule.calendar_roots(task);
+            progress::with_calendars(trigger, &roots, schedule.spec.on_excluded, &lookup)
                 .map_err(|e| Error::Invalid(format!("schedule/{name} does not fire: spec.{e}")))?
         }
         None => trigger,
     };
     let status = schedule.status.clone().unwrap_or_default();
-    let hash = plan_hash(
-        trigger_hash(&schedule.spec.trigger),
+    let roots = schedule.calendar_roots(calendars.and_then(|(_, task)| task));
+    let hash = progress::plan_hash(
+        &trigger_hash(&schedule.spec.trigger),
         &trigger,
-        schedule,
-        calendars.and_then(|(_, task)| task),
+        &roots,
+        schedule.spec.on_excluded,
     );
-    let edited = status.trigger_hash.as_ref().is_some_and(|h| *h != hash);
+    let mut at = schedule.progress();
     // The operator carries an edited trigger on from the moment it sees the edit.
-    let cursor = if edited {
-        Some(now)
-    } else {
-        status.cursor.or(status.last_fire_time)
-    };
-    let remaining = schedule
-        .spec
-        .max_runs
-        .map_or(usize::MAX, |max| (max - status.fired_count).max(0) as usize);
-    let times = plan::upcoming(&trigger, cursor, count.min(remaining));
+    if let Some(old) = &status.trigger_hash
+        && progress::edited(old, &hash).is_some()
+    {
+        at.cursor = Some(progress::edited_cursor(at.cursor, now));
+    }
+    let times = at.upcoming(&trigger, count);
     let tz = trigger.timezone();
     let ready = schedule.condition("Ready").filter(|c| c.status == "False");
-    let max_runs_reached = remaining == 0;
-    let exhausted = trigger.next_after(cursor).is_none();
-    let note = if max_runs_reached {
-        Some(format!(
+    let finished = at.finished(&trigger);
+    let note = match finished {
+        Some(Finished::MaxRuns) => Some(format!(
             "schedule/{name} has finished: it fired maxRuns ({}) times",
             status.fired_count
-        ))
-    } else if exhausted {
-        Some(format!(
+        )),
+        Some(Finished::Exhausted) => Some(format!(
             "schedule/{name} has finished: its trigger has no more fire times"
-        ))
-    } else if schedule.spec.paused {
-        Some(format!(
+        )),
+        None if schedule.spec.paused => Some(format!(
             "schedule/{name} is paused: nothing fires until it is resumed (kubectl horolog resume {name}); the trigger's next fire times:"
-        ))
-    } else {
-        ready
+        )),
+        None => ready
             .filter(|c| matches!(c.reason.as_str(), "TooManyFailures" | "TaskNotFound"))
-            .map(|c| format!("schedule/{name} does not fire ({}): {}", c.reason, c.message))
+            .map(|c| format!("schedule/{name} does not fire ({}): {}", c.reason, c.message)),
     };
     Ok(NextFireTimes {
         name,
@@ -198,7 +190,7 @@ pub fn next_fire_times_with(
         timezone: tz.name().to_string(),
         trigger: trigger.describe(),
         paused: schedule.spec.paused,
-        finished: max_runs_reached || exhausted,
+        finished: finished.is_some(),
         note,
         shifted: times
             .iter()
@@ -212,7 +204,7 @@ pub fn next_fire_times_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ScheduleSpec, ScheduleStatus, TriggerSpec};
+    use horolog::api::{ScheduleSpec, ScheduleStatus, TriggerSpec};
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
@@ -242,8 +234,8 @@ mod tests {
     fn calendars_apply_and_moved_fire_times_are_marked() {
         let mut schedule = hourly();
         schedule.spec.trigger.cron = Some("0 6 * * *".into());
-        schedule.spec.calendar_refs = vec![crate::api::CalendarRef { name: "h".into() }];
-        schedule.spec.on_excluded = crate::api::OnExcluded::Following;
+        schedule.spec.calendar_refs = vec![horolog::api::CalendarRef { name: "h".into() }];
+        schedule.spec.on_excluded = horolog::api::OnExcluded::Following;
         let now = at("2025-12-30T12:00:00Z");
         schedule.status = Some(ScheduleStatus {
             cursor: Some(now),
@@ -326,7 +318,7 @@ mod tests {
     #[test]
     fn a_namespace_given_as_the_count_is_explained() {
         let err = count("prod").unwrap_err();
-        assert!(err.contains("--namespace prod"), "{err}");
+        assert!(err.contains("-n prod"), "{err}");
         assert_eq!(count("3"), Ok(3));
     }
 }

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::lookup::find;
 use super::{Error, Outcome, Scope};
-use crate::api::{Duration, JobRun, JobRunPhase, RUN_NOW_ANNOTATION, Schedule};
-use crate::controller::schedule::run_now_name;
+use horolog::api::{Duration, JobRun, JobRunPhase, RUN_NOW_ANNOTATION, Schedule};
+use horolog::names::run_now_name;
 
 /// The arguments of `run`.
 #[derive(Debug, Clone, Args)]
@@ -144,7 +144,7 @@ pub fn exit_code(run: &JobRun) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::JobRunStatus;
+    use horolog::api::JobRunStatus;
 
     fn ended(phase: JobRunPhase, exit_code: Option<i32>) -> JobRun {
         let mut run = JobRun::new("r", Default::default());

@@ -7,8 +7,10 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::lookup::find;
+use super::output::{Format, kind_name};
+use super::targets::{Targets, nothing_chosen, scope_of};
 use super::{Error, Outcome, Scope};
-use crate::api::{CANCEL_ANNOTATION, JobRun};
+use horolog::api::{CANCEL_ANNOTATION, JobRun};
 
 /// Sets `horolog.dev/cancel: <by>` on the JobRun (`by` says who and when), unless it has
 /// finished or a cancel was already asked for.
@@ -42,5 +44,43 @@ pub async fn cancel(client: &Client, scope: &Scope, jobrun: &str, by: &str, out:
         out,
         "jobrun/{name}: annotation {CANCEL_ANNOTATION}: {by} (it was {phase})"
     )?;
+    Ok(0)
+}
+
+/// `cancel` on every JobRun the targets choose (with `-l` / `--all`, the unfinished ones);
+/// with `-o name`, prints the names only.
+pub async fn cancel_targets(
+    client: &Client,
+    scope: &Scope,
+    targets: &Targets,
+    by: &str,
+    out: &mut dyn Write,
+) -> Outcome {
+    let chosen: Vec<(Scope, String)> = match targets.select::<JobRun>(client, scope, "JobRun").await? {
+        None => targets.names.iter().map(|n| (scope.clone(), n.clone())).collect(),
+        Some(found) => {
+            let unfinished: Vec<(Scope, String)> = found
+                .iter()
+                .filter(|run| !run.is_finished())
+                .map(|run| (scope_of(scope, run.namespace()), run.name_any()))
+                .collect();
+            if unfinished.is_empty() {
+                return Err(Error::Invalid(nothing_chosen(
+                    "unfinished JobRun",
+                    targets,
+                    scope,
+                )));
+            }
+            unfinished
+        }
+    };
+    for (scope, name) in &chosen {
+        if scope.output == Format::Name {
+            cancel(client, scope, name, by, &mut std::io::sink()).await?;
+            writeln!(out, "{}", kind_name("JobRun", name))?;
+        } else {
+            cancel(client, scope, name, by, out).await?;
+        }
+    }
     Ok(0)
 }

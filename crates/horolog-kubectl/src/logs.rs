@@ -1,5 +1,5 @@
-//! `logs JOBRUN|SCHEDULE [-f] [-c CONTAINER]`: the pod logs of a run, or of a Schedule's
-//! latest run.
+//! `logs JOBRUN|SCHEDULE [-f] [-c CONTAINER] [-p] [--tail N] [--since D]`: the pod logs of a
+//! run, or of a Schedule's latest run.
 
 use std::io::Write;
 
@@ -12,8 +12,8 @@ use kube::{Api, Client, ResourceExt};
 use super::history::runs_of;
 use super::lookup::{find, nearest};
 use super::{Error, Outcome, Scope};
-use crate::api::{JobRun, Schedule};
-use crate::pod::pod_name;
+use horolog::api::{JobRun, Schedule};
+use horolog::pod::pod_name;
 
 /// The arguments of `logs`.
 #[derive(Debug, Clone, Args)]
@@ -26,6 +26,15 @@ pub struct LogsArgs {
     /// The container (default: the first, whose termination message is the run's result).
     #[arg(short = 'c', long, value_name = "CONTAINER")]
     pub container: Option<String>,
+    /// The logs of the container's previous instance (after a restart), as kubectl logs -p.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Only the last N lines (-1: all, the default).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// Only the lines newer than this, e.g. 30s, 5m, 2h.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<horolog::api::Duration>,
 }
 
 /// Prints the logs of the run's pod: `status.podName`, else the pod of its latest attempt
@@ -69,9 +78,18 @@ pub async fn logs(client: &Client, scope: &Scope, args: &LogsArgs, out: &mut dyn
             .map(|c| c.name.clone())
             .unwrap_or_default(),
     };
+    if args.tail < -1 {
+        return Err(Error::Invalid(format!(
+            "--tail {}: a number of lines, or -1 for all",
+            args.tail
+        )));
+    }
     let params = LogParams {
         container: Some(container),
         follow: args.follow,
+        previous: args.previous,
+        tail_lines: (args.tail >= 0).then_some(args.tail),
+        since_seconds: args.since.map(|d| d.as_std().as_secs().max(1) as i64),
         ..LogParams::default()
     };
     let doing = format!("reading the logs of pod {pod_name}");

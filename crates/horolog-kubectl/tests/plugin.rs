@@ -13,9 +13,10 @@ use horolog::api::{
     Backfill, CANCEL_ANNOTATION, JobRun, RESUME_ANNOTATION, RUN_NOW_ANNOTATION, SCHEDULE_LABEL, Schedule,
 };
 use horolog::clock::ManualClock;
-use horolog::controller::schedule::run_now_name;
-use horolog::plugin::{
-    self, BackfillArgs, Cli, ConvertArgs, Error, Format, HistoryArgs, LogsArgs, NextArgs, RunArgs, Scope,
+use horolog::names::run_now_name;
+use horolog_kubectl::{
+    self as plugin, BackfillArgs, Cli, ConvertArgs, Error, Format, HistoryArgs, LogsArgs, NextArgs, RunArgs,
+    Scope,
 };
 use horolog_memserver::{ApiServer, ResourceType, ResponseBody};
 use http_body_util::BodyExt;
@@ -688,6 +689,7 @@ async fn history_lists_the_runs_newest_first_with_phase_duration_exit_and_result
         schedule: "report".into(),
         failed: false,
         limit: None,
+        watch: false,
     };
     let mut out = Vec::new();
     let code = plugin::history(&cluster.client, &scope(), &args, &mut out)
@@ -711,6 +713,7 @@ async fn history_failed_keeps_the_runs_that_did_not_succeed_and_limit_the_newest
         schedule: "report".into(),
         failed: true,
         limit: Some(1),
+        watch: false,
     };
     let mut out = Vec::new();
     plugin::history(
@@ -737,6 +740,7 @@ async fn history_as_yaml_has_every_field_and_the_whole_result() {
         schedule: "report".into(),
         failed: false,
         limit: None,
+        watch: false,
     };
     let mut out = Vec::new();
     plugin::history(
@@ -764,6 +768,7 @@ async fn history_of_a_schedule_without_runs_says_so() {
         schedule: "report".into(),
         failed: false,
         limit: None,
+        watch: false,
     };
     let mut out = Vec::new();
     plugin::history(&cluster.client, &scope(), &args, &mut out)
@@ -921,6 +926,9 @@ async fn logs(
         target: target.into(),
         follow,
         container: container.map(String::from),
+        previous: false,
+        tail: -1,
+        since: None,
     };
     let mut out = Vec::new();
     plugin::logs(client, &scope(), &args, &mut out).await?;
@@ -1451,15 +1459,59 @@ async fn convert_reads_a_cronjob_from_the_cluster_and_prints_json_with_o_json() 
 // the command line
 
 #[test]
-fn in_next_dash_n_is_the_count_and_a_namespace_there_is_explained() {
-    let err = Cli::try_parse_from(["kubectl-horolog", "next", "report", "-n", "prod"]).unwrap_err();
-    assert!(
-        err.to_string().contains("give a namespace as --namespace prod"),
-        "{err}"
+fn minus_n_is_the_namespace_everywhere_and_next_takes_count() {
+    use plugin::Command;
+    let cli =
+        Cli::try_parse_from(["kubectl-horolog", "next", "report", "-n", "prod", "--count", "3"]).unwrap();
+    assert_eq!(cli.namespace_given(), Some("prod"));
+    match &cli.command {
+        Command::Next { args, .. } => assert_eq!((args.schedule.as_str(), args.count), ("report", 3)),
+        other => panic!("parsed as {other:?}"),
+    }
+    let cli = Cli::try_parse_from(["kubectl-horolog", "-n", "prod", "next", "report"]).unwrap();
+    assert_eq!(cli.namespace_given(), Some("prod"));
+    match &cli.command {
+        Command::Next { args, .. } => assert_eq!(args.count, 10, "the default count"),
+        other => panic!("parsed as {other:?}"),
+    }
+    let err = Cli::try_parse_from(["kubectl-horolog", "next", "report", "--count", "prod"]).unwrap_err();
+    assert!(err.to_string().contains("-n prod"), "{err}");
+    let cli =
+        Cli::try_parse_from(["kubectl-horolog", "history", "report", "-n", "prod", "-o", "yaml"]).unwrap();
+    assert_eq!(
+        (cli.namespace_given(), cli.output()),
+        (Some("prod"), &Format::Yaml)
     );
-    assert!(Cli::try_parse_from(["kubectl-horolog", "-n", "prod", "next", "report", "-n", "3"]).is_ok());
-    assert!(
-        Cli::try_parse_from(["kubectl-horolog", "history", "report", "-n", "prod", "-o", "yaml"]).is_ok()
-    );
+    let cli = Cli::try_parse_from(["kubectl-horolog", "status", "-o", "jsonpath={.items[*].name}"]).unwrap();
+    assert_eq!(cli.output(), &Format::JsonPath("{.items[*].name}".into()));
+    assert!(Cli::try_parse_from(["kubectl-horolog", "status", "-o", "jsonpath={.a"]).is_err());
+    assert!(Cli::try_parse_from(["kubectl-horolog", "status", "-o", "xml"]).is_err());
     assert!(Cli::try_parse_from(["kubectl-horolog", "convert", "cronjob/a", "-f", "x.yaml"]).is_err());
+    let cli = Cli::try_parse_from([
+        "kubectl-horolog",
+        "logs",
+        "r",
+        "-p",
+        "--tail",
+        "5",
+        "--since",
+        "2m",
+    ])
+    .unwrap();
+    match &cli.command {
+        Command::Logs { args, .. } => {
+            assert!(args.previous);
+            assert_eq!(args.tail, 5);
+            assert_eq!(args.since, Some(seconds("120s")));
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    let cli = Cli::try_parse_from(["kubectl-horolog", "pause", "-l", "team=data"]).unwrap();
+    match &cli.command {
+        Command::Pause { targets, .. } => {
+            assert_eq!(targets.selector.as_deref(), Some("team=data"));
+            assert!(targets.names.is_empty() && !targets.all);
+        }
+        other => panic!("parsed as {other:?}"),
+    }
 }

@@ -8,8 +8,10 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::lookup::find;
+use super::output::{Format, kind_name};
+use super::targets::{Targets, nothing_chosen, scope_of};
 use super::{Error, Outcome, Scope};
-use crate::api::{RESUME_ANNOTATION, Schedule};
+use horolog::api::{RESUME_ANNOTATION, Schedule};
 
 /// The Ready reason of a Schedule stopped by `pauseAfterFailures`.
 const TOO_MANY_FAILURES: &str = "TooManyFailures";
@@ -82,4 +84,60 @@ async fn patch(
         .await
         .map_err(Error::api(format!("patching schedule {name}")))?;
     Ok(())
+}
+
+/// `pause` on every Schedule the targets choose; with `-o name`, prints the names only.
+pub async fn pause_targets(
+    client: &Client,
+    scope: &Scope,
+    targets: &Targets,
+    out: &mut dyn Write,
+) -> Outcome {
+    for_each(client, scope, targets, out, async |client, scope, name, out| {
+        pause(client, scope, name, out).await
+    })
+    .await
+}
+
+/// `resume` on every Schedule the targets choose; with `-o name`, prints the names only.
+pub async fn resume_targets(
+    client: &Client,
+    scope: &Scope,
+    targets: &Targets,
+    value: &str,
+    out: &mut dyn Write,
+) -> Outcome {
+    for_each(client, scope, targets, out, async |client, scope, name, out| {
+        resume(client, scope, name, value, out).await
+    })
+    .await
+}
+
+async fn for_each(
+    client: &Client,
+    scope: &Scope,
+    targets: &Targets,
+    out: &mut dyn Write,
+    verb: impl AsyncFn(&Client, &Scope, &str, &mut dyn Write) -> Outcome,
+) -> Outcome {
+    let chosen: Vec<(Scope, String)> = match targets.select::<Schedule>(client, scope, "Schedule").await? {
+        None => targets.names.iter().map(|n| (scope.clone(), n.clone())).collect(),
+        Some(found) if found.is_empty() => {
+            return Err(Error::Invalid(nothing_chosen("Schedule", targets, scope)));
+        }
+        Some(found) => found
+            .iter()
+            .map(|s| (scope_of(scope, s.namespace()), s.name_any()))
+            .collect(),
+    };
+    for (scope, name) in &chosen {
+        if scope.output == Format::Name {
+            let found: Schedule = find(client, scope, "Schedule", name).await?;
+            verb(client, scope, name, &mut std::io::sink()).await?;
+            writeln!(out, "{}", kind_name("Schedule", &found.name_any()))?;
+        } else {
+            verb(client, scope, name, out).await?;
+        }
+    }
+    Ok(0)
 }

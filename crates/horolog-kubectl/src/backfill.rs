@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::lookup::find;
 use super::output::{self, local_time, zone_of};
 use super::{Error, Outcome, Scope};
-use crate::api::{Backfill, BackfillPhase, BackfillSpec, Duration, Schedule};
-use crate::pod::{MAX_NAME_LEN, short_name};
+use horolog::api::{Backfill, BackfillPhase, BackfillSpec, Duration, Schedule};
+use horolog::pod::{MAX_NAME_LEN, short_name};
 
 /// The arguments of `backfill`.
 #[derive(Debug, Clone, Args)]
@@ -114,7 +114,8 @@ pub async fn backfill(client: &Client, scope: &Scope, args: &BackfillArgs, out: 
         )))?;
     let name = created.name_any();
     if !args.dry_run {
-        return output::structured(out, scope.output, &created, |out| {
+        let names = [output::kind_name("Backfill", &name)];
+        return output::structured(out, &scope.output, &created, &names, |out, _| {
             writeln!(
                 out,
                 "backfill/{name} created: the fire times of schedule {schedule_name} from {} to {} (follow it with kubectl get backfill {name} -w)",
@@ -144,7 +145,9 @@ pub async fn backfill(client: &Client, scope: &Scope, args: &BackfillArgs, out: 
         fire_times: status.fire_times.unwrap_or(status.preview.len() as i64),
         preview: status.preview.iter().map(|t| local_time(*t, tz)).collect(),
     };
-    output::structured(out, scope.output, &dry_run, |out| {
+    // The Backfill was deleted: -o name names the Schedule whose fire times these are.
+    let names = [output::kind_name("Schedule", &schedule_name)];
+    output::structured(out, &scope.output, &dry_run, &names, |out, _| {
         let listed = if dry_run.fire_times > dry_run.preview.len() as i64 {
             format!("; the first {}:", dry_run.preview.len())
         } else if dry_run.fire_times > 0 {

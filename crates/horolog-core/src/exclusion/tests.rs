@@ -633,7 +633,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 64, ..ProptestConfig::default() })]
 
     /// The shortcut `next_after` takes when no exclusion is near gives what replaying the
     /// days gives, from any instant (fire times and the instants between them), with

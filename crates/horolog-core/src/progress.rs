@@ -59,19 +59,22 @@ fn calendar_error(problem: &CalendarProblem) -> TriggerError {
     }
 }
 
+/// Eight hex digits of the SHA-256 of `text`: enough to tell edits apart in a status field.
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A short hash of the exclusions in force and `onExcluded`: a Calendar edit (or one of
 /// trigger.exclude, onExcluded) applies from the moment of the edit, like a trigger edit.
 /// `None` without exclusions, so Schedules without any keep the trigger's own hash.
 pub fn exclusion_hash(trigger: &Trigger) -> Option<String> {
     let (exclusions, on) = trigger.exclusions()?;
     let text = format!("{on:?}|{}", exclusions.fingerprint());
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(short_hash(&text))
 }
 
 /// A short hash of what a Schedule and its Task choose about exclusions (the Calendars they
@@ -83,13 +86,7 @@ pub fn choice_hash(roots: &[String], on: OnExcluded) -> Option<String> {
         return None;
     }
     let text = format!("{on:?}|{}", roots.join(","));
-    Some(
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(short_hash(&text))
 }
 
 /// The hash kept in `status.triggerHash`: the trigger spec's own hash (`spec_hash`), then

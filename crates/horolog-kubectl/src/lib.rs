@@ -320,6 +320,25 @@ fn fail(error: &Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+impl Command {
+    /// The namespace given after the subcommand (`-n`), for the verbs that take one.
+    fn namespace_after(&self) -> Option<&str> {
+        match self {
+            Command::Run { ns, .. }
+            | Command::Pause { ns, .. }
+            | Command::Resume { ns, .. }
+            | Command::Cancel { ns, .. }
+            | Command::Status { ns, .. }
+            | Command::Backfill { ns, .. }
+            | Command::History { ns, .. }
+            | Command::Next { ns, .. }
+            | Command::Logs { ns, .. }
+            | Command::Convert { ns, .. } => ns.namespace.as_deref(),
+            Command::Lint { .. } | Command::Completion { .. } => None,
+        }
+    }
+}
+
 impl Cli {
     /// Runs the subcommand, writing to `out` and `err`, reading `stdin` for `-f -`.
     pub async fn run(
@@ -333,20 +352,7 @@ impl Cli {
             global,
             command,
         } = self;
-        let after = match &command {
-            Command::Run { ns, .. }
-            | Command::Pause { ns, .. }
-            | Command::Resume { ns, .. }
-            | Command::Cancel { ns, .. }
-            | Command::Status { ns, .. }
-            | Command::Backfill { ns, .. }
-            | Command::History { ns, .. }
-            | Command::Next { ns, .. }
-            | Command::Logs { ns, .. }
-            | Command::Convert { ns, .. } => ns.namespace.clone(),
-            Command::Lint { .. } | Command::Completion { .. } => None,
-        };
-        let explicit = after.or(before);
+        let explicit = command.namespace_after().map(str::to_string).or(before);
         // lint and convert -f need no cluster; from a file, the Schedule keeps the CronJob's
         // namespace unless -n names one.
         let offline = match &command {
@@ -392,20 +398,7 @@ impl Cli {
 impl Cli {
     /// The namespace given on the command line (after the subcommand, else before it).
     pub fn namespace_given(&self) -> Option<&str> {
-        let after = match &self.command {
-            Command::Run { ns, .. }
-            | Command::Pause { ns, .. }
-            | Command::Resume { ns, .. }
-            | Command::Cancel { ns, .. }
-            | Command::Status { ns, .. }
-            | Command::Backfill { ns, .. }
-            | Command::History { ns, .. }
-            | Command::Next { ns, .. }
-            | Command::Logs { ns, .. }
-            | Command::Convert { ns, .. } => ns.namespace.as_deref(),
-            Command::Lint { .. } | Command::Completion { .. } => None,
-        };
-        after.or(self.namespace.as_deref())
+        self.command.namespace_after().or(self.namespace.as_deref())
     }
 
     /// `-o`.

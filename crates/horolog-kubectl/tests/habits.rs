@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use horolog::api::{JobRun, SCHEDULE_LABEL, Schedule};
+use horolog::api::{JobRun, Schedule};
 use horolog::clock::ManualClock;
 use horolog_kubectl::complete::candidates;
 use horolog_kubectl::{Cli, Format, HistoryArgs, LogsArgs, Scope, Targets};
@@ -16,7 +16,9 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const NS: &str = "default";
+mod common;
+
+use common::{NS, run_of};
 
 fn server() -> ApiServer {
     let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
@@ -32,21 +34,6 @@ metadata: {{name: {name}, namespace: {NS}, labels: {{team: {team}}}}}
 spec:
   trigger: {{cron: "0 9 * * *"}}
   jobTemplate: {{spec: {{template: {{spec: {{containers: [{{name: main, image: busybox}}]}}}}}}}}
-"#
-    ))
-    .unwrap()
-}
-
-fn run_of(schedule: &str, name: &str, fire_time: &str) -> JobRun {
-    serde_yaml::from_str(&format!(
-        r#"
-apiVersion: horolog.dev/v1alpha1
-kind: JobRun
-metadata: {{name: {name}, namespace: {NS}, labels: {{"{SCHEDULE_LABEL}": {schedule}}}}}
-spec:
-  scheduleName: {schedule}
-  fireTime: "{fire_time}"
-  template: {{spec: {{containers: [{{name: main, image: busybox}}]}}}}
 "#
     ))
     .unwrap()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use horolog::api::{JobRun, SCHEDULE_LABEL, Schedule};
+use horolog::api::{JobRun, Schedule};
 use horolog::clock::ManualClock;
 use horolog_kubectl::status::{StatusArgs, status_at};
 use horolog_kubectl::{Format, Scope};
@@ -14,7 +14,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-const NS: &str = "default";
+mod common;
+
+use common::{NS, run_of};
 
 fn t0() -> DateTime<Utc> {
     "2026-01-01T00:00:00Z".parse().unwrap()
@@ -34,21 +36,6 @@ spec:
   paused: {paused}
   trigger: {{cron: "0 9 * * mon-fri", timezone: Europe/Berlin}}
   jobTemplate: {{spec: {{template: {{spec: {{containers: [{{name: main, image: busybox}}]}}}}}}}}
-"#
-    ))
-    .unwrap()
-}
-
-fn run_of(schedule: &str, name: &str, fire_time: &str) -> JobRun {
-    serde_yaml::from_str(&format!(
-        r#"
-apiVersion: horolog.dev/v1alpha1
-kind: JobRun
-metadata: {{name: {name}, namespace: {NS}, labels: {{"{SCHEDULE_LABEL}": {schedule}}}}}
-spec:
-  scheduleName: {schedule}
-  fireTime: "{fire_time}"
-  template: {{spec: {{containers: [{{name: main, image: busybox}}]}}}}
 "#
     ))
     .unwrap()

@@ -274,7 +274,7 @@ mod tests {
             JobRunSpec {
                 schedule_name: Some("nightly".into()),
                 run: JobRunTemplate {
-                    template: Some(Box::new(PodTemplateSpec {
+                    template: Some(std::sync::Arc::new(PodTemplateSpec {
                         metadata: Some(ObjectMeta {
                             labels: Some([("team".to_string(), "reports".to_string())].into()),
                             ..ObjectMeta::default()

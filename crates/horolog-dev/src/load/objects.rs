@@ -77,7 +77,7 @@ pub fn schedule_for(planned: &PlannedSchedule, namespace: &str, run_id: &str, po
                     annotations: BTreeMap::new(),
                 }),
                 spec: JobRunTemplate {
-                    template: Some(Box::new(pod_template(pod, run_id))),
+                    template: Some(pod_template(pod, run_id).into()),
                     backoff_limit: Some(0),
                     active_deadline_seconds: Some(pod.active_deadline_seconds),
                     ..JobRunTemplate::default()

@@ -104,7 +104,10 @@ fn normal_dependencies(manifest: &str) -> Vec<String> {
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
             inside = line == "[dependencies]";
-        } else if inside && let Some((name, _)) = line.split_once('=') {
+        } else if inside
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
+        {
             names.push(name.trim().to_owned());
         }
     }
@@ -132,6 +135,6 @@ fn the_plugin_never_depends_on_local_mode() {
 
 #[test]
 fn the_dependency_check_reads_only_the_normal_dependencies() {
-    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nhorolog-local = { path = \"a\" }\nkube = \"1\"\n\n[dev-dependencies]\nhorolog-memserver = { workspace = true }\n";
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\n# a = b\nhorolog-local = { path = \"a\" }\nkube = \"1\"\n\n[dev-dependencies]\nhorolog-memserver = { workspace = true }\n";
     assert_eq!(normal_dependencies(manifest), ["horolog-local", "kube"]);
 }

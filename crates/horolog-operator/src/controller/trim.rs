@@ -70,14 +70,15 @@ pub fn spec_changed_at(
 /// labels and annotations (the Job executor copies both); only managedFields and kubectl's
 /// last-applied copy go, and the template is shared with the Schedule's when they are the
 /// same ([`share_template`]), so a staged run adds its metadata, spec and status to the cache
-/// but no second template. Once finished it keeps only what
-/// the reconcilers read of a finished run: its names, labels and owner (the run, Task and
-/// Backfill indexes, the Schedule's settling), its fire time, `resultTTL`, and of its status
-/// the phase, reason, message (the Schedule's Events name why a run failed or was missed),
-/// attempts, Pod name and times. Its pod template, `env` and `args` (nothing starts it
-/// again), its `result`, `duration` and conditions (written, never read back), and
-/// annotations other than horolog's are dropped: at history limit 1 a finished run is a
-/// third of what the operator caches per Schedule.
+/// but no second template.
+///
+/// Once finished it keeps only what the reconcilers read of a finished run: its names, labels
+/// and owner (the run, Task and Backfill indexes, the Schedule's settling), its fire time,
+/// `resultTTL`, and of its status the phase, reason, message (the Schedule's Events name why a
+/// run failed or was missed), attempts, Pod name and times. Its pod template, `env` and `args`
+/// (nothing starts it again), its `result`, `duration` and conditions (written, never read
+/// back), and annotations other than horolog's are dropped: about 2 KB stay
+/// (`tests/cache_memory.rs`), the one run a Schedule keeps at history limit 1.
 pub fn trim_jobrun(run: &mut JobRun) {
     trim_metadata(run);
     let Some(status) = run

@@ -136,7 +136,7 @@ pub fn letter(phase: JobRunPhase) -> Option<char> {
         JobRunPhase::Missed => Some('M'),
         JobRunPhase::Skipped => Some('K'),
         JobRunPhase::Cancelled => Some('C'),
-        JobRunPhase::Pending | JobRunPhase::Waiting | JobRunPhase::Running => None,
+        JobRunPhase::Scheduled | JobRunPhase::Pending | JobRunPhase::Waiting | JobRunPhase::Running => None,
     }
 }
 
@@ -174,7 +174,8 @@ pub struct StatusRow {
     pub last_run: Option<LastRun>,
     /// Runs Running.
     pub running: usize,
-    /// Runs Pending or Waiting.
+    /// Runs Pending or Waiting, and runs Scheduled whose fire time has come (not those staged
+    /// ahead of it).
     pub waiting: usize,
     /// The last 20 outcomes, oldest first, as letters (S F M K C).
     pub outcomes: String,
@@ -229,7 +230,13 @@ pub fn row_of(schedule: &Schedule, runs: &[&JobRun]) -> StatusRow {
             .map(|t| t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false)),
         last_run,
         running: count(&[JobRunPhase::Running]),
-        waiting: count(&[JobRunPhase::Pending, JobRunPhase::Waiting]),
+        // A run staged ahead of its fire time (beyond the cursor) is not waiting yet.
+        waiting: count(&[JobRunPhase::Pending, JobRunPhase::Waiting])
+            + runs
+                .iter()
+                .filter(|r| r.phase() == JobRunPhase::Scheduled)
+                .filter(|r| status.cursor.is_some_and(|cursor| r.fire_time() <= cursor))
+                .count(),
         outcomes,
         next: status.next_fire_time,
     }

@@ -11,6 +11,7 @@ mod fire;
 pub mod pass;
 mod ready;
 pub mod settle;
+pub mod stage;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -83,8 +84,28 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         catch_up: ctx.config.catch_up,
         default_grace: ctx.config.defaults.misfire_grace_time.map(|d| d.as_chrono()),
         status_delay: TimeDelta::from_std(ctx.config.status_delay).unwrap_or_default(),
+        stage_ahead: TimeDelta::from_std(ctx.config.stage_ahead).unwrap_or_default(),
     };
-    let decision = decide::decide(Input {
+    // Runs staged ahead of a fire time that has come, not started: the pass decides that fire
+    // time as if nothing were staged (see `decide_staged`).
+    let cursor = schedule.status.as_ref().and_then(|s| s.cursor);
+    let (due, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|run| {
+        let fire_time = run.fire_time();
+        fire_time <= now
+            && cursor.is_none_or(|cursor| fire_time > cursor)
+            && stage::created_ahead(run)
+            && !run.is_finished()
+            && !run.is_backfill()
+            && !run.annotations().contains_key(RUN_NOW_ANNOTATION)
+            && run.name_any() == run_name(&schedule.name_any(), fire_time)
+            && run
+                .status
+                .as_ref()
+                .is_none_or(|s| s.pod_name.is_none() && s.attempts.is_none())
+            && ctx.pods.of_run(run).is_empty()
+            && ctx.jobs.of_run(run).is_none()
+    });
+    let input = Input {
         schedule: &schedule,
         trigger: trigger.as_ref(),
         runs: &runs,
@@ -94,7 +115,8 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         interrupted: first_pass || ctx.retries.recovering(&super::status::key_of(schedule.as_ref())),
         settings: &settings,
         calendars_changed_at,
-    });
+    };
+    let decision = decide::decide_staged(input, &due);
     apply(&schedule, decision, &ctx).await
 }
 
@@ -132,7 +154,19 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
             }
         }
     }
-    start_created(ctx, &created).await;
+    // Runs found created (staged ahead, or by a pass whose write was lost) start with the new
+    // ones, before the status write: the Pod is the first write of the fire instant.
+    let mut starting = created.clone();
+    starting.extend(
+        decision
+            .start
+            .iter()
+            .filter_map(|name| ctx.jobrun(&namespace, name)),
+    );
+    start_created(ctx, &starting).await;
+    if let Some(run) = decision.stage.take() {
+        stage_run(&api, &params, run).await;
+    }
     if let Some(err) = taken {
         // Not this Schedule's run: write nothing (the cursor stays before its fire time) and
         // plan again once garbage collection has removed it.
@@ -140,6 +174,17 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         return Err(err);
     }
 
+    // Before the status write that counts their fire times as the plan says: a staged run
+    // still there after it would be started as covered by the cursor.
+    for unstaged in std::mem::take(&mut decision.unstage) {
+        info!(run = %unstaged.name, reason = unstaged.reason, "deleting a staged JobRun whose fire time will not fire");
+        ctx.delete_run(&namespace, &unstaged.name).await?;
+        let message = format!(
+            "deleted staged JobRun {} ({}): {}",
+            unstaged.name, unstaged.reason, unstaged.message
+        );
+        ctx.publish(schedule, Note::normal("Unstaged", message)).await;
+    }
     let old = schedule.status.clone().unwrap_or_default();
     let written = match decision.write {
         Write::Now => {
@@ -164,7 +209,8 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         };
         ctx.publish(schedule, Note::normal("Fired", message)).await;
     }
-    observe(ctx, schedule, &decision, created.len());
+    // A staged run fires in the pass that reaches its fire time and starts it.
+    observe(ctx, schedule, &decision, created.len() + decision.start.len());
     if written {
         for note in decision.events {
             ctx.publish(schedule, note).await;
@@ -186,6 +232,19 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
+}
+
+/// Creates the run of the next fire time ahead of it. Whatever goes wrong is left to the
+/// pass at its fire time, which plans that fire time as if nothing were staged: an existing
+/// run (`AlreadyExists`) is the staged one or is judged then, and a refusal is reported then.
+async fn stage_run(api: &Api<JobRun>, params: &PostParams, run: JobRun) {
+    match api.create(params, &run).await {
+        Ok(_) => info!(run = %run.name_any(), fire_time = %run.fire_time(), "staged"),
+        Err(err) if is_already_exists(&err) => {}
+        Err(err) => {
+            warn!(run = %run.name_any(), error = %err, "could not stage the run; it is created at its fire time");
+        }
+    }
 }
 
 /// The API server refused to create the JobRun `name` (quota, webhook, a name or label rule):

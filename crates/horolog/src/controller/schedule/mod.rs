@@ -12,6 +12,7 @@ pub mod pass;
 mod ready;
 pub mod settle;
 pub mod stage;
+mod staged;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -88,23 +89,7 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
     };
     // Runs staged ahead of a fire time that has come, not started: the pass decides that fire
     // time as if nothing were staged (see `decide_staged`).
-    let cursor = schedule.status.as_ref().and_then(|s| s.cursor);
-    let (due, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|run| {
-        let fire_time = run.fire_time();
-        fire_time <= now
-            && cursor.is_none_or(|cursor| fire_time > cursor)
-            && stage::created_ahead(run)
-            && !run.is_finished()
-            && !run.is_backfill()
-            && !run.annotations().contains_key(RUN_NOW_ANNOTATION)
-            && run.name_any() == run_name(&schedule.name_any(), fire_time)
-            && run
-                .status
-                .as_ref()
-                .is_none_or(|s| s.pod_name.is_none() && s.attempts.is_none())
-            && ctx.pods.of_run(run).is_empty()
-            && ctx.jobs.of_run(run).is_none()
-    });
+    let (due, runs) = staged::due(&ctx, &schedule, runs, now);
     let input = Input {
         schedule: &schedule,
         trigger: trigger.as_ref(),
@@ -165,7 +150,7 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
     );
     start_created(ctx, &starting).await;
     if let Some(run) = decision.stage.take() {
-        stage_run(&api, &params, run).await;
+        staged::create(&api, &params, run).await;
     }
     if let Some(err) = taken {
         // Not this Schedule's run: write nothing (the cursor stays before its fire time) and
@@ -176,15 +161,7 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
 
     // Before the status write that counts their fire times as the plan says: a staged run
     // still there after it would be started as covered by the cursor.
-    for unstaged in std::mem::take(&mut decision.unstage) {
-        info!(run = %unstaged.name, reason = unstaged.reason, "deleting a staged JobRun whose fire time will not fire");
-        ctx.delete_run(&namespace, &unstaged.name).await?;
-        let message = format!(
-            "deleted staged JobRun {} ({}): {}",
-            unstaged.name, unstaged.reason, unstaged.message
-        );
-        ctx.publish(schedule, Note::normal("Unstaged", message)).await;
-    }
+    staged::unstage(ctx, schedule, std::mem::take(&mut decision.unstage)).await?;
     let old = schedule.status.clone().unwrap_or_default();
     let written = match decision.write {
         Write::Now => {
@@ -232,19 +209,6 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         Some(at) => Action::requeue((at - ctx.now()).to_std().unwrap_or_default()),
         None => Action::await_change(),
     })
-}
-
-/// Creates the run of the next fire time ahead of it. Whatever goes wrong is left to the
-/// pass at its fire time, which plans that fire time as if nothing were staged: an existing
-/// run (`AlreadyExists`) is the staged one or is judged then, and a refusal is reported then.
-async fn stage_run(api: &Api<JobRun>, params: &PostParams, run: JobRun) {
-    match api.create(params, &run).await {
-        Ok(_) => info!(run = %run.name_any(), fire_time = %run.fire_time(), "staged"),
-        Err(err) if is_already_exists(&err) => {}
-        Err(err) => {
-            warn!(run = %run.name_any(), error = %err, "could not stage the run; it is created at its fire time");
-        }
-    }
 }
 
 /// The API server refused to create the JobRun `name` (quota, webhook, a name or label rule):

@@ -113,10 +113,22 @@ pub struct Decision {
     /// The run of the next fire time, staged ahead of it (created after `create`).
     pub stage: Option<JobRun>,
     /// Staged runs whose fire time will not fire: deleted, with an Event that says why.
-    pub unstage: Vec<super::stage::Unstaged>,
+    pub unstage: Vec<Unstaged>,
     /// Runs this pass found already created (staged, or by a pass whose status write never
     /// happened) that have not started: started with the runs it creates, before its write.
     pub start: Vec<String>,
+}
+
+/// A staged run whose fire time will not fire, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unstaged {
+    /// The JobRun.
+    pub name: String,
+    /// One CamelCase word: Missed, NotKept, Paused, TriggerEdited, CalendarEdited, MaxRunsReached,
+    /// TriggerEnded, NotAFireTime, or the reason that stops the Schedule.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
 }
 
 /// One pass of the decision: what it read, and what it has decided so far.

@@ -16,7 +16,7 @@ use horolog_core::trigger::Trigger;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use super::pass::{Pass, PlanOutcome};
+use super::pass::{Pass, PlanOutcome, Unstaged};
 use super::ready::Gate;
 use crate::api::{JobRun, RUN_NOW_ANNOTATION};
 use crate::names::{jobrun_for, run_name};
@@ -30,18 +30,6 @@ pub struct Staging {
     pub unstage: Vec<Unstaged>,
     /// When to look again to stage the next fire time's run.
     pub wake: Option<DateTime<Utc>>,
-}
-
-/// A staged run whose fire time will not fire, and why.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Unstaged {
-    /// The JobRun.
-    pub name: String,
-    /// One CamelCase word: Paused, TriggerEdited, CalendarEdited, MaxRunsReached,
-    /// TriggerEnded, NotAFireTime, or the reason that stops the Schedule.
-    pub reason: &'static str,
-    /// For people.
-    pub message: String,
 }
 
 /// The Schedule's `stageAhead`, else the operator's; zero or less: off.

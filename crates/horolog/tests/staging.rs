@@ -507,3 +507,31 @@ async fn stage_ahead_zero_turns_staging_off() {
     assert_eq!(cluster.fire_secs("off").await, vec![60]);
     assert_eq!(cluster.pod_names().await.len(), 1);
 }
+
+/// A user cancels a staged run: it ends Cancelled at once, never starts, and is its fire time's
+/// one outcome (counted fired once, not staged again).
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_staged_run_is_its_fire_times_outcome() {
+    let cluster = staging_cluster().await;
+    cluster.apply(minutely("s")).await;
+    cluster.advance_to(at(47)).await;
+    let name = cluster.runs_of("s").await[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    cluster
+        .patch_run(
+            &name,
+            json!({"metadata": {"annotations": {"horolog.dev/cancel": "no"}}}),
+        )
+        .await;
+    assert_eq!(cluster.phases("s").await, vec![JobRunPhase::Cancelled], "at once");
+    cluster.advance_to(at(61)).await;
+    assert!(cluster.pods().await.is_empty(), "never started");
+    assert_eq!(cluster.fire_secs("s").await, vec![60]);
+    assert_eq!(counts(&cluster, "s").await, (1, 0, 0));
+    cluster.advance_to(at(121)).await;
+    assert_eq!(cluster.fire_secs("s").await, vec![60, 120]);
+    assert_eq!(cluster.pod_names().await.len(), 1);
+}

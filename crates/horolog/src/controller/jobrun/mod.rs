@@ -308,7 +308,9 @@ fn orphaned(ctx: &Context, run: &JobRun) -> Option<(&'static str, String)> {
 /// run could take the slot the newest one is due).
 fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
     let made_by_schedule = run.owner_references().iter().any(|o| o.kind == "Schedule");
-    if run.is_backfill() || !made_by_schedule {
+    // A cancel needs no plan: the run ends Cancelled at once (a staged run too), and the pass
+    // at its fire time counts it as that fire time's outcome.
+    if run.is_backfill() || !made_by_schedule || run.cancel_requested().is_some() {
         return false;
     }
     let Some(schedule) = ctx.schedule_of(run) else {

@@ -91,6 +91,7 @@ fn decide_pass(input: Input<'_>) -> Decision {
             input.runs.iter().any(|run| {
                 run.name_any() == **name
                     && !run.is_finished()
+                    && run.cancel_requested().is_none()
                     && run
                         .status
                         .as_ref()

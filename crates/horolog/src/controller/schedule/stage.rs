@@ -112,10 +112,14 @@ pub fn stage(
     let (Some(trigger), Some(fire_time)) = (trigger, next) else {
         return staging;
     };
-    if kept || ahead <= TimeDelta::zero() || fire_time <= pass.input.now {
+    let schedule = pass.input.schedule;
+    let name = run_name(&schedule.name_any(), fire_time);
+    // A run of that name that is not staged (finished: a user cancelled it) is that fire
+    // time's run already.
+    let exists = pass.input.runs.iter().any(|run| run.name_any() == name);
+    if kept || exists || ahead <= TimeDelta::zero() || fire_time <= pass.input.now {
         return staging;
     }
-    let schedule = pass.input.schedule;
     let seed = schedule.uid().unwrap_or_else(|| schedule.name_any());
     let at = stage_at(&seed, fire_time, ahead);
     if at > pass.input.now {
@@ -131,7 +135,7 @@ pub fn stage(
         staging.create = Some(jobrun_for(
             schedule,
             pass.input.task.found(),
-            run_name(&schedule.name_any(), fire_time),
+            name,
             fire_time,
             run.jitter,
             run.start_deadline,

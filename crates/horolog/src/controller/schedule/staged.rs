@@ -31,6 +31,7 @@ pub fn due(
             && cursor.is_none_or(|cursor| fire_time > cursor)
             && stage::created_ahead(run)
             && !run.is_finished()
+            && run.cancel_requested().is_none()
             && !run.is_backfill()
             && !run.annotations().contains_key(RUN_NOW_ANNOTATION)
             && run.name_any() == run_name(&schedule.name_any(), fire_time)

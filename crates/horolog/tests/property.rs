@@ -394,14 +394,15 @@ async fn play(cluster: &mut Cluster, cases: &[ScheduleCase], step: &Step, acts: 
                     .await;
             }
             cluster.advance(before).await;
+            // managedFields times are whole seconds, as the real API server writes them; read
+            // when the patch is sent (it settles after, and the clock may pass a second).
+            let edited = cluster.clock.now();
             cluster
                 .patch_schedule(
                     &name,
                     json!({"spec": {"trigger": {"interval": format!("{secs}s")}}}),
                 )
                 .await;
-            // managedFields times are whole seconds, as the real API server writes them.
-            let edited = cluster.clock.now();
             let edited = edited - TimeDelta::nanoseconds(i64::from(edited.timestamp_subsec_nanos()));
             acts.triggers[i].push((edited, secs));
             cluster.advance(before).await;

@@ -29,7 +29,7 @@ use tower::Service;
 
 use horolog::api::Duration;
 use horolog::clock::{Clock, SystemClock};
-use horolog::local::executor::{Mode, PodRunner};
+use horolog_local::executor::{Mode, PodRunner};
 use horolog_memserver::{ApiServer, RequestMatch, ResponseBody};
 
 /// How long open connections (watches) get to end when the sandbox stops.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// horolog: APScheduler 4's scheduling model as a Kubernetes operator. Schedules fire
 /// JobRuns, JobRuns run Pods; everything lands in status and Events.
@@ -23,7 +23,7 @@ enum Command {
     /// A flag given twice takes its last value (as kubectl's and client-go's flags do), so the
     /// chart's `extraArgs` can override a value the chart passes.
     #[command(args_override_self = true)]
-    Run(Box<horolog::operator::RunArgs>),
+    Run(Box<RunCommand>),
 
     /// Print the CustomResourceDefinitions (Schedule, JobRun, Task, Backfill) as YAML, ready for
     /// `kubectl apply --server-side -f -`. crds/horolog.yaml holds exactly this output.
@@ -52,6 +52,16 @@ enum Command {
         #[arg(long)]
         show_excluded: bool,
     },
+}
+
+/// The flags of `horolog run`: the operator's, and local mode's in builds with it.
+#[derive(Debug, Args)]
+struct RunCommand {
+    #[command(flatten)]
+    operator: horolog::operator::RunArgs,
+    #[cfg(feature = "local")]
+    #[command(flatten)]
+    local: horolog_local::LocalArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -84,12 +94,12 @@ fn main() -> ExitCode {
             show_excluded,
         ),
         #[cfg(feature = "local")]
-        Command::Run(args) if args.local.is_some() => match runtime() {
+        Command::Run(args) if args.local.local.is_some() => match runtime() {
             Ok(rt) => rt.block_on(local(*args)),
             Err(e) => fail("run --local", e),
         },
         Command::Run(args) => match runtime() {
-            Ok(rt) => match rt.block_on(horolog::operator::run(*args)) {
+            Ok(rt) => match rt.block_on(horolog::operator::run(args.operator)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail("run", e),
             },
@@ -141,18 +151,18 @@ fn preview(
 }
 
 #[cfg(feature = "local")]
-async fn local(args: horolog::operator::RunArgs) -> ExitCode {
-    if let Err(e) = horolog::telemetry::init(args.log_level.as_deref().unwrap_or("warn"), args.log_format) {
+async fn local(args: RunCommand) -> ExitCode {
+    let RunCommand { operator, local } = args;
+    if let Err(e) = horolog::telemetry::init(
+        operator.log_level.as_deref().unwrap_or("warn"),
+        operator.log_format,
+    ) {
         return fail("run --local", e);
     }
-    let Some(dir) = args.local else {
+    let Some(options) = local.options() else {
         return fail("run --local", "no manifest directory given");
     };
-    let mut options = horolog::local::LocalOptions::new(dir);
-    if let Some(state) = args.state {
-        options = options.with_state(state);
-    }
-    match horolog::local::run_local(options).await {
+    match horolog_local::run_local(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail("run --local", e),
     }

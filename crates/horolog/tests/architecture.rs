@@ -1,6 +1,6 @@
 //! ARCHITECTURE.md stays true to the tree: every file or folder it names in backticks exists,
 //! and so does every module it names (`horolog::controller::admission`, or an item of one).
-//! A name may be given from the repository root (`crates/horolog/src/pod.rs`) or, where the
+//! A name may be given from the repository root (`crates/horolog-operator/src/pod.rs`) or, where the
 //! text has said which crate or folder it is in, by its tail (`controller/wiring.rs`,
 //! `fire.rs`); either way some path in the repository must end with it.
 
@@ -95,6 +95,7 @@ fn named_modules(text: &str) -> Vec<String> {
                 && [
                     "horolog::",
                     "horolog_core::",
+                    "horolog_local::",
                     "horolog_kubectl::",
                     "horolog_memserver::",
                 ]
@@ -113,7 +114,13 @@ fn module_exists(root: &Path, path: &str) -> bool {
     let Some(krate) = segments.next() else {
         return false;
     };
-    let mut dir = root.join("crates").join(krate.replace('_', "-")).join("src");
+    // The crate `horolog` is the library of package horolog-operator (package `horolog` is
+    // the binary); every other crate's folder is its name with `-` for `_`.
+    let folder = match krate {
+        "horolog" => "horolog-operator".to_owned(),
+        other => other.replace('_', "-"),
+    };
+    let mut dir = root.join("crates").join(folder).join("src");
     let mut file = dir.join("lib.rs");
     let segments: Vec<&str> = segments.collect();
     for (i, segment) in segments.iter().enumerate() {
@@ -155,6 +162,7 @@ fn the_module_check_tells_a_module_from_a_missing_one() {
     let root = repository();
     assert!(module_exists(&root, "horolog::controller::admission"));
     assert!(module_exists(&root, "horolog_core::plan::plan"));
+    assert!(module_exists(&root, "horolog_local::executor::PodRunner"));
     assert!(!module_exists(&root, "horolog::controller::nowhere"));
     assert!(!module_exists(&root, "horolog::controller::nowhere::thing"));
     assert_eq!(

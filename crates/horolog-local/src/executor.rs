@@ -48,7 +48,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
+use horolog::clock::Clock;
 
 /// Where a container writes its termination message unless it says otherwise.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
@@ -583,7 +583,7 @@ impl PodRunner {
             .status
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
-            .and_then(crate::pod::chrono_time)
+            .and_then(horolog::pod::chrono_time)
             .map(time_text)
             .unwrap_or_else(|| now.clone());
         json!({

@@ -73,7 +73,11 @@ impl<'a> Input<'a> {
 /// Something to do besides writing status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
-    /// Create the Pod of this attempt.
+    /// Give back the slot admission reserved for the run, if it did (a no-op otherwise): the
+    /// run finished, or admission let it start and the decision does not start it.
+    ReleaseSlot,
+    /// Create the Pod (or Job) of this attempt. Apply hands what the API server answered to
+    /// [`answered`]; a start that created nothing also gives the reserved slot back.
     Start(i32),
     /// Delete this Pod, with this grace period (`None`: the Pod's own).
     DeletePod(String, Option<i64>),

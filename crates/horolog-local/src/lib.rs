@@ -16,6 +16,14 @@
 //!
 //! Limits: see [`executor`] for what of a Pod runs locally (first container's command, literal
 //! env; no image, volumes, `valueFrom`, resource limits or security contexts).
+//!
+//! This crate is its own product on the operator library (crate `horolog`): the `horolog`
+//! binary calls it only when built with its `local` feature (the default of a dev build), and
+//! the release image, built without that feature, contains neither this crate nor the
+//! in-memory API server.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod executor;
 mod state;
@@ -40,14 +48,40 @@ pub use executor::PodRunner;
 pub use state::{SAVE_DEBOUNCE, StateError};
 pub use table::HEADER;
 
-use crate::api::{Backfill, FieldError, JobRun, Schedule, Task, Validate};
-use crate::clock::{Clock, SystemClock};
-use crate::controller::{self, ControllerConfig};
-use crate::manifest::{Manifest, ManifestError, read_manifests};
+use horolog::api::{Backfill, FieldError, JobRun, Schedule, Task, Validate};
+use horolog::clock::{Clock, SystemClock};
+use horolog::controller::{self, ControllerConfig};
+use horolog::manifest::{Manifest, ManifestError, read_manifests};
 use horolog_memserver::ApiServer;
 
 /// The field manager local mode applies the manifests with.
 pub const FIELD_MANAGER: &str = "horolog-local";
+
+/// The flags of `horolog run` that local mode adds (the binary flattens them into `run`'s).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LocalArgs {
+    /// Local mode: run the Schedules and JobRuns of this manifest file or directory on an
+    /// embedded API server, with each pod's first container run as a local process on THIS
+    /// host. No cluster needed. Prints a live table of JobRun transitions.
+    #[arg(long, value_name = "DIR")]
+    pub local: Option<PathBuf>,
+
+    /// With --local: save the embedded store to FILE on every change and reload it at start,
+    /// so a restart keeps Schedules, JobRuns and lastFireTime.
+    #[arg(long, value_name = "FILE", requires = "local")]
+    pub state: Option<PathBuf>,
+}
+
+impl LocalArgs {
+    /// What these flags ask local mode to do; `None` without `--local` (run the operator).
+    pub fn options(&self) -> Option<LocalOptions> {
+        let options = LocalOptions::new(self.local.clone()?);
+        Some(match &self.state {
+            Some(state) => options.with_state(state),
+            None => options,
+        })
+    }
+}
 
 /// What `horolog run --local` was asked to do.
 pub struct LocalOptions {
@@ -249,12 +283,12 @@ fn open_server(state_path: Option<&Path>, clock: Arc<dyn Clock>) -> Result<(ApiS
         Some(path) => match state::load(path, clock.clone())? {
             Some(server) => (server, format!("state loaded from {}", path.display())),
             None => (
-                ApiServer::with_crds(clock, &crate::crd::crds()),
+                ApiServer::with_crds(clock, &horolog::crd::crds()),
                 format!("state will be saved to {} (new)", path.display()),
             ),
         },
         None => (
-            ApiServer::with_crds(clock, &crate::crd::crds()),
+            ApiServer::with_crds(clock, &horolog::crd::crds()),
             "state kept in memory only (use --state FILE to keep it across restarts)".to_string(),
         ),
     })
@@ -369,7 +403,7 @@ struct Objects {
     runs: Vec<JobRun>,
     tasks: Vec<Task>,
     backfills: Vec<Backfill>,
-    calendars: Vec<crate::api::Calendar>,
+    calendars: Vec<horolog::api::Calendar>,
 }
 
 /// Reads and validates the manifests; reports other kinds to `out` and leaves them out.

@@ -86,19 +86,6 @@ pub struct RunArgs {
     #[arg(long, default_value = "2s")]
     pub retry_period: Duration,
 
-    /// Local mode: run the Schedules and JobRuns of this manifest file or directory on an
-    /// embedded API server, with each pod's first container run as a local process on THIS
-    /// host. No cluster needed. Prints a live table of JobRun transitions.
-    #[cfg(feature = "local")]
-    #[arg(long, value_name = "DIR")]
-    pub local: Option<std::path::PathBuf>,
-
-    /// With --local: save the embedded store to FILE on every change and reload it at start,
-    /// so a restart keeps Schedules, JobRuns and lastFireTime.
-    #[cfg(feature = "local")]
-    #[arg(long, value_name = "FILE", requires = "local")]
-    pub state: Option<std::path::PathBuf>,
-
     /// Address of the HTTP server for /metrics, /healthz and /readyz. The default `[::]`
     /// listens on IPv6 and IPv4 (dual stack), and on IPv4 alone where the node has no IPv6.
     #[arg(long, env = "HOROLOG_METRICS_ADDR", default_value = "[::]:8080")]

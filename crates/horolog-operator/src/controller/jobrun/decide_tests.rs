@@ -174,6 +174,12 @@ fn conditions(status: &JobRunStatus) -> Vec<(&str, &str, &str)> {
         .collect()
 }
 
+/// `decision`, giving the run's reserved slot back first.
+fn releasing(mut decision: Decision) -> Decision {
+    decision.acts.insert(0, Act::ReleaseSlot);
+    decision
+}
+
 // Finished runs: resultTTL.
 
 fn finished(ttl: Option<u64>) -> World {
@@ -191,7 +197,7 @@ fn a_finished_run_without_result_ttl_is_left_alone_even_when_cancelled_or_replac
     let mut world = finished(None).cancel("yes").pod(pod(1, PodProgress::Running));
     world.verdict = Some(Verdict::Cancel { by: "newer".into() });
     world.may_expire = true;
-    assert_eq!(world.decide(), Decision::default());
+    assert_eq!(world.decide(), releasing(Decision::default()));
 }
 
 #[test]
@@ -201,7 +207,7 @@ fn a_finished_run_waits_for_its_result_ttl() {
     world.may_expire = true;
     assert_eq!(
         world.decide(),
-        Decision::wait_until(fire() + secs(60) + secs(3600))
+        releasing(Decision::wait_until(fire() + secs(60) + secs(3600)))
     );
 }
 
@@ -211,7 +217,7 @@ fn a_finished_run_past_its_result_ttl_is_deleted_once_its_schedule_counted_it() 
     world.now = fire() + secs(60 + 3600);
     world.may_expire = true;
     let decision = world.decide();
-    assert_eq!(decision.acts, [Act::DeleteSelf]);
+    assert_eq!(decision.acts, [Act::ReleaseSlot, Act::DeleteSelf]);
     assert_eq!((decision.status, decision.requeue), (None, None));
 }
 
@@ -220,7 +226,10 @@ fn a_finished_run_past_its_result_ttl_looks_again_in_30s_while_its_schedule_has_
     let mut world = finished(Some(3600));
     world.now = fire() + secs(7200);
     world.may_expire = false;
-    assert_eq!(world.decide(), Decision::wait_until(world.now + secs(30)));
+    assert_eq!(
+        world.decide(),
+        releasing(Decision::wait_until(world.now + secs(30)))
+    );
 }
 
 // A run without a Pod: what admission says.
@@ -242,7 +251,11 @@ fn a_run_whose_task_is_missing_stays_pending_with_task_not_found_whatever_admiss
             .is_some_and(|m| m.contains("Task \"send-report\" does not exist")),
         "{decision:?}"
     );
-    assert!(decision.acts.is_empty());
+    assert_eq!(
+        decision.acts,
+        [Act::ReleaseSlot],
+        "the slot admission reserved goes back: the run does not start"
+    );
     assert!(decision.events.is_empty());
 }
 
@@ -444,7 +457,11 @@ fn the_cancel_annotation_before_any_pod_ends_the_run_without_deleting_anything()
     let mut world = World::new().cancel("");
     world.verdict = Some(Verdict::Start);
     let decision = world.decide();
-    assert!(decision.acts.is_empty(), "{:?}", decision.acts);
+    assert_eq!(
+        decision.acts,
+        [Act::ReleaseSlot],
+        "nothing deleted or started; the slot admission reserved goes back"
+    );
     assert_eq!(
         outcome(&decision),
         (Some(JobRunPhase::Cancelled), Some("CancelRequested"))
@@ -871,7 +888,11 @@ fn a_job_run_whose_job_was_deleted_fails_with_job_deleted() {
             "seen deleted, or gone while its status named it (outcome unknown)"
         );
         assert_eq!(events(&decision), [(true, "Failed")]);
-        assert!(decision.acts.is_empty(), "never started again");
+        assert!(
+            decision.acts.iter().all(|act| *act == Act::ReleaseSlot),
+            "never started again: {:?}",
+            decision.acts
+        );
     }
 }
 
@@ -1065,7 +1086,11 @@ fn a_waiting_run_whose_schedule_is_gone_ends_cancelled_and_never_starts() {
     world.verdict = Some(Verdict::Start);
     world.orphaned = Some(("ScheduleDeleted", "Schedule nightly was deleted"));
     let decision = world.decide();
-    assert!(decision.acts.is_empty(), "{:?}", decision.acts);
+    assert_eq!(
+        decision.acts,
+        [Act::ReleaseSlot],
+        "never starts: the reserved slot goes back"
+    );
     let status = decision.status.unwrap_or_default();
     assert_eq!(status.phase, Some(JobRunPhase::Cancelled));
     assert_eq!(status.reason.as_deref(), Some("ScheduleDeleted"));
@@ -1078,4 +1103,52 @@ fn a_waiting_run_whose_schedule_is_gone_ends_cancelled_and_never_starts() {
         started.decide().status.and_then(|s| s.phase),
         Some(JobRunPhase::Cancelled)
     );
+}
+
+// The slot a decision gives back.
+
+#[test]
+fn a_run_admission_lets_start_gives_its_slot_back_when_it_is_cancelled_instead() {
+    let mut world = World::new();
+    world.orphaned = Some(("ScheduleDeleted", "Schedule nightly was deleted"));
+    world.verdict = Some(Verdict::Start);
+    let decision = world.decide();
+    assert_eq!(
+        outcome(&decision),
+        (Some(JobRunPhase::Cancelled), Some("ScheduleDeleted"))
+    );
+    assert_eq!(decision.acts, [Act::ReleaseSlot]);
+    let mut world = World::new().cancel("yes");
+    world.verdict = Some(Verdict::Start);
+    assert_eq!(world.decide().acts, [Act::ReleaseSlot]);
+}
+
+#[test]
+fn a_run_admission_did_not_let_start_gives_nothing_back() {
+    for verdict in [
+        None,
+        Some(Verdict::Keep),
+        Some(Verdict::Wait),
+        Some(Verdict::Cancel { by: "newer".into() }),
+    ] {
+        let mut world = World::new();
+        world.orphaned = Some(("ScheduleDeleted", "Schedule nightly was deleted"));
+        world.verdict = verdict.clone();
+        let decision = world.decide();
+        assert!(
+            !decision.acts.contains(&Act::ReleaseSlot),
+            "{verdict:?}: {:?}",
+            decision.acts
+        );
+    }
+}
+
+#[test]
+fn a_started_run_that_admission_says_start_of_gives_the_reservation_back_and_is_followed() {
+    let mut world = World::new()
+        .status(running_since(fire() + secs(1), 1))
+        .pod(pod(1, PodProgress::Running));
+    world.verdict = Some(Verdict::Start);
+    world.now = fire() + secs(30);
+    assert_eq!(world.decide().acts, [Act::ReleaseSlot]);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use horolog::api::{JobRun, JobRunPhase, Schedule};
 use horolog::clock::SystemClock;
-use horolog::local::{LocalError, LocalOptions, PodRunner, run_local_until};
+use horolog_local::{LocalError, LocalOptions, PodRunner, run_local_until};
 use horolog_memserver::ApiServer;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
@@ -223,7 +223,7 @@ async fn an_interval_schedule_runs_its_command_and_records_the_termination_messa
         assert_eq!(run.name_any(), format!("every-second-{}", fire.timestamp()));
     }
     assert!(output.contains("WARNING: local mode runs each pod's command directly on this host"));
-    assert!(output.contains(horolog::local::HEADER), "{output}");
+    assert!(output.contains(horolog_local::HEADER), "{output}");
     let succeeded_line = output
         .lines()
         .find(|l| l.contains(" Succeeded "))

@@ -3,7 +3,8 @@
 //! `resultTTL` after it finished.
 //!
 //! [`reconcile`] is the thin edge: read the caches, ask admission, call
-//! [`decide`](decide::decide), carry the decision out.
+//! [`decide`](decide::decide), carry the decision out (`apply`), including the slot it gives
+//! back ([`Act::ReleaseSlot`]).
 
 pub mod decide;
 pub mod decision;
@@ -13,7 +14,6 @@ mod queued;
 
 use std::sync::Arc;
 
-use horolog_core::admission::Verdict;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
@@ -44,9 +44,6 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
     }
     let namespace = run.namespace().unwrap_or_default();
     let now = ctx.now();
-    if run.is_finished() {
-        ctx.slots.release(&run);
-    }
     let job = ctx.jobs.of_run(&run);
     // A Job's Pods are the Job's (its controller), not the run's.
     let pods = match &job {
@@ -94,9 +91,6 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
         now,
         running_report_delay: ctx.config.running_report_delay,
     });
-    if verdict == Some(Verdict::Start) && !decision.acts.iter().any(|a| matches!(a, Act::Start(_))) {
-        ctx.slots.release(&run);
-    }
     apply(&run, decision, &ctx).await
 }
 
@@ -107,6 +101,7 @@ async fn apply(run: &JobRun, mut decision: Decision, ctx: &Context) -> Result<Ac
     let mut refused = None;
     for act in std::mem::take(&mut decision.acts) {
         match act {
+            Act::ReleaseSlot => ctx.slots.release(run),
             Act::Start(attempt) => refused = start(ctx, run, attempt, &old, &mut decision).await?,
             Act::DeletePod(pod, grace) => {
                 let known = ctx.pods.of_run(run).into_values().find(|p| p.name == pod);

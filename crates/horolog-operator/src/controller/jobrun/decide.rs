@@ -17,6 +17,26 @@ pub use super::decision::{Act, Decision, Input, finish};
 
 /// Decides one reconcile. Pure.
 pub fn decide(input: Input<'_>) -> Decision {
+    let mut decision = decide_run(input);
+    if releases_slot(&input, &decision) {
+        // First: before a DeleteSelf ends the reconcile, and before any other act, as the
+        // verdict's reservation is given back before anything else happens.
+        decision.acts.insert(0, Act::ReleaseSlot);
+    }
+    decision
+}
+
+/// Whether the run gives back the slot admission may have reserved for it: a finished run
+/// holds none, and a run admission let start (and reserved a slot for) that this decision
+/// does not start leaves that slot to the next run. (Whether a run holds a slot by its Pod is
+/// `admission::holds_slot`'s answer; this only ends the reservation.)
+fn releases_slot(input: &Input<'_>, decision: &Decision) -> bool {
+    let started = decision.acts.iter().any(|act| matches!(act, Act::Start(_)));
+    input.run.is_finished() || (input.verdict == Some(&Verdict::Start) && !started)
+}
+
+/// The decision for the run, before the slot it may give back.
+fn decide_run(input: Input<'_>) -> Decision {
     let old = input.run.status.clone().unwrap_or_default();
     if input.run.is_finished() {
         return expire(input, &old);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
-use crate::clock::Clock;
+use horolog::clock::Clock;
 use horolog_memserver::{ApiServer, Change};
 
 /// Changes that come within this of each other are saved together.
@@ -50,7 +50,7 @@ pub fn load(path: &Path, clock: Arc<dyn Clock>) -> Result<Option<ApiServer>, Sta
         Err(err) => return Err(load_error(err.to_string())),
     };
     let state: Value = serde_json::from_str(&text).map_err(|e| load_error(e.to_string()))?;
-    ApiServer::import(clock, &crate::crd::crds(), &state)
+    ApiServer::import(clock, &horolog::crd::crds(), &state)
         .map(Some)
         .map_err(|e| load_error(e.to_string()))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::api::{Condition, JobRun, Schedule, find_condition};
+use horolog::api::{Condition, JobRun, Schedule, find_condition};
 use horolog_memserver::{ApiServer, Change, ChangeKind};
 
 /// The table's header line.
@@ -31,7 +31,7 @@ pub fn row(run: &JobRun) -> String {
     // A run that ended without a result says why instead (DeadlineExceeded, CommandRequired...).
     let result = match (&status.result, phase.is_finished()) {
         (Some(result), _) => result.clone(),
-        (None, true) if phase != crate::api::JobRunPhase::Succeeded => {
+        (None, true) if phase != horolog::api::JobRunPhase::Succeeded => {
             match (&status.reason, &status.message) {
                 (Some(reason), Some(message)) => format!("{reason}: {message}"),
                 (Some(reason), None) => reason.clone(),
@@ -133,7 +133,7 @@ impl<W: Write> Table<W> {
                 let stopped = |c: &&Condition| {
                     c.status == "False" || matches!(c.reason.as_str(), "Paused" | "Finished")
                 };
-                match find_condition(&conditions, crate::api::READY).filter(stopped) {
+                match find_condition(&conditions, horolog::api::READY).filter(stopped) {
                     Some(ready) => {
                         let why = format!("{}: {}", ready.reason, ready.message);
                         if self.not_ready.get(&key(object)) != Some(&why) {

@@ -719,6 +719,31 @@ mod tests {
     }
 
     #[test]
+    fn a_run_staged_ahead_of_its_fire_time_is_not_waiting() {
+        use horolog::api::{JobRun, JobRunSpec, ScheduleSpec, ScheduleStatus};
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut schedule = Schedule::new("s", ScheduleSpec::default());
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(at("2026-01-01T00:01:00Z")),
+            ..ScheduleStatus::default()
+        });
+        let run = |name: &str, fire: &str| {
+            JobRun::new(
+                name,
+                JobRunSpec {
+                    fire_time: Some(at(fire)),
+                    ..JobRunSpec::default()
+                },
+            )
+        };
+        // Both show Scheduled (no status yet): the first is due (covered by the cursor), the
+        // second is staged for a fire time still to come.
+        let due = run("s-60", "2026-01-01T00:01:00Z");
+        let staged = run("s-120", "2026-01-01T00:02:00Z");
+        assert_eq!(row_of(&schedule, &[&due, &staged]).waiting, 1);
+    }
+
+    #[test]
     fn the_strip_is_letters_without_colour_and_blocks_with_it() {
         assert_eq!(strip("SFM", false), "SFM");
         let blocks = strip("SF", true);

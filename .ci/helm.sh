@@ -144,12 +144,12 @@ if deploy:
                 "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--log-level=info",
                 "--log-format=json", "--concurrency=64", "--kube-qps=0", "--kube-burst=100",
                 "--metrics-addr=[::]:8080", "--events=warnings", "--schedule-metrics=true",
-                "--schedule-status-delay=60s", "--default-executor=Pod"]
+                "--schedule-status-delay=60s", "--stage-ahead=30s", "--default-executor=Pod"]
     want = {
         "default": defaults,
         "no-crds": defaults,
         "all-on": ["--leader-election=true", "--namespaces=team-a,team-b", "--log-format=text",
-                   "--metrics-addr=[::]:9090", "--events=all", "--schedule-status-delay=30s",
+                   "--metrics-addr=[::]:9090", "--events=all", "--schedule-status-delay=30s", "--stage-ahead=10s",
                    "--default-misfire-grace-time=10m", "--default-max-running-jobs=5",
                    "--default-executor=Job", "--job-executor=true", "--concurrency=6"],
     }[expectation]
@@ -220,6 +220,7 @@ expect_failure "an unknown log format" --set logFormat=xml
 expect_failure "a misspelt key" --set leaderElection.leaseDurations=15s
 expect_failure "a misspelt nested key" --set metrics.prometheusRule.enable=true
 expect_failure "a duration without a unit" --set-string scheduleStatusDelay=60
+expect_failure "a stageAhead without a unit" --set-string stageAhead=30
 expect_failure "a spelt-out duration" --set "defaults.misfireGraceTime=10 minutes"
 expect_failure "an unknown events mode" --set events=some
 expect_failure "the Job executor as default without Job RBAC" --set defaults.executor=Job

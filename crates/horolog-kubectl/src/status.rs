@@ -136,7 +136,7 @@ pub fn letter(phase: JobRunPhase) -> Option<char> {
         JobRunPhase::Missed => Some('M'),
         JobRunPhase::Skipped => Some('K'),
         JobRunPhase::Cancelled => Some('C'),
-        JobRunPhase::Pending | JobRunPhase::Waiting | JobRunPhase::Running => None,
+        JobRunPhase::Scheduled | JobRunPhase::Pending | JobRunPhase::Waiting | JobRunPhase::Running => None,
     }
 }
 
@@ -174,7 +174,8 @@ pub struct StatusRow {
     pub last_run: Option<LastRun>,
     /// Runs Running.
     pub running: usize,
-    /// Runs Pending or Waiting.
+    /// Runs Pending or Waiting, and runs Scheduled whose fire time has come (not those staged
+    /// ahead of it).
     pub waiting: usize,
     /// The last 20 outcomes, oldest first, as letters (S F M K C).
     pub outcomes: String,
@@ -229,7 +230,13 @@ pub fn row_of(schedule: &Schedule, runs: &[&JobRun]) -> StatusRow {
             .map(|t| t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false)),
         last_run,
         running: count(&[JobRunPhase::Running]),
-        waiting: count(&[JobRunPhase::Pending, JobRunPhase::Waiting]),
+        // A run staged ahead of its fire time (beyond the cursor) is not waiting yet.
+        waiting: count(&[JobRunPhase::Pending, JobRunPhase::Waiting])
+            + runs
+                .iter()
+                .filter(|r| r.phase() == JobRunPhase::Scheduled)
+                .filter(|r| status.cursor.is_some_and(|cursor| r.fire_time() <= cursor))
+                .count(),
         outcomes,
         next: status.next_fire_time,
     }
@@ -709,6 +716,31 @@ mod tests {
         assert_eq!(relative(at("2026-01-01T12:10:00Z"), now), "in 10m");
         assert_eq!(relative(at("2026-01-01T09:00:00Z"), now), "3h ago");
         assert_eq!(relative(at("2026-01-04T12:00:00Z"), now), "in 3d");
+    }
+
+    #[test]
+    fn a_run_staged_ahead_of_its_fire_time_is_not_waiting() {
+        use horolog::api::{JobRun, JobRunSpec, ScheduleSpec, ScheduleStatus};
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut schedule = Schedule::new("s", ScheduleSpec::default());
+        schedule.status = Some(ScheduleStatus {
+            cursor: Some(at("2026-01-01T00:01:00Z")),
+            ..ScheduleStatus::default()
+        });
+        let run = |name: &str, fire: &str| {
+            JobRun::new(
+                name,
+                JobRunSpec {
+                    fire_time: Some(at(fire)),
+                    ..JobRunSpec::default()
+                },
+            )
+        };
+        // Both show Scheduled (no status yet): the first is due (covered by the cursor), the
+        // second is staged for a fire time still to come.
+        let due = run("s-60", "2026-01-01T00:01:00Z");
+        let staged = run("s-120", "2026-01-01T00:02:00Z");
+        assert_eq!(row_of(&schedule, &[&due, &staged]).waiting, 1);
     }
 
     #[test]

@@ -15,10 +15,11 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     // TIMEZONE column of `kubectl get hs` says so instead of staying blank.
     set_default(&mut schedule, &["spec", "trigger", "timezone"], json!("UTC"));
     let mut jobrun = JobRun::crd();
-    // A new JobRun reads as Pending before the operator writes anything (the API server
+    // A new JobRun reads as Scheduled before the operator writes anything (the API server
     // defaults status when it reads the object back, as it does for Gateway API objects), so
-    // `kubectl get jobruns -w` shows a phase from the start and no status write is spent on it.
-    set_default(&mut jobrun, &["status"], json!({"phase": "Pending"}));
+    // `kubectl get jobruns -w` shows a phase from the start, and a run staged ahead of its
+    // fire time shows Scheduled, without a status write.
+    set_default(&mut jobrun, &["status"], json!({"phase": "Scheduled"}));
     vec![schedule, jobrun, Task::crd(), Backfill::crd(), Calendar::crd()]
 }
 
@@ -89,7 +90,7 @@ mod tests {
         let jobrun = schema_of(&crds[1]);
         assert_eq!(
             jobrun.pointer("/openAPIV3Schema/properties/status/default"),
-            Some(&json!({"phase": "Pending"}))
+            Some(&json!({"phase": "Scheduled"}))
         );
     }
 

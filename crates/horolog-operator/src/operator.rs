@@ -110,6 +110,12 @@ pub struct RunArgs {
     #[arg(long, env = "HOROLOG_SCHEDULE_STATUS_DELAY", default_value = "60s")]
     pub schedule_status_delay: Duration,
 
+    /// How long before its fire time a Schedule's next JobRun is created (phase Scheduled),
+    /// for Schedules that leave `spec.stageAhead` unset: at the fire time only its Pod (or
+    /// Job) is created, one write per run at the burst. `0s` turns staging off.
+    #[arg(long, env = "HOROLOG_STAGE_AHEAD", default_value = "30s")]
+    pub stage_ahead: Duration,
+
     /// misfireGraceTime for Schedules and Tasks that leave it unset. Absent: no deadline.
     #[arg(long, env = "HOROLOG_DEFAULT_MISFIRE_GRACE_TIME")]
     pub default_misfire_grace_time: Option<Duration>,
@@ -158,6 +164,7 @@ impl RunArgs {
             },
             events: self.events,
             status_delay: self.schedule_status_delay.as_std(),
+            stage_ahead: self.stage_ahead.as_std(),
             job_executor: self.job_executor,
             instance: Some(default_identity()),
             ..ControllerConfig::default()

@@ -198,6 +198,7 @@ fn decide_at(schedule: &Schedule, trigger: &Trigger, runs: &[Arc<JobRun>], now: 
         catch_up: CatchUp::default(),
         default_grace: None,
         status_delay: TimeDelta::seconds(60),
+        stage_ahead: TimeDelta::zero(),
     };
     decide::decide(Input {
         schedule,

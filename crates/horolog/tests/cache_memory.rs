@@ -138,9 +138,9 @@ fn a_staged_run_adds_no_second_pod_template_to_the_cache() {
         trim_schedule(&mut schedule);
         Arc::new(schedule)
     });
-    // A run not yet started (staged, pending or waiting) keeps its pod template: its Pod is
-    // made from it at the fire time. The same template, other container image: not shared.
-    let pending_text = run_json(&schedule, json!({"phase": "Pending"}));
+    // A staged run (phase Scheduled; pending and waiting ones likewise) keeps its pod template:
+    // its Pod is made from it at the fire time. The same template, other image: not shared.
+    let pending_text = run_json(&schedule, json!({"phase": "Scheduled"}));
     let other_text = pending_text.replace("reports:1.14.2", "reports:1.15.0");
     let (pending, pending_bytes) = held(|| {
         let mut run: JobRun = serde_json::from_str(&pending_text).unwrap();

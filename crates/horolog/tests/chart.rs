@@ -476,7 +476,7 @@ fn rbac_templates_have_no_wildcards_and_leases_stay_in_the_release_namespace() {
 }
 
 /// The flags of `horolog run` the Deployment passes: the CLI must accept exactly these.
-const RUN_FLAGS: [&str; 20] = [
+const RUN_FLAGS: [&str; 21] = [
     "--log-level=",
     "--log-format=",
     "--namespaces=",
@@ -493,6 +493,7 @@ const RUN_FLAGS: [&str; 20] = [
     "--events=",
     "--schedule-metrics=",
     "--schedule-status-delay=",
+    "--stage-ahead=",
     "--default-misfire-grace-time=",
     "--default-max-running-jobs=",
     "--default-executor=",
@@ -1028,6 +1029,7 @@ fn default_render_passes_the_default_flags_and_locks_the_pod_down() {
         "--events=warnings",
         "--schedule-metrics=true",
         "--schedule-status-delay=60s",
+        "--stage-ahead=30s",
         "--default-executor=Pod",
         "--kube-qps=0",
         "--metrics-addr=[::]:8080",
@@ -1091,6 +1093,7 @@ fn all_on_values_render_every_knob() {
         "--namespaces=team-a,team-b",
         "--events=all",
         "--schedule-status-delay=30s",
+        "--stage-ahead=10s",
         "--default-misfire-grace-time=10m",
         "--default-max-running-jobs=5",
         "--default-executor=Job",

@@ -29,7 +29,7 @@ async fn a_schedule_fires_one_jobrun_per_fire_time_named_after_it() {
     );
     assert_eq!(
         cluster.phases("tick").await,
-        vec![JobRunPhase::Pending, JobRunPhase::Pending]
+        vec![JobRunPhase::Scheduled, JobRunPhase::Scheduled]
     );
     assert_eq!(
         cluster.pod_names().await,
@@ -48,7 +48,7 @@ async fn a_jobrun_follows_its_pod_to_succeeded_with_exit_code_and_result() {
     cluster.pod_running(pod).await;
     assert_eq!(
         cluster.phases("report").await,
-        vec![JobRunPhase::Pending],
+        vec![JobRunPhase::Scheduled],
         "a pod that has just started may end at once: Running is reported after 2 s"
     );
     cluster.advance(2).await;
@@ -223,7 +223,7 @@ async fn max_running_jobs_with_wait_holds_runs_until_a_slot_frees_oldest_first()
     cluster.advance(60).await;
     cluster.advance(60).await;
     use JobRunPhase::*;
-    assert_eq!(cluster.phases("serial").await, vec![Pending, Waiting, Waiting]);
+    assert_eq!(cluster.phases("serial").await, vec![Scheduled, Waiting, Waiting]);
     assert_eq!(cluster.pod_names().await, vec!["serial-1767225600-1"]);
     cluster.pod_exits("serial-1767225600-1", 0, "").await;
     assert_eq!(cluster.phases("serial").await, vec![Succeeded, Pending, Waiting]);
@@ -246,12 +246,12 @@ async fn a_waiting_run_whose_start_deadline_passes_is_missed() {
     cluster.advance(60).await;
     assert_eq!(
         cluster.phases("slow").await,
-        vec![JobRunPhase::Pending, JobRunPhase::Waiting]
+        vec![JobRunPhase::Scheduled, JobRunPhase::Waiting]
     );
     cluster.advance(31).await;
     assert_eq!(
         cluster.phases("slow").await,
-        vec![JobRunPhase::Pending, JobRunPhase::Missed]
+        vec![JobRunPhase::Scheduled, JobRunPhase::Missed]
     );
     assert!(
         cluster
@@ -279,7 +279,7 @@ async fn max_running_jobs_with_skip_drops_the_new_run_and_counts_it() {
     cluster.advance(60).await;
     assert_eq!(
         cluster.phases("skippy").await,
-        vec![JobRunPhase::Pending, JobRunPhase::Skipped]
+        vec![JobRunPhase::Scheduled, JobRunPhase::Skipped]
     );
     assert_eq!(
         cluster
@@ -308,7 +308,7 @@ async fn max_running_jobs_with_replace_cancels_the_oldest_run_and_deletes_its_po
     cluster.advance(60).await;
     assert_eq!(
         cluster.phases("fresh").await,
-        vec![JobRunPhase::Cancelled, JobRunPhase::Pending]
+        vec![JobRunPhase::Cancelled, JobRunPhase::Scheduled]
     );
     assert_eq!(cluster.pod_names().await, vec!["fresh-1767225660-1"]);
     assert!(

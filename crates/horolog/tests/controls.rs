@@ -79,7 +79,7 @@ async fn terminate_replaces_the_running_run_like_replace() {
         .await;
     cluster.pod_running("hard-1767225600-1").await;
     cluster.advance(60).await;
-    assert_eq!(cluster.phases("hard").await, vec![Cancelled, Pending]);
+    assert_eq!(cluster.phases("hard").await, vec![Cancelled, Scheduled]);
     let run = cluster
         .run("hard-1767225600")
         .await

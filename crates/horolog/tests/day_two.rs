@@ -177,8 +177,8 @@ async fn schema_defaults_fill_paused_timezone_and_the_first_phase() {
     for run in [created, read] {
         assert_eq!(
             serde_json::to_value(run.status).unwrap_or_default(),
-            json!({"phase": "Pending"}),
-            "PHASE column says Pending before the operator has seen the run"
+            json!({"phase": "Scheduled"}),
+            "PHASE column says Scheduled before the operator has seen the run"
         );
     }
 }

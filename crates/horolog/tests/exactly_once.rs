@@ -311,7 +311,7 @@ async fn replace_during_a_catch_up_starts_only_the_newest_run_and_never_cancels_
     use JobRunPhase::*;
     assert_eq!(
         cluster.phases("latest-wins").await,
-        vec![Cancelled, Cancelled, Cancelled, Pending],
+        vec![Cancelled, Cancelled, Cancelled, Scheduled],
         "0 was running and is replaced; 60 and 120 never start; 180 runs"
     );
     assert_eq!(cluster.pod_names().await, vec!["latest-wins-1767225780-1"]);
@@ -355,7 +355,7 @@ async fn a_pod_that_succeeded_before_its_run_was_written_stays_a_success_when_re
     use JobRunPhase::*;
     assert_eq!(
         cluster.phases("latest-wins").await,
-        vec![Succeeded, Pending],
+        vec![Succeeded, Scheduled],
         "the finished run keeps its outcome; the next one starts"
     );
     let first = cluster
@@ -376,7 +376,7 @@ async fn raising_max_running_jobs_starts_waiting_runs_at_once() {
     cluster.advance(60).await;
     cluster.advance(60).await;
     use JobRunPhase::*;
-    assert_eq!(cluster.phases("queue").await, vec![Pending, Waiting, Waiting]);
+    assert_eq!(cluster.phases("queue").await, vec![Scheduled, Waiting, Waiting]);
     cluster
         .patch_schedule("queue", json!({"spec": {"maxRunningJobs": 3}}))
         .await;
@@ -391,11 +391,11 @@ async fn changing_the_policy_to_skip_ends_waiting_runs_at_once() {
         .await;
     cluster.advance(60).await;
     use JobRunPhase::*;
-    assert_eq!(cluster.phases("queue").await, vec![Pending, Waiting]);
+    assert_eq!(cluster.phases("queue").await, vec![Scheduled, Waiting]);
     cluster
         .patch_schedule("queue", json!({"spec": {"concurrencyPolicy": "Skip"}}))
         .await;
-    assert_eq!(cluster.phases("queue").await, vec![Pending, Skipped]);
+    assert_eq!(cluster.phases("queue").await, vec![Scheduled, Skipped]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -712,7 +712,7 @@ async fn five_waiting(cluster: &Cluster, name: &str) {
     use JobRunPhase::*;
     assert_eq!(
         cluster.phases(name).await,
-        vec![Pending, Waiting, Waiting, Waiting, Waiting, Waiting]
+        vec![Scheduled, Waiting, Waiting, Waiting, Waiting, Waiting]
     );
 }
 

@@ -166,7 +166,7 @@ async fn cancelling_a_job_run_deletes_its_job_and_replace_does_too() {
         .await;
     job_status(&cluster, "swap-1767225600-1", json!({"active": 1})).await;
     cluster.advance(60).await;
-    assert_eq!(cluster.phases("swap").await, vec![Cancelled, Pending]);
+    assert_eq!(cluster.phases("swap").await, vec![Cancelled, Scheduled]);
     let names: Vec<String> = jobs(&cluster).await.iter().map(|j| j.name_any()).collect();
     assert_eq!(
         names,

@@ -147,6 +147,7 @@ async fn jobruns_as_the_operator_writes_them() {
 fn jobrun_phases() {
     let check = "health-jobrun.lua";
     for (phase, want) in [
+        ("Scheduled", "Progressing"),
         ("Pending", "Progressing"),
         ("Waiting", "Progressing"),
         ("Running", "Progressing"),

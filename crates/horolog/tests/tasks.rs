@@ -80,7 +80,7 @@ async fn a_tasks_limit_is_shared_by_all_its_schedules_oldest_fire_time_first() {
     cluster.apply(using("a", "1m", "report")).await;
     cluster.advance(30).await;
     cluster.apply(using("b", "1m", "report")).await;
-    assert_eq!(cluster.phases("a").await, vec![Pending]);
+    assert_eq!(cluster.phases("a").await, vec![Scheduled]);
     assert_eq!(
         cluster.phases("b").await,
         vec![Waiting],
@@ -288,7 +288,7 @@ async fn an_edit_of_the_task_reaches_runs_that_have_not_started() {
     create_task(&cluster, task("evolving", Some(1))).await;
     cluster.apply(using("e", "1m", "evolving")).await;
     cluster.advance(60).await;
-    assert_eq!(cluster.phases("e").await, vec![Pending, Waiting]);
+    assert_eq!(cluster.phases("e").await, vec![Scheduled, Waiting]);
     let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
     api.patch(
         "evolving",
@@ -320,13 +320,16 @@ async fn deleting_a_task_cancels_its_waiting_runs_instead_of_starting_them() {
     cluster.apply(using("uses", "1m", "shared").history(10, 10)).await;
     cluster.advance(60).await;
     cluster.advance(60).await;
-    assert_eq!(cluster.phases("uses").await, vec![Pending, Waiting, Waiting]);
+    assert_eq!(cluster.phases("uses").await, vec![Scheduled, Waiting, Waiting]);
     let api: Api<Task> = Api::namespaced(cluster.client.clone(), NS);
     api.delete("shared", &DeleteParams::default())
         .await
         .unwrap_or_else(|err| panic!("delete task: {err}"));
     cluster.advance(1).await;
-    assert_eq!(cluster.phases("uses").await, vec![Pending, Cancelled, Cancelled]);
+    assert_eq!(
+        cluster.phases("uses").await,
+        vec![Scheduled, Cancelled, Cancelled]
+    );
     let runs = cluster.runs_of("uses").await;
     let reason = runs[2].status.as_ref().and_then(|s| s.reason.clone());
     assert_eq!(reason.as_deref(), Some("TaskDeleted"));

@@ -166,8 +166,13 @@ mod shared_template {
 /// The lifecycle of a JobRun.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum JobRunPhase {
-    /// Accepted; its pod is not running yet.
+    /// Created, nothing reported yet (the schema's default of status, at no write): a run
+    /// staged ahead of its fire time (Schedule `stageAhead`) waits here for it, and a due run
+    /// stays here until its pod runs, ends, or says why it waits.
     #[default]
+    Scheduled,
+    /// Its pod is not running yet, and says why (an image pull, say), or cannot be created
+    /// yet (a missing Task, a refused create).
     Pending,
     /// Held back by the Schedule's maxRunningJobs (concurrencyPolicy Wait).
     Waiting,
@@ -201,6 +206,7 @@ impl JobRunPhase {
     /// The phase as written in status.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobRunPhase::Scheduled => "Scheduled",
             JobRunPhase::Pending => "Pending",
             JobRunPhase::Waiting => "Waiting",
             JobRunPhase::Running => "Running",
@@ -217,7 +223,8 @@ impl JobRunPhase {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRunStatus {
-    /// Pending, Waiting, Running, Succeeded, Failed, Missed, Skipped or Cancelled.
+    /// Scheduled (the default of a new run), Pending, Waiting, Running, Succeeded, Failed,
+    /// Missed, Skipped or Cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<JobRunPhase>,
     /// Why the run is in its phase, as one CamelCase word.
@@ -339,7 +346,7 @@ fn shorten_descriptions(schema: &mut serde_json::Value, depth: usize) {
 }
 
 impl JobRun {
-    /// The phase of the run; a run without status is Pending.
+    /// The phase of the run; a run without status is Scheduled (not started).
     pub fn phase(&self) -> JobRunPhase {
         self.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
     }

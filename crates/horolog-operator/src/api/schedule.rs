@@ -95,6 +95,14 @@ pub struct ScheduleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_jitter: Option<Duration>,
 
+    /// How long before a fire time its JobRun is created (staged, phase `Scheduled`), so that
+    /// at the fire time the operator only creates its Pod (or Job): one API write per run at
+    /// the fire instant. The creation is spread over the first half of this window, by the
+    /// Schedule's uid. Backfill and run-now runs are not staged. `0s` turns staging off.
+    /// Absent: the operator's `--stage-ahead` (default 30s). Example: `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_ahead: Option<Duration>,
+
     /// At most this many of this Schedule's JobRuns run at once; what happens to the rest is
     /// `concurrencyPolicy`. Absent: the operator's default (`--default-max-running-jobs`),
     /// else unlimited. Minimum 1. A Task's maxRunningJobs limits all its Schedules together

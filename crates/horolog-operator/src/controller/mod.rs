@@ -84,6 +84,10 @@ pub struct ControllerConfig {
     /// How long a Schedule's status may wait to record runs that succeeded
     /// (`--schedule-status-delay`), so that one write per fire carries them.
     pub status_delay: Duration,
+    /// How long before its fire time a Schedule's next JobRun is created, for Schedules that
+    /// leave `stageAhead` unset (`--stage-ahead`, 30s in the operator; zero, off, in this
+    /// type's `Default`, which tests and local mode use).
+    pub stage_ahead: Duration,
     /// How long a Pod must have run before its run is reported Running.
     pub running_report_delay: TimeDelta,
     /// Run `executor: Job` runs as batch/v1 Jobs (`--job-executor`).
@@ -103,6 +107,7 @@ impl Default for ControllerConfig {
             defaults: Defaults::default(),
             events: EventPolicy::default(),
             status_delay: Duration::from_secs(60),
+            stage_ahead: Duration::ZERO,
             running_report_delay: jobrun::RUNNING_REPORT_DELAY,
             job_executor: false,
             instance: None,
@@ -128,6 +133,7 @@ impl std::fmt::Debug for ControllerConfig {
             .field("defaults", &self.defaults)
             .field("events", &self.events)
             .field("status_delay", &self.status_delay)
+            .field("stage_ahead", &self.stage_ahead)
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }

@@ -95,6 +95,8 @@ pub trait ScheduleExt: Sized {
     fn ends_at(self, end: DateTime<Utc>) -> Self;
     /// Sets `maxJitter`.
     fn jitter(self, max: &str) -> Self;
+    /// Sets `stageAhead`.
+    fn stage_ahead(self, ahead: &str) -> Self;
 }
 
 impl ScheduleExt for Schedule {
@@ -134,6 +136,10 @@ impl ScheduleExt for Schedule {
     }
     fn jitter(mut self, max: &str) -> Self {
         self.spec.max_jitter = Some(duration(max));
+        self
+    }
+    fn stage_ahead(mut self, ahead: &str) -> Self {
+        self.spec.stage_ahead = Some(duration(ahead));
         self
     }
 }

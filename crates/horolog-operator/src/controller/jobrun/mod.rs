@@ -56,8 +56,10 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Er
     let started = admission::holds_slot(&ctx, &run) || job_deleted || deleted_attempt.is_some();
     if !started && !run.is_finished() && still_being_planned(&ctx, &run) {
         // Its Schedule's pass has not written its status yet: the pass starts it (with every
-        // run the pass creates in view), or the status write wakes it.
-        return Ok(Action::requeue(super::BEHIND_OWN_WRITE_RECHECK));
+        // run the pass creates in view), or the status write wakes it. A run staged ahead of
+        // its fire time waits for the pass at that time.
+        let ahead = (run.fire_time() - now).to_std().unwrap_or_default();
+        return Ok(Action::requeue(ahead + super::BEHIND_OWN_WRITE_RECHECK));
     }
     let verdict = (!run.is_finished() && run.cancel_requested().is_none())
         .then(|| admission::verdict(&ctx, &run, &[], now, !started));
@@ -301,7 +303,9 @@ fn orphaned(ctx: &Context, run: &JobRun) -> Option<(&'static str, String)> {
 /// run could take the slot the newest one is due).
 fn still_being_planned(ctx: &Context, run: &JobRun) -> bool {
     let made_by_schedule = run.owner_references().iter().any(|o| o.kind == "Schedule");
-    if run.is_backfill() || !made_by_schedule {
+    // A cancel needs no plan: the run ends Cancelled at once (a staged run too), and the pass
+    // at its fire time counts it as that fire time's outcome.
+    if run.is_backfill() || !made_by_schedule || run.cancel_requested().is_some() {
         return false;
     }
     let Some(schedule) = ctx.schedule_of(run) else {

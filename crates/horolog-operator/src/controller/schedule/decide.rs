@@ -14,6 +14,7 @@ use super::fire::fire;
 use super::pass::PlanOutcome;
 use super::ready;
 use super::settle::{self, Settled};
+use super::stage;
 use crate::api::{JobRun, RUN_NOW_ANNOTATION, Schedule, ScheduleStatus, find_condition, set_condition};
 use crate::names::{jobrun_for, run_now_name};
 
@@ -22,6 +23,31 @@ pub use crate::api::READY;
 
 /// Decides one reconcile. Pure.
 pub fn decide(input: Input<'_>) -> Decision {
+    decide_staged(input, &[])
+}
+
+/// Decides one reconcile with `due`: runs staged ahead of a fire time that has come and not
+/// started, left out of `input.runs`. The pass decides as if nothing had been staged
+/// (coalesce, misfireGraceTime, maxRuns, pauses and edits as without staging); a staged run
+/// then stands for the run the pass would create for its fire time, and is started instead,
+/// or is deleted when the pass keeps no run for it (its fire time counted as the plan says:
+/// missed, coalesced, excluded, or not a fire time any more). Pure.
+pub fn decide_staged(input: Input<'_>, due: &[Arc<JobRun>]) -> Decision {
+    let mut decision = decide_pass(input);
+    for run in due {
+        let name = run.name_any();
+        match decision.create.iter().position(|c| c.name_any() == name) {
+            Some(kept) => {
+                decision.create.remove(kept);
+                decision.start.push(name);
+            }
+            None => decision.unstage.push(stage::not_kept(run, input.now)),
+        }
+    }
+    decision
+}
+
+fn decide_pass(input: Input<'_>) -> Decision {
     let old = input.schedule.status.clone().unwrap_or_default();
     let generation = input.schedule.metadata.generation;
     let mut pass = Pass {
@@ -53,7 +79,28 @@ pub fn decide(input: Input<'_>) -> Decision {
     let max_runs = input.schedule.spec.max_runs;
     let gate = gate.or_else(|| exhausted.then(|| ready::finished(&pass.status, max_runs, &planned.trigger)));
     ready::ready(&mut pass, gate.as_ref(), generation, input.now);
-    conclude(pass, &settled, &planned)
+    let staging = stage::stage(&pass, input.trigger.ok(), gate.as_ref(), &planned);
+    let mut decision = conclude(pass, &settled, &planned);
+    decision.requeue = decision.requeue.into_iter().chain(staging.wake).min();
+    decision.stage = staging.create;
+    decision.unstage = staging.unstage;
+    decision.start = planned
+        .rediscovered
+        .iter()
+        .filter(|name| {
+            input.runs.iter().any(|run| {
+                run.name_any() == **name
+                    && !run.is_finished()
+                    && run.cancel_requested().is_none()
+                    && run
+                        .status
+                        .as_ref()
+                        .is_none_or(|s| s.pod_name.is_none() && s.attempts.is_none())
+            })
+        })
+        .cloned()
+        .collect();
+    decision
 }
 
 /// A new `horolog.dev/run-now` value: one run at once. A manual run does not depend on the
@@ -146,6 +193,9 @@ fn conclude(pass: Pass<'_>, settled: &Settled, planned: &PlanOutcome) -> Decisio
         missed: planned.missed,
         coalesced: planned.coalesced,
         excluded: planned.excluded,
+        stage: None,
+        unstage: Vec::new(),
+        start: Vec::new(),
     }
 }
 

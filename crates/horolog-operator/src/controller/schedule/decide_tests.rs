@@ -99,6 +99,7 @@ impl World {
                 catch_up: CatchUp::default(),
                 default_grace: None,
                 status_delay: TimeDelta::zero(),
+                stage_ahead: TimeDelta::zero(),
             },
         }
     }

@@ -376,7 +376,7 @@ fn notes(
 }
 
 /// The misfire grace time: the Schedule's, else its Task's, else the operator's default.
-fn grace(pass: &Pass<'_>) -> Option<TimeDelta> {
+pub(super) fn grace(pass: &Pass<'_>) -> Option<TimeDelta> {
     let task = match pass.input.task {
         TaskLookup::Found(task) => task.spec.misfire_grace_time,
         _ => None,
@@ -390,7 +390,7 @@ fn grace(pass: &Pass<'_>) -> Option<TimeDelta> {
         .or(pass.input.settings.default_grace)
 }
 
-fn policy(pass: &Pass<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -> Policy {
+pub(super) fn policy(pass: &Pass<'_>, coalesce: CoalescePolicy, grace: Option<TimeDelta>) -> Policy {
     Policy {
         coalesce,
         misfire_grace_time: grace,

@@ -11,6 +11,8 @@ mod fire;
 pub mod pass;
 mod ready;
 pub mod settle;
+pub mod stage;
+mod staged;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -83,8 +85,12 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         catch_up: ctx.config.catch_up,
         default_grace: ctx.config.defaults.misfire_grace_time.map(|d| d.as_chrono()),
         status_delay: TimeDelta::from_std(ctx.config.status_delay).unwrap_or_default(),
+        stage_ahead: TimeDelta::from_std(ctx.config.stage_ahead).unwrap_or_default(),
     };
-    let decision = decide::decide(Input {
+    // Runs staged ahead of a fire time that has come, not started: the pass decides that fire
+    // time as if nothing were staged (see `decide_staged`).
+    let (due, runs) = staged::due(&ctx, &schedule, runs, now);
+    let input = Input {
         schedule: &schedule,
         trigger: trigger.as_ref(),
         runs: &runs,
@@ -94,7 +100,8 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         interrupted: first_pass || ctx.retries.recovering(&super::status::key_of(schedule.as_ref())),
         settings: &settings,
         calendars_changed_at,
-    });
+    };
+    let decision = decide::decide_staged(input, &due);
     apply(&schedule, decision, &ctx).await
 }
 
@@ -132,7 +139,19 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
             }
         }
     }
-    start_created(ctx, &created).await;
+    // Runs found created (staged ahead, or by a pass whose write was lost) start with the new
+    // ones, before the status write: the Pod is the first write of the fire instant.
+    let mut starting = created.clone();
+    starting.extend(
+        decision
+            .start
+            .iter()
+            .filter_map(|name| ctx.jobrun(&namespace, name)),
+    );
+    start_created(ctx, &starting).await;
+    if let Some(run) = decision.stage.take() {
+        staged::create(&api, &params, run).await;
+    }
     if let Some(err) = taken {
         // Not this Schedule's run: write nothing (the cursor stays before its fire time) and
         // plan again once garbage collection has removed it.
@@ -140,6 +159,9 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         return Err(err);
     }
 
+    // Before the status write that counts their fire times as the plan says: a staged run
+    // still there after it would be started as covered by the cursor.
+    staged::unstage(ctx, schedule, std::mem::take(&mut decision.unstage)).await?;
     let old = schedule.status.clone().unwrap_or_default();
     let written = match decision.write {
         Write::Now => {
@@ -164,7 +186,8 @@ async fn apply(schedule: &Schedule, mut decision: Decision, ctx: &Context) -> Re
         };
         ctx.publish(schedule, Note::normal("Fired", message)).await;
     }
-    observe(ctx, schedule, &decision, created.len());
+    // A staged run fires in the pass that reaches its fire time and starts it.
+    observe(ctx, schedule, &decision, created.len() + decision.start.len());
     if written {
         for note in decision.events {
             ctx.publish(schedule, note).await;

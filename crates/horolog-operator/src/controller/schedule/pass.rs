@@ -25,6 +25,9 @@ pub struct Settings {
     /// How long settling successful runs may wait for the next status write
     /// (`--schedule-status-delay`).
     pub status_delay: TimeDelta,
+    /// `--stage-ahead`: how long before its fire time a run is staged, for Schedules that
+    /// leave `stageAhead` unset.
+    pub stage_ahead: TimeDelta,
 }
 
 /// The Schedule's Task, when it names one.
@@ -107,6 +110,25 @@ pub struct Decision {
     pub coalesced: i64,
     /// Fire times excluded by this pass.
     pub excluded: i64,
+    /// The run of the next fire time, staged ahead of it (created after `create`).
+    pub stage: Option<JobRun>,
+    /// Staged runs whose fire time will not fire: deleted, with an Event that says why.
+    pub unstage: Vec<Unstaged>,
+    /// Runs this pass found already created (staged, or by a pass whose status write never
+    /// happened) that have not started: started with the runs it creates, before its write.
+    pub start: Vec<String>,
+}
+
+/// A staged run whose fire time will not fire, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unstaged {
+    /// The JobRun.
+    pub name: String,
+    /// One CamelCase word: Missed, NotKept, Paused, TriggerEdited, CalendarEdited, MaxRunsReached,
+    /// TriggerEnded, NotAFireTime, or the reason that stops the Schedule.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
 }
 
 /// One pass of the decision: what it read, and what it has decided so far.

@@ -136,8 +136,8 @@ fn count(
 
 /// The runs to list in `active` after this pass: those already listed, the runs this pass
 /// creates, the `rediscovered` runs (planned again because the write that listed them never
-/// happened), and any other unfinished run of the Schedule the cache shows, oldest fire time
-/// first.
+/// happened), and any other unfinished run of the Schedule the cache shows (but a run staged
+/// ahead of a fire time beyond the cursor), oldest fire time first.
 pub fn add_active(
     status: &mut ScheduleStatus,
     runs: &[Arc<JobRun>],
@@ -161,7 +161,11 @@ pub fn add_active(
     let unfinished = runs
         .iter()
         .map(Arc::as_ref)
-        .filter(|run| (!run.is_finished() || rediscovered.contains(&run.name_any())) && !run.is_backfill());
+        .filter(|run| (!run.is_finished() || rediscovered.contains(&run.name_any())) && !run.is_backfill())
+        // A run staged ahead of a fire time the cursor has not reached is no outcome yet.
+        .filter(|run| {
+            !(super::stage::created_ahead(run) && status.cursor.is_none_or(|c| run.fire_time() > c))
+        });
     for run in created.iter().chain(unfinished) {
         if listed.insert(run.name_any()) {
             entries.push((run.fire_time(), run.name_any()));

@@ -15,11 +15,11 @@ use serde::de::DeserializeOwned;
 use super::api_for;
 use super::appliers::drive;
 use super::touched::touched;
-use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, Schedule, Task};
+use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, JobRunPhase, Schedule, Task};
 use crate::controller::index::{JobView, PodView};
 use crate::controller::invalid::{self, Decoded, Invalids, Watched};
 use crate::controller::queue::Queues;
-use crate::controller::{Context, WatchBackoff, backfill, calendar, tracking, trim};
+use crate::controller::{Context, WatchBackoff, backfill, calendar, schedule, tracking, trim};
 
 /// The watch of every object of kind `K`, each decoded on its own: one that does not decode is
 /// reported and left out ([`invalid::sift`]) instead of failing the whole list.
@@ -335,6 +335,16 @@ pub(super) fn wake_owner(queues: &Queues, object: &impl Resource) {
 /// run may replace them.
 pub(super) fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
     queues.jobruns.send(ObjectRef::from_obj(run));
+    // A run staged ahead of its fire time changes nothing yet for its Schedule (which looks
+    // again at that time), its Task or its siblings (it holds no slot), and their changes
+    // nothing for it: no reconcile of theirs is spent on its creation.
+    let now = ctx.now();
+    let staged = |r: &JobRun| {
+        r.phase() == JobRunPhase::Scheduled && r.fire_time() > now && schedule::stage::created_ahead(r)
+    };
+    if staged(run) {
+        return;
+    }
     let Some(namespace) = run.namespace() else {
         return;
     };
@@ -352,7 +362,7 @@ pub(super) fn wake_for_run(ctx: &Context, queues: &Queues, run: &JobRun) {
     }
     for sibling in siblings
         .iter()
-        .filter(|s| !s.is_finished() && s.name_any() != run.name_any())
+        .filter(|s| !s.is_finished() && !staged(s) && s.name_any() != run.name_any())
     {
         queues.jobruns.send(ObjectRef::from_obj(sibling.as_ref()));
     }

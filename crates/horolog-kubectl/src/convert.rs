@@ -379,7 +379,7 @@ pub fn schedule_for(cronjob: &CronJob) -> Result<(Schedule, Vec<Note>), Error> {
                 metadata: (!template_meta.labels.is_empty() || !template_meta.annotations.is_empty())
                     .then_some(template_meta),
                 spec: JobRunTemplate {
-                    template: Some(template),
+                    template: Some(template.into()),
                     executor: None,
                     backoff_limit: Some(backoff_limit),
                     active_deadline_seconds: job.active_deadline_seconds,

@@ -1364,9 +1364,9 @@ spec:
     assert_eq!(job.backoff_limit, Some(6));
     assert_eq!(
         job.template
-            .and_then(|t| t.spec)
-            .and_then(|s| s.restart_policy)
-            .as_deref(),
+            .as_ref()
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.restart_policy.as_deref()),
         Some("Never")
     );
     assert_eq!(

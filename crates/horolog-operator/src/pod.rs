@@ -35,9 +35,9 @@ pub enum PodError {
 /// container's (APScheduler's kwargs and args). `None` when there is neither.
 pub fn template_of(run: &JobRun, task: Option<&TaskSpec>) -> Option<PodTemplateSpec> {
     if let Some(template) = &run.spec.run.template {
-        return Some(template.clone());
+        return Some(PodTemplateSpec::clone(template));
     }
-    let mut template = task?.job_template.spec.template.clone()?;
+    let mut template = PodTemplateSpec::clone(task?.job_template.spec.template.as_deref()?);
     if let Some(spec) = template.spec.as_mut() {
         for container in &mut spec.containers {
             set_env(container, &run.spec.env);
@@ -274,7 +274,7 @@ mod tests {
             JobRunSpec {
                 schedule_name: Some("nightly".into()),
                 run: JobRunTemplate {
-                    template: Some(PodTemplateSpec {
+                    template: Some(std::sync::Arc::new(PodTemplateSpec {
                         metadata: Some(ObjectMeta {
                             labels: Some([("team".to_string(), "reports".to_string())].into()),
                             ..ObjectMeta::default()
@@ -288,7 +288,7 @@ mod tests {
                             restart_policy: Some("Always".into()),
                             ..PodSpec::default()
                         }),
-                    }),
+                    })),
                     active_deadline_seconds: Some(600),
                     ..JobRunTemplate::default()
                 },

@@ -105,6 +105,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 60)]
     pub active_deadline_seconds: i64,
 
+    /// Give each Schedule's pod template an environment variable naming the Schedule, so no two
+    /// templates are the same. The operator's caches hold each distinct template once, so
+    /// without this the load's 10,000 identical templates cost one; with it, the memory
+    /// measured is what Schedules that each run their own Pod cost.
+    #[arg(long)]
+    pub distinct_templates: bool,
+
     /// Create calls in flight at once.
     #[arg(long, default_value_t = 16)]
     pub create_concurrency: usize,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobStatus, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::mix::PlannedSchedule;
@@ -32,6 +32,8 @@ pub struct BenchPod {
     pub image: String,
     /// The run's activeDeadlineSeconds: a pod stuck pulling or pending does not pile up forever.
     pub active_deadline_seconds: i64,
+    /// Each Schedule's template gets `BENCH_SCHEDULE=<its name>` (`load --distinct-templates`).
+    pub distinct_templates: bool,
 }
 
 fn bench_labels(run_id: &str) -> BTreeMap<String, String> {
@@ -61,6 +63,26 @@ pub fn pod_template(pod: &BenchPod, run_id: &str) -> PodTemplateSpec {
     }
 }
 
+/// The pod template of Schedule `name`: [`pod_template`], with `BENCH_SCHEDULE=<name>` in
+/// its container's environment when the load asks for distinct templates.
+fn schedule_template(pod: &BenchPod, run_id: &str, name: &str) -> PodTemplateSpec {
+    let mut template = pod_template(pod, run_id);
+    if pod.distinct_templates {
+        for container in template
+            .spec
+            .iter_mut()
+            .flat_map(|spec| spec.containers.iter_mut())
+        {
+            container.env = Some(vec![EnvVar {
+                name: "BENCH_SCHEDULE".to_string(),
+                value: Some(name.to_string()),
+                value_from: None,
+            }]);
+        }
+    }
+    template
+}
+
 /// The Schedule for one planned entry, in `namespace`.
 pub fn schedule_for(planned: &PlannedSchedule, namespace: &str, run_id: &str, pod: &BenchPod) -> Schedule {
     let mut schedule = Schedule::new(
@@ -77,7 +99,7 @@ pub fn schedule_for(planned: &PlannedSchedule, namespace: &str, run_id: &str, po
                     annotations: BTreeMap::new(),
                 }),
                 spec: JobRunTemplate {
-                    template: Some(pod_template(pod, run_id)),
+                    template: Some(schedule_template(pod, run_id, &planned.name).into()),
                     backoff_limit: Some(0),
                     active_deadline_seconds: Some(pod.active_deadline_seconds),
                     ..JobRunTemplate::default()
@@ -265,6 +287,7 @@ mod tests {
         BenchPod {
             image: "busybox:1.36".into(),
             active_deadline_seconds: 60,
+            distinct_templates: false,
         }
     }
 
@@ -298,6 +321,35 @@ mod tests {
         assert_eq!(s.metadata.namespace.as_deref(), Some("bench"));
         assert_eq!(s.spec.trigger.cron.as_deref(), Some("3 * * * * *"));
         assert_eq!(job_template.spec.active_deadline_seconds, Some(60));
+    }
+
+    #[test]
+    fn distinct_templates_differ_by_the_schedule_name_only() {
+        let planned = |name: &str| PlannedSchedule {
+            name: name.into(),
+            kind: ScheduleKind::EveryMinuteCron,
+            pattern: FirePattern::MinutelyAt {
+                second: 3,
+                start: at("2026-01-01T00:00:00Z"),
+            },
+        };
+        let template = |name: &str, distinct: bool| {
+            let pod = BenchPod {
+                distinct_templates: distinct,
+                ..pod()
+            };
+            let schedule = schedule_for(&planned(name), "bench", "x1", &pod);
+            schedule.spec.job_template.and_then(|t| t.spec.template)
+        };
+        assert_eq!(template("bx-c1", false), template("bx-c2", false));
+        assert_ne!(template("bx-c1", true), template("bx-c2", true));
+        let env = template("bx-c1", true)
+            .and_then(|t| t.spec.clone())
+            .and_then(|s| s.containers.first().and_then(|c| c.env.clone()));
+        assert_eq!(
+            env.unwrap_or_default().first().and_then(|v| v.value.clone()),
+            Some("bx-c1".to_string())
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub(super) async fn run(
     let pod = BenchPod {
         image: args.image.clone(),
         active_deadline_seconds: args.active_deadline_seconds,
+        distinct_templates: args.distinct_templates,
     };
     let creating = async {
         match side {

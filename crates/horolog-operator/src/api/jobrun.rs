@@ -1,5 +1,7 @@
 //! The `JobRun` custom resource: one execution, one Pod at a time.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use kube::CustomResource;
@@ -108,9 +110,13 @@ pub struct JobRunTemplate {
     /// The Pod to run (a core/v1 PodTemplateSpec). `restartPolicy` is forced to `Never`:
     /// retries are JobRun attempts (backoffLimit). The first container's termination
     /// message becomes the run's `result`. Required, except on a JobRun with taskRef.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Behind a pointer: 1,776 bytes inline, which every cached JobRun would pay, also a
+    // finished one whose template the cache drops. Shared: the caches keep one copy of each
+    // distinct template, so a Schedule and its staged or running runs hold one
+    // (controller::trim).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_template")]
     #[schemars(schema_with = "pod_template_schema")]
-    pub template: Option<PodTemplateSpec>,
+    pub template: Option<Arc<PodTemplateSpec>>,
 
     /// What runs each attempt: `Pod` (default) or `Job` (a batch/v1 Job; the operator must
     /// run with `--job-executor`). Absent: the Task's, else the operator's default
@@ -133,6 +139,28 @@ pub struct JobRunTemplate {
     /// Example: `24h`.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "resultTTL")]
     pub result_ttl: Option<Duration>,
+}
+
+/// (De)serializes a shared pod template as the template itself (serde's `rc` feature would
+/// do the same, at the price of rebuilding every crate that uses serde).
+mod shared_template {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        template: &Option<Arc<PodTemplateSpec>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        template.as_deref().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Arc<PodTemplateSpec>>, D::Error> {
+        Ok(Option::<PodTemplateSpec>::deserialize(deserializer)?.map(Arc::new))
+    }
 }
 
 /// The lifecycle of a JobRun.

@@ -68,7 +68,7 @@ pub fn schedule(name: &str, trigger: TriggerSpec) -> Schedule {
             job_template: Some(JobTemplate {
                 metadata: None,
                 spec: JobRunTemplate {
-                    template: Some(busybox()),
+                    template: Some(busybox().into()),
                     ..JobRunTemplate::default()
                 },
             }),
@@ -150,7 +150,7 @@ pub fn one_off(name: &str) -> JobRun {
         name,
         JobRunSpec {
             run: JobRunTemplate {
-                template: Some(busybox()),
+                template: Some(busybox().into()),
                 ..JobRunTemplate::default()
             },
             ..JobRunSpec::default()

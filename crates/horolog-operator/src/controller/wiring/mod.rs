@@ -25,6 +25,7 @@
 //! stable [`applier`] with our own queues avoids that.)
 
 mod appliers;
+mod touched;
 mod watches;
 
 use std::future::Future;

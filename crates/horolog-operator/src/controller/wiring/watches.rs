@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::api_for;
 use super::appliers::drive;
+use super::touched::touched;
 use crate::api::{Backfill, Calendar, CalendarRef, JOBRUN_LABEL, JobRun, JobRunPhase, Schedule, Task};
 use crate::controller::index::{JobView, PodView};
 use crate::controller::invalid::{self, Decoded, Invalids, Watched};
@@ -301,7 +302,8 @@ pub(super) fn watch_backfills(
     .boxed()
 }
 
-/// A watch applied to its store, retried with [`WatchBackoff`], as the objects it touches.
+/// A watch applied to its store, retried with [`WatchBackoff`], as the objects it touches,
+/// each once the store holds it ([`touched`]).
 pub(super) fn reflected<K>(
     writer: Writer<K>,
     watch: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
@@ -309,9 +311,11 @@ pub(super) fn reflected<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    reflector::reflector(writer, watch)
-        .backoff(WatchBackoff::default())
-        .touched_objects()
+    let reader = writer.as_reader();
+    touched(
+        reader,
+        reflector::reflector(writer, watch).backoff(WatchBackoff::default()),
+    )
 }
 
 /// A Pod or Job changed: reconcile the JobRun that owns it.

@@ -9,42 +9,15 @@ mod cluster;
 #[path = "controller/fixtures.rs"]
 mod fixtures;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cluster::{Cluster, NS, OPERATOR};
 use fixtures::*;
 use horolog::api::{JobRun, Schedule, TriggerSpec};
-use horolog::clock::Clock;
 use horolog::controller::DEFAULT_CONCURRENCY;
-use horolog_memserver::{ChangeKind, RequestMatch};
+use horolog_memserver::RequestMatch;
 use kube::api::{Api, PostParams};
-
-/// Every Pod the API server creates from now on, with the instant (on the server's clock) it
-/// was created. The change feed is read by a task of the test's runtime: under tokio's paused
-/// clock, time does not move while that task has a change to read, so the instant is exact.
-fn record_pod_creations(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, DateTime<Utc>>>> {
-    let created = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut changes = cluster.server.subscribe_changes();
-    let (clock, log) = (cluster.clock.clone(), created.clone());
-    tokio::spawn(async move {
-        while let Ok(change) = changes.recv().await {
-            if change.kind != ChangeKind::Added || change.resource.plural != "pods" {
-                continue;
-            }
-            let name = change.object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            log.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name, clock.now());
-        }
-    });
-    created
-}
 
 /// Creates `schedule` without waiting for the operator to react.
 async fn create(cluster: &Cluster, schedule: Schedule) {
@@ -79,7 +52,7 @@ async fn schedules_due_at_one_instant_start_their_pods_together() {
         create(&cluster, minutely_from_60(&format!("s{i}"))).await;
     }
     cluster.settle().await;
-    let created = record_pod_creations(&cluster);
+    let created = cluster.record_pod_creations();
     cluster.server.faults().delay(
         RequestMatch::any().client(OPERATOR).writes(),
         StdDuration::from_secs(1),
@@ -129,7 +102,7 @@ async fn not_before(cluster: &Cluster, pod: &str) -> (String, DateTime<Utc>) {
 #[tokio::test(start_paused = true)]
 async fn no_pod_is_created_before_its_fire_time_plus_jitter() {
     let cluster = Cluster::start_with(|config| config.concurrency = DEFAULT_CONCURRENCY).await;
-    let created = record_pod_creations(&cluster);
+    let created = cluster.record_pod_creations();
     let cron = |name: &str, expression: &str| {
         schedule(
             name,

@@ -11,17 +11,14 @@ mod cluster;
 #[path = "controller/fixtures.rs"]
 mod fixtures;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use cluster::{Cluster, NS, OPERATOR};
 use fixtures::*;
 use horolog::api::{Calendar, CalendarRef, CalendarSpec, JobRunPhase, Schedule, TriggerSpec};
-use horolog::clock::Clock;
 use horolog::controller::DEFAULT_CONCURRENCY;
-use horolog_memserver::{ChangeKind, RequestMatch};
+use horolog_memserver::RequestMatch;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -41,28 +38,6 @@ fn minutely(name: &str) -> Schedule {
             ..TriggerSpec::default()
         },
     )
-}
-
-/// Every Pod the API server creates from now on, with the exact instant it was created.
-fn record_pod_creations(cluster: &Cluster) -> Arc<Mutex<BTreeMap<String, DateTime<Utc>>>> {
-    let created = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut changes = cluster.server.subscribe_changes();
-    let (clock, log) = (cluster.clock.clone(), created.clone());
-    tokio::spawn(async move {
-        while let Ok(change) = changes.recv().await {
-            if change.kind != ChangeKind::Added || change.resource.plural != "pods" {
-                continue;
-            }
-            let name = change.object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            log.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name, clock.now());
-        }
-    });
-    created
 }
 
 /// `(firedCount, missedFireTimes, excludedFireTimes)` of `name`.
@@ -180,7 +155,7 @@ async fn no_staged_run_starts_before_its_fire_time_plus_jitter() {
         config.stage_ahead = StdDuration::from_secs(30);
     })
     .await;
-    let created = record_pod_creations(&cluster);
+    let created = cluster.record_pod_creations();
     let cron = |name: &str, expression: &str| {
         schedule(
             name,

@@ -4,13 +4,15 @@
 // Each test binary (controller, exactly_once, controls, ...) uses its own part of the harness.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
+use chrono::{DateTime, Utc};
 use horolog::api::{JobRun, JobRunPhase, Schedule};
-use horolog::clock::TokioClock;
+use horolog::clock::{Clock, TokioClock};
 use horolog::controller::{self, ControllerConfig};
-use horolog_memserver::ApiServer;
+use horolog_memserver::{ApiServer, ChangeKind};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -67,6 +69,31 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Every Pod the API server creates from now on, with the instant (on the server's clock)
+    /// it was created. The change feed is read by a task of the test's runtime: under tokio's
+    /// paused clock, time does not move while that task has a change to read, so the instant
+    /// is exact.
+    pub fn record_pod_creations(&self) -> Arc<Mutex<BTreeMap<String, DateTime<Utc>>>> {
+        let created = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut changes = self.server.subscribe_changes();
+        let (clock, log) = (self.clock.clone(), created.clone());
+        tokio::spawn(async move {
+            while let Ok(change) = changes.recv().await {
+                if change.kind != ChangeKind::Added || change.resource.plural != "pods" {
+                    continue;
+                }
+                let name = change.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name, clock.now());
+            }
+        });
+        created
+    }
+
     /// A server at `t0()` with the operator running with its default configuration.
     pub async fn start() -> Cluster {
         Cluster::start_with(|_| {}).await

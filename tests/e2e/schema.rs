@@ -218,7 +218,7 @@ async fn cel_rules_of_tasks_controls_backfills_and_jobruns_reject_bad_input() {
 
 /// (API server) The schema's defaults: a Schedule created without timezone, paused and
 /// coalesce reads back with `spec.trigger.timezone: UTC`, `spec.paused: false` and
-/// `spec.coalesce: Latest`; a JobRun reads back with `status.phase: Pending` although nothing
+/// `spec.coalesce: Latest`; a JobRun reads back with `status.phase: Scheduled` although nothing
 /// wrote its status (the CRD defaults it; no operator runs in this test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_defaults_what_users_leave_out() {
@@ -256,7 +256,7 @@ async fn the_schema_defaults_what_users_leave_out() {
             .unwrap_or_else(|err| panic!("get JobRun fresh: {err}"));
         assert_eq!(
             stored.data["status"],
-            json!({"phase": "Pending"}),
+            json!({"phase": "Scheduled"}),
             "read back: {}",
             stored.data
         );
@@ -265,7 +265,7 @@ async fn the_schema_defaults_what_users_leave_out() {
             .get("fresh")
             .await
             .unwrap_or_else(|err| panic!("get JobRun fresh: {err}"));
-        assert_eq!(phase(&typed), Some(JobRunPhase::Pending));
+        assert_eq!(phase(&typed), Some(JobRunPhase::Scheduled));
     })
     .await;
 }
